@@ -1,0 +1,107 @@
+//! First start: create the organization and an Organization Owner API key, and hand the key to
+//! the operator in `<data-dir>/bootstrap-credentials.json` (mode 0600). The secret is never
+//! logged; only the file's path is.
+
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use dbcerts_ca::sealing::MasterKey;
+use dbcerts_store::{ApiKeyRecord, Org, Store};
+use serde::Serialize;
+
+/// A new 24-hex id: 4 bytes of seconds since the epoch and 8 random bytes, like a MongoDB
+/// ObjectId, so ids sort roughly by creation time.
+pub fn new_object_id() -> String {
+    let mut raw = [0u8; 12];
+    let secs = chrono::Utc::now().timestamp() as u32;
+    raw[..4].copy_from_slice(&secs.to_be_bytes());
+    dbcerts_ca::fill_random(&mut raw[4..]);
+    hex::encode(raw)
+}
+
+/// A new programmatic API key pair in Atlas's shapes: an 8-letter lowercase public key and a
+/// UUID private key.
+pub fn new_api_key_pair() -> (String, zeroize::Zeroizing<String>) {
+    let mut raw = [0u8; 8];
+    dbcerts_ca::fill_random(&mut raw);
+    let public: String = raw.iter().map(|b| char::from(b'a' + b % 26)).collect();
+    let mut uuid_bytes = [0u8; 16];
+    dbcerts_ca::fill_random(&mut uuid_bytes);
+    let private = uuid::Builder::from_random_bytes(uuid_bytes)
+        .into_uuid()
+        .to_string();
+    (public, zeroize::Zeroizing::new(private))
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct BootstrapFile<'a> {
+    org_id: &'a str,
+    public_key: &'a str,
+    private_key: &'a str,
+}
+
+/// Bootstraps an empty store. Returns the credentials file's path when it did.
+pub async fn bootstrap_if_empty(
+    store: &dyn Store,
+    master: &MasterKey,
+    data_dir: &Path,
+) -> anyhow::Result<Option<PathBuf>> {
+    if !store.is_empty().await? {
+        return Ok(None);
+    }
+    let now = chrono::Utc::now().timestamp();
+    let org = Org {
+        id: new_object_id(),
+        name: "dbcerts".to_owned(),
+        created: now,
+    };
+    let (public_key, private_key) = new_api_key_pair();
+    let key = ApiKeyRecord {
+        id: new_object_id(),
+        org_id: org.id.clone(),
+        sealed_private_key: master.seal(private_key.as_bytes(), &format!("api-key:{public_key}")),
+        public_key: public_key.clone(),
+        description: "bootstrap Organization Owner key".to_owned(),
+        org_roles: vec!["ORG_OWNER".to_owned()],
+        created: now,
+    };
+    store.create_org_with_key(&org, &key).await?;
+    let path = data_dir.join("bootstrap-credentials.json");
+    let tmp = data_dir.join(".bootstrap-credentials.json.tmp");
+    let body = zeroize::Zeroizing::new(serde_json::to_vec_pretty(&BootstrapFile {
+        org_id: &org.id,
+        public_key: &public_key,
+        private_key: &private_key,
+    })?);
+    let _ = std::fs::remove_file(&tmp);
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&tmp)?;
+    f.write_all(&body)?;
+    f.write_all(b"\n")?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, &path)?;
+    Ok(Some(path))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn id_and_key_shapes() {
+        let id = new_object_id();
+        assert!(crate::params::is_object_id(&id));
+        let (public, private) = new_api_key_pair();
+        assert_eq!(public.len(), 8);
+        assert!(public.bytes().all(|b| b.is_ascii_lowercase()));
+        assert_eq!(
+            uuid::Uuid::parse_str(&private).unwrap().get_version_num(),
+            4
+        );
+    }
+}

@@ -1,0 +1,117 @@
+//! Each project's managed CA: created on first need, sealed at rest, cached in memory, and
+//! shared by every node through the store (the first node to store a project's CA wins; the
+//! others load the winner).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use dbcerts_ca::sealing::MasterKey;
+use dbcerts_ca::{KeyAlgorithm, ManagedCa, ManagedCaParams};
+use dbcerts_store::{CaRecord, Store};
+
+use crate::error::AtlasError;
+
+pub struct CaService {
+    store: Arc<dyn Store>,
+    master: Arc<MasterKey>,
+    names: ManagedCaParams,
+    algorithm: KeyAlgorithm,
+    cache: Mutex<HashMap<String, Arc<ManagedCa>>>,
+    creating: tokio::sync::Mutex<()>,
+}
+
+fn purpose(project_id: &str) -> String {
+    format!("ca-key:{project_id}")
+}
+
+impl CaService {
+    pub fn new(
+        store: Arc<dyn Store>,
+        master: Arc<MasterKey>,
+        names: ManagedCaParams,
+        algorithm: KeyAlgorithm,
+    ) -> CaService {
+        CaService {
+            store,
+            master,
+            names,
+            algorithm,
+            cache: Mutex::new(HashMap::new()),
+            creating: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    fn cached(&self, project_id: &str) -> Option<Arc<ManagedCa>> {
+        self.cache
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(project_id)
+            .cloned()
+    }
+
+    fn remember(&self, project_id: &str, ca: Arc<ManagedCa>) -> Arc<ManagedCa> {
+        self.cache
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(project_id.to_owned(), Arc::clone(&ca));
+        ca
+    }
+
+    /// Forgets a project's CA (after the project is deleted).
+    pub fn forget(&self, project_id: &str) {
+        self.cache
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(project_id);
+    }
+
+    fn open(&self, rec: &CaRecord) -> Result<Arc<ManagedCa>, AtlasError> {
+        let key = self
+            .master
+            .open(&rec.sealed_key, &purpose(&rec.project_id))
+            .map_err(|e| {
+                AtlasError::unexpected(format!("unsealing the CA of {}: {e}", rec.project_id))
+            })?;
+        let ca = ManagedCa::from_parts(&rec.cert_der, &key).map_err(|e| {
+            AtlasError::unexpected(format!("loading the CA of {}: {e}", rec.project_id))
+        })?;
+        Ok(Arc::new(ca))
+    }
+
+    /// The project's active CA, creating it if it has none. The project must exist.
+    pub async fn get_or_create(&self, project_id: &str) -> Result<Arc<ManagedCa>, AtlasError> {
+        if let Some(ca) = self.cached(project_id) {
+            return Ok(ca);
+        }
+        if let Some(rec) = self.store.get_active_ca(project_id).await? {
+            return Ok(self.remember(project_id, self.open(&rec)?));
+        }
+        let _one_at_a_time = self.creating.lock().await;
+        if let Some(rec) = self.store.get_active_ca(project_id).await? {
+            return Ok(self.remember(project_id, self.open(&rec)?));
+        }
+        let (id, names, alg) = (project_id.to_owned(), self.names.clone(), self.algorithm);
+        let ca = tokio::task::spawn_blocking(move || {
+            ManagedCa::create(&id, &names, alg, chrono::Utc::now())
+        })
+        .await
+        .map_err(|e| AtlasError::unexpected(format!("CA creation task: {e}")))?
+        .map_err(|e| AtlasError::unexpected(format!("creating a CA: {e}")))?;
+        let key = ca.key_pkcs8_der();
+        let rec = CaRecord {
+            project_id: project_id.to_owned(),
+            algorithm: ca.algorithm().as_str().to_owned(),
+            cert_der: ca.cert_der().to_vec(),
+            sealed_key: self.master.seal(&key, &purpose(project_id)),
+            not_before: chrono::Utc::now().timestamp() - 3600,
+            not_after: ca.not_after().timestamp(),
+        };
+        let winner = self.store.insert_ca_if_absent(&rec).await?;
+        if winner.cert_der == rec.cert_der {
+            tracing::info!(project = project_id, algorithm = %ca.algorithm(), "created managed CA");
+            Ok(self.remember(project_id, Arc::new(ca)))
+        } else {
+            Ok(self.remember(project_id, self.open(&winner)?))
+        }
+    }
+}

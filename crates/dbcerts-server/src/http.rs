@@ -1,0 +1,163 @@
+//! The router: both API prefixes, authentication and version negotiation, Atlas-format
+//! fallbacks, request ids, body limits, and logging of 5xx causes.
+
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Request};
+use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::set_header::SetResponseHeaderLayer;
+
+use crate::AppState;
+use crate::error::{AtlasError, LoggedCause};
+use crate::format::ApiVersion;
+use crate::routes;
+
+/// Header carrying the request id that ties a response to its log lines.
+pub static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The whole HTTP application.
+pub fn router(state: AppState) -> Router {
+    let api = |version: ApiVersion| {
+        let mut r = routes::api_routes().method_not_allowed_fallback(method_not_allowed);
+        if version == ApiVersion::V2 {
+            r = r.route_layer(middleware::from_fn(negotiate_version));
+        }
+        r.layer(middleware::from_fn(move |mut req: Request, next: Next| {
+            req.extensions_mut().insert(version);
+            next.run(req)
+        }))
+    };
+    let body_limit = state.inner.config.body_limit;
+    Router::new()
+        .nest("/api/atlas/v2", api(ApiVersion::V2))
+        .nest("/api/atlas/v1.0", api(ApiVersion::V1))
+        .merge(routes::extension_routes())
+        .fallback(not_found)
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            crate::auth::authenticate_api,
+        ))
+        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(middleware::from_fn(log_and_map_failures))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::X_FRAME_OPTIONS,
+            HeaderValue::from_static("DENY"),
+        ))
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID.clone()))
+        .layer(SetRequestIdLayer::new(REQUEST_ID.clone(), MakeRequestUuid))
+        .with_state(state)
+}
+
+/// v2 requests must ask for `application/vnd.atlas.<date>+json` with a real date on or after
+/// 2023-01-01; every operation here resolves to 2023-01-01. Anything else is 406
+/// `INVALID_VERSION_DATE`.
+async fn negotiate_version(req: Request, next: Next) -> Response {
+    let ok = req
+        .headers()
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(accepts_2023_01_01);
+    if !ok {
+        return AtlasError::invalid_version_date().into_response();
+    }
+    next.run(req).await
+}
+
+fn accepts_2023_01_01(media_range: &str) -> bool {
+    let essence = media_range
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    let Some(date) = essence
+        .strip_prefix("application/vnd.atlas.")
+        .and_then(|rest| rest.strip_suffix("+json"))
+    else {
+        return false;
+    };
+    date.len() == 10
+        && chrono::NaiveDate::parse_from_str(date, "%Y-%m-%d")
+            .is_ok_and(|d| d >= chrono::NaiveDate::from_ymd_opt(2023, 1, 1).expect("valid date"))
+}
+
+async fn not_found(req: Request) -> AtlasError {
+    AtlasError::resource_not_found(req.uri().path())
+}
+
+async fn method_not_allowed(method: Method) -> AtlasError {
+    AtlasError::method_not_allowed(method.as_str())
+}
+
+/// Logs each request once; logs the hidden cause of every 5xx with the request id; turns the
+/// framework's own 413 into Atlas's format; and answers a panic with an opaque 500.
+async fn log_and_map_failures(req: Request, next: Next) -> Response {
+    let method = req.method().clone();
+    let path = req.uri().path().to_owned();
+    let id = req
+        .headers()
+        .get(&REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("-")
+        .to_owned();
+    let started = std::time::Instant::now();
+    let mut res = next.run(req).await;
+    if res.status() == StatusCode::PAYLOAD_TOO_LARGE && !res.headers().contains_key("x-error-code")
+    {
+        res = AtlasError::payload_too_large(0).into_response();
+    }
+    let status = res.status();
+    if let Some(LoggedCause(cause)) = res.extensions().get::<LoggedCause>() {
+        tracing::error!(request_id = %id, %method, %path, status = status.as_u16(), %cause, "request failed");
+    }
+    tracing::debug!(
+        request_id = %id,
+        %method,
+        %path,
+        status = status.as_u16(),
+        elapsed_ms = started.elapsed().as_secs_f64() * 1000.0,
+        "request"
+    );
+    res
+}
+
+/// How long a graceful shutdown waits for in-flight requests.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn version_dates() {
+        for ok in [
+            "application/vnd.atlas.2023-01-01+json",
+            "application/vnd.atlas.2025-03-12+json",
+            "application/vnd.atlas.2024-08-05+json; charset=utf-8",
+            " APPLICATION/VND.ATLAS.2023-01-01+JSON",
+        ] {
+            assert!(accepts_2023_01_01(ok), "{ok}");
+        }
+        for bad in [
+            "application/json",
+            "*/*",
+            "application/vnd.atlas.2022-12-31+json",
+            "application/vnd.atlas.2023-02-30+json",
+            "application/vnd.atlas.preview+json",
+            "application/vnd.atlas.2023-01-01+csv",
+            "application/vnd.atlas.2023-1-1+json",
+        ] {
+            assert!(!accepts_2023_01_01(bad), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,176 @@
+//! Absolute links, as Atlas emits them: `{href, rel}` with the scheme and host of the public URL
+//! (or the request's `Host`), the API prefix of the version the request came in on, and, for
+//! lists, the effective paging query.
+
+use axum::extract::FromRequestParts;
+use axum::http::header;
+use axum::http::request::Parts;
+use percent_encoding::{AsciiSet, CONTROLS, utf8_percent_encode};
+use serde::Serialize;
+
+use crate::AppState;
+use crate::error::AtlasError;
+use crate::format::ApiVersion;
+use crate::params::Paging;
+
+/// Characters escaped inside one path segment. `$` stays literal (`/databaseUsers/$external/..`).
+const SEGMENT: &AsciiSet = &CONTROLS
+    .add(b' ')
+    .add(b'"')
+    .add(b'#')
+    .add(b'%')
+    .add(b'/')
+    .add(b'<')
+    .add(b'>')
+    .add(b'?')
+    .add(b'`')
+    .add(b'{')
+    .add(b'}')
+    .add(b'\\')
+    .add(b'^')
+    .add(b'|');
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Link {
+    pub href: String,
+    pub rel: String,
+}
+
+/// The absolute URL prefix of the API a request came in on, e.g.
+/// `http://127.0.0.1:8080/api/atlas/v2`.
+#[derive(Debug, Clone)]
+pub struct Base {
+    pub api: ApiVersion,
+    root: String,
+}
+
+impl Base {
+    pub fn new(root: &str, api: ApiVersion) -> Base {
+        Base {
+            api,
+            root: format!("{}{}", root.trim_end_matches('/'), api.prefix()),
+        }
+    }
+
+    /// `root + /segment/segment...`, each segment percent-encoded.
+    pub fn url(&self, segments: &[&str]) -> String {
+        let mut out = self.root.clone();
+        for s in segments {
+            out.push('/');
+            out.extend(utf8_percent_encode(s, SEGMENT));
+        }
+        out
+    }
+
+    pub fn self_link(&self, segments: &[&str]) -> Vec<Link> {
+        vec![Link {
+            href: self.url(segments),
+            rel: "self".into(),
+        }]
+    }
+
+    /// `self`, and `next`/`previous` where those pages exist. Query order follows Atlas:
+    /// `self` has `includeCount, pageNum, itemsPerPage`; the others `includeCount,
+    /// itemsPerPage, pageNum`.
+    pub fn list_links(&self, segments: &[&str], paging: &Paging, total: u64) -> Vec<Link> {
+        let url = self.url(segments);
+        let ic = paging.include_count;
+        let n = paging.items_per_page;
+        let p = paging.page_num;
+        let mut links = vec![Link {
+            href: format!("{url}?includeCount={ic}&pageNum={p}&itemsPerPage={n}"),
+            rel: "self".into(),
+        }];
+        if u64::from(p) * u64::from(n) < total {
+            links.push(Link {
+                href: format!("{url}?includeCount={ic}&itemsPerPage={n}&pageNum={}", p + 1),
+                rel: "next".into(),
+            });
+        }
+        if p > 1 {
+            links.push(Link {
+                href: format!("{url}?includeCount={ic}&itemsPerPage={n}&pageNum={}", p - 1),
+                rel: "previous".into(),
+            });
+        }
+        links
+    }
+}
+
+impl FromRequestParts<AppState> for Base {
+    type Rejection = AtlasError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let api = *parts
+            .extensions
+            .get::<ApiVersion>()
+            .ok_or_else(|| AtlasError::unexpected("route is missing its API version layer"))?;
+        if let Some(public) = &state.inner.config.public_url {
+            return Ok(Base::new(public, api));
+        }
+        let host = parts
+            .headers
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .filter(|h| !h.is_empty() && h.bytes().all(|b| b.is_ascii_graphic()))
+            .or_else(|| parts.uri.authority().map(|a| a.as_str()))
+            .unwrap_or("localhost");
+        Ok(Base::new(&format!("http://{host}"), api))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn list_links_follow_atlas_order() {
+        let base = Base::new("http://localhost:8080/", ApiVersion::V2);
+        let paging = Paging {
+            items_per_page: 100,
+            page_num: 1,
+            include_count: true,
+        };
+        let links = base.list_links(
+            &[
+                "groups",
+                "b0123456789abcdef0123456",
+                "databaseUsers",
+                "user389",
+                "certs",
+            ],
+            &paging,
+            2,
+        );
+        assert_eq!(links.len(), 1);
+        assert_eq!(
+            links[0].href,
+            "http://localhost:8080/api/atlas/v2/groups/b0123456789abcdef0123456/databaseUsers/user389/certs?includeCount=true&pageNum=1&itemsPerPage=100"
+        );
+        let paging = Paging {
+            items_per_page: 1,
+            page_num: 2,
+            include_count: false,
+        };
+        let links = base.list_links(&["groups"], &paging, 3);
+        let rels: Vec<_> = links.iter().map(|l| l.rel.as_str()).collect();
+        assert_eq!(rels, ["self", "next", "previous"]);
+        assert!(
+            links[1]
+                .href
+                .ends_with("/groups?includeCount=false&itemsPerPage=1&pageNum=3")
+        );
+    }
+
+    #[test]
+    fn segments_are_escaped_but_dollar_is_not() {
+        let base = Base::new("http://h", ApiVersion::V1);
+        assert_eq!(
+            base.url(&["databaseUsers", "$external", "CN=a b/c"]),
+            "http://h/api/atlas/v1.0/databaseUsers/$external/CN=a%20b%2Fc"
+        );
+    }
+}

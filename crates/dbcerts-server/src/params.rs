@@ -1,0 +1,198 @@
+//! Query parameters and path identifiers, parsed once into types that handlers trust.
+
+use crate::error::AtlasError;
+use crate::format::Format;
+
+/// A project id: 24 lowercase hex digits (`^([a-f0-9]{24})$`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct GroupId(String);
+
+impl GroupId {
+    /// Parses a path `groupId`. A malformed one is `INVALID_GROUP_ID` (404).
+    pub fn parse(raw: &str) -> Result<GroupId, AtlasError> {
+        if is_object_id(raw) {
+            Ok(GroupId(raw.to_owned()))
+        } else {
+            Err(AtlasError::invalid_group_id(raw))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Whether `s` has the shape of an Atlas id (24 lowercase hex digits).
+pub fn is_object_id(s: &str) -> bool {
+    s.len() == 24
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+/// Pagination: `itemsPerPage` in 1..=500 (default 100), `pageNum` ≥ 1 (default 1), and
+/// `includeCount` (default true).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Paging {
+    pub items_per_page: u32,
+    pub page_num: u32,
+    pub include_count: bool,
+}
+
+impl Paging {
+    pub fn page(&self) -> dbcerts_store::Page {
+        dbcerts_store::Page {
+            offset: u64::from(self.page_num - 1) * u64::from(self.items_per_page),
+            limit: self.items_per_page,
+        }
+    }
+}
+
+/// The query parameters an operation accepts. Unknown parameters are ignored, as Atlas does;
+/// a known one with a bad value, or given twice, is `INVALID_QUERY_PARAMETER`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Query {
+    pub format: Format,
+    pub paging: Paging,
+}
+
+/// Which parameters an operation takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Accepts {
+    /// `envelope` and `pretty`.
+    Entity,
+    /// `envelope` only (`DELETE .../userSecurity/customerX509`).
+    EnvelopeOnly,
+    /// `envelope`, `pretty`, `includeCount`, `itemsPerPage`, `pageNum`.
+    List,
+}
+
+impl Query {
+    pub fn parse(raw: Option<&str>, accepts: Accepts) -> Result<Query, AtlasError> {
+        let pairs: Vec<(String, String)> = match raw {
+            None | Some("") => Vec::new(),
+            Some(q) => {
+                serde_urlencoded::from_str(q).map_err(|_| AtlasError::invalid_query_parameter(q))?
+            }
+        };
+        let mut seen: Vec<&str> = Vec::new();
+        let mut query = Query {
+            format: Format::default(),
+            paging: Paging {
+                items_per_page: 100,
+                page_num: 1,
+                include_count: true,
+            },
+        };
+        for (name, value) in &pairs {
+            let known = matches!(
+                (name.as_str(), accepts),
+                ("envelope", _)
+                    | ("pretty", Accepts::Entity | Accepts::List)
+                    | ("includeCount" | "itemsPerPage" | "pageNum", Accepts::List)
+            );
+            if !known {
+                continue;
+            }
+            if seen.contains(&name.as_str()) {
+                return Err(AtlasError::invalid_query_parameter(name));
+            }
+            seen.push(name);
+            let bad = || AtlasError::invalid_query_parameter(name);
+            match name.as_str() {
+                "envelope" => query.format.envelope = parse_bool(value).ok_or_else(bad)?,
+                "pretty" => query.format.pretty = parse_bool(value).ok_or_else(bad)?,
+                "includeCount" => query.paging.include_count = parse_bool(value).ok_or_else(bad)?,
+                "itemsPerPage" => {
+                    query.paging.items_per_page = parse_int(value)
+                        .filter(|n| (1..=500).contains(n))
+                        .ok_or_else(bad)?
+                }
+                "pageNum" => {
+                    query.paging.page_num = parse_int(value).filter(|n| *n >= 1).ok_or_else(bad)?
+                }
+                _ => unreachable!("filtered above"),
+            }
+        }
+        Ok(query)
+    }
+}
+
+fn parse_bool(v: &str) -> Option<bool> {
+    match v {
+        "true" => Some(true),
+        "false" => Some(false),
+        _ => None,
+    }
+}
+
+fn parse_int(v: &str) -> Option<u32> {
+    if v.is_empty() || v.len() > 10 || !v.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    v.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn group_ids() {
+        assert!(GroupId::parse("5efda6aea3f2ed2e7dd6ce05").is_ok());
+        for bad in [
+            "5EFDA6AEA3F2ED2E7DD6CE05",
+            "5efda6aea3f2ed2e7dd6ce0",
+            "5efda6aea3f2ed2e7dd6ce0g",
+            "",
+            "../../etc",
+        ] {
+            let e = GroupId::parse(bad).unwrap_err();
+            assert_eq!(e.code, "INVALID_GROUP_ID");
+        }
+    }
+
+    #[test]
+    fn defaults_and_ranges() {
+        let q = Query::parse(None, Accepts::List).unwrap();
+        assert_eq!(
+            q.paging,
+            Paging {
+                items_per_page: 100,
+                page_num: 1,
+                include_count: true
+            }
+        );
+        let q = Query::parse(
+            Some("itemsPerPage=500&pageNum=3&includeCount=false&pretty=true&envelope=true"),
+            Accepts::List,
+        )
+        .unwrap();
+        assert_eq!(q.paging.page().offset, 1000);
+        assert!(q.format.pretty && q.format.envelope && !q.paging.include_count);
+        for bad in [
+            "itemsPerPage=0",
+            "itemsPerPage=501",
+            "pageNum=0",
+            "pageNum=-1",
+            "itemsPerPage=abc",
+            "pretty=yes",
+            "envelope=1",
+            "pageNum=99999999999",
+            "pageNum=1&pageNum=2",
+            "itemsPerPage=%2B5",
+        ] {
+            let e = Query::parse(Some(bad), Accepts::List).unwrap_err();
+            assert_eq!(e.code, "INVALID_QUERY_PARAMETER", "{bad}");
+        }
+    }
+
+    #[test]
+    fn parameters_outside_the_operation_are_ignored() {
+        let q = Query::parse(
+            Some("itemsPerPage=0&pretty=maybe&other=1"),
+            Accepts::EnvelopeOnly,
+        )
+        .unwrap();
+        assert_eq!(q.format, Format::default());
+    }
+}

@@ -1,0 +1,254 @@
+//! X.509 certificates of managed users: listDatabaseUserCerts and createDatabaseUserCert.
+//!
+//! Creation order: validate the body; find the project, the user, and check it is MANAGED and
+//! that no customer CA is set; take a pooled key (or generate one) and sign off the async
+//! runtime; durably commit the certificate row; only then return certificate and key.
+
+use axum::extract::{RawQuery, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use dbcerts_ca::{LeafRequest, leaf_validity, random_serial, response_pem};
+use dbcerts_store::{CertificateRecord, StoreError};
+use serde::de::IgnoredAny;
+use serde::{Deserialize, Serialize};
+
+use super::database_users::find_cert_user;
+use super::{AtlasBody, AtlasPath, load_project};
+use crate::AppState;
+use crate::auth::{Caller, ProjectRole};
+use crate::body::parse_json;
+use crate::error::AtlasError;
+use crate::format::{Format, Shape, atlas_time, envelope, json_response, with_content_type};
+use crate::links::{Base, Link};
+use crate::params::{Accepts, Query};
+
+/// Serial collisions are astronomically rare (63 random bits); retry a few times anyway.
+const SERIAL_ATTEMPTS: usize = 4;
+
+/// `UserCert` as Atlas lists it: no `links`, no `monthsUntilExpiration`.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct UserCertOut {
+    #[serde(rename = "_id")]
+    id: i64,
+    created_at: String,
+    group_id: String,
+    not_after: String,
+    subject: String,
+}
+
+#[derive(Serialize)]
+struct PaginatedUserCerts {
+    links: Vec<Link>,
+    results: Vec<UserCertOut>,
+    #[serde(rename = "totalCount")]
+    total_count: u64,
+}
+
+/// `UserCert` as a client sends it: only `monthsUntilExpiration` is writable; the read-only
+/// fields are accepted and ignored.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct UserCertIn {
+    months_until_expiration: Option<i64>,
+    #[serde(rename = "_id")]
+    _id: Option<IgnoredAny>,
+    #[serde(rename = "createdAt")]
+    _created_at: Option<IgnoredAny>,
+    #[serde(rename = "groupId")]
+    _group_id: Option<IgnoredAny>,
+    #[serde(rename = "notAfter")]
+    _not_after: Option<IgnoredAny>,
+    #[serde(rename = "subject")]
+    _subject: Option<IgnoredAny>,
+    #[serde(rename = "links")]
+    _links: Option<IgnoredAny>,
+}
+
+/// `monthsUntilExpiration`: 1 to 24, default 3.
+fn months(value: Option<i64>) -> Result<u32, AtlasError> {
+    match value {
+        None => Ok(3),
+        Some(n) if n > 24 => Err(AtlasError::cert_expiry_too_long()),
+        Some(n) if n < 1 => Err(AtlasError::attribute_negative_or_zero(
+            "monthsUntilExpiration",
+        )),
+        Some(n) => Ok(n as u32),
+    }
+}
+
+pub async fn list_database_user_certs(
+    State(state): State<AppState>,
+    caller: Caller,
+    base: Base,
+    AtlasPath((group_id, username)): AtlasPath<(String, String)>,
+    RawQuery(q): RawQuery,
+) -> Result<Response, AtlasError> {
+    let query = Query::parse(q.as_deref(), Accepts::List)?;
+    let (id, _) = load_project(&state, &caller, &group_id, &[ProjectRole::ReadOnly]).await?;
+    find_cert_user(&state, &id, &username).await?;
+    let now = chrono::Utc::now().timestamp();
+    let (certs, total) = state
+        .inner
+        .store
+        .list_unexpired_certificates(id.as_str(), &username, now, query.paging.page())
+        .await?;
+    let body = PaginatedUserCerts {
+        links: base.list_links(
+            &["groups", id.as_str(), "databaseUsers", &username, "certs"],
+            &query.paging,
+            total,
+        ),
+        results: certs
+            .into_iter()
+            .map(|c| UserCertOut {
+                id: c.serial,
+                created_at: atlas_time(c.not_before),
+                group_id: id.as_str().to_owned(),
+                not_after: atlas_time(c.not_after),
+                subject: c.subject,
+            })
+            .collect(),
+        total_count: if query.paging.include_count { total } else { 0 },
+    };
+    Ok(json_response(
+        StatusCode::OK,
+        &body,
+        Shape::List,
+        query.format,
+        base.api,
+    ))
+}
+
+pub async fn create_database_user_cert(
+    State(state): State<AppState>,
+    caller: Caller,
+    base: Base,
+    AtlasPath((group_id, username)): AtlasPath<(String, String)>,
+    RawQuery(q): RawQuery,
+    AtlasBody(bytes): AtlasBody,
+) -> Result<Response, AtlasError> {
+    let query = Query::parse(q.as_deref(), Accepts::Entity)?;
+    let (id, _) = load_project(&state, &caller, &group_id, &[ProjectRole::Owner]).await?;
+    let input: UserCertIn = parse_json(&bytes, true)?;
+    let months = months(input.months_until_expiration)?;
+    let user = find_cert_user(&state, &id, &username).await?;
+    if user.x509_type != "MANAGED" {
+        return Err(AtlasError::user_not_managed_x509());
+    }
+    if state
+        .inner
+        .store
+        .get_user_security(id.as_str())
+        .await?
+        .customer_cas
+        .is_some()
+    {
+        return Err(AtlasError::advanced_x509());
+    }
+    let ca = state.inner.ca.get_or_create(id.as_str()).await?;
+    let pool = std::sync::Arc::clone(&state.inner.pool);
+    let key = tokio::task::spawn_blocking(move || pool.take_or_generate())
+        .await
+        .map_err(|e| AtlasError::unexpected(format!("key task: {e}")))?
+        .map_err(|e| AtlasError::unexpected(format!("key generation: {e}")))?;
+    let key = std::sync::Arc::new(key);
+    for _ in 0..SERIAL_ATTEMPTS {
+        let now = chrono::Utc::now();
+        let (not_before, not_after) = leaf_validity(now, months)
+            .map_err(|e| AtlasError::unexpected(format!("validity: {e}")))?;
+        let serial = random_serial();
+        let (ca2, key2, name) = (
+            std::sync::Arc::clone(&ca),
+            std::sync::Arc::clone(&key),
+            user.username.clone(),
+        );
+        let issued = tokio::task::spawn_blocking(move || {
+            ca2.issue(
+                &LeafRequest {
+                    username: &name,
+                    serial,
+                    not_before,
+                    not_after,
+                },
+                &key2,
+            )
+        })
+        .await
+        .map_err(|e| AtlasError::unexpected(format!("signing task: {e}")))?
+        .map_err(|e| AtlasError::unexpected(format!("signing: {e}")))?;
+        let rec = CertificateRecord {
+            serial,
+            project_id: id.as_str().to_owned(),
+            username: user.username.clone(),
+            subject: issued.subject,
+            not_before: not_before.timestamp(),
+            not_after: not_after.timestamp(),
+            cert_der: issued.der,
+        };
+        match state.inner.store.insert_certificate(&rec).await {
+            Ok(()) => {
+                tracing::info!(project = id.as_str(), serial, algorithm = %key.algorithm(), months, "issued certificate");
+                let pem = response_pem(&rec.cert_der, &key);
+                return Ok(pem_response(pem.as_str(), query.format, base.api));
+            }
+            Err(StoreError::Conflict(_)) => {
+                tracing::warn!(
+                    serial,
+                    "certificate serial collision; retrying with a new serial"
+                );
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(AtlasError::unexpected(
+        "could not find a free certificate serial",
+    ))
+}
+
+/// 201 with the raw PEM as the body (Atlas sends it under the JSON media type, unquoted), or
+/// `{"content": "<pem>", "status": 201}` with `envelope=true`.
+fn pem_response(pem: &str, format: Format, api: crate::format::ApiVersion) -> Response {
+    if format.envelope {
+        let value = envelope(
+            serde_json::Value::String(pem.to_owned()),
+            StatusCode::CREATED,
+            Shape::Entity,
+        );
+        return json_response(
+            StatusCode::CREATED,
+            &value,
+            Shape::Entity,
+            Format {
+                envelope: false,
+                ..format
+            },
+            api,
+        );
+    }
+    with_content_type(StatusCode::CREATED, pem.as_bytes().to_vec(), api)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn months_range() {
+        assert_eq!(months(None).unwrap(), 3);
+        assert_eq!(months(Some(1)).unwrap(), 1);
+        assert_eq!(months(Some(24)).unwrap(), 24);
+        assert_eq!(
+            months(Some(25)).unwrap_err().code,
+            "CERT_EXPIRY_CANNOT_EXCEED_TWO_YEARS"
+        );
+        assert_eq!(
+            months(Some(0)).unwrap_err().code,
+            "ATTRIBUTE_NEGATIVE_OR_ZERO"
+        );
+        assert_eq!(
+            months(Some(-1)).unwrap_err().code,
+            "ATTRIBUTE_NEGATIVE_OR_ZERO"
+        );
+    }
+}

@@ -1,0 +1,715 @@
+//! Database users: listDatabaseUsers, createDatabaseUser, getDatabaseUser, updateDatabaseUser,
+//! deleteDatabaseUser, with Atlas's rules for combining authentication methods.
+
+use std::sync::LazyLock;
+
+use axum::extract::{RawQuery, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use dbcerts_store::{DatabaseUserRecord, StoreError};
+use serde::de::IgnoredAny;
+use serde::{Deserialize, Serialize};
+
+use super::{AtlasBody, AtlasPath, load_project};
+use crate::AppState;
+use crate::auth::{Caller, ProjectRole};
+use crate::body::parse_json;
+use crate::error::AtlasError;
+use crate::format::{Shape, atlas_time, json_response, with_content_type};
+use crate::links::{Base, Link};
+use crate::params::{Accepts, GroupId, Query};
+use crate::routes::projects::check_key_values;
+
+pub const EXTERNAL: &str = "$external";
+pub const ADMIN: &str = "admin";
+const WRITERS: &[ProjectRole] = &[
+    ProjectRole::DatabaseAccessAdmin,
+    ProjectRole::StreamProcessingOwner,
+];
+
+static SCOPE_NAME: LazyLock<regex::Regex> =
+    LazyLock::new(|| regex::Regex::new(r"^[a-zA-Z0-9][a-zA-Z0-9-]*$").expect("valid regex"));
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct RoleDoc {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub collection_name: Option<String>,
+    pub database_name: String,
+    pub role_name: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ScopeDoc {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct LabelDoc {
+    pub key: String,
+    pub value: String,
+}
+
+/// What the store keeps in `database_users.doc`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct UserDoc {
+    pub aws_iam_type: String,
+    pub ldap_auth_type: String,
+    pub oidc_auth_type: String,
+    pub roles: Vec<RoleDoc>,
+    pub scopes: Vec<ScopeDoc>,
+    pub labels: Vec<LabelDoc>,
+    pub description: Option<String>,
+    pub delete_after_date: Option<i64>,
+}
+
+/// `CloudDatabaseUser` as Atlas returns it (keys alphabetical; no password, ever).
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct UserOut {
+    #[serde(rename = "awsIAMType")]
+    aws_iam_type: String,
+    database_name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    delete_after_date: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    description: Option<String>,
+    group_id: String,
+    labels: Vec<LabelDoc>,
+    ldap_auth_type: String,
+    links: Vec<Link>,
+    oidc_auth_type: String,
+    roles: Vec<RoleDoc>,
+    scopes: Vec<ScopeDoc>,
+    username: String,
+    x509_type: String,
+}
+
+#[derive(Serialize)]
+struct PaginatedUsers {
+    links: Vec<Link>,
+    results: Vec<UserOut>,
+    #[serde(rename = "totalCount")]
+    total_count: u64,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RoleIn {
+    collection_name: Option<String>,
+    database_name: Option<String>,
+    role_name: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct ScopeIn {
+    name: Option<String>,
+    #[serde(rename = "type")]
+    kind: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct LabelIn {
+    key: Option<String>,
+    value: Option<String>,
+}
+
+/// `CloudDatabaseUser` as a client sends it. Every field is optional here; the rules below
+/// decide what is required for create and what may change on update.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct UserIn {
+    #[serde(rename = "awsIAMType")]
+    aws_iam_type: Option<String>,
+    database_name: Option<String>,
+    delete_after_date: Option<String>,
+    description: Option<String>,
+    group_id: Option<String>,
+    labels: Option<Vec<LabelIn>>,
+    ldap_auth_type: Option<String>,
+    oidc_auth_type: Option<String>,
+    password: Option<String>,
+    roles: Option<Vec<RoleIn>>,
+    scopes: Option<Vec<ScopeIn>>,
+    username: Option<String>,
+    x509_type: Option<String>,
+    #[serde(rename = "links")]
+    _links: Option<IgnoredAny>,
+}
+
+fn enum_value(
+    value: Option<String>,
+    allowed: &[&str],
+    default: &str,
+) -> Result<String, AtlasError> {
+    match value {
+        None => Ok(default.to_owned()),
+        Some(v) if allowed.contains(&v.as_str()) => Ok(v),
+        Some(v) => Err(AtlasError::invalid_enum_value(&v)),
+    }
+}
+
+/// The authentication method of a user, from its four type fields.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Method {
+    Scram,
+    X509,
+    Aws,
+    LdapUser,
+    LdapGroup,
+    OidcUser,
+    OidcGroup,
+}
+
+impl Method {
+    fn of(
+        x509: &str,
+        aws: &str,
+        ldap: &str,
+        oidc: &str,
+        has_password: bool,
+    ) -> Result<Method, AtlasError> {
+        let x509_on = x509 != "NONE";
+        if x509_on && ldap != "NONE" {
+            return Err(AtlasError::x509_cannot_use_ldap());
+        }
+        if x509_on && has_password {
+            return Err(AtlasError::x509_cannot_use_scram());
+        }
+        let on: Vec<Method> = [
+            (x509_on, Method::X509),
+            (aws != "NONE", Method::Aws),
+            (ldap == "USER", Method::LdapUser),
+            (ldap == "GROUP", Method::LdapGroup),
+            (oidc == "USER", Method::OidcUser),
+            (oidc == "IDP_GROUP", Method::OidcGroup),
+        ]
+        .into_iter()
+        .filter_map(|(set, m)| set.then_some(m))
+        .collect();
+        match on.as_slice() {
+            [] => Ok(Method::Scram),
+            [one] if !has_password => Ok(*one),
+            _ => Err(AtlasError::validation_error(
+                "a database user can use only one authentication method",
+            )),
+        }
+    }
+
+    fn external(self) -> bool {
+        matches!(
+            self,
+            Method::X509 | Method::Aws | Method::LdapUser | Method::OidcUser
+        )
+    }
+
+    fn label(self) -> &'static str {
+        match self {
+            Method::Scram => "SCRAM users",
+            Method::LdapGroup => "LDAP groups",
+            Method::OidcGroup => "OIDC IdP groups",
+            _ => "External users",
+        }
+    }
+}
+
+/// Whether `name` is a plausible RFC 2253 DN with a CN: comma-separated `type=value` pairs
+/// (escapes allowed), at least one of type CN.
+fn is_dn_with_cn(name: &str) -> bool {
+    let mut parts = Vec::new();
+    let (mut cur, mut escaped) = (String::new(), false);
+    for c in name.chars() {
+        if escaped {
+            cur.push(c);
+            escaped = false;
+        } else if c == '\\' {
+            cur.push(c);
+            escaped = true;
+        } else if c == ',' {
+            parts.push(std::mem::take(&mut cur));
+        } else {
+            cur.push(c);
+        }
+    }
+    if escaped {
+        return false;
+    }
+    parts.push(cur);
+    let mut has_cn = false;
+    for p in &parts {
+        let Some((ty, value)) = p.split_once('=') else {
+            return false;
+        };
+        let ty = ty.trim();
+        if ty.is_empty()
+            || value.trim().is_empty()
+            || !ty
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-')
+        {
+            return false;
+        }
+        has_cn |= ty.eq_ignore_ascii_case("CN");
+    }
+    has_cn
+}
+
+fn parse_roles(roles: Vec<RoleIn>) -> Result<Vec<RoleDoc>, AtlasError> {
+    roles
+        .into_iter()
+        .map(|r| {
+            let database_name = r
+                .database_name
+                .ok_or_else(|| AtlasError::missing_attribute("roles.databaseName"))?;
+            let role_name = r
+                .role_name
+                .ok_or_else(|| AtlasError::missing_attribute("roles.roleName"))?;
+            if database_name.is_empty() || role_name.is_empty() {
+                return Err(AtlasError::invalid_attribute("roles"));
+            }
+            Ok(RoleDoc {
+                collection_name: r.collection_name,
+                database_name,
+                role_name,
+            })
+        })
+        .collect()
+}
+
+fn parse_scopes(scopes: Vec<ScopeIn>) -> Result<Vec<ScopeDoc>, AtlasError> {
+    scopes
+        .into_iter()
+        .map(|s| {
+            let name = s
+                .name
+                .ok_or_else(|| AtlasError::missing_attribute("scopes.name"))?;
+            let kind = s
+                .kind
+                .ok_or_else(|| AtlasError::missing_attribute("scopes.type"))?;
+            if !SCOPE_NAME.is_match(&name) {
+                return Err(AtlasError::invalid_attribute("scopes.name"));
+            }
+            let kind = enum_value(Some(kind), &["CLUSTER", "DATA_LAKE", "STREAM"], "")?;
+            Ok(ScopeDoc { name, kind })
+        })
+        .collect()
+}
+
+fn parse_labels(labels: Vec<LabelIn>) -> Result<Vec<LabelDoc>, AtlasError> {
+    let labels: Vec<LabelDoc> = labels
+        .into_iter()
+        .map(|l| LabelDoc {
+            key: l.key.unwrap_or_default(),
+            value: l.value.unwrap_or_default(),
+        })
+        .collect();
+    check_key_values(
+        "labels",
+        labels.iter().map(|l| (l.key.as_str(), l.value.as_str())),
+    )?;
+    Ok(labels)
+}
+
+fn parse_description(d: Option<String>) -> Result<Option<String>, AtlasError> {
+    match d {
+        Some(d) if d.chars().count() > 100 => Err(AtlasError::invalid_attribute("description")),
+        other => Ok(other),
+    }
+}
+
+/// `deleteAfterDate`: a date-time in the future, at most one week away.
+fn parse_delete_after(d: Option<String>) -> Result<Option<i64>, AtlasError> {
+    let Some(d) = d else { return Ok(None) };
+    let t = chrono::DateTime::parse_from_rfc3339(&d)
+        .map_err(|_| AtlasError::invalid_json_attribute("deleteAfterDate"))?
+        .timestamp();
+    let now = chrono::Utc::now().timestamp();
+    if t <= now || t > now + 7 * 24 * 3600 {
+        return Err(AtlasError::invalid_attribute("deleteAfterDate"));
+    }
+    Ok(Some(t))
+}
+
+fn check_password(p: &Option<String>) -> Result<(), AtlasError> {
+    match p {
+        Some(p) if p.chars().count() < 8 => Err(AtlasError::invalid_attribute("password")),
+        _ => Ok(()),
+    }
+}
+
+/// Checks the username against the rules of its authentication method.
+fn check_username(method: Method, x509_type: &str, username: &str) -> Result<(), AtlasError> {
+    if username.is_empty() || username.chars().count() > dbcerts_ca::dn::MAX_USERNAME_CHARS {
+        return Err(AtlasError::invalid_attribute("username"));
+    }
+    match method {
+        Method::X509 if x509_type == "MANAGED" => dbcerts_ca::dn::check_managed_username(username)
+            .map_err(|_| AtlasError::managed_x509_name_invalid(username)),
+        Method::X509 | Method::LdapUser | Method::LdapGroup if !is_dn_with_cn(username) => {
+            Err(AtlasError::invalid_ldap_name(username))
+        }
+        _ => Ok(()),
+    }
+}
+
+fn decode_doc(rec: &DatabaseUserRecord) -> Result<UserDoc, AtlasError> {
+    serde_json::from_str(&rec.doc)
+        .map_err(|e| AtlasError::unexpected(format!("database_users.doc: {e}")))
+}
+
+fn user_out(base: &Base, rec: &DatabaseUserRecord, doc: UserDoc) -> UserOut {
+    UserOut {
+        aws_iam_type: doc.aws_iam_type,
+        database_name: rec.database_name.clone(),
+        delete_after_date: doc.delete_after_date.map(atlas_time),
+        description: doc.description,
+        group_id: rec.project_id.clone(),
+        labels: doc.labels,
+        ldap_auth_type: doc.ldap_auth_type,
+        links: base.self_link(&[
+            "groups",
+            &rec.project_id,
+            "databaseUsers",
+            &rec.database_name,
+            &rec.username,
+        ]),
+        oidc_auth_type: doc.oidc_auth_type,
+        roles: doc.roles,
+        scopes: doc.scopes,
+        username: rec.username.clone(),
+        x509_type: rec.x509_type.clone(),
+    }
+}
+
+fn check_group_id(body: &Option<String>, path: &GroupId) -> Result<(), AtlasError> {
+    match body {
+        Some(g) if g != path.as_str() => Err(AtlasError::new(
+            StatusCode::BAD_REQUEST,
+            "GROUP_MISMATCH",
+            format!("The specified group ID {g} does not match the URL."),
+        )
+        .with_params([serde_json::Value::String(g.clone())])),
+        _ => Ok(()),
+    }
+}
+
+pub async fn list_database_users(
+    State(state): State<AppState>,
+    caller: Caller,
+    base: Base,
+    AtlasPath(group_id): AtlasPath<String>,
+    RawQuery(q): RawQuery,
+) -> Result<Response, AtlasError> {
+    let query = Query::parse(q.as_deref(), Accepts::List)?;
+    let (id, _) = load_project(&state, &caller, &group_id, &[ProjectRole::ReadOnly]).await?;
+    let (users, total) = state
+        .inner
+        .store
+        .list_database_users(id.as_str(), query.paging.page())
+        .await?;
+    let results = users
+        .iter()
+        .map(|u| Ok(user_out(&base, u, decode_doc(u)?)))
+        .collect::<Result<Vec<_>, AtlasError>>()?;
+    let body = PaginatedUsers {
+        links: base.list_links(
+            &["groups", id.as_str(), "databaseUsers"],
+            &query.paging,
+            total,
+        ),
+        results,
+        total_count: if query.paging.include_count { total } else { 0 },
+    };
+    Ok(json_response(
+        StatusCode::OK,
+        &body,
+        Shape::List,
+        query.format,
+        base.api,
+    ))
+}
+
+pub async fn create_database_user(
+    State(state): State<AppState>,
+    caller: Caller,
+    base: Base,
+    AtlasPath(group_id): AtlasPath<String>,
+    RawQuery(q): RawQuery,
+    AtlasBody(bytes): AtlasBody,
+) -> Result<Response, AtlasError> {
+    let query = Query::parse(q.as_deref(), Accepts::Entity)?;
+    let (id, _) = load_project(&state, &caller, &group_id, WRITERS).await?;
+    let input: UserIn = parse_json(&bytes, false)?;
+    check_group_id(&input.group_id, &id)?;
+    let username = input
+        .username
+        .ok_or_else(|| AtlasError::missing_attribute("username"))?;
+    let roles = parse_roles(
+        input
+            .roles
+            .ok_or_else(|| AtlasError::missing_attribute("roles"))?,
+    )?;
+    let x509_type = enum_value(input.x509_type, &["NONE", "CUSTOMER", "MANAGED"], "NONE")?;
+    let aws = enum_value(input.aws_iam_type, &["NONE", "USER", "ROLE"], "NONE")?;
+    let ldap = enum_value(input.ldap_auth_type, &["NONE", "GROUP", "USER"], "NONE")?;
+    let oidc = enum_value(input.oidc_auth_type, &["NONE", "IDP_GROUP", "USER"], "NONE")?;
+    let database_name = enum_value(input.database_name, &[ADMIN, EXTERNAL], ADMIN)?;
+    let method = Method::of(&x509_type, &aws, &ldap, &oidc, input.password.is_some())?;
+    if method == Method::X509 && input.delete_after_date.is_some() {
+        return Err(AtlasError::x509_cannot_be_temporary());
+    }
+    if method.external() && database_name != EXTERNAL {
+        return Err(AtlasError::database_name_invalid_external());
+    }
+    if !method.external() && database_name != ADMIN {
+        return Err(AtlasError::database_name_invalid_admin(method.label()));
+    }
+    if method == Method::Scram && input.password.is_none() {
+        return Err(AtlasError::missing_attribute("password"));
+    }
+    check_password(&input.password)?;
+    check_username(method, &x509_type, &username)?;
+    let doc = UserDoc {
+        aws_iam_type: aws,
+        ldap_auth_type: ldap,
+        oidc_auth_type: oidc,
+        roles,
+        scopes: parse_scopes(input.scopes.unwrap_or_default())?,
+        labels: parse_labels(input.labels.unwrap_or_default())?,
+        description: parse_description(input.description)?,
+        delete_after_date: parse_delete_after(input.delete_after_date)?,
+    };
+    let limit = state.inner.config.max_database_users_per_project;
+    if state.inner.store.count_database_users(id.as_str()).await? >= limit {
+        return Err(AtlasError::group_users_limit(limit));
+    }
+    let rec = DatabaseUserRecord {
+        project_id: id.as_str().to_owned(),
+        database_name,
+        username: username.clone(),
+        x509_type,
+        created: chrono::Utc::now().timestamp(),
+        doc: serde_json::to_string(&doc).expect("user docs serialize"),
+    };
+    match state.inner.store.create_database_user(&rec).await {
+        Ok(()) => {}
+        Err(StoreError::Conflict(_)) => return Err(AtlasError::user_already_exists(&username)),
+        Err(e) => return Err(e.into()),
+    }
+    tracing::info!(project = id.as_str(), database = %rec.database_name, x509_type = %rec.x509_type, "created database user");
+    Ok(json_response(
+        StatusCode::CREATED,
+        &user_out(&base, &rec, doc),
+        Shape::Entity,
+        query.format,
+        base.api,
+    ))
+}
+
+async fn load_user(
+    state: &AppState,
+    id: &GroupId,
+    database_name: &str,
+    username: &str,
+) -> Result<DatabaseUserRecord, AtlasError> {
+    state
+        .inner
+        .store
+        .get_database_user(id.as_str(), database_name, username)
+        .await?
+        .ok_or_else(|| AtlasError::username_not_found(username))
+}
+
+pub async fn get_database_user(
+    State(state): State<AppState>,
+    caller: Caller,
+    base: Base,
+    AtlasPath((group_id, database_name, username)): AtlasPath<(String, String, String)>,
+    RawQuery(q): RawQuery,
+) -> Result<Response, AtlasError> {
+    let query = Query::parse(q.as_deref(), Accepts::Entity)?;
+    let (id, _) = load_project(&state, &caller, &group_id, &[ProjectRole::ReadOnly]).await?;
+    let rec = load_user(&state, &id, &database_name, &username).await?;
+    let doc = decode_doc(&rec)?;
+    Ok(json_response(
+        StatusCode::OK,
+        &user_out(&base, &rec, doc),
+        Shape::Entity,
+        query.format,
+        base.api,
+    ))
+}
+
+pub async fn update_database_user(
+    State(state): State<AppState>,
+    caller: Caller,
+    base: Base,
+    AtlasPath((group_id, database_name, username)): AtlasPath<(String, String, String)>,
+    RawQuery(q): RawQuery,
+    AtlasBody(bytes): AtlasBody,
+) -> Result<Response, AtlasError> {
+    let query = Query::parse(q.as_deref(), Accepts::Entity)?;
+    let (id, _) = load_project(&state, &caller, &group_id, WRITERS).await?;
+    let input: UserIn = parse_json(&bytes, false)?;
+    check_group_id(&input.group_id, &id)?;
+    let mut rec = load_user(&state, &id, &database_name, &username).await?;
+    let mut doc = decode_doc(&rec)?;
+    if input.username.as_ref().is_some_and(|u| *u != rec.username) {
+        return Err(AtlasError::username_cannot_change());
+    }
+    if input
+        .database_name
+        .as_ref()
+        .is_some_and(|d| *d != rec.database_name)
+    {
+        return Err(AtlasError::database_name_cannot_change());
+    }
+    // An omitted type field means "unchanged"; a different value is refused.
+    for (given, current) in [
+        (&input.x509_type, &rec.x509_type),
+        (&input.aws_iam_type, &doc.aws_iam_type),
+        (&input.ldap_auth_type, &doc.ldap_auth_type),
+        (&input.oidc_auth_type, &doc.oidc_auth_type),
+    ] {
+        if given.as_ref().is_some_and(|g| g != current) {
+            return Err(AtlasError::auth_type_cannot_change());
+        }
+    }
+    let method = Method::of(
+        &rec.x509_type,
+        &doc.aws_iam_type,
+        &doc.ldap_auth_type,
+        &doc.oidc_auth_type,
+        false,
+    )?;
+    if input.password.is_some() && method != Method::Scram {
+        return Err(if method == Method::X509 {
+            AtlasError::x509_cannot_use_scram()
+        } else {
+            AtlasError::validation_error("only SCRAM users have a password")
+        });
+    }
+    check_password(&input.password)?;
+    if method == Method::X509 && input.delete_after_date.is_some() {
+        return Err(AtlasError::x509_cannot_be_temporary());
+    }
+    if let Some(roles) = input.roles {
+        doc.roles = parse_roles(roles)?;
+    }
+    if let Some(scopes) = input.scopes {
+        doc.scopes = parse_scopes(scopes)?;
+    }
+    if let Some(labels) = input.labels {
+        doc.labels = parse_labels(labels)?;
+    }
+    if input.description.is_some() {
+        doc.description = parse_description(input.description)?;
+    }
+    if input.delete_after_date.is_some() {
+        doc.delete_after_date = parse_delete_after(input.delete_after_date)?;
+    }
+    rec.doc = serde_json::to_string(&doc).expect("user docs serialize");
+    if !state.inner.store.update_database_user(&rec).await? {
+        return Err(AtlasError::username_not_found(&username));
+    }
+    Ok(json_response(
+        StatusCode::OK,
+        &user_out(&base, &rec, doc),
+        Shape::Entity,
+        query.format,
+        base.api,
+    ))
+}
+
+pub async fn delete_database_user(
+    State(state): State<AppState>,
+    caller: Caller,
+    base: Base,
+    AtlasPath((group_id, database_name, username)): AtlasPath<(String, String, String)>,
+    RawQuery(q): RawQuery,
+) -> Result<Response, AtlasError> {
+    Query::parse(q.as_deref(), Accepts::Entity)?;
+    let (id, _) = load_project(&state, &caller, &group_id, WRITERS).await?;
+    if !state
+        .inner
+        .store
+        .delete_database_user(id.as_str(), &database_name, &username)
+        .await?
+    {
+        return Err(AtlasError::username_not_found(&username));
+    }
+    tracing::info!(project = id.as_str(), database = %database_name, "deleted database user");
+    let mut res = with_content_type(StatusCode::NO_CONTENT, Vec::new(), base.api);
+    res.headers_mut().remove(axum::http::header::CONTENT_LENGTH);
+    Ok(res.into_response())
+}
+
+/// Finds a user by name for the certificate operations: on `$external` first, then `admin`.
+pub async fn find_cert_user(
+    state: &AppState,
+    id: &GroupId,
+    username: &str,
+) -> Result<DatabaseUserRecord, AtlasError> {
+    for db in [EXTERNAL, ADMIN] {
+        if let Some(u) = state
+            .inner
+            .store
+            .get_database_user(id.as_str(), db, username)
+            .await?
+        {
+            return Ok(u);
+        }
+    }
+    Err(AtlasError::username_not_found(username))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dn_shapes() {
+        assert!(is_dn_with_cn(
+            "CN=david@example.com,OU=users,DC=example,DC=com"
+        ));
+        assert!(is_dn_with_cn("CN=Dylan Bloggs,OU=Enterprise"));
+        assert!(is_dn_with_cn("cn=a\\,b"));
+        assert!(!is_dn_with_cn("david"));
+        assert!(!is_dn_with_cn("OU=x,DC=y"));
+        assert!(!is_dn_with_cn("CN=a,,OU=b"));
+        assert!(!is_dn_with_cn("CN=a\\"));
+    }
+
+    #[test]
+    fn method_combinations() {
+        assert_eq!(
+            Method::of("MANAGED", "NONE", "NONE", "NONE", false).unwrap(),
+            Method::X509
+        );
+        assert_eq!(
+            Method::of("NONE", "NONE", "NONE", "NONE", true).unwrap(),
+            Method::Scram
+        );
+        assert_eq!(
+            Method::of("MANAGED", "NONE", "USER", "NONE", false)
+                .unwrap_err()
+                .code,
+            "ATLAS_X509_USER_CANNOT_USE_LDAP"
+        );
+        assert_eq!(
+            Method::of("CUSTOMER", "NONE", "NONE", "NONE", true)
+                .unwrap_err()
+                .code,
+            "ATLAS_X509_USER_CANNOT_USE_SCRAM"
+        );
+        assert_eq!(
+            Method::of("NONE", "USER", "NONE", "USER", false)
+                .unwrap_err()
+                .code,
+            "VALIDATION_ERROR"
+        );
+    }
+}

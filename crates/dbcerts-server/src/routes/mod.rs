@@ -1,0 +1,122 @@
+//! One handler per Atlas operationId, grouped by resource, plus helpers they share.
+
+mod certs;
+mod database_users;
+mod extension;
+mod projects;
+mod user_security;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::routing::{delete, get};
+use dbcerts_store::Project;
+
+use crate::AppState;
+use crate::auth::{Caller, ProjectRole};
+use crate::error::AtlasError;
+use crate::params::GroupId;
+
+/// The Atlas operations, mounted under both `/api/atlas/v2` and `/api/atlas/v1.0`.
+pub fn api_routes() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/groups",
+            get(projects::list_groups).post(projects::create_group),
+        )
+        .route(
+            "/groups/{groupId}",
+            get(projects::get_group).delete(projects::delete_group),
+        )
+        .route(
+            "/groups/{groupId}/databaseUsers",
+            get(database_users::list_database_users).post(database_users::create_database_user),
+        )
+        .route(
+            "/groups/{groupId}/databaseUsers/{first}/{username}",
+            get(database_users::get_database_user)
+                .patch(database_users::update_database_user)
+                .delete(database_users::delete_database_user),
+        )
+        .route(
+            "/groups/{groupId}/databaseUsers/{first}/certs",
+            get(certs::list_database_user_certs).post(certs::create_database_user_cert),
+        )
+        .route(
+            "/groups/{groupId}/userSecurity",
+            get(user_security::get_user_security).patch(user_security::update_user_security),
+        )
+        .route(
+            "/groups/{groupId}/userSecurity/customerX509",
+            delete(user_security::disable_customer_x509),
+        )
+}
+
+/// Non-Atlas extensions, under a path Atlas does not use.
+pub fn extension_routes() -> Router<AppState> {
+    Router::new().route(
+        "/api/dbcerts/v1/groups/{groupId}/ca",
+        get(extension::get_project_ca),
+    )
+}
+
+/// Path parameters, with a malformed path (for example invalid UTF-8 after percent-decoding)
+/// answered in Atlas's format.
+pub struct AtlasPath<T>(pub T);
+
+impl<T, S> FromRequestParts<S> for AtlasPath<T>
+where
+    T: serde::de::DeserializeOwned + Send,
+    S: Send + Sync,
+{
+    type Rejection = AtlasError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        axum::extract::Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|p| AtlasPath(p.0))
+            .map_err(|_| AtlasError::resource_not_found(parts.uri.path()))
+    }
+}
+
+/// The raw request body, with an over-limit body answered as Atlas-format 413.
+pub struct AtlasBody(pub Bytes);
+
+impl<S: Send + Sync> FromRequest<S> for AtlasBody {
+    type Rejection = AtlasError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        Bytes::from_request(req, state)
+            .await
+            .map(AtlasBody)
+            .map_err(|e| {
+                if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+                    AtlasError::payload_too_large(0)
+                        .with_status(axum::http::StatusCode::PAYLOAD_TOO_LARGE)
+                } else {
+                    AtlasError::malformed_json()
+                }
+            })
+    }
+}
+
+/// Loads the project `raw_id` for a caller who needs one of `any_of` in it. A project that does
+/// not exist and one the caller cannot see both answer `GROUP_NOT_FOUND`.
+pub async fn load_project(
+    state: &AppState,
+    caller: &Caller,
+    raw_id: &str,
+    any_of: &[ProjectRole],
+) -> Result<(GroupId, Project), AtlasError> {
+    let id = GroupId::parse(raw_id)?;
+    let project = state
+        .inner
+        .store
+        .get_project(id.as_str())
+        .await?
+        .filter(|p| caller.in_org(&p.org_id))
+        .ok_or_else(|| AtlasError::group_not_found(id.as_str()))?;
+    caller.require(&project.org_id, any_of)?;
+    Ok((id, project))
+}

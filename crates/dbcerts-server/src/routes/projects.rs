@@ -1,0 +1,270 @@
+//! Projects (`/groups`): listGroups, createGroup, getGroup, deleteGroup.
+
+use std::sync::LazyLock;
+
+use axum::extract::{RawQuery, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::Response;
+use dbcerts_store::{Project, StoreError};
+use serde::de::IgnoredAny;
+use serde::{Deserialize, Serialize};
+
+use super::{AtlasBody, AtlasPath, load_project};
+use crate::AppState;
+use crate::auth::{Caller, ProjectRole};
+use crate::body::parse_json;
+use crate::error::AtlasError;
+use crate::format::{Shape, atlas_time, json_response};
+use crate::links::{Base, Link};
+use crate::params::{Accepts, Query, is_object_id};
+
+static GROUP_NAME: LazyLock<regex::Regex> =
+    LazyLock::new(|| regex::Regex::new(r"^[\p{L}\p{N}\-_.(),:&@+']{1,64}$").expect("valid regex"));
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ResourceTag {
+    pub key: String,
+    pub value: String,
+}
+
+/// `Group` as Atlas returns it.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GroupOut {
+    cluster_count: i64,
+    created: String,
+    id: String,
+    links: Vec<Link>,
+    name: String,
+    org_id: String,
+    tags: Vec<ResourceTag>,
+    with_default_alerts_settings: bool,
+}
+
+/// `Group` as a client sends it. Read-only fields that SDKs echo back are accepted and ignored.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct GroupIn {
+    name: Option<String>,
+    org_id: Option<String>,
+    tags: Option<Vec<ResourceTag>>,
+    with_default_alerts_settings: Option<bool>,
+    #[serde(rename = "id")]
+    _id: Option<IgnoredAny>,
+    #[serde(rename = "created")]
+    _created: Option<IgnoredAny>,
+    #[serde(rename = "clusterCount")]
+    _cluster_count: Option<IgnoredAny>,
+    #[serde(rename = "links")]
+    _links: Option<IgnoredAny>,
+}
+
+#[derive(Serialize)]
+struct PaginatedGroups {
+    links: Vec<Link>,
+    results: Vec<GroupOut>,
+    #[serde(rename = "totalCount")]
+    total_count: u64,
+}
+
+/// An empty JSON object, the body of a project deletion.
+#[derive(Serialize)]
+struct Empty {}
+
+/// The seven links of a single project, as Atlas emits them.
+fn project_links(base: &Base, id: &str) -> Vec<Link> {
+    let mut links = base.self_link(&["groups", id]);
+    for rel in [
+        "containers",
+        "clusters",
+        "databaseUsers",
+        "peers",
+        "processes",
+        "whitelist",
+    ] {
+        links.push(Link {
+            href: base.url(&["groups", id, rel]),
+            rel: format!("https://cloud.mongodb.com/{rel}"),
+        });
+    }
+    links
+}
+
+pub fn tags_from_json(json: &str) -> Vec<ResourceTag> {
+    serde_json::from_str(json).unwrap_or_default()
+}
+
+fn group_out(p: &Project, links: Vec<Link>) -> GroupOut {
+    GroupOut {
+        cluster_count: 0,
+        created: atlas_time(p.created),
+        id: p.id.clone(),
+        links,
+        name: p.name.clone(),
+        org_id: p.org_id.clone(),
+        tags: tags_from_json(&p.tags_json),
+        with_default_alerts_settings: p.with_default_alerts_settings,
+    }
+}
+
+/// Checks `ResourceTag`/`ComponentLabel` key and value lengths (1..=255).
+pub fn check_key_values<'a>(
+    attr: &str,
+    pairs: impl IntoIterator<Item = (&'a str, &'a str)>,
+) -> Result<(), AtlasError> {
+    for (k, v) in pairs {
+        let ok = |s: &str| (1..=255).contains(&s.chars().count());
+        if !ok(k) || !ok(v) {
+            return Err(AtlasError::invalid_attribute(attr));
+        }
+    }
+    Ok(())
+}
+
+pub async fn list_groups(
+    State(state): State<AppState>,
+    caller: Caller,
+    base: Base,
+    RawQuery(q): RawQuery,
+) -> Result<Response, AtlasError> {
+    let query = Query::parse(q.as_deref(), Accepts::List)?;
+    let (projects, total) = state
+        .inner
+        .store
+        .list_projects(std::slice::from_ref(&caller.org_id), query.paging.page())
+        .await?;
+    let visible: Vec<_> = projects
+        .iter()
+        .filter(|p| !caller.project_roles(&p.org_id).is_empty())
+        .map(|p| group_out(p, base.self_link(&["groups", &p.id])))
+        .collect();
+    let body = PaginatedGroups {
+        links: base.list_links(&["groups"], &query.paging, total),
+        results: visible,
+        total_count: if query.paging.include_count { total } else { 0 },
+    };
+    Ok(json_response(
+        StatusCode::OK,
+        &body,
+        Shape::List,
+        query.format,
+        base.api,
+    ))
+}
+
+pub async fn create_group(
+    State(state): State<AppState>,
+    caller: Caller,
+    base: Base,
+    RawQuery(q): RawQuery,
+    AtlasBody(bytes): AtlasBody,
+) -> Result<Response, AtlasError> {
+    let query = Query::parse(q.as_deref(), Accepts::Entity)?;
+    if let Some(owner) = raw_param(q.as_deref(), "projectOwnerId")
+        && !is_object_id(&owner)
+    {
+        return Err(AtlasError::invalid_query_parameter("projectOwnerId"));
+    }
+    let input: GroupIn = parse_json(&bytes, false)?;
+    let name = input
+        .name
+        .ok_or_else(|| AtlasError::missing_attribute("name"))?;
+    let org_id = input
+        .org_id
+        .ok_or_else(|| AtlasError::missing_attribute("orgId"))?;
+    if !GROUP_NAME.is_match(&name) {
+        return Err(AtlasError::invalid_group_name(&name));
+    }
+    if !is_object_id(&org_id)
+        || !caller.in_org(&org_id)
+        || state.inner.store.get_org(&org_id).await?.is_none()
+    {
+        return Err(AtlasError::org_not_found(&org_id));
+    }
+    if !caller.can_create_projects(&org_id) {
+        return Err(AtlasError::new(
+            StatusCode::UNAUTHORIZED,
+            "NOT_ORG_GROUP_CREATOR",
+            format!("The currently logged in user does not have the group creator role in organization {org_id}."),
+        )
+        .with_params([serde_json::Value::String(org_id)]));
+    }
+    let tags = input.tags.unwrap_or_default();
+    check_key_values(
+        "tags",
+        tags.iter().map(|t| (t.key.as_str(), t.value.as_str())),
+    )?;
+    let project = Project {
+        id: crate::bootstrap::new_object_id(),
+        org_id,
+        name: name.clone(),
+        created: chrono::Utc::now().timestamp(),
+        with_default_alerts_settings: input.with_default_alerts_settings.unwrap_or(true),
+        tags_json: serde_json::to_string(&tags).expect("tags serialize"),
+    };
+    match state.inner.store.create_project(&project).await {
+        Ok(()) => {}
+        Err(StoreError::Conflict(_)) => return Err(AtlasError::group_already_exists(&name)),
+        Err(e) => return Err(e.into()),
+    }
+    let body = group_out(&project, project_links(&base, &project.id));
+    let mut res = json_response(
+        StatusCode::CREATED,
+        &body,
+        Shape::Entity,
+        query.format,
+        base.api,
+    );
+    if let Ok(v) = HeaderValue::from_str(&base.url(&["groups", &project.id])) {
+        res.headers_mut().insert(header::LOCATION, v);
+    }
+    Ok(res)
+}
+
+pub async fn get_group(
+    State(state): State<AppState>,
+    caller: Caller,
+    base: Base,
+    AtlasPath(group_id): AtlasPath<String>,
+    RawQuery(q): RawQuery,
+) -> Result<Response, AtlasError> {
+    let query = Query::parse(q.as_deref(), Accepts::Entity)?;
+    let (_, project) = load_project(&state, &caller, &group_id, &[ProjectRole::ReadOnly]).await?;
+    let body = group_out(&project, project_links(&base, &project.id));
+    Ok(json_response(
+        StatusCode::OK,
+        &body,
+        Shape::Entity,
+        query.format,
+        base.api,
+    ))
+}
+
+pub async fn delete_group(
+    State(state): State<AppState>,
+    caller: Caller,
+    base: Base,
+    AtlasPath(group_id): AtlasPath<String>,
+    RawQuery(q): RawQuery,
+) -> Result<Response, AtlasError> {
+    let query = Query::parse(q.as_deref(), Accepts::Entity)?;
+    let (id, _) = load_project(&state, &caller, &group_id, &[ProjectRole::Owner]).await?;
+    if !state.inner.store.delete_project(id.as_str()).await? {
+        return Err(AtlasError::group_not_found(id.as_str()));
+    }
+    state.inner.ca.forget(id.as_str());
+    tracing::info!(project = id.as_str(), "deleted project");
+    Ok(json_response(
+        StatusCode::ACCEPTED,
+        &Empty {},
+        Shape::Entity,
+        query.format,
+        base.api,
+    ))
+}
+
+/// The first value of query parameter `name`, if present.
+fn raw_param(q: Option<&str>, name: &str) -> Option<String> {
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(q?).ok()?;
+    pairs.into_iter().find(|(k, _)| k == name).map(|(_, v)| v)
+}

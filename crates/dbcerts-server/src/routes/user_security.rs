@@ -1,0 +1,296 @@
+//! User security: getUserSecurity, updateUserSecurity (customer CA bundle and LDAP settings),
+//! and disableSecurityCustomerX509.
+
+use std::sync::LazyLock;
+
+use axum::extract::{RawQuery, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use dbcerts_ca::customer_ca::{BundleProblem, validate_bundle};
+use dbcerts_store::UserSecurityRecord;
+use serde::de::IgnoredAny;
+use serde::{Deserialize, Serialize};
+
+use super::{AtlasBody, AtlasPath, load_project};
+use crate::AppState;
+use crate::auth::{Caller, ProjectRole};
+use crate::body::parse_json;
+use crate::error::AtlasError;
+use crate::format::{Shape, json_response};
+use crate::links::Base;
+use crate::params::{Accepts, GroupId, Query};
+
+static BIND_USERNAME: LazyLock<regex::Regex> = LazyLock::new(|| {
+    regex::Regex::new(r"^(?:(?<cn>CN=(?<name>[^,]*)),)?(?:(?<path>(?:(?:CN|OU)=[^,]+,?)+),)?(?<domain>(?:DC=[^,]+,?)+)$")
+        .expect("valid regex")
+});
+static HOSTNAME: LazyLock<regex::Regex> = LazyLock::new(|| {
+    regex::Regex::new(r"^([0-9]{1,3}\.){3}[0-9]{1,3}|([0-9a-f]{1,4}:){7}([0-9a-f]{1,4})|(([a-z0-9]+\.){1,10}[a-z]+)?$")
+        .expect("valid regex")
+});
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct UserToDnMapping {
+    #[serde(rename = "ldapQuery", skip_serializing_if = "Option::is_none")]
+    ldap_query: Option<String>,
+    #[serde(rename = "match")]
+    pattern: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    substitution: Option<String>,
+}
+
+/// Stored (and returned) LDAP settings. `bindPassword` is write-only and is not kept: dbcerts
+/// never connects to an LDAP server.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct LdapOut {
+    authentication_enabled: bool,
+    authorization_enabled: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    authz_query_template: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    bind_username: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ca_certificate: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    hostname: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    port: Option<i32>,
+    #[serde(rename = "userToDNMapping", skip_serializing_if = "Option::is_none")]
+    user_to_dn_mapping: Option<Vec<UserToDnMapping>>,
+}
+
+#[derive(Serialize)]
+struct CustomerX509Out {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cas: Option<String>,
+}
+
+/// `UserSecurity` as Atlas returns it: `customerX509` is `{}` when no CA is set; no top-level
+/// links.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct UserSecurityOut {
+    #[serde(rename = "customerX509")]
+    customer_x509: CustomerX509Out,
+    ldap: LdapOut,
+}
+
+#[derive(Deserialize)]
+struct CustomerX509In {
+    cas: Option<String>,
+    #[serde(rename = "links")]
+    _links: Option<IgnoredAny>,
+}
+
+#[derive(Deserialize)]
+struct MappingIn {
+    #[serde(rename = "ldapQuery")]
+    ldap_query: Option<String>,
+    #[serde(rename = "match")]
+    pattern: Option<String>,
+    substitution: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct LdapIn {
+    authentication_enabled: Option<bool>,
+    authorization_enabled: Option<bool>,
+    authz_query_template: Option<String>,
+    bind_password: Option<String>,
+    bind_username: Option<String>,
+    ca_certificate: Option<String>,
+    hostname: Option<String>,
+    port: Option<i32>,
+    #[serde(rename = "userToDNMapping")]
+    user_to_dn_mapping: Option<Vec<MappingIn>>,
+    #[serde(rename = "links")]
+    _links: Option<IgnoredAny>,
+}
+
+#[derive(Deserialize)]
+struct UserSecurityIn {
+    #[serde(rename = "customerX509")]
+    customer_x509: Option<CustomerX509In>,
+    ldap: Option<LdapIn>,
+    #[serde(rename = "links")]
+    _links: Option<IgnoredAny>,
+}
+
+fn ldap_of(rec: &UserSecurityRecord) -> Result<LdapOut, AtlasError> {
+    match &rec.ldap_json {
+        None => Ok(LdapOut::default()),
+        Some(j) => serde_json::from_str(j)
+            .map_err(|e| AtlasError::unexpected(format!("user_security.ldap: {e}"))),
+    }
+}
+
+fn out(rec: &UserSecurityRecord) -> Result<UserSecurityOut, AtlasError> {
+    Ok(UserSecurityOut {
+        customer_x509: CustomerX509Out {
+            cas: rec.customer_cas.clone(),
+        },
+        ldap: ldap_of(rec)?,
+    })
+}
+
+/// Merges a PATCH's LDAP fields into the stored settings.
+fn merge_ldap(mut cur: LdapOut, input: LdapIn) -> Result<LdapOut, AtlasError> {
+    let _write_only_not_kept = input.bind_password;
+    if let Some(v) = input.authentication_enabled {
+        cur.authentication_enabled = v;
+    }
+    if let Some(v) = input.authorization_enabled {
+        cur.authorization_enabled = v;
+    }
+    if let Some(v) = input.authz_query_template {
+        cur.authz_query_template = Some(v);
+    }
+    if let Some(v) = input.bind_username {
+        if !BIND_USERNAME.is_match(&v) {
+            return Err(AtlasError::invalid_attribute("ldap.bindUsername"));
+        }
+        cur.bind_username = Some(v);
+    }
+    if let Some(v) = input.ca_certificate {
+        cur.ca_certificate = (!v.is_empty()).then_some(v);
+    }
+    if let Some(v) = input.hostname {
+        if !HOSTNAME.is_match(&v) {
+            return Err(AtlasError::invalid_attribute("ldap.hostname"));
+        }
+        cur.hostname = Some(v);
+    }
+    if let Some(p) = input.port {
+        if !(1..=65535).contains(&p) {
+            return Err(AtlasError::invalid_attribute("ldap.port"));
+        }
+        cur.port = Some(p);
+    }
+    if let Some(maps) = input.user_to_dn_mapping {
+        cur.user_to_dn_mapping = Some(
+            maps.into_iter()
+                .map(|m| {
+                    Ok(UserToDnMapping {
+                        ldap_query: m.ldap_query,
+                        pattern: m.pattern.ok_or_else(|| {
+                            AtlasError::missing_attribute("ldap.userToDNMapping.match")
+                        })?,
+                        substitution: m.substitution,
+                    })
+                })
+                .collect::<Result<_, AtlasError>>()?,
+        );
+    }
+    Ok(cur)
+}
+
+/// Checks a customer CA bundle; an expired CA is `EXPIRED_X509_CA_CERTIFICATE`, anything else
+/// wrong a `VALIDATION_ERROR` saying what.
+fn check_bundle(cas: &str) -> Result<(), AtlasError> {
+    match validate_bundle(cas, chrono::Utc::now()) {
+        Ok(_) => Ok(()),
+        Err(BundleProblem::Expired { .. }) => Err(AtlasError::expired_ca()),
+        Err(p) => Err(AtlasError::validation_error(&format!(
+            "customerX509.cas: {p}"
+        ))),
+    }
+}
+
+async fn load(
+    state: &AppState,
+    caller: &Caller,
+    group_id: &str,
+) -> Result<(GroupId, UserSecurityRecord), AtlasError> {
+    let (id, _) = load_project(state, caller, group_id, &[ProjectRole::Owner]).await?;
+    let rec = state.inner.store.get_user_security(id.as_str()).await?;
+    Ok((id, rec))
+}
+
+pub async fn get_user_security(
+    State(state): State<AppState>,
+    caller: Caller,
+    base: Base,
+    AtlasPath(group_id): AtlasPath<String>,
+    RawQuery(q): RawQuery,
+) -> Result<Response, AtlasError> {
+    let query = Query::parse(q.as_deref(), Accepts::Entity)?;
+    let (_, rec) = load(&state, &caller, &group_id).await?;
+    Ok(json_response(
+        StatusCode::OK,
+        &out(&rec)?,
+        Shape::Entity,
+        query.format,
+        base.api,
+    ))
+}
+
+pub async fn update_user_security(
+    State(state): State<AppState>,
+    caller: Caller,
+    base: Base,
+    AtlasPath(group_id): AtlasPath<String>,
+    RawQuery(q): RawQuery,
+    AtlasBody(bytes): AtlasBody,
+) -> Result<Response, AtlasError> {
+    let query = Query::parse(q.as_deref(), Accepts::Entity)?;
+    let (id, mut rec) = load(&state, &caller, &group_id).await?;
+    let input: UserSecurityIn = parse_json(&bytes, false)?;
+    if let Some(x509) = input.customer_x509
+        && let Some(cas) = x509.cas
+    {
+        if cas.is_empty() {
+            rec.customer_cas = None;
+        } else {
+            check_bundle(&cas)?;
+            rec.customer_cas = Some(cas);
+        }
+    }
+    if let Some(ldap) = input.ldap {
+        let merged = merge_ldap(ldap_of(&rec)?, ldap)?;
+        rec.ldap_json = Some(serde_json::to_string(&merged).expect("ldap settings serialize"));
+    }
+    state
+        .inner
+        .store
+        .put_user_security(id.as_str(), &rec)
+        .await?;
+    tracing::info!(
+        project = id.as_str(),
+        customer_ca = rec.customer_cas.is_some(),
+        "updated user security"
+    );
+    Ok(json_response(
+        StatusCode::ACCEPTED,
+        &out(&rec)?,
+        Shape::Entity,
+        query.format,
+        base.api,
+    ))
+}
+
+pub async fn disable_customer_x509(
+    State(state): State<AppState>,
+    caller: Caller,
+    base: Base,
+    AtlasPath(group_id): AtlasPath<String>,
+    RawQuery(q): RawQuery,
+) -> Result<Response, AtlasError> {
+    let query = Query::parse(q.as_deref(), Accepts::EnvelopeOnly)?;
+    let (id, mut rec) = load(&state, &caller, &group_id).await?;
+    rec.customer_cas = None;
+    state
+        .inner
+        .store
+        .put_user_security(id.as_str(), &rec)
+        .await?;
+    tracing::info!(project = id.as_str(), "disabled customer-managed X.509");
+    Ok(json_response(
+        StatusCode::ACCEPTED,
+        &out(&rec)?,
+        Shape::Entity,
+        query.format,
+        base.api,
+    ))
+}
