@@ -32,7 +32,11 @@ pub fn parse_json<T: DeserializeOwned>(
         serde_ignored::deserialize(tracked, |path| {
             // serde_ignored renders an `Option` layer as `?`; Atlas names fields plainly.
             unknown.get_or_insert_with(|| {
-                path.to_string().split('.').filter(|seg| *seg != "?").collect::<Vec<_>>().join(".")
+                path.to_string()
+                    .split('.')
+                    .filter(|seg| *seg != "?")
+                    .collect::<Vec<_>>()
+                    .join(".")
             });
         })
     };

@@ -1,0 +1,468 @@
+//! Golden snapshots of every success and error body, in-process (`Router::oneshot`) against a
+//! real SQLite file. Ids, dates and serials are replaced by placeholders before snapshotting,
+//! so each snapshot pins the exact shape, key order and wording Atlas clients see.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use dbcerts_ca::KeyAlgorithm;
+use dbcerts_ca::pool::KeyPool;
+use dbcerts_server::auth::digest;
+use dbcerts_server::{AppState, ServerConfig};
+use dbcerts_store::{SqliteStore, Store};
+use http_body_util::BodyExt;
+use serde_json::Value;
+use tower::ServiceExt;
+
+const V2: &str = "application/vnd.atlas.2023-01-01+json";
+
+struct Harness {
+    app: Router,
+    public_key: String,
+    private_key: String,
+    org_id: String,
+    _dir: tempfile::TempDir,
+}
+
+struct Reply {
+    status: StatusCode,
+    content_type: String,
+    error_code: Option<String>,
+    text: String,
+}
+
+impl Harness {
+    async fn new() -> Harness {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("dbcerts.db"))
+            .await
+            .unwrap();
+        let (master, _) = dbcerts_ca::sealing::MasterKey::generate();
+        dbcerts_server::secrets::verify_master_key(&store, &master)
+            .await
+            .unwrap();
+        dbcerts_server::bootstrap::bootstrap_if_empty(&store, &master, dir.path())
+            .await
+            .unwrap()
+            .unwrap();
+        let creds: Value = serde_json::from_slice(
+            &std::fs::read(dir.path().join("bootstrap-credentials.json")).unwrap(),
+        )
+        .unwrap();
+        let nonce = dbcerts_server::secrets::nonce_key(&store, &master, 300)
+            .await
+            .unwrap();
+        let pool = KeyPool::start(KeyAlgorithm::EcdsaP256, 0, 1);
+        let config = ServerConfig {
+            public_url: Some("https://dbcerts.example".into()),
+            key_algorithm: KeyAlgorithm::EcdsaP256,
+            ..ServerConfig::default()
+        };
+        let store: Arc<dyn Store> = Arc::new(store);
+        let state = AppState::new(store, Arc::new(master), nonce, pool, config);
+        Harness {
+            app: dbcerts_server::router(state),
+            public_key: creds["publicKey"].as_str().unwrap().into(),
+            private_key: creds["privateKey"].as_str().unwrap().into(),
+            org_id: creds["orgId"].as_str().unwrap().into(),
+            _dir: dir,
+        }
+    }
+
+    async fn raw(&self, req: Request<Body>) -> Reply {
+        let res = self.app.clone().oneshot(req).await.unwrap();
+        let status = res.status();
+        let content_type = res
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .map(|v| v.to_str().unwrap().to_owned())
+            .unwrap_or_default();
+        let error_code = res
+            .headers()
+            .get("x-error-code")
+            .map(|v| v.to_str().unwrap().to_owned());
+        let bytes = res.into_body().collect().await.unwrap().to_bytes();
+        Reply {
+            status,
+            content_type,
+            error_code,
+            text: String::from_utf8(bytes.to_vec()).unwrap(),
+        }
+    }
+
+    /// One Digest-authenticated request: fetch a challenge, answer it as curl would.
+    async fn call(
+        &self,
+        method: &str,
+        uri: &str,
+        accept: Option<&str>,
+        body: Option<&str>,
+    ) -> Reply {
+        let challenge = self
+            .raw(
+                Request::builder()
+                    .method(method)
+                    .uri(uri)
+                    .body(Body::empty())
+                    .unwrap(),
+            )
+            .await;
+        assert_eq!(challenge.status, StatusCode::UNAUTHORIZED);
+        let nonce = self.nonce_of(method, uri).await;
+        let creds = digest::Credentials {
+            username: self.public_key.clone(),
+            realm: digest::REALM.into(),
+            nonce: nonce.clone(),
+            uri: uri.into(),
+            response: String::new(),
+            algorithm: digest::Algorithm::Md5,
+            cnonce: "0a4f113b".into(),
+            nc: "00000001".into(),
+        };
+        let response = digest::expected_response(&creds, method, &self.private_key);
+        let auth = format!(
+            "Digest username=\"{}\", realm=\"{}\", nonce=\"{nonce}\", uri=\"{uri}\", cnonce=\"0a4f113b\", nc=00000001, qop=auth, response=\"{response}\", algorithm=MD5",
+            self.public_key,
+            digest::REALM
+        );
+        let mut req = Request::builder()
+            .method(method)
+            .uri(uri)
+            .header(header::AUTHORIZATION, auth);
+        if let Some(a) = accept {
+            req = req.header(header::ACCEPT, a);
+        }
+        self.raw(
+            req.body(
+                body.map(|b| Body::from(b.to_owned()))
+                    .unwrap_or_else(Body::empty),
+            )
+            .unwrap(),
+        )
+        .await
+    }
+
+    async fn nonce_of(&self, method: &str, uri: &str) -> String {
+        let res = self
+            .app
+            .clone()
+            .oneshot(
+                Request::builder()
+                    .method(method)
+                    .uri(uri)
+                    .body(Body::empty())
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        let www = res.headers()[header::WWW_AUTHENTICATE]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        www.split("nonce=\"")
+            .nth(1)
+            .unwrap()
+            .split('"')
+            .next()
+            .unwrap()
+            .to_owned()
+    }
+
+    async fn v2(&self, method: &str, path: &str, body: Option<&str>) -> Reply {
+        self.call(method, &format!("/api/atlas/v2{path}"), Some(V2), body)
+            .await
+    }
+
+    async fn project(&self, name: &str) -> String {
+        let r = self
+            .v2(
+                "POST",
+                "/groups",
+                Some(&format!(r#"{{"name":"{name}","orgId":"{}"}}"#, self.org_id)),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+        serde_json::from_str::<Value>(&r.text).unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    async fn managed_user(&self, gid: &str, username: &str) {
+        let body = format!(
+            r#"{{"databaseName":"$external","x509Type":"MANAGED","username":"{username}","roles":[{{"databaseName":"admin","roleName":"atlasAdmin"}}]}}"#
+        );
+        let r = self
+            .v2("POST", &format!("/groups/{gid}/databaseUsers"), Some(&body))
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    }
+}
+
+/// Replaces run-specific values by placeholders: the ids given, dates, and certificate serials.
+fn normalize(text: &str, ids: &[(&str, &str)]) -> String {
+    let mut out = text.to_owned();
+    for (value, placeholder) in ids {
+        out = out.replace(value, placeholder);
+    }
+    let date = regex::Regex::new(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ").unwrap();
+    let out = date.replace_all(&out, "[date]").into_owned();
+    let serial = regex::Regex::new(r#""_id" ?: ?\d+"#).unwrap();
+    serial
+        .replace_all(&out, "\"_id\":\"[serial]\"")
+        .into_owned()
+}
+
+fn snapshot_json(name: &str, r: &Reply, ids: &[(&str, &str)]) {
+    let value: Value = serde_json::from_str(&normalize(&r.text, ids))
+        .unwrap_or_else(|e| panic!("{name}: {e}: {}", r.text));
+    let record = serde_json::json!({
+        "status": r.status.as_u16(),
+        "contentType": r.content_type,
+        "xErrorCode": r.error_code,
+        "body": value,
+    });
+    insta::assert_json_snapshot!(name, record);
+}
+
+#[tokio::test]
+async fn success_bodies() {
+    let h = Harness::new().await;
+    let gid = h.project("golden-project").await;
+    let ids = [(gid.as_str(), "[groupId]"), (h.org_id.as_str(), "[orgId]")];
+    snapshot_json(
+        "get_group",
+        &h.v2("GET", &format!("/groups/{gid}"), None).await,
+        &ids,
+    );
+    snapshot_json("list_groups", &h.v2("GET", "/groups", None).await, &ids);
+    let created = h
+        .v2(
+            "POST",
+            "/groups",
+            Some(&format!(
+                r#"{{"name":"second","orgId":"{}","tags":[{{"key":"env","value":"test"}}]}}"#,
+                h.org_id
+            )),
+        )
+        .await;
+    let second: Value = serde_json::from_str(&created.text).unwrap();
+    let second = second["id"].as_str().unwrap().to_owned();
+    let ids2 = [
+        (gid.as_str(), "[groupId]"),
+        (h.org_id.as_str(), "[orgId]"),
+        (second.as_str(), "[groupId2]"),
+    ];
+    snapshot_json("create_group", &created, &ids2);
+    snapshot_json(
+        "delete_group",
+        &h.v2("DELETE", &format!("/groups/{second}"), None).await,
+        &ids2,
+    );
+
+    let user = h
+        .v2(
+            "POST",
+            &format!("/groups/{gid}/databaseUsers"),
+            Some(r#"{"databaseName":"$external","x509Type":"MANAGED","username":"user389","roles":[{"databaseName":"admin","roleName":"atlasAdmin"}],"labels":[{"key":"team","value":"db"}],"scopes":[{"name":"Cluster0","type":"CLUSTER"}],"description":"managed x509"}"#),
+        )
+        .await;
+    snapshot_json("create_database_user", &user, &ids);
+    snapshot_json(
+        "get_database_user",
+        &h.v2(
+            "GET",
+            &format!("/groups/{gid}/databaseUsers/$external/user389"),
+            None,
+        )
+        .await,
+        &ids,
+    );
+    snapshot_json(
+        "update_database_user",
+        &h.v2("PATCH", &format!("/groups/{gid}/databaseUsers/$external/user389"), Some(r#"{"roles":[{"databaseName":"sales","roleName":"read","collectionName":"orders"}]}"#)).await,
+        &ids,
+    );
+    snapshot_json(
+        "list_database_users",
+        &h.v2(
+            "GET",
+            &format!("/groups/{gid}/databaseUsers?itemsPerPage=1"),
+            None,
+        )
+        .await,
+        &ids,
+    );
+
+    let cert = h
+        .v2(
+            "POST",
+            &format!("/groups/{gid}/databaseUsers/user389/certs"),
+            Some(r#"{"monthsUntilExpiration":3}"#),
+        )
+        .await;
+    assert_eq!(cert.status, StatusCode::CREATED);
+    assert_eq!(
+        cert.content_type,
+        "application/vnd.atlas.2023-01-01+json;charset=utf-8"
+    );
+    assert!(cert.text.starts_with("-----BEGIN CERTIFICATE-----\n"));
+    assert!(
+        cert.text
+            .contains("-----END CERTIFICATE-----\n-----BEGIN PRIVATE KEY-----\n")
+    );
+    assert!(cert.text.ends_with("-----END PRIVATE KEY-----\n"));
+    snapshot_json(
+        "list_database_user_certs",
+        &h.v2(
+            "GET",
+            &format!("/groups/{gid}/databaseUsers/user389/certs"),
+            None,
+        )
+        .await,
+        &ids,
+    );
+    snapshot_json(
+        "list_database_user_certs_envelope",
+        &h.v2(
+            "GET",
+            &format!("/groups/{gid}/databaseUsers/user389/certs?envelope=true&includeCount=false"),
+            None,
+        )
+        .await,
+        &ids,
+    );
+    let pretty = h
+        .v2(
+            "GET",
+            &format!("/groups/{gid}/databaseUsers/user389/certs?pretty=true"),
+            None,
+        )
+        .await;
+    insta::assert_snapshot!(
+        "list_database_user_certs_pretty",
+        normalize(&pretty.text, &ids)
+    );
+
+    snapshot_json(
+        "get_user_security",
+        &h.v2("GET", &format!("/groups/{gid}/userSecurity"), None)
+            .await,
+        &ids,
+    );
+    snapshot_json(
+        "update_user_security_ldap",
+        &h.v2("PATCH", &format!("/groups/{gid}/userSecurity"), Some(r#"{"ldap":{"hostname":"ldap.example.com","port":636,"bindUsername":"CN=BindUser,CN=Users,DC=example,DC=com","bindPassword":"not-kept"}}"#)).await,
+        &ids,
+    );
+    snapshot_json(
+        "disable_customer_x509",
+        &h.v2(
+            "DELETE",
+            &format!("/groups/{gid}/userSecurity/customerX509"),
+            None,
+        )
+        .await,
+        &ids,
+    );
+    let deleted = h
+        .v2(
+            "DELETE",
+            &format!("/groups/{gid}/databaseUsers/$external/user389"),
+            None,
+        )
+        .await;
+    assert_eq!(deleted.status, StatusCode::NO_CONTENT);
+    assert!(deleted.text.is_empty());
+    assert_eq!(
+        deleted.content_type,
+        "application/vnd.atlas.2023-01-01+json;charset=utf-8"
+    );
+}
+
+#[tokio::test]
+async fn error_bodies() {
+    let h = Harness::new().await;
+    let gid = h.project("errors").await;
+    h.managed_user(&gid, "user389").await;
+    let scram = r#"{"databaseName":"admin","username":"alice","password":"changeme123","roles":[{"databaseName":"admin","roleName":"read"}]}"#;
+    assert_eq!(
+        h.v2("POST", &format!("/groups/{gid}/databaseUsers"), Some(scram))
+            .await
+            .status,
+        StatusCode::CREATED
+    );
+    let ids = [(gid.as_str(), "[groupId]"), (h.org_id.as_str(), "[orgId]")];
+    let certs = format!("/groups/{gid}/databaseUsers/user389/certs");
+    let users = format!("/groups/{gid}/databaseUsers");
+    let cases: Vec<(&str, &str, String, Option<String>)> = vec![
+        ("malformed_json", "POST", certs.clone(), Some("{".into())),
+        ("invalid_json", "POST", certs.clone(), Some("[]".into())),
+        ("invalid_json_attribute", "POST", certs.clone(), Some(r#"{"monthsUntilExpiration":"3"}"#.into())),
+        ("invalid_attribute", "POST", certs.clone(), Some(r#"{"monthsUntilExpiration":3,"foo":1}"#.into())),
+        ("attribute_negative_or_zero", "POST", certs.clone(), Some(r#"{"monthsUntilExpiration":0}"#.into())),
+        ("cert_expiry_cannot_exceed_two_years", "POST", certs.clone(), Some(r#"{"monthsUntilExpiration":25}"#.into())),
+        ("user_not_managed_x509", "POST", format!("/groups/{gid}/databaseUsers/alice/certs"), Some("{}".into())),
+        ("username_not_found", "GET", format!("/groups/{gid}/databaseUsers/nobody/certs"), None),
+        ("invalid_query_parameter", "GET", format!("{certs}?itemsPerPage=501"), None),
+        ("invalid_group_id", "GET", "/groups/not-a-group".into(), None),
+        ("group_not_found", "GET", "/groups/111111111111111111111111".into(), None),
+        ("resource_not_found", "GET", "/nothing/here".into(), None),
+        ("method_not_allowed", "PUT", "/groups".into(), None),
+        ("missing_attribute", "POST", "/groups".into(), Some(format!(r#"{{"orgId":"{}"}}"#, h.org_id))),
+        ("invalid_group_name", "POST", "/groups".into(), Some(format!(r#"{{"name":"a/b","orgId":"{}"}}"#, h.org_id))),
+        ("group_already_exists", "POST", "/groups".into(), Some(format!(r#"{{"name":"errors","orgId":"{}"}}"#, h.org_id))),
+        ("org_not_found", "POST", "/groups".into(), Some(r#"{"name":"x","orgId":"222222222222222222222222"}"#.into())),
+        ("user_already_exists", "POST", users.clone(), Some(r#"{"databaseName":"$external","x509Type":"MANAGED","username":"user389","roles":[]}"#.into())),
+        ("database_name_invalid_external", "POST", users.clone(), Some(r#"{"databaseName":"admin","x509Type":"MANAGED","username":"bob","roles":[]}"#.into())),
+        ("database_name_invalid_admin", "POST", users.clone(), Some(r#"{"databaseName":"$external","username":"bob","password":"changeme123","roles":[]}"#.into())),
+        ("x509_user_cannot_use_scram", "POST", users.clone(), Some(r#"{"databaseName":"$external","x509Type":"MANAGED","username":"bob","password":"changeme123","roles":[]}"#.into())),
+        ("x509_user_cannot_use_ldap", "POST", users.clone(), Some(r#"{"databaseName":"$external","x509Type":"MANAGED","ldapAuthType":"USER","username":"bob","roles":[]}"#.into())),
+        ("x509_user_cannot_be_temporary", "POST", users.clone(), Some(r#"{"databaseName":"$external","x509Type":"MANAGED","username":"bob","roles":[],"deleteAfterDate":"2099-01-01T00:00:00Z"}"#.into())),
+        ("managed_x509_name_invalid", "POST", users.clone(), Some(r#"{"databaseName":"$external","x509Type":"MANAGED","username":"alice,OU=admin","roles":[]}"#.into())),
+        ("invalid_ldap_name", "POST", users.clone(), Some(r#"{"databaseName":"$external","x509Type":"CUSTOMER","username":"alice","roles":[]}"#.into())),
+        ("invalid_enum_value", "POST", users.clone(), Some(r#"{"databaseName":"$external","x509Type":"BOGUS","username":"bob","roles":[]}"#.into())),
+        ("group_mismatch", "POST", users.clone(), Some(r#"{"databaseName":"$external","x509Type":"MANAGED","username":"bob","roles":[],"groupId":"333333333333333333333333"}"#.into())),
+        ("auth_type_cannot_be_changed", "PATCH", format!("{users}/$external/user389"), Some(r#"{"x509Type":"CUSTOMER"}"#.into())),
+        ("username_cannot_be_changed", "PATCH", format!("{users}/$external/user389"), Some(r#"{"username":"other"}"#.into())),
+        ("validation_error_customer_ca", "PATCH", format!("/groups/{gid}/userSecurity"), Some(r#"{"customerX509":{"cas":"garbage"}}"#.into())),
+    ];
+    for (name, method, path, body) in cases {
+        let r = h.v2(method, &path, body.as_deref()).await;
+        assert!(
+            r.status.is_client_error(),
+            "{name}: {} {}",
+            r.status,
+            r.text
+        );
+        assert_eq!(r.content_type, "application/json", "{name}");
+        let parsed: Value = serde_json::from_str(&r.text).unwrap();
+        assert_eq!(
+            r.error_code.as_deref(),
+            parsed["errorCode"].as_str(),
+            "{name}"
+        );
+        let keys: Vec<_> = parsed.as_object().unwrap().keys().cloned().collect();
+        assert_eq!(
+            keys,
+            ["detail", "error", "errorCode", "parameters", "reason"],
+            "{name}"
+        );
+        snapshot_json(&format!("error_{name}"), &r, &ids);
+    }
+    // Version negotiation and the Digest challenge.
+    let r = h.call("GET", "/api/atlas/v2/groups", None, None).await;
+    snapshot_json("error_invalid_version_date", &r, &ids);
+    let r = h
+        .raw(
+            Request::builder()
+                .uri("/api/atlas/v2/groups")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    insta::assert_snapshot!("unauthorized_body", r.text);
+}
