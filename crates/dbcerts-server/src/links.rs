@@ -174,3 +174,29 @@ mod tests {
         );
     }
 }
+
+/// A page of a list, as every Atlas list returns it: `links`, `results`, `totalCount`.
+/// With `includeCount=false`, `totalCount` is 0, as observed on Atlas lists.
+#[derive(Debug, Serialize)]
+pub struct Paginated<T> {
+    links: Vec<Link>,
+    results: Vec<T>,
+    #[serde(rename = "totalCount")]
+    total_count: u64,
+}
+
+impl<T> Paginated<T> {
+    pub fn new(
+        base: &Base,
+        segments: &[&str],
+        paging: &Paging,
+        total: u64,
+        results: Vec<T>,
+    ) -> Self {
+        Paginated {
+            links: base.list_links(segments, paging, total),
+            results,
+            total_count: if paging.include_count { total } else { 0 },
+        }
+    }
+}

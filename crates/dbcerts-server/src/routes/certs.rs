@@ -19,7 +19,7 @@ use crate::auth::{Caller, ProjectRole};
 use crate::body::parse_json;
 use crate::error::AtlasError;
 use crate::format::{Format, Shape, atlas_time, envelope, json_response, with_content_type};
-use crate::links::{Base, Link};
+use crate::links::{Base, Paginated};
 use crate::params::{Accepts, Query};
 
 /// Serial collisions are astronomically rare (63 random bits); retry a few times anyway.
@@ -35,14 +35,6 @@ struct UserCertOut {
     group_id: String,
     not_after: String,
     subject: String,
-}
-
-#[derive(Serialize)]
-struct PaginatedUserCerts {
-    links: Vec<Link>,
-    results: Vec<UserCertOut>,
-    #[serde(rename = "totalCount")]
-    total_count: u64,
 }
 
 /// `UserCert` as a client sends it: only `monthsUntilExpiration` is writable; the read-only
@@ -93,24 +85,18 @@ pub async fn list_database_user_certs(
         .store
         .list_unexpired_certificates(id.as_str(), &username, now, query.paging.page())
         .await?;
-    let body = PaginatedUserCerts {
-        links: base.list_links(
-            &["groups", id.as_str(), "databaseUsers", &username, "certs"],
-            &query.paging,
-            total,
-        ),
-        results: certs
-            .into_iter()
-            .map(|c| UserCertOut {
-                id: c.serial,
-                created_at: atlas_time(c.not_before),
-                group_id: id.as_str().to_owned(),
-                not_after: atlas_time(c.not_after),
-                subject: c.subject,
-            })
-            .collect(),
-        total_count: if query.paging.include_count { total } else { 0 },
-    };
+    let results = certs
+        .into_iter()
+        .map(|c| UserCertOut {
+            id: c.serial,
+            created_at: atlas_time(c.not_before),
+            group_id: id.as_str().to_owned(),
+            not_after: atlas_time(c.not_after),
+            subject: c.subject,
+        })
+        .collect();
+    let segments = ["groups", id.as_str(), "databaseUsers", &username, "certs"];
+    let body = Paginated::new(&base, &segments, &query.paging, total, results);
     Ok(json_response(
         StatusCode::OK,
         &body,

@@ -16,7 +16,7 @@ use crate::auth::{Caller, ProjectRole};
 use crate::body::parse_json;
 use crate::error::AtlasError;
 use crate::format::{Shape, atlas_time, json_response, with_content_type};
-use crate::links::{Base, Link};
+use crate::links::{Base, Link, Paginated};
 use crate::params::{Accepts, GroupId, Query};
 use crate::routes::projects::check_key_values;
 
@@ -86,14 +86,6 @@ struct UserOut {
     scopes: Vec<ScopeDoc>,
     username: String,
     x509_type: String,
-}
-
-#[derive(Serialize)]
-struct PaginatedUsers {
-    links: Vec<Link>,
-    results: Vec<UserOut>,
-    #[serde(rename = "totalCount")]
-    total_count: u64,
 }
 
 #[derive(Deserialize)]
@@ -414,15 +406,8 @@ pub async fn list_database_users(
         .iter()
         .map(|u| Ok(user_out(&base, u, decode_doc(u)?)))
         .collect::<Result<Vec<_>, AtlasError>>()?;
-    let body = PaginatedUsers {
-        links: base.list_links(
-            &["groups", id.as_str(), "databaseUsers"],
-            &query.paging,
-            total,
-        ),
-        results,
-        total_count: if query.paging.include_count { total } else { 0 },
-    };
+    let segments = ["groups", id.as_str(), "databaseUsers"];
+    let body = Paginated::new(&base, &segments, &query.paging, total, results);
     Ok(json_response(
         StatusCode::OK,
         &body,

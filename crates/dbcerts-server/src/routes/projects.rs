@@ -15,7 +15,7 @@ use crate::auth::{Caller, ProjectRole};
 use crate::body::parse_json;
 use crate::error::AtlasError;
 use crate::format::{Shape, atlas_time, json_response};
-use crate::links::{Base, Link};
+use crate::links::{Base, Link, Paginated};
 use crate::params::{Accepts, Query, is_object_id};
 
 static GROUP_NAME: LazyLock<regex::Regex> =
@@ -57,14 +57,6 @@ struct GroupIn {
     _cluster_count: Option<IgnoredAny>,
     #[serde(rename = "links")]
     _links: Option<IgnoredAny>,
-}
-
-#[derive(Serialize)]
-struct PaginatedGroups {
-    links: Vec<Link>,
-    results: Vec<GroupOut>,
-    #[serde(rename = "totalCount")]
-    total_count: u64,
 }
 
 /// An empty JSON object, the body of a project deletion.
@@ -138,11 +130,7 @@ pub async fn list_groups(
         .filter(|p| !caller.project_roles(&p.org_id).is_empty())
         .map(|p| group_out(p, base.self_link(&["groups", &p.id])))
         .collect();
-    let body = PaginatedGroups {
-        links: base.list_links(&["groups"], &query.paging, total),
-        results: visible,
-        total_count: if query.paging.include_count { total } else { 0 },
-    };
+    let body = Paginated::new(&base, &["groups"], &query.paging, total, visible);
     Ok(json_response(
         StatusCode::OK,
         &body,
