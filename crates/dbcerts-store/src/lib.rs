@@ -93,7 +93,8 @@ pub trait Store: Send + Sync + 'static {
     /// Durably records an issued certificate. A serial that exists already is a
     /// `Conflict("certificate serial")`.
     async fn insert_certificate(&self, cert: &CertificateRecord) -> StoreResult<()>;
-    /// Certificates of (project, username) with `not_after > now`, oldest first, and their count.
+    /// Certificates of (project, username) with `not_after > now`, oldest first (by `not_before`,
+    /// then `created_ms`, then serial), and their count.
     async fn list_unexpired_certificates(
         &self,
         project_id: &str,

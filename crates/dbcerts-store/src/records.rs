@@ -88,6 +88,9 @@ pub struct CertificateRecord {
     pub subject: String,
     pub not_before: i64,
     pub not_after: i64,
+    /// When the certificate was issued, in Unix milliseconds. Breaks ties between certificates
+    /// whose `not_before` falls in the same second, so the list stays in issuance order.
+    pub created_ms: i64,
     pub cert_der: Vec<u8>,
 }
 

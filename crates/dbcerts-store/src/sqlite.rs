@@ -436,8 +436,8 @@ impl Store for SqliteStore {
 
     async fn insert_certificate(&self, c: &CertificateRecord) -> StoreResult<()> {
         sqlx::query(
-            "INSERT INTO certificates (serial, project_id, username, subject, not_before, not_after, cert)
-             VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO certificates (serial, project_id, username, subject, not_before, not_after, created_ms, cert)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(c.serial)
         .bind(&c.project_id)
@@ -445,6 +445,7 @@ impl Store for SqliteStore {
         .bind(&c.subject)
         .bind(c.not_before)
         .bind(c.not_after)
+        .bind(c.created_ms)
         .bind(&c.cert_der)
         .execute(&self.pool)
         .await
@@ -477,7 +478,7 @@ impl Store for SqliteStore {
         let rows = sqlx::query(
             "SELECT serial, subject, not_before, not_after FROM certificates
              WHERE project_id = ? AND username = ? AND not_after > ?
-             ORDER BY not_before, serial LIMIT ? OFFSET ?",
+             ORDER BY not_before, created_ms, serial LIMIT ? OFFSET ?",
         )
         .bind(project_id)
         .bind(username)

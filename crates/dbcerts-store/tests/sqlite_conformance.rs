@@ -140,6 +140,7 @@ async fn data_survives_close_and_reopen() {
         subject: "CN=durable".into(),
         not_before: 1_700_000_004,
         not_after: 1_800_000_000,
+        created_ms: 1_700_003_604_000,
         cert_der: vec![0x30, 0x82, 0x02],
     };
     let security = UserSecurityRecord {

@@ -35,6 +35,10 @@ pub struct GlobalArgs {
     /// [default: <data-dir>/master.key, generated on first start]
     #[arg(long, env = "DBCERTS_MASTER_KEY_FILE", global = true)]
     pub master_key_file: Option<PathBuf>,
+    /// Key algorithm of issued certificates and of new project CAs: rsa-4096 (Atlas), rsa-2048,
+    /// ecdsa-p256, ecdsa-p384 [default: rsa-4096]
+    #[arg(long, env = "DBCERTS_KEY_ALGORITHM", global = true)]
+    pub key_algorithm: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -69,10 +73,6 @@ pub struct ServeArgs {
     /// [default: taken from each request's Host header]
     #[arg(long, env = "DBCERTS_PUBLIC_URL")]
     pub public_url: Option<String>,
-    /// Key algorithm of issued certificates: rsa-4096 (Atlas), rsa-2048, ecdsa-p256, ecdsa-p384
-    /// [default: rsa-4096]
-    #[arg(long, env = "DBCERTS_KEY_ALGORITHM")]
-    pub key_algorithm: Option<String>,
     /// Pre-generated keys kept in memory; 0 disables the pool [default: 16]
     #[arg(long, env = "DBCERTS_KEY_POOL_SIZE")]
     pub key_pool_size: Option<usize>,

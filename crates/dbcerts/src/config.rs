@@ -86,7 +86,7 @@ impl Settings {
         {
             anyhow::bail!("--public-url {u:?} must start with http:// or https://");
         }
-        let alg_text = serve
+        let alg_text = global
             .key_algorithm
             .clone()
             .or(file.key_algorithm)
@@ -176,11 +176,11 @@ mod tests {
 
     #[test]
     fn bad_values_stop_startup() {
-        let flags = ServeArgs {
+        let global = GlobalArgs {
             key_algorithm: Some("rsa-1024".into()),
             ..Default::default()
         };
-        assert!(Settings::resolve(&GlobalArgs::default(), &flags).is_err());
+        assert!(Settings::resolve(&global, &ServeArgs::default()).is_err());
         let global = GlobalArgs {
             database_url: Some("mysql://x".into()),
             ..Default::default()

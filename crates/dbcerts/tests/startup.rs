@@ -12,10 +12,10 @@ use dbcerts_server::secrets::MasterKeySource;
 fn settings(dir: &Path) -> Settings {
     let global = GlobalArgs {
         data_dir: Some(dir.to_path_buf()),
+        key_algorithm: Some("ecdsa-p256".into()),
         ..Default::default()
     };
     let serve = ServeArgs {
-        key_algorithm: Some("ecdsa-p256".into()),
         key_pool_size: Some(0),
         ..Default::default()
     };

@@ -170,6 +170,7 @@ pub async fn create_database_user_cert(
             subject: issued.subject,
             not_before: not_before.timestamp(),
             not_after: not_after.timestamp(),
+            created_ms: now.timestamp_millis(),
             cert_der: issued.der,
         };
         match state.inner.store.insert_certificate(&rec).await {

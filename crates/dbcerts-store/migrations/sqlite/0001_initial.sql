@@ -60,9 +60,10 @@ CREATE TABLE certificates (
     subject     TEXT NOT NULL,
     not_before  INTEGER NOT NULL,
     not_after   INTEGER NOT NULL,
+    created_ms  INTEGER NOT NULL,               -- issuance time in ms: orders certificates of one second
     cert        BLOB NOT NULL                   -- DER; the private key is never stored
 );
-CREATE INDEX certificates_by_user ON certificates (project_id, username, not_before, serial);
+CREATE INDEX certificates_by_user ON certificates (project_id, username, not_before, created_ms);
 
 CREATE TABLE user_security (
     project_id      TEXT PRIMARY KEY REFERENCES projects(id) ON DELETE CASCADE,

@@ -180,6 +180,8 @@ fn cert(
         subject: format!("CN={username},serial={serial}"),
         not_before,
         not_after,
+        // Issued one hour after notBefore, as the server does.
+        created_ms: (not_before + 3600) * 1000,
         cert_der: vec![0x30, 0x82, (serial & 0xff) as u8],
     }
 }
@@ -1174,6 +1176,27 @@ pub async fn list_unexpired_certificates_filters_orders_and_pages(store: &dyn St
     }
 
     let expected = summaries([&live[1], &live[3], &live[4], &live[2], &live[0], &live[5]]);
+    // Within one second of notBefore, issuance time (created_ms) orders before the serial.
+    let (first, second) = (
+        CertificateRecord {
+            created_ms: (T0 + 3600) * 1000 + 1,
+            ..cert(s(31), &other, "CN=hank", T0, now + 100)
+        },
+        CertificateRecord {
+            created_ms: (T0 + 3600) * 1000 + 900,
+            ..cert(s(30), &other, "CN=hank", T0, now + 100)
+        },
+    );
+    store.insert_certificate(&second).await.unwrap();
+    store.insert_certificate(&first).await.unwrap();
+    assert_eq!(
+        store
+            .list_unexpired_certificates(&other, "CN=hank", now, NO_PAGE)
+            .await
+            .unwrap(),
+        (summaries([&first, &second]), 2),
+        "issued first is listed first, although its serial is larger"
+    );
     assert_eq!(
         store
             .list_unexpired_certificates(&p, "CN=gina", now, NO_PAGE)
