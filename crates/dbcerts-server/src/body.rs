@@ -7,8 +7,52 @@
 //! - a body that is not an object: `INVALID_JSON`
 
 use serde::de::DeserializeOwned;
+use serde_json::Value;
 
 use crate::error::AtlasError;
+
+/// A read-only field that clients (the Go SDK, the CLI, a GET body sent back as a PATCH) may
+/// echo: accepted, whatever its value, and ignored.
+pub type ReadOnly = Value;
+
+/// The only members whose value may be a JSON array; every element must be an object.
+/// Serde's derived structs also accept the sequence form (`[3, null]` for a two-field struct);
+/// Atlas does not, so arrays anywhere else are refused before deserialization.
+const ARRAY_MEMBERS: [&str; 6] = [
+    "labels",
+    "links",
+    "roles",
+    "scopes",
+    "tags",
+    "userToDNMapping",
+];
+
+fn check_arrays(value: &Value, path: &str) -> Result<(), AtlasError> {
+    let Value::Object(map) = value else {
+        return Ok(());
+    };
+    for (key, member) in map {
+        let here = if path.is_empty() {
+            key.clone()
+        } else {
+            format!("{path}.{key}")
+        };
+        match member {
+            Value::Array(items) if ARRAY_MEMBERS.contains(&key.as_str()) => {
+                for item in items {
+                    if !item.is_object() {
+                        return Err(AtlasError::invalid_json_attribute(&here));
+                    }
+                    check_arrays(item, &here)?;
+                }
+            }
+            Value::Array(_) => return Err(AtlasError::invalid_json_attribute(&here)),
+            Value::Object(_) => check_arrays(member, &here)?,
+            _ => {}
+        }
+    }
+    Ok(())
+}
 
 /// Parses `bytes` as `T`. An empty (or all-white-space) body parses as `{}` when
 /// `empty_is_object` is true, and is `MALFORMED_JSON` otherwise.
@@ -24,6 +68,12 @@ pub fn parse_json<T: DeserializeOwned>(
     } else {
         bytes
     };
+    // Shape first: syntax errors, a non-object body, and arrays where Atlas has objects.
+    let shape: Value = serde_json::from_slice(bytes).map_err(|_| AtlasError::malformed_json())?;
+    if !shape.is_object() {
+        return Err(AtlasError::invalid_json());
+    }
+    check_arrays(&shape, "")?;
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let mut unknown: Option<String> = None;
     let mut track = serde_path_to_error::Track::new();
@@ -91,6 +141,12 @@ mod tests {
         assert_eq!(code("{} x"), "MALFORMED_JSON");
         assert_eq!(code(""), "MALFORMED_JSON");
         assert_eq!(code("[]"), "INVALID_JSON");
+        assert_eq!(code("[3, null]"), "INVALID_JSON");
+        let e = parse_json::<Body>(br#"{"inner":[null]}"#, false).unwrap_err();
+        assert_eq!(
+            (e.code, e.parameters[0].as_str().unwrap()),
+            ("INVALID_JSON_ATTRIBUTE", "inner")
+        );
         assert_eq!(code("3"), "INVALID_JSON");
         let e = parse_json::<Body>(br#"{"monthsUntilExpiration":"3"}"#, false).unwrap_err();
         assert_eq!(

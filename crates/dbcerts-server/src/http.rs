@@ -42,7 +42,10 @@ pub fn router(state: AppState) -> Router {
             crate::auth::authenticate_api,
         ))
         .layer(DefaultBodyLimit::max(body_limit))
-        .layer(middleware::from_fn(log_and_map_failures))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            log_and_map_failures,
+        ))
         .layer(SetResponseHeaderLayer::overriding(
             header::X_CONTENT_TYPE_OPTIONS,
             HeaderValue::from_static("nosniff"),
@@ -101,7 +104,11 @@ async fn method_not_allowed(method: Method) -> AtlasError {
 
 /// Logs each request once; logs the hidden cause of every 5xx with the request id; turns the
 /// framework's own 413 into Atlas's format; and answers a panic with an opaque 500.
-async fn log_and_map_failures(req: Request, next: Next) -> Response {
+async fn log_and_map_failures(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    req: Request,
+    next: Next,
+) -> Response {
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
     let id = req
@@ -114,7 +121,7 @@ async fn log_and_map_failures(req: Request, next: Next) -> Response {
     let mut res = next.run(req).await;
     if res.status() == StatusCode::PAYLOAD_TOO_LARGE && !res.headers().contains_key("x-error-code")
     {
-        res = AtlasError::payload_too_large(0).into_response();
+        res = AtlasError::payload_too_large(state.inner.config.body_limit).into_response();
     }
     let status = res.status();
     if let Some(LoggedCause(cause)) = res.extensions().get::<LoggedCause>() {

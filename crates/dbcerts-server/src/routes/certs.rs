@@ -9,14 +9,13 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use dbcerts_ca::{LeafRequest, leaf_validity, random_serial, response_pem};
 use dbcerts_store::{CertificateRecord, StoreError};
-use serde::de::IgnoredAny;
 use serde::{Deserialize, Serialize};
 
 use super::database_users::find_cert_user;
 use super::{AtlasBody, AtlasPath, load_project};
 use crate::AppState;
 use crate::auth::{Caller, ProjectRole};
-use crate::body::parse_json;
+use crate::body::{ReadOnly, parse_json};
 use crate::error::AtlasError;
 use crate::format::{Format, Shape, atlas_time, envelope, json_response, with_content_type};
 use crate::links::{Base, Paginated};
@@ -44,17 +43,17 @@ struct UserCertOut {
 struct UserCertIn {
     months_until_expiration: Option<i64>,
     #[serde(rename = "_id")]
-    _id: Option<IgnoredAny>,
+    _id: Option<ReadOnly>,
     #[serde(rename = "createdAt")]
-    _created_at: Option<IgnoredAny>,
+    _created_at: Option<ReadOnly>,
     #[serde(rename = "groupId")]
-    _group_id: Option<IgnoredAny>,
+    _group_id: Option<ReadOnly>,
     #[serde(rename = "notAfter")]
-    _not_after: Option<IgnoredAny>,
+    _not_after: Option<ReadOnly>,
     #[serde(rename = "subject")]
-    _subject: Option<IgnoredAny>,
+    _subject: Option<ReadOnly>,
     #[serde(rename = "links")]
-    _links: Option<IgnoredAny>,
+    _links: Option<ReadOnly>,
 }
 
 /// `monthsUntilExpiration`: 1 to 24, default 3.

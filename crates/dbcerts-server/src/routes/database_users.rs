@@ -7,13 +7,12 @@ use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use dbcerts_store::{DatabaseUserRecord, StoreError};
-use serde::de::IgnoredAny;
 use serde::{Deserialize, Serialize};
 
 use super::{AtlasBody, AtlasPath, load_project};
 use crate::AppState;
 use crate::auth::{Caller, ProjectRole};
-use crate::body::parse_json;
+use crate::body::{ReadOnly, parse_json};
 use crate::error::AtlasError;
 use crate::format::{Shape, atlas_time, json_response, with_content_type};
 use crate::links::{Base, Link, Paginated};
@@ -129,7 +128,7 @@ struct UserIn {
     username: Option<String>,
     x509_type: Option<String>,
     #[serde(rename = "links")]
-    _links: Option<IgnoredAny>,
+    _links: Option<ReadOnly>,
 }
 
 fn enum_value(

@@ -76,24 +76,30 @@ where
         axum::extract::Path::<T>::from_request_parts(parts, state)
             .await
             .map(|p| AtlasPath(p.0))
-            .map_err(|_| AtlasError::resource_not_found(parts.uri.path()))
+            .map_err(|_| {
+                // Inside a nested router `parts.uri` lacks the API prefix; name the path as sent.
+                let path = parts
+                    .extensions
+                    .get::<axum::extract::OriginalUri>()
+                    .map_or_else(|| parts.uri.path().to_owned(), |u| u.path().to_owned());
+                AtlasError::resource_not_found(&path)
+            })
     }
 }
 
 /// The raw request body, with an over-limit body answered as Atlas-format 413.
 pub struct AtlasBody(pub Bytes);
 
-impl<S: Send + Sync> FromRequest<S> for AtlasBody {
+impl FromRequest<AppState> for AtlasBody {
     type Rejection = AtlasError;
 
-    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
         Bytes::from_request(req, state)
             .await
             .map(AtlasBody)
             .map_err(|e| {
                 if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
-                    AtlasError::payload_too_large(0)
-                        .with_status(axum::http::StatusCode::PAYLOAD_TOO_LARGE)
+                    AtlasError::payload_too_large(state.inner.config.body_limit)
                 } else {
                     AtlasError::malformed_json()
                 }

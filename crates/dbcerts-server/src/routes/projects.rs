@@ -6,13 +6,12 @@ use axum::extract::{RawQuery, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::Response;
 use dbcerts_store::{Project, StoreError};
-use serde::de::IgnoredAny;
 use serde::{Deserialize, Serialize};
 
 use super::{AtlasBody, AtlasPath, load_project};
 use crate::AppState;
 use crate::auth::{Caller, ProjectRole};
-use crate::body::parse_json;
+use crate::body::{ReadOnly, parse_json};
 use crate::error::AtlasError;
 use crate::format::{Shape, atlas_time, json_response};
 use crate::links::{Base, Link, Paginated};
@@ -50,13 +49,13 @@ struct GroupIn {
     tags: Option<Vec<ResourceTag>>,
     with_default_alerts_settings: Option<bool>,
     #[serde(rename = "id")]
-    _id: Option<IgnoredAny>,
+    _id: Option<ReadOnly>,
     #[serde(rename = "created")]
-    _created: Option<IgnoredAny>,
+    _created: Option<ReadOnly>,
     #[serde(rename = "clusterCount")]
-    _cluster_count: Option<IgnoredAny>,
+    _cluster_count: Option<ReadOnly>,
     #[serde(rename = "links")]
-    _links: Option<IgnoredAny>,
+    _links: Option<ReadOnly>,
 }
 
 /// An empty JSON object, the body of a project deletion.

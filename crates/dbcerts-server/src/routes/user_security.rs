@@ -8,13 +8,12 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use dbcerts_ca::customer_ca::{BundleProblem, validate_bundle};
 use dbcerts_store::UserSecurityRecord;
-use serde::de::IgnoredAny;
 use serde::{Deserialize, Serialize};
 
 use super::{AtlasBody, AtlasPath, load_project};
 use crate::AppState;
 use crate::auth::{Caller, ProjectRole};
-use crate::body::parse_json;
+use crate::body::{ReadOnly, parse_json};
 use crate::error::AtlasError;
 use crate::format::{Shape, json_response};
 use crate::links::Base;
@@ -24,8 +23,11 @@ static BIND_USERNAME: LazyLock<regex::Regex> = LazyLock::new(|| {
     regex::Regex::new(r"^(?:(?<cn>CN=(?<name>[^,]*)),)?(?:(?<path>(?:(?:CN|OU)=[^,]+,?)+),)?(?<domain>(?:DC=[^,]+,?)+)$")
         .expect("valid regex")
 });
+/// The spec's hostname pattern, matched against the whole value as Atlas's Java validation
+/// does (`String.matches`); read as an ECMA search, its alternatives are not anchored and it
+/// would accept anything.
 static HOSTNAME: LazyLock<regex::Regex> = LazyLock::new(|| {
-    regex::Regex::new(r"^([0-9]{1,3}\.){3}[0-9]{1,3}|([0-9a-f]{1,4}:){7}([0-9a-f]{1,4})|(([a-z0-9]+\.){1,10}[a-z]+)?$")
+    regex::Regex::new(r"^(?:([0-9]{1,3}\.){3}[0-9]{1,3}|([0-9a-f]{1,4}:){7}([0-9a-f]{1,4})|(([a-z0-9]+\.){1,10}[a-z]+)?)$")
         .expect("valid regex")
 });
 
@@ -80,7 +82,7 @@ struct UserSecurityOut {
 struct CustomerX509In {
     cas: Option<String>,
     #[serde(rename = "links")]
-    _links: Option<IgnoredAny>,
+    _links: Option<ReadOnly>,
 }
 
 #[derive(Deserialize)]
@@ -106,7 +108,7 @@ struct LdapIn {
     #[serde(rename = "userToDNMapping")]
     user_to_dn_mapping: Option<Vec<MappingIn>>,
     #[serde(rename = "links")]
-    _links: Option<IgnoredAny>,
+    _links: Option<ReadOnly>,
 }
 
 #[derive(Deserialize)]
@@ -115,7 +117,7 @@ struct UserSecurityIn {
     customer_x509: Option<CustomerX509In>,
     ldap: Option<LdapIn>,
     #[serde(rename = "links")]
-    _links: Option<IgnoredAny>,
+    _links: Option<ReadOnly>,
 }
 
 fn ldap_of(rec: &UserSecurityRecord) -> Result<LdapOut, AtlasError> {
