@@ -1,0 +1,215 @@
+//! Digest authentication across nodes, nonce expiry, the algorithms accepted, and CA keys sealed
+//! at rest — in-process, over real SQLite files.
+
+mod common;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use common::{Harness, V2, nonce_in};
+use dbcerts_server::auth::digest::{self, Algorithm};
+use dbcerts_store::Store;
+
+const URI: &str = "/api/atlas/v2/groups";
+
+fn authorization(
+    h: &Harness,
+    nonce: &str,
+    uri: &str,
+    alg: Algorithm,
+    alg_name: &str,
+    nc: &str,
+) -> String {
+    let creds = digest::Credentials {
+        username: h.public_key.clone(),
+        realm: digest::REALM.into(),
+        nonce: nonce.into(),
+        uri: uri.into(),
+        response: String::new(),
+        algorithm: alg,
+        cnonce: "c0ffee".into(),
+        nc: nc.into(),
+    };
+    let response = digest::expected_response(&creds, "GET", &h.private_key);
+    format!(
+        "Digest username=\"{}\", realm=\"MMS Public API\", nonce=\"{nonce}\", uri=\"{uri}\", cnonce=\"c0ffee\", nc={nc}, qop=auth, response=\"{response}\", algorithm={alg_name}",
+        h.public_key
+    )
+}
+
+async fn get(h: &Harness, uri: &str, auth: Option<String>) -> common::Reply {
+    let mut req = Request::builder().uri(uri).header(header::ACCEPT, V2);
+    if let Some(a) = auth {
+        req = req.header(header::AUTHORIZATION, a);
+    }
+    h.raw(req.body(Body::empty()).unwrap()).await
+}
+
+async fn fresh_nonce(h: &Harness) -> String {
+    nonce_in(&get(h, URI, None).await.www_authenticate.unwrap())
+}
+
+#[tokio::test]
+async fn a_nonce_from_one_node_is_valid_on_another() {
+    let a = Harness::new().await;
+    let b = Harness::node(a.dir.clone(), 300).await;
+    assert_eq!(
+        a.public_key, b.public_key,
+        "same database, same bootstrap key"
+    );
+    let nonce = fresh_nonce(&a).await;
+    let r = get(
+        &b,
+        URI,
+        Some(authorization(
+            &b,
+            &nonce,
+            URI,
+            Algorithm::Md5,
+            "MD5",
+            "00000001",
+        )),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+}
+
+#[tokio::test]
+async fn every_accepted_algorithm_authenticates() {
+    let h = Harness::new().await;
+    for (alg, name) in [
+        (Algorithm::Md5, "MD5"),
+        (Algorithm::Md5Sess, "MD5-sess"),
+        (Algorithm::Sha256, "SHA-256"),
+        (Algorithm::Sha256Sess, "SHA-256-sess"),
+    ] {
+        let nonce = fresh_nonce(&h).await;
+        let r = get(
+            &h,
+            URI,
+            Some(authorization(&h, &nonce, URI, alg, name, "00000001")),
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::OK, "{name}: {}", r.text);
+    }
+}
+
+#[tokio::test]
+async fn refusals_are_401_challenges() {
+    let h = Harness::new().await;
+    let nonce = fresh_nonce(&h).await;
+    let good = authorization(&h, &nonce, URI, Algorithm::Md5, "MD5", "00000001");
+    let cases = [
+        (
+            "uri of another resource",
+            authorization(
+                &h,
+                &nonce,
+                "/api/atlas/v2/groups?pretty=true",
+                Algorithm::Md5,
+                "MD5",
+                "00000001",
+            ),
+        ),
+        (
+            "forged nonce",
+            good.replace(&nonce, "AAAAAGsFRBVNvgEKQfo827AIqU/MjaFf"),
+        ),
+        (
+            "wrong response",
+            good.replace("response=\"", "response=\"0"),
+        ),
+        ("no qop", good.replace(", qop=auth", "")),
+        ("other realm", good.replace("MMS Public API", "Other")),
+        (
+            "unknown key",
+            good.replace(
+                &format!("username=\"{}\"", h.public_key),
+                "username=\"zzzzzzzz\"",
+            ),
+        ),
+        ("basic", "Basic YTpi".to_owned()),
+        ("garbage", "Digest ,,,=,".to_owned()),
+    ];
+    for (name, auth) in cases {
+        let r = get(&h, URI, Some(auth)).await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{name}");
+        let www = r.www_authenticate.unwrap();
+        assert!(
+            www.starts_with("Digest realm=\"MMS Public API\""),
+            "{name}: {www}"
+        );
+        assert!(www.ends_with("stale=false"), "{name}: {www}");
+    }
+}
+
+#[tokio::test]
+async fn an_expired_nonce_is_stale_and_replaced() {
+    let first = Harness::new().await;
+    let h = Harness::node(first.dir.clone(), 0).await;
+    let nonce = fresh_nonce(&h).await;
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let r = get(
+        &h,
+        URI,
+        Some(authorization(
+            &h,
+            &nonce,
+            URI,
+            Algorithm::Md5,
+            "MD5",
+            "00000001",
+        )),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    let www = r.www_authenticate.unwrap();
+    assert!(www.ends_with("stale=true"), "{www}");
+    assert_ne!(nonce_in(&www), nonce);
+}
+
+#[tokio::test]
+async fn ca_keys_are_sealed_at_rest() {
+    let h = Harness::new().await;
+    let gid = h.project("sealed").await;
+    h.managed_user(&gid, "alice").await;
+    let r = h
+        .v2(
+            "POST",
+            &format!("/groups/{gid}/databaseUsers/alice/certs"),
+            Some("{}"),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED);
+    let rec = h
+        .store
+        .get_active_ca(&gid)
+        .await
+        .unwrap()
+        .expect("the CA exists after the first certificate");
+    let key_text = std::fs::read_to_string(h.dir.path().join("master.key.b64")).unwrap();
+    let master = dbcerts_ca::sealing::MasterKey::from_base64(&key_text).unwrap();
+    let plain = master
+        .open(&rec.sealed_key, &format!("ca-key:{gid}"))
+        .expect("sealed under the master key");
+    assert!(plain.len() > 100, "a PKCS#8 key");
+    assert!(
+        master
+            .open(&rec.sealed_key, "ca-key:000000000000000000000000")
+            .is_err(),
+        "bound to its project"
+    );
+    assert!(
+        !rec.sealed_key
+            .windows(32)
+            .any(|w| plain.windows(32).any(|p| p == w))
+    );
+    h.store.close().await;
+    let mut on_disk = Vec::new();
+    for entry in std::fs::read_dir(h.dir.path()).unwrap() {
+        on_disk.extend(std::fs::read(entry.unwrap().path()).unwrap());
+    }
+    assert!(
+        !on_disk.windows(plain.len()).any(|w| w == plain.as_slice()),
+        "no plaintext CA key on disk"
+    );
+}

@@ -1,0 +1,231 @@
+//! An in-process dbcerts (router over a real SQLite file in a temp dir) and a Digest client
+//! that answers challenges the way curl does.
+#![allow(
+    dead_code,
+    reason = "each test file uses a different part of the harness"
+)]
+
+use std::path::Path;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use dbcerts_ca::KeyAlgorithm;
+use dbcerts_ca::pool::KeyPool;
+use dbcerts_server::auth::digest;
+use dbcerts_server::{AppState, ServerConfig};
+use dbcerts_store::{SqliteStore, Store};
+use http_body_util::BodyExt;
+use serde_json::Value;
+use tower::ServiceExt;
+
+pub const V2: &str = "application/vnd.atlas.2023-01-01+json";
+
+pub struct Harness {
+    pub app: Router,
+    pub public_key: String,
+    pub private_key: String,
+    pub org_id: String,
+    pub store: SqliteStore,
+    pub dir: Arc<tempfile::TempDir>,
+}
+
+pub struct Reply {
+    pub status: StatusCode,
+    pub content_type: String,
+    pub error_code: Option<String>,
+    pub www_authenticate: Option<String>,
+    pub text: String,
+}
+
+impl Harness {
+    pub async fn new() -> Harness {
+        let dir = Arc::new(tempfile::tempdir().unwrap());
+        let (_, key_text) = dbcerts_ca::sealing::MasterKey::generate();
+        std::fs::write(dir.path().join("master.key.b64"), key_text.as_bytes()).unwrap();
+        Self::node(dir, 300).await
+    }
+
+    /// A node on the database and master key in `dir` (the first one bootstraps it).
+    pub async fn node(dir: Arc<tempfile::TempDir>, nonce_lifetime: i64) -> Harness {
+        let key_text = std::fs::read_to_string(dir.path().join("master.key.b64")).unwrap();
+        let master = dbcerts_ca::sealing::MasterKey::from_base64(&key_text).unwrap();
+        let store = SqliteStore::open(&dir.path().join("dbcerts.db"))
+            .await
+            .unwrap();
+        dbcerts_server::secrets::verify_master_key(&store, &master)
+            .await
+            .unwrap();
+        dbcerts_server::bootstrap::bootstrap_if_empty(&store, &master, dir.path())
+            .await
+            .unwrap();
+        let creds: Value = serde_json::from_slice(
+            &std::fs::read(dir.path().join("bootstrap-credentials.json")).unwrap(),
+        )
+        .unwrap();
+        let nonce = dbcerts_server::secrets::nonce_key(&store, &master, nonce_lifetime)
+            .await
+            .unwrap();
+        let pool = KeyPool::start(KeyAlgorithm::EcdsaP256, 0, 1);
+        let config = ServerConfig {
+            public_url: Some("https://dbcerts.example".into()),
+            key_algorithm: KeyAlgorithm::EcdsaP256,
+            ..ServerConfig::default()
+        };
+        let shared: Arc<dyn Store> = Arc::new(store.clone());
+        let state = AppState::new(shared, Arc::new(master), nonce, pool, config);
+        Harness {
+            app: dbcerts_server::router(state),
+            public_key: creds["publicKey"].as_str().unwrap().into(),
+            private_key: creds["privateKey"].as_str().unwrap().into(),
+            org_id: creds["orgId"].as_str().unwrap().into(),
+            store,
+            dir,
+        }
+    }
+
+    pub async fn raw(&self, req: Request<Body>) -> Reply {
+        let res = self.app.clone().oneshot(req).await.unwrap();
+        let status = res.status();
+        let header_text = |name: &str| {
+            res.headers()
+                .get(name)
+                .map(|v| v.to_str().unwrap().to_owned())
+        };
+        let content_type = header_text("content-type").unwrap_or_default();
+        let error_code = header_text("x-error-code");
+        let www_authenticate = header_text("www-authenticate");
+        let bytes = res.into_body().collect().await.unwrap().to_bytes();
+        Reply {
+            status,
+            content_type,
+            error_code,
+            www_authenticate,
+            text: String::from_utf8(bytes.to_vec()).unwrap(),
+        }
+    }
+
+    /// One Digest-authenticated request: fetch a challenge, answer it as curl would.
+    pub async fn call(
+        &self,
+        method: &str,
+        uri: &str,
+        accept: Option<&str>,
+        body: Option<&str>,
+    ) -> Reply {
+        let challenge = self
+            .raw(
+                Request::builder()
+                    .method(method)
+                    .uri(uri)
+                    .body(Body::empty())
+                    .unwrap(),
+            )
+            .await;
+        assert_eq!(challenge.status, StatusCode::UNAUTHORIZED);
+        let nonce = self.nonce_of(method, uri).await;
+        let creds = digest::Credentials {
+            username: self.public_key.clone(),
+            realm: digest::REALM.into(),
+            nonce: nonce.clone(),
+            uri: uri.into(),
+            response: String::new(),
+            algorithm: digest::Algorithm::Md5,
+            cnonce: "0a4f113b".into(),
+            nc: "00000001".into(),
+        };
+        let response = digest::expected_response(&creds, method, &self.private_key);
+        let auth = format!(
+            "Digest username=\"{}\", realm=\"{}\", nonce=\"{nonce}\", uri=\"{uri}\", cnonce=\"0a4f113b\", nc=00000001, qop=auth, response=\"{response}\", algorithm=MD5",
+            self.public_key,
+            digest::REALM
+        );
+        let mut req = Request::builder()
+            .method(method)
+            .uri(uri)
+            .header(header::AUTHORIZATION, auth);
+        if let Some(a) = accept {
+            req = req.header(header::ACCEPT, a);
+        }
+        self.raw(
+            req.body(
+                body.map(|b| Body::from(b.to_owned()))
+                    .unwrap_or_else(Body::empty),
+            )
+            .unwrap(),
+        )
+        .await
+    }
+
+    pub async fn nonce_of(&self, method: &str, uri: &str) -> String {
+        let res = self
+            .app
+            .clone()
+            .oneshot(
+                Request::builder()
+                    .method(method)
+                    .uri(uri)
+                    .body(Body::empty())
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        let www = res.headers()[header::WWW_AUTHENTICATE]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        www.split("nonce=\"")
+            .nth(1)
+            .unwrap()
+            .split('"')
+            .next()
+            .unwrap()
+            .to_owned()
+    }
+
+    pub async fn v2(&self, method: &str, path: &str, body: Option<&str>) -> Reply {
+        self.call(method, &format!("/api/atlas/v2{path}"), Some(V2), body)
+            .await
+    }
+
+    pub async fn project(&self, name: &str) -> String {
+        let r = self
+            .v2(
+                "POST",
+                "/groups",
+                Some(&format!(r#"{{"name":"{name}","orgId":"{}"}}"#, self.org_id)),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+        serde_json::from_str::<Value>(&r.text).unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    pub async fn managed_user(&self, gid: &str, username: &str) {
+        let body = format!(
+            r#"{{"databaseName":"$external","x509Type":"MANAGED","username":"{username}","roles":[{{"databaseName":"admin","roleName":"atlasAdmin"}}]}}"#
+        );
+        let r = self
+            .v2("POST", &format!("/groups/{gid}/databaseUsers"), Some(&body))
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    }
+}
+
+/// The `nonce` parameter of a `WWW-Authenticate: Digest` challenge.
+pub fn nonce_in(www: &str) -> String {
+    www.split("nonce=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_owned()
+}
+
+pub fn dir_of(h: &Harness) -> &Path {
+    h.dir.path()
+}
