@@ -15,4 +15,6 @@ pub enum CaError {
     MasterKey(String),
     #[error("validity period is out of range")]
     Validity,
+    #[error("the certificate would outlive its CA; the project CA must be rotated")]
+    OutlivesCa,
 }

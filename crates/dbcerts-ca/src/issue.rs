@@ -6,7 +6,7 @@
 //! hour in the past and `notAfter` N calendar months ahead; critical Key Usage
 //! `digitalSignature`; critical Extended Key Usage `clientAuth`; no other extensions.
 
-use chrono::{DateTime, Datelike, Utc};
+use chrono::{DateTime, Utc};
 use rcgen::{
     BasicConstraints, CertificateParams, CustomExtension, DistinguishedName, DnType, IsCa, Issuer,
     KeyPair, KeyUsagePurpose, SerialNumber,
@@ -25,7 +25,7 @@ const EKU_CLIENT_AUTH_DER: [u8; 12] = [
 const OID_EXT_KEY_USAGE: [u64; 4] = [2, 5, 29, 37];
 
 /// How long a managed CA certificate is valid, in years.
-const CA_VALIDITY_YEARS: i32 = 10;
+const CA_VALIDITY_YEARS: u32 = 10;
 
 /// The names that go into a managed CA's subject besides the project id.
 #[derive(Debug, Clone)]
@@ -49,6 +49,7 @@ pub struct ManagedCa {
     cert_der: Vec<u8>,
     issuer: Issuer<'static, KeyPair>,
     algorithm: KeyAlgorithm,
+    not_before: DateTime<Utc>,
     not_after: DateTime<Utc>,
 }
 
@@ -85,7 +86,7 @@ impl ManagedCa {
         algorithm: KeyAlgorithm,
         now: DateTime<Utc>,
     ) -> Result<ManagedCa, CaError> {
-        let key = algorithm.generate()?.pair;
+        let key = algorithm.generate_pair()?;
         let mut params = CertificateParams::default();
         params.distinguished_name = ca_name(group_id, names);
         params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
@@ -96,9 +97,8 @@ impl ManagedCa {
         ];
         params.serial_number = Some(serial_number(crate::random_serial()));
         let not_before = now - chrono::Duration::hours(1);
-        let not_after = now
-            .with_year(now.year() + CA_VALIDITY_YEARS)
-            .ok_or(CaError::Validity)?;
+        // Calendar months, so that Feb 29 maps to Feb 28 ten years on instead of failing.
+        let not_after = crate::add_months(now, CA_VALIDITY_YEARS * 12)?;
         params.not_before = to_offset(not_before)?;
         params.not_after = to_offset(not_after)?;
         let cert = params
@@ -109,6 +109,7 @@ impl ManagedCa {
             issuer: Issuer::new(params, key),
             cert_der,
             algorithm,
+            not_before,
             not_after,
         })
     }
@@ -119,6 +120,8 @@ impl ManagedCa {
             .map_err(|e| CaError::CorruptCa(e.to_string()))?;
         let not_after = DateTime::from_timestamp(parsed.validity().not_after.timestamp(), 0)
             .ok_or_else(|| CaError::CorruptCa("notAfter out of range".into()))?;
+        let not_before = DateTime::from_timestamp(parsed.validity().not_before.timestamp(), 0)
+            .ok_or_else(|| CaError::CorruptCa("notBefore out of range".into()))?;
         let spki_alg = parsed.public_key().algorithm.algorithm.to_id_string();
         let algorithm = match (spki_alg.as_str(), parsed.public_key().raw.len()) {
             ("1.2.840.113549.1.1.1", n) if n > 400 => KeyAlgorithm::Rsa4096,
@@ -138,6 +141,7 @@ impl ManagedCa {
             cert_der: cert_der.to_vec(),
             issuer,
             algorithm,
+            not_before,
             not_after,
         })
     }
@@ -148,6 +152,10 @@ impl ManagedCa {
 
     pub fn cert_der(&self) -> &[u8] {
         &self.cert_der
+    }
+
+    pub fn not_before(&self) -> DateTime<Utc> {
+        self.not_before
     }
 
     pub fn not_after(&self) -> DateTime<Utc> {
@@ -163,12 +171,16 @@ impl ManagedCa {
         Zeroizing::new(self.issuer.key().serialize_der())
     }
 
-    /// Signs a leaf certificate with the Atlas profile for `key`'s public half.
+    /// Signs a leaf certificate with the Atlas profile for `key`'s public half. A leaf that
+    /// would outlive the CA is refused: it would stop verifying when the CA expires.
     pub fn issue(
         &self,
         req: &LeafRequest<'_>,
         key: &LeafKey,
     ) -> Result<IssuedCertificate, CaError> {
+        if req.not_after > self.not_after {
+            return Err(CaError::OutlivesCa);
+        }
         let mut params = CertificateParams::default();
         let mut name = DistinguishedName::new();
         name.push(DnType::CommonName, req.username);
@@ -369,6 +381,33 @@ mod tests {
         assert_eq!(rdns.len(), 1);
         assert_eq!(rdns[0].iter().count(), 1);
         assert_eq!(cert.subject, "CN=alice\\,OU=admin\\+CN=root");
+    }
+
+    #[test]
+    fn a_ca_made_on_feb_29_lasts_ten_years_and_no_leaf_outlives_it() {
+        use chrono::TimeZone;
+        let leap = Utc.with_ymd_and_hms(2028, 2, 29, 12, 0, 0).unwrap();
+        let ca = ManagedCa::create(
+            "aaaaaaaaaaaaaaaaaaaaaaaa",
+            &ManagedCaParams::default(),
+            KeyAlgorithm::EcdsaP256,
+            leap,
+        )
+        .unwrap();
+        assert_eq!(
+            ca.not_after(),
+            Utc.with_ymd_and_hms(2038, 2, 28, 12, 0, 0).unwrap()
+        );
+        let key = KeyAlgorithm::EcdsaP256.generate().unwrap();
+        let late = Utc.with_ymd_and_hms(2037, 1, 1, 0, 0, 0).unwrap();
+        let (nb, na) = crate::leaf_validity(late, 24).unwrap();
+        let req = LeafRequest {
+            username: "u",
+            serial: 9,
+            not_before: nb,
+            not_after: na,
+        };
+        assert!(matches!(ca.issue(&req, &key), Err(CaError::OutlivesCa)));
     }
 
     #[test]

@@ -45,19 +45,24 @@ impl KeyAlgorithm {
         }
     }
 
-    /// Generates a fresh key pair. RSA-4096 takes the better part of a second of one core.
+    /// Generates a fresh single-use leaf key. RSA-4096 takes the better part of a second of one
+    /// core.
     pub fn generate(self) -> Result<LeafKey, CaError> {
+        Ok(LeafKey {
+            pair: self.generate_pair()?,
+            algorithm: self,
+        })
+    }
+
+    /// Generates a key pair (for a leaf or a CA).
+    pub(crate) fn generate_pair(self) -> Result<KeyPair, CaError> {
         let alg = self.signature_algorithm();
-        let pair = match self {
+        match self {
             KeyAlgorithm::Rsa4096 => KeyPair::generate_rsa_for(alg, RsaKeySize::_4096),
             KeyAlgorithm::Rsa2048 => KeyPair::generate_rsa_for(alg, RsaKeySize::_2048),
             KeyAlgorithm::EcdsaP256 | KeyAlgorithm::EcdsaP384 => KeyPair::generate_for(alg),
         }
-        .map_err(|e| CaError::KeyGeneration(e.to_string()))?;
-        Ok(LeafKey {
-            pair,
-            algorithm: self,
-        })
+        .map_err(|e| CaError::KeyGeneration(e.to_string()))
     }
 }
 
@@ -81,10 +86,17 @@ impl FromStr for KeyAlgorithm {
 }
 
 /// A private key that is used for exactly one certificate and then handed to the client. It is
-/// never stored or logged: its `Debug` output is elided, and rcgen zeroizes the key bytes on drop.
+/// never stored or logged: its `Debug` output is elided, and its PKCS#8 bytes are wiped on drop
+/// (aws-lc wipes its own copy when it frees the key).
 pub struct LeafKey {
     pub(crate) pair: KeyPair,
     pub(crate) algorithm: KeyAlgorithm,
+}
+
+impl Drop for LeafKey {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.pair);
+    }
 }
 
 impl LeafKey {

@@ -48,7 +48,15 @@ pub async fn bootstrap_if_empty(
     master: &MasterKey,
     data_dir: &Path,
 ) -> anyhow::Result<Option<PathBuf>> {
+    let path = data_dir.join("bootstrap-credentials.json");
+    let tmp = data_dir.join(".bootstrap-credentials.json.tmp");
     if !store.is_empty().await? {
+        // A crash after the commit but before the rename left the credentials in `tmp`.
+        if tmp.exists() && !path.exists() {
+            std::fs::rename(&tmp, &path)?;
+            std::fs::File::open(data_dir)?.sync_all()?;
+            return Ok(Some(path));
+        }
         return Ok(None);
     }
     let now = chrono::Utc::now().timestamp();
@@ -67,9 +75,9 @@ pub async fn bootstrap_if_empty(
         org_roles: vec!["ORG_OWNER".to_owned()],
         created: now,
     };
-    store.create_org_with_key(&org, &key).await?;
-    let path = data_dir.join("bootstrap-credentials.json");
-    let tmp = data_dir.join(".bootstrap-credentials.json.tmp");
+    // The file is written and synced before the key is committed, and renamed into place
+    // after: a crash in between leaves either no key (bootstrap runs again) or a file that the
+    // next start moves into place.
     let body = zeroize::Zeroizing::new(serde_json::to_vec_pretty(&BootstrapFile {
         org_id: &org.id,
         public_key: &public_key,
@@ -84,7 +92,12 @@ pub async fn bootstrap_if_empty(
     f.write_all(&body)?;
     f.write_all(b"\n")?;
     f.sync_all()?;
+    if let Err(e) = store.create_org_with_key(&org, &key).await {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e.into());
+    }
     std::fs::rename(&tmp, &path)?;
+    std::fs::File::open(data_dir)?.sync_all()?;
     Ok(Some(path))
 }
 

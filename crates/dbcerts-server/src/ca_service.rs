@@ -3,7 +3,7 @@
 //! others load the winner).
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use dbcerts_ca::sealing::MasterKey;
 use dbcerts_ca::{KeyAlgorithm, ManagedCa, ManagedCaParams};
@@ -17,7 +17,9 @@ pub struct CaService {
     names: ManagedCaParams,
     algorithm: KeyAlgorithm,
     cache: Mutex<HashMap<String, Arc<ManagedCa>>>,
-    creating: tokio::sync::Mutex<()>,
+    /// One creation lock per project, so that slow RSA CA generation for one project never
+    /// queues another's.
+    creating: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 fn purpose(project_id: &str) -> String {
@@ -37,14 +39,14 @@ impl CaService {
             names,
             algorithm,
             cache: Mutex::new(HashMap::new()),
-            creating: tokio::sync::Mutex::new(()),
+            creating: Mutex::new(HashMap::new()),
         }
     }
 
     fn cached(&self, project_id: &str) -> Option<Arc<ManagedCa>> {
         self.cache
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .unwrap_or_else(PoisonError::into_inner)
             .get(project_id)
             .cloned()
     }
@@ -52,7 +54,7 @@ impl CaService {
     fn remember(&self, project_id: &str, ca: Arc<ManagedCa>) -> Arc<ManagedCa> {
         self.cache
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .unwrap_or_else(PoisonError::into_inner)
             .insert(project_id.to_owned(), Arc::clone(&ca));
         ca
     }
@@ -61,7 +63,7 @@ impl CaService {
     pub fn forget(&self, project_id: &str) {
         self.cache
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .unwrap_or_else(PoisonError::into_inner)
             .remove(project_id);
     }
 
@@ -78,18 +80,45 @@ impl CaService {
         Ok(Arc::new(ca))
     }
 
+    /// The project's active CA, if it has one.
+    pub async fn get(&self, project_id: &str) -> Result<Option<Arc<ManagedCa>>, AtlasError> {
+        if let Some(ca) = self.cached(project_id) {
+            return Ok(Some(ca));
+        }
+        match self.store.get_active_ca(project_id).await? {
+            Some(rec) => Ok(Some(self.remember(project_id, self.open(&rec)?))),
+            None => Ok(None),
+        }
+    }
+
     /// The project's active CA, creating it if it has none. The project must exist.
     pub async fn get_or_create(&self, project_id: &str) -> Result<Arc<ManagedCa>, AtlasError> {
-        if let Some(ca) = self.cached(project_id) {
+        if let Some(ca) = self.get(project_id).await? {
             return Ok(ca);
         }
-        if let Some(rec) = self.store.get_active_ca(project_id).await? {
-            return Ok(self.remember(project_id, self.open(&rec)?));
+        let lock = Arc::clone(
+            self.creating
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .entry(project_id.to_owned())
+                .or_default(),
+        );
+        let result = async {
+            let _one_at_a_time = lock.lock().await;
+            if let Some(ca) = self.get(project_id).await? {
+                return Ok(ca);
+            }
+            self.create(project_id).await
         }
-        let _one_at_a_time = self.creating.lock().await;
-        if let Some(rec) = self.store.get_active_ca(project_id).await? {
-            return Ok(self.remember(project_id, self.open(&rec)?));
-        }
+        .await;
+        self.creating
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(project_id);
+        result
+    }
+
+    async fn create(&self, project_id: &str) -> Result<Arc<ManagedCa>, AtlasError> {
         let (id, names, alg) = (project_id.to_owned(), self.names.clone(), self.algorithm);
         let ca = tokio::task::spawn_blocking(move || {
             ManagedCa::create(&id, &names, alg, chrono::Utc::now())
@@ -103,7 +132,7 @@ impl CaService {
             algorithm: ca.algorithm().as_str().to_owned(),
             cert_der: ca.cert_der().to_vec(),
             sealed_key: self.master.seal(&key, &purpose(project_id)),
-            not_before: chrono::Utc::now().timestamp() - 3600,
+            not_before: ca.not_before().timestamp(),
             not_after: ca.not_after().timestamp(),
         };
         let winner = self.store.insert_ca_if_absent(&rec).await?;

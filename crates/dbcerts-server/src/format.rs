@@ -17,8 +17,6 @@ pub enum ApiVersion {
     V2,
 }
 
-/// The only resource version of every operation in scope.
-pub const RESOURCE_VERSION: &str = "2023-01-01";
 pub const V2_CONTENT_TYPE: &str = "application/vnd.atlas.2023-01-01+json;charset=utf-8";
 pub const V1_CONTENT_TYPE: &str = "application/json";
 

@@ -42,6 +42,11 @@ pub fn router(state: AppState) -> Router {
             crate::auth::authenticate_api,
         ))
         .layer(DefaultBodyLimit::max(body_limit))
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(
+            |_: Box<dyn std::any::Any + Send>| {
+                AtlasError::unexpected("a request handler panicked").into_response()
+            },
+        ))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             log_and_map_failures,

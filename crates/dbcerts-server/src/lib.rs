@@ -63,6 +63,7 @@ pub(crate) struct Inner {
     pub store: Arc<dyn Store>,
     pub master: Arc<MasterKey>,
     pub nonce_key: NonceKey,
+    pub nonce_counts: auth::digest::NonceCounts,
     pub pool: Arc<KeyPool>,
     pub ca: CaService,
     pub config: ServerConfig,
@@ -91,6 +92,7 @@ impl AppState {
             inner: Arc::new(Inner {
                 store,
                 master,
+                nonce_counts: auth::digest::NonceCounts::new(nonce_key.lifetime_secs()),
                 nonce_key,
                 pool,
                 ca,

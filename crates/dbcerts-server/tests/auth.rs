@@ -213,3 +213,39 @@ async fn ca_keys_are_sealed_at_rest() {
         "no plaintext CA key on disk"
     );
 }
+
+#[tokio::test]
+async fn a_replayed_request_is_refused_but_increasing_nc_is_fine() {
+    let h = Harness::new().await;
+    let nonce = fresh_nonce(&h).await;
+    let first = authorization(&h, &nonce, URI, Algorithm::Md5, "MD5", "00000001");
+    assert_eq!(
+        get(&h, URI, Some(first.clone())).await.status,
+        StatusCode::OK
+    );
+    let replay = get(&h, URI, Some(first)).await;
+    assert_eq!(
+        replay.status,
+        StatusCode::UNAUTHORIZED,
+        "the same header twice is a replay"
+    );
+    assert!(
+        replay.www_authenticate.unwrap().ends_with("stale=true"),
+        "the client is told to retry"
+    );
+    // As Python requests does: one nonce, nc counting up.
+    for nc in ["00000002", "00000003", "0000000a"] {
+        let r = get(
+            &h,
+            URI,
+            Some(authorization(&h, &nonce, URI, Algorithm::Md5, "MD5", nc)),
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::OK, "nc={nc}");
+    }
+    let lower = authorization(&h, &nonce, URI, Algorithm::Md5, "MD5", "00000004");
+    assert_eq!(
+        get(&h, URI, Some(lower)).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+}

@@ -21,6 +21,9 @@ pub enum StoreError {
     /// The database cannot be reached or is too busy right now; the request may be retried.
     #[error("store unavailable: {0}")]
     Unavailable(String),
+    /// A per-parent limit (for example users per project) refused the write.
+    #[error("limit reached")]
+    LimitReached,
     /// Anything else: a bug or corrupted data.
     #[error("store error: {0}")]
     Internal(String),
@@ -68,6 +71,14 @@ pub trait Store: Send + Sync + 'static {
     async fn insert_ca_if_absent(&self, ca: &CaRecord) -> StoreResult<CaRecord>;
 
     async fn create_database_user(&self, user: &DatabaseUserRecord) -> StoreResult<()>;
+    /// Creates a user unless its project already has `max_per_project` users; the count and the
+    /// insert are one atomic step, so concurrent creations cannot overshoot. A full project is
+    /// `LimitReached`; an existing user is `Conflict("database user")`.
+    async fn create_database_user_within_limit(
+        &self,
+        user: &DatabaseUserRecord,
+        max_per_project: u64,
+    ) -> StoreResult<()>;
     async fn get_database_user(
         &self,
         project_id: &str,

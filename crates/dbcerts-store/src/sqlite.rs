@@ -352,6 +352,50 @@ impl Store for SqliteStore {
         Ok(())
     }
 
+    async fn create_database_user_within_limit(
+        &self,
+        u: &DatabaseUserRecord,
+        max_per_project: u64,
+    ) -> StoreResult<()> {
+        // BEGIN IMMEDIATE takes the write lock before the count, so the count cannot go stale.
+        let mut conn = self.pool.acquire().await.map_err(map_err)?;
+        sqlx::query("BEGIN IMMEDIATE")
+            .execute(&mut *conn)
+            .await
+            .map_err(map_err)?;
+        let result = async {
+            let row = sqlx::query("SELECT COUNT(*) AS n FROM database_users WHERE project_id = ?")
+                .bind(&u.project_id)
+                .fetch_one(&mut *conn)
+                .await
+                .map_err(map_err)?;
+            if get::<i64>(&row, "n")? as u64 >= max_per_project {
+                return Err(StoreError::LimitReached);
+            }
+            sqlx::query(
+                "INSERT INTO database_users (project_id, database_name, username, x509_type, created, doc)
+                 VALUES (?, ?, ?, ?, ?, ?)",
+            )
+            .bind(&u.project_id)
+            .bind(&u.database_name)
+            .bind(&u.username)
+            .bind(&u.x509_type)
+            .bind(u.created)
+            .bind(&u.doc)
+            .execute(&mut *conn)
+            .await
+            .map_err(map_conflict("database user"))?;
+            Ok(())
+        }
+        .await;
+        let end = if result.is_ok() { "COMMIT" } else { "ROLLBACK" };
+        sqlx::query(end)
+            .execute(&mut *conn)
+            .await
+            .map_err(map_err)?;
+        result
+    }
+
     async fn get_database_user(
         &self,
         project_id: &str,

@@ -61,6 +61,7 @@ conformance_tests!(
     list_unexpired_certificates_filters_orders_and_pages,
     certificates_outlive_database_user_but_not_project,
     user_security_default_put_overwrite_clear,
+    database_user_limit_is_atomic,
 );
 
 /// All checks, one after another, on a single store: they do not interfere with each other.

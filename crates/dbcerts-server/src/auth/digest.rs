@@ -1,9 +1,10 @@
 //! HTTP Digest authentication (RFC 7616) as Atlas speaks it: realm `MMS Public API`,
 //! `qop="auth"`, MD5 advertised; MD5, SHA-256 and their `-sess` forms accepted.
 //!
-//! Nonces are stateless: `base64(issued_at_be64 || HMAC-SHA256(key, issued_at)[..16])`, 32
-//! characters like Atlas's. Any node holding the shared key can check them; a nonce older than
-//! its lifetime is answered with `stale=true` and a fresh one.
+//! Nonces are stateless: `base64(issued_at (u32 seconds) || 6 random bytes || HMAC-SHA256(key,
+//! issued_at || random)[..14])`, 32 characters like Atlas's. Every challenge gets a distinct
+//! nonce; any node holding the shared key can check it; one older than its lifetime is
+//! answered with `stale=true` and a fresh one.
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -15,6 +16,10 @@ use subtle::ConstantTimeEq;
 pub const REALM: &str = "MMS Public API";
 const MAX_HEADER_LEN: usize = 4096;
 const MAX_PARAMS: usize = 16;
+/// Nonce layout: 4 bytes of issue time and 6 random bytes, then a 14-byte MAC over both.
+const HEAD_LEN: usize = 10;
+const MAC_LEN: usize = 14;
+const NONCE_LEN: usize = HEAD_LEN + MAC_LEN;
 
 /// The Digest `algorithm` parameter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -254,40 +259,97 @@ impl NonceKey {
         NonceKey { key, lifetime_secs }
     }
 
-    fn mac(&self, issued: i64) -> [u8; 16] {
+    fn mac(&self, head: &[u8]) -> [u8; MAC_LEN] {
         let mut mac =
             <Hmac<Sha256> as Mac>::new_from_slice(&self.key).expect("HMAC takes any key length");
-        mac.update(b"dbcerts-digest-nonce-v1");
-        mac.update(&issued.to_be_bytes());
+        mac.update(b"dbcerts-digest-nonce-v2");
+        mac.update(head);
         let full = mac.finalize().into_bytes();
-        full[..16].try_into().expect("SHA-256 output is 32 bytes")
+        full[..MAC_LEN]
+            .try_into()
+            .expect("SHA-256 output is 32 bytes")
     }
 
     pub fn issue(&self, now: i64) -> String {
-        let mut raw = [0u8; 24];
-        raw[..8].copy_from_slice(&now.to_be_bytes());
-        raw[8..].copy_from_slice(&self.mac(now));
+        let mut raw = [0u8; NONCE_LEN];
+        raw[..4].copy_from_slice(&(now as u32).to_be_bytes());
+        dbcerts_ca::fill_random(&mut raw[4..HEAD_LEN]);
+        let mac = self.mac(&raw[..HEAD_LEN]);
+        raw[HEAD_LEN..].copy_from_slice(&mac);
         STANDARD.encode(raw)
     }
 
     pub fn check(&self, nonce: &str, now: i64) -> NonceCheck {
+        self.check_issued(nonce, now).0
+    }
+
+    /// Like [`NonceKey::check`], also returning when the nonce was issued.
+    pub fn check_issued(&self, nonce: &str, now: i64) -> (NonceCheck, i64) {
         let Ok(raw) = STANDARD.decode(nonce) else {
-            return NonceCheck::Invalid;
+            return (NonceCheck::Invalid, 0);
         };
-        if raw.len() != 24 {
-            return NonceCheck::Invalid;
+        if raw.len() != NONCE_LEN {
+            return (NonceCheck::Invalid, 0);
         }
-        let issued = i64::from_be_bytes(raw[..8].try_into().expect("8 bytes"));
-        if !bool::from(self.mac(issued).ct_eq(&raw[8..])) {
-            return NonceCheck::Invalid;
-        }
-        if issued > now + 5 {
-            return NonceCheck::Invalid;
+        let issued = i64::from(u32::from_be_bytes(raw[..4].try_into().expect("4 bytes")));
+        if !bool::from(self.mac(&raw[..HEAD_LEN]).ct_eq(&raw[HEAD_LEN..])) || issued > now + 5 {
+            return (NonceCheck::Invalid, issued);
         }
         if now - issued > self.lifetime_secs {
-            return NonceCheck::Stale;
+            return (NonceCheck::Stale, issued);
         }
-        NonceCheck::Valid
+        (NonceCheck::Valid, issued)
+    }
+
+    pub fn lifetime_secs(&self) -> i64 {
+        self.lifetime_secs
+    }
+}
+
+/// Replay protection: the highest `nc` seen for each live nonce. A request whose `nc` is not
+/// higher than one already accepted with the same nonce is a replay. The record lives in this
+/// process, so it protects a single node; entries are dropped when their nonce expires.
+pub struct NonceCounts {
+    seen: std::sync::Mutex<std::collections::HashMap<String, (i64, u32)>>,
+    lifetime_secs: i64,
+}
+
+/// Entries kept before expired ones are pruned, and the most kept at all.
+const PRUNE_AT: usize = 50_000;
+const MAX_TRACKED: usize = 200_000;
+
+impl NonceCounts {
+    pub fn new(lifetime_secs: i64) -> NonceCounts {
+        NonceCounts {
+            seen: Default::default(),
+            lifetime_secs,
+        }
+    }
+
+    /// Records `nc` for `nonce` (issued at `issued`). Returns false for a replay, or when too
+    /// many nonces are live to track another (the client then gets a fresh nonce).
+    pub fn advance(&self, nonce: &str, issued: i64, nc: u32, now: i64) -> bool {
+        let mut seen = self
+            .seen
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if seen.len() >= PRUNE_AT {
+            let lifetime = self.lifetime_secs;
+            seen.retain(|_, (at, _)| now - *at <= lifetime);
+        }
+        let full = seen.len() >= MAX_TRACKED;
+        match seen.get_mut(nonce) {
+            Some((_, highest)) if nc <= *highest => false,
+            Some((_, highest)) => {
+                *highest = nc;
+                true
+            }
+            None if full => false,
+            None => {
+                seen.insert(nonce.to_owned(), (issued, nc));
+                true
+            }
+        }
     }
 }
 
@@ -363,6 +425,33 @@ mod tests {
     }
 
     #[test]
+    fn nonce_counts_refuse_replays_and_forget_expired_nonces() {
+        let counts = NonceCounts::new(300);
+        assert!(counts.advance("n1", 1000, 1, 1000));
+        assert!(
+            !counts.advance("n1", 1000, 1, 1001),
+            "same nc again is a replay"
+        );
+        assert!(counts.advance("n1", 1000, 2, 1002));
+        assert!(
+            !counts.advance("n1", 1000, 1, 1003),
+            "a lower nc is a replay"
+        );
+        assert!(
+            counts.advance("n2", 1000, 1, 1003),
+            "nonces are independent"
+        );
+        for i in 0..PRUNE_AT {
+            assert!(counts.advance(&format!("old{i}"), 0, 1, 10));
+        }
+        assert!(
+            counts.advance("fresh", 5000, 1, 5000),
+            "expired entries are pruned"
+        );
+        assert!(counts.seen.lock().unwrap().len() < PRUNE_AT);
+    }
+
+    #[test]
     fn nonces_round_trip_expire_and_resist_forgery() {
         let k = NonceKey::new([7; 32], 300);
         let n = k.issue(1_000_000);
@@ -375,5 +464,10 @@ mod tests {
         );
         assert_eq!(k.check("garbage", 1_000_000), NonceCheck::Invalid);
         assert_eq!(k.check(&k.issue(2_000_000), 1_000_000), NonceCheck::Invalid);
+        assert_ne!(
+            k.issue(1_000_000),
+            k.issue(1_000_000),
+            "every challenge gets its own nonce"
+        );
     }
 }

@@ -160,7 +160,7 @@ pub async fn authenticate_api(
         tracing::info!("Digest uri does not match the request target");
         return challenge(&state, now, false);
     }
-    let nonce = state.inner.nonce_key.check(&creds.nonce, now);
+    let (nonce, issued) = state.inner.nonce_key.check_issued(&creds.nonce, now);
     if nonce == NonceCheck::Invalid {
         return challenge(&state, now, false);
     }
@@ -194,6 +194,15 @@ pub async fn authenticate_api(
         return challenge(&state, now, false);
     };
     if nonce == NonceCheck::Stale {
+        return challenge(&state, now, true);
+    }
+    let nc = u32::from_str_radix(&creds.nc, 16).unwrap_or(0);
+    if !state
+        .inner
+        .nonce_counts
+        .advance(&creds.nonce, issued, nc, now)
+    {
+        tracing::warn!(public_key = %key.public_key, "Digest nonce count reused (replay); answering stale=true");
         return challenge(&state, now, true);
     }
     req.extensions_mut().insert(Caller {

@@ -333,7 +333,12 @@ fn check_password(p: &Option<String>) -> Result<(), AtlasError> {
 
 /// Checks the username against the rules of its authentication method.
 fn check_username(method: Method, x509_type: &str, username: &str) -> Result<(), AtlasError> {
-    if username.is_empty() || username.chars().count() > dbcerts_ca::dn::MAX_USERNAME_CHARS {
+    // `.../databaseUsers/{db}/certs` is the certificate list of user `{db}`; a user named
+    // `certs` could never be read, changed or deleted through its own path.
+    if username.is_empty()
+        || username == "certs"
+        || username.chars().count() > dbcerts_ca::dn::MAX_USERNAME_CHARS
+    {
         return Err(AtlasError::invalid_attribute("username"));
     }
     match method {
@@ -466,10 +471,6 @@ pub async fn create_database_user(
         description: parse_description(input.description)?,
         delete_after_date: parse_delete_after(input.delete_after_date)?,
     };
-    let limit = state.inner.config.max_database_users_per_project;
-    if state.inner.store.count_database_users(id.as_str()).await? >= limit {
-        return Err(AtlasError::group_users_limit(limit));
-    }
     let rec = DatabaseUserRecord {
         project_id: id.as_str().to_owned(),
         database_name,
@@ -478,9 +479,16 @@ pub async fn create_database_user(
         created: chrono::Utc::now().timestamp(),
         doc: serde_json::to_string(&doc).expect("user docs serialize"),
     };
-    match state.inner.store.create_database_user(&rec).await {
+    let limit = state.inner.config.max_database_users_per_project;
+    match state
+        .inner
+        .store
+        .create_database_user_within_limit(&rec, limit)
+        .await
+    {
         Ok(()) => {}
         Err(StoreError::Conflict(_)) => return Err(AtlasError::user_already_exists(&username)),
+        Err(StoreError::LimitReached) => return Err(AtlasError::group_users_limit(limit)),
         Err(e) => return Err(e.into()),
     }
     tracing::info!(project = id.as_str(), database = %rec.database_name, x509_type = %rec.x509_type, "created database user");

@@ -1,6 +1,7 @@
 //! dbcerts extensions, outside Atlas's paths: `GET /api/dbcerts/v1/groups/{groupId}/ca` returns
-//! the project's managed CA certificate (PEM), for `net.tls.CAFile` of `mongod`. It creates the
-//! CA if the project has none yet, exactly as the first certificate would.
+//! the project's managed CA certificate (PEM), for `net.tls.CAFile` of `mongod`. Project Read Only
+//! may read an existing CA; when the project has none yet, a Project Owner's request creates it
+//! (as the first certificate would) and anyone else gets 404.
 
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
@@ -16,8 +17,20 @@ pub async fn get_project_ca(
     caller: Caller,
     AtlasPath(group_id): AtlasPath<String>,
 ) -> Result<Response, AtlasError> {
-    let (id, _) = load_project(&state, &caller, &group_id, &[ProjectRole::ReadOnly]).await?;
-    let ca = state.inner.ca.get_or_create(id.as_str()).await?;
+    let (id, project) = load_project(&state, &caller, &group_id, &[ProjectRole::ReadOnly]).await?;
+    let ca = match state.inner.ca.get(id.as_str()).await? {
+        Some(ca) => ca,
+        None if caller
+            .require(&project.org_id, &[ProjectRole::Owner])
+            .is_ok() =>
+        {
+            state.inner.ca.get_or_create(id.as_str()).await?
+        }
+        None => {
+            let what = format!("managed CA of group {}", id.as_str());
+            return Err(AtlasError::resource_not_found(&what));
+        }
+    };
     let mut res = (StatusCode::OK, ca.cert_pem()).into_response();
     res.headers_mut().insert(
         header::CONTENT_TYPE,

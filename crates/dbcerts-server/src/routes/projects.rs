@@ -119,14 +119,20 @@ pub async fn list_groups(
     RawQuery(q): RawQuery,
 ) -> Result<Response, AtlasError> {
     let query = Query::parse(q.as_deref(), Accepts::List)?;
+    // Roles are granted per organization, so the caller sees all of its organization's projects
+    // or none of them; deciding before paging keeps `totalCount` and the links honest.
+    let orgs: Vec<String> = if caller.project_roles(&caller.org_id).is_empty() {
+        Vec::new()
+    } else {
+        vec![caller.org_id.clone()]
+    };
     let (projects, total) = state
         .inner
         .store
-        .list_projects(std::slice::from_ref(&caller.org_id), query.paging.page())
+        .list_projects(&orgs, query.paging.page())
         .await?;
     let visible: Vec<_> = projects
         .iter()
-        .filter(|p| !caller.project_roles(&p.org_id).is_empty())
         .map(|p| group_out(p, base.self_link(&["groups", &p.id])))
         .collect();
     let body = Paginated::new(&base, &["groups"], &query.paging, total, visible);

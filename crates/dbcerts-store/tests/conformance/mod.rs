@@ -37,6 +37,7 @@ pub async fn run_all(store: &dyn Store) {
     list_unexpired_certificates_filters_orders_and_pages(store).await;
     certificates_outlive_database_user_but_not_project(store).await;
     user_security_default_put_overwrite_clear(store).await;
+    database_user_limit_is_atomic(store).await;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1432,4 +1433,81 @@ pub async fn user_security_default_put_overwrite_clear(store: &dyn Store) {
     store.put_user_security(&other, &both).await.unwrap();
     assert_eq!(store.get_user_security(&p).await.unwrap(), empty);
     assert_eq!(store.get_user_security(&other).await.unwrap(), both);
+}
+
+/// `create_database_user_within_limit` counts and inserts atomically: 12 concurrent creations
+/// against a limit of 5 leave exactly 5 users, and an existing user is still a conflict.
+pub async fn database_user_limit_is_atomic(store: &dyn Store) {
+    let ns = Ns(40);
+    let p = setup_project(store, ns, 0).await;
+    let attempts = (0..12).map(|i| {
+        let u = user(&p, "$external", &format!("u{i:02}"), T0 + i);
+        async move { store.create_database_user_within_limit(&u, 5).await }
+    });
+    let results = futures_join_all(attempts).await;
+    let created = results.iter().filter(|r| r.is_ok()).count();
+    assert_eq!(created, 5, "{results:?}");
+    assert!(
+        results
+            .iter()
+            .all(|r| matches!(r, Ok(()) | Err(StoreError::LimitReached))),
+        "{results:?}"
+    );
+    assert_eq!(store.count_database_users(&p).await.unwrap(), 5);
+    let (listed, _) = store.list_database_users(&p, NO_PAGE).await.unwrap();
+    let existing = listed[0].clone();
+    assert!(matches!(
+        store
+            .create_database_user_within_limit(&existing, 100)
+            .await,
+        Err(StoreError::Conflict("database user"))
+    ));
+    assert!(matches!(
+        store
+            .create_database_user_within_limit(&user(&p, "admin", "one-more", T0), 5)
+            .await,
+        Err(StoreError::LimitReached)
+    ));
+    assert!(
+        store
+            .create_database_user_within_limit(&user(&p, "admin", "one-more", T0), 6)
+            .await
+            .is_ok()
+    );
+}
+
+/// Runs futures concurrently on the current task (no extra dependency).
+async fn futures_join_all<F: std::future::Future>(
+    futures: impl IntoIterator<Item = F>,
+) -> Vec<F::Output> {
+    let handles: Vec<_> = futures.into_iter().map(Box::pin).collect();
+    let mut outputs = Vec::new();
+    let mut pending: Vec<_> = handles.into_iter().map(Some).collect();
+    let mut results: Vec<Option<F::Output>> = (0..pending.len()).map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut done = true;
+        for (i, slot) in pending.iter_mut().enumerate() {
+            if let Some(f) = slot {
+                match f.as_mut().poll(cx) {
+                    std::task::Poll::Ready(v) => {
+                        results[i] = Some(v);
+                        *slot = None;
+                    }
+                    std::task::Poll::Pending => done = false,
+                }
+            }
+        }
+        if done {
+            std::task::Poll::Ready(())
+        } else {
+            std::task::Poll::Pending
+        }
+    })
+    .await;
+    outputs.extend(
+        results
+            .into_iter()
+            .map(|r| r.expect("every future completed")),
+    );
+    outputs
 }
