@@ -17,7 +17,7 @@ pub type ReadOnly = Value;
 
 /// The only members whose value may be a JSON array; every element must be an object.
 /// Serde's derived structs also accept the sequence form (`[3, null]` for a two-field struct);
-/// Atlas does not, so arrays anywhere else are refused before deserialization.
+/// Atlas does not, so arrays anywhere else are refused.
 const ARRAY_MEMBERS: [&str; 6] = [
     "labels",
     "links",
@@ -27,7 +27,9 @@ const ARRAY_MEMBERS: [&str; 6] = [
     "userToDNMapping",
 ];
 
-fn check_arrays(value: &Value, path: &str) -> Result<(), AtlasError> {
+/// Checks what serde cannot: arrays only where the schema has arrays, and no `null` (no request
+/// attribute in the spec is nullable).
+fn check_shape(value: &Value, path: &str) -> Result<(), AtlasError> {
     let Value::Object(map) = value else {
         return Ok(());
     };
@@ -38,42 +40,30 @@ fn check_arrays(value: &Value, path: &str) -> Result<(), AtlasError> {
             format!("{path}.{key}")
         };
         match member {
+            Value::Null => return Err(AtlasError::invalid_json_attribute(&here)),
             Value::Array(items) if ARRAY_MEMBERS.contains(&key.as_str()) => {
                 for item in items {
                     if !item.is_object() {
                         return Err(AtlasError::invalid_json_attribute(&here));
                     }
-                    check_arrays(item, &here)?;
+                    check_shape(item, &here)?;
                 }
             }
             Value::Array(_) => return Err(AtlasError::invalid_json_attribute(&here)),
-            Value::Object(_) => check_arrays(member, &here)?,
+            Value::Object(_) => check_shape(member, &here)?,
             _ => {}
         }
     }
     Ok(())
 }
 
-/// Parses `bytes` as `T`. An empty (or all-white-space) body parses as `{}` when
-/// `empty_is_object` is true, and is `MALFORMED_JSON` otherwise.
-pub fn parse_json<T: DeserializeOwned>(
-    bytes: &[u8],
-    empty_is_object: bool,
-) -> Result<T, AtlasError> {
-    let bytes = if bytes.iter().all(u8::is_ascii_whitespace) {
-        if !empty_is_object {
-            return Err(AtlasError::malformed_json());
-        }
-        &b"{}"[..]
-    } else {
-        bytes
-    };
-    // Shape first: syntax errors, a non-object body, and arrays where Atlas has objects.
-    let shape: Value = serde_json::from_slice(bytes).map_err(|_| AtlasError::malformed_json())?;
-    if !shape.is_object() {
-        return Err(AtlasError::invalid_json());
+/// Parses `bytes` as `T`, in the order a client's mistakes are reported: syntax, then unknown
+/// attributes, then types and shapes. Every operation with a body requires one (the spec marks
+/// each request body required), so an empty body is `MALFORMED_JSON`.
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, AtlasError> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err(AtlasError::malformed_json());
     }
-    check_arrays(&shape, "")?;
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let mut unknown: Option<String> = None;
     let mut track = serde_path_to_error::Track::new();
@@ -95,6 +85,9 @@ pub fn parse_json<T: DeserializeOwned>(
         Err(e) => {
             return Err(match e.classify() {
                 serde_json::error::Category::Data => {
+                    if let Some(field) = unknown {
+                        return Err(AtlasError::invalid_attribute(&field));
+                    }
                     let path = track.path().to_string();
                     if path == "." || path.is_empty() {
                         AtlasError::invalid_json()
@@ -110,6 +103,11 @@ pub fn parse_json<T: DeserializeOwned>(
     if let Some(field) = unknown {
         return Err(AtlasError::invalid_attribute(&field));
     }
+    let shape: Value = serde_json::from_slice(bytes).map_err(|_| AtlasError::malformed_json())?;
+    if !shape.is_object() {
+        return Err(AtlasError::invalid_json());
+    }
+    check_shape(&shape, "")?;
     Ok(value)
 }
 
@@ -130,9 +128,7 @@ mod tests {
     }
 
     fn code(bytes: &str) -> &'static str {
-        parse_json::<Body>(bytes.as_bytes(), false)
-            .unwrap_err()
-            .code
+        parse_json::<Body>(bytes.as_bytes()).unwrap_err().code
     }
 
     #[test]
@@ -142,28 +138,39 @@ mod tests {
         assert_eq!(code(""), "MALFORMED_JSON");
         assert_eq!(code("[]"), "INVALID_JSON");
         assert_eq!(code("[3, null]"), "INVALID_JSON");
-        let e = parse_json::<Body>(br#"{"inner":[null]}"#, false).unwrap_err();
+        let e = parse_json::<Body>(br#"{"x":[]}"#).unwrap_err();
+        assert_eq!(
+            (e.code, e.parameters[0].as_str().unwrap()),
+            ("INVALID_ATTRIBUTE", "x"),
+            "unknown before shape"
+        );
+        let e = parse_json::<Body>(br#"{"monthsUntilExpiration":null}"#).unwrap_err();
+        assert_eq!(
+            (e.code, e.parameters[0].as_str().unwrap()),
+            ("INVALID_JSON_ATTRIBUTE", "monthsUntilExpiration")
+        );
+        let e = parse_json::<Body>(br#"{"inner":[null]}"#).unwrap_err();
         assert_eq!(
             (e.code, e.parameters[0].as_str().unwrap()),
             ("INVALID_JSON_ATTRIBUTE", "inner")
         );
         assert_eq!(code("3"), "INVALID_JSON");
-        let e = parse_json::<Body>(br#"{"monthsUntilExpiration":"3"}"#, false).unwrap_err();
+        let e = parse_json::<Body>(br#"{"monthsUntilExpiration":"3"}"#).unwrap_err();
         assert_eq!(
             (e.code, e.parameters[0].as_str().unwrap()),
             ("INVALID_JSON_ATTRIBUTE", "monthsUntilExpiration")
         );
-        let e = parse_json::<Body>(br#"{"monthsUntilExpiration":3,"bogus":1}"#, false).unwrap_err();
+        let e = parse_json::<Body>(br#"{"monthsUntilExpiration":3,"bogus":1}"#).unwrap_err();
         assert_eq!(
             (e.code, e.parameters[0].as_str().unwrap()),
             ("INVALID_ATTRIBUTE", "bogus")
         );
-        let e = parse_json::<Body>(br#"{"inner":{"cas":"x","extra":true}}"#, false).unwrap_err();
+        let e = parse_json::<Body>(br#"{"inner":{"cas":"x","extra":true}}"#).unwrap_err();
         assert_eq!(
             (e.code, e.parameters[0].as_str().unwrap()),
             ("INVALID_ATTRIBUTE", "inner.extra")
         );
-        let e = parse_json::<Body>(br#"{"inner":{"cas":5}}"#, false).unwrap_err();
+        let e = parse_json::<Body>(br#"{"inner":{"cas":5}}"#).unwrap_err();
         assert_eq!(
             (e.code, e.parameters[0].as_str().unwrap()),
             ("INVALID_JSON_ATTRIBUTE", "inner.cas")
@@ -172,9 +179,9 @@ mod tests {
 
     #[test]
     fn accepts_good_bodies() {
-        let b: Body = parse_json(br#" {"monthsUntilExpiration": 3} "#, false).unwrap();
+        let b: Body = parse_json(br#" {"monthsUntilExpiration": 3} "#).unwrap();
         assert_eq!(b.months_until_expiration, Some(3));
-        let b: Body = parse_json(b"", true).unwrap();
+        let b: Body = parse_json(b"{}").unwrap();
         assert_eq!(
             b,
             Body {
@@ -182,5 +189,7 @@ mod tests {
                 inner: None
             }
         );
+        assert_eq!(code(""), "MALFORMED_JSON");
+        assert_eq!(code(" \n"), "MALFORMED_JSON");
     }
 }

@@ -123,7 +123,29 @@ async fn log_and_map_failures(
         .unwrap_or("-")
         .to_owned();
     let started = std::time::Instant::now();
+    let has_body = req.headers().contains_key(header::TRANSFER_ENCODING)
+        || req
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v != "0");
     let mut res = next.run(req).await;
+    // A middleware answer (401 challenge, 406, 404/405 fallback, 413) leaves the request body
+    // unread, and hyper then closes the connection. Saying so lets a Digest client send its
+    // authenticated retry on a new connection instead of failing on a dead one.
+    if has_body
+        && matches!(
+            res.status(),
+            StatusCode::UNAUTHORIZED
+                | StatusCode::NOT_FOUND
+                | StatusCode::METHOD_NOT_ALLOWED
+                | StatusCode::NOT_ACCEPTABLE
+                | StatusCode::PAYLOAD_TOO_LARGE
+        )
+    {
+        res.headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
     if res.status() == StatusCode::PAYLOAD_TOO_LARGE && !res.headers().contains_key("x-error-code")
     {
         res = AtlasError::payload_too_large(state.inner.config.body_limit).into_response();

@@ -74,7 +74,7 @@ async fn success_bodies() {
         .v2(
             "POST",
             &format!("/groups/{gid}/databaseUsers"),
-            Some(r#"{"databaseName":"$external","x509Type":"MANAGED","username":"user389","roles":[{"databaseName":"admin","roleName":"atlasAdmin"}],"labels":[{"key":"team","value":"db"}],"scopes":[{"name":"Cluster0","type":"CLUSTER"}],"description":"managed x509"}"#),
+            Some(&format!(r#"{{"databaseName":"$external","groupId":"{gid}","x509Type":"MANAGED","username":"user389","roles":[{{"databaseName":"admin","roleName":"atlasAdmin"}}],"labels":[{{"key":"team","value":"db"}}],"scopes":[{{"name":"Cluster0","type":"CLUSTER"}}],"description":"managed x509"}}"#)),
         )
         .await;
     snapshot_json("create_database_user", &user, &ids);
@@ -195,11 +195,17 @@ async fn error_bodies() {
     let h = Harness::new().await;
     let gid = h.project("errors").await;
     h.managed_user(&gid, "user389").await;
-    let scram = r#"{"databaseName":"admin","username":"alice","password":"changeme123","roles":[{"databaseName":"admin","roleName":"read"}]}"#;
+    let scram = format!(
+        r#"{{"databaseName":"admin","groupId":"{gid}","username":"alice","password":"changeme123","roles":[{{"databaseName":"admin","roleName":"read"}}]}}"#
+    );
     assert_eq!(
-        h.v2("POST", &format!("/groups/{gid}/databaseUsers"), Some(scram))
-            .await
-            .status,
+        h.v2(
+            "POST",
+            &format!("/groups/{gid}/databaseUsers"),
+            Some(&scram)
+        )
+        .await
+        .status,
         StatusCode::CREATED
     );
     let ids = [(gid.as_str(), "[groupId]"), (h.org_id.as_str(), "[orgId]")];
@@ -223,7 +229,7 @@ async fn error_bodies() {
         ("invalid_group_name", "POST", "/groups".into(), Some(format!(r#"{{"name":"a/b","orgId":"{}"}}"#, h.org_id))),
         ("group_already_exists", "POST", "/groups".into(), Some(format!(r#"{{"name":"errors","orgId":"{}"}}"#, h.org_id))),
         ("org_not_found", "POST", "/groups".into(), Some(r#"{"name":"x","orgId":"222222222222222222222222"}"#.into())),
-        ("user_already_exists", "POST", users.clone(), Some(r#"{"databaseName":"$external","x509Type":"MANAGED","username":"user389","roles":[]}"#.into())),
+        ("user_already_exists", "POST", users.clone(), Some(format!(r#"{{"databaseName":"$external","groupId":"{gid}","x509Type":"MANAGED","username":"user389","roles":[]}}"#))),
         ("database_name_invalid_external", "POST", users.clone(), Some(r#"{"databaseName":"admin","x509Type":"MANAGED","username":"bob","roles":[]}"#.into())),
         ("database_name_invalid_admin", "POST", users.clone(), Some(r#"{"databaseName":"$external","username":"bob","password":"changeme123","roles":[]}"#.into())),
         ("x509_user_cannot_use_scram", "POST", users.clone(), Some(r#"{"databaseName":"$external","x509Type":"MANAGED","username":"bob","password":"changeme123","roles":[]}"#.into())),

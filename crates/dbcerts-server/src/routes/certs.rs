@@ -115,7 +115,7 @@ pub async fn create_database_user_cert(
 ) -> Result<Response, AtlasError> {
     let query = Query::parse(q.as_deref(), Accepts::Entity)?;
     let (id, _) = load_project(&state, &caller, &group_id, &[ProjectRole::Owner]).await?;
-    let input: UserCertIn = parse_json(&bytes, true)?;
+    let input: UserCertIn = parse_json(&bytes)?;
     let months = months(input.months_until_expiration)?;
     let user = find_cert_user(&state, &id, &username).await?;
     if user.x509_type != "MANAGED" {

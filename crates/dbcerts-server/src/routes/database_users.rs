@@ -17,7 +17,6 @@ use crate::error::AtlasError;
 use crate::format::{Shape, atlas_time, json_response, with_content_type};
 use crate::links::{Base, Link, Paginated};
 use crate::params::{Accepts, GroupId, Query};
-use crate::routes::projects::check_key_values;
 
 pub const EXTERNAL: &str = "$external";
 pub const ADMIN: &str = "admin";
@@ -45,10 +44,13 @@ pub struct ScopeDoc {
     pub kind: String,
 }
 
+/// `ComponentLabel`: both members are optional in the spec, 1 to 255 characters when given.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct LabelDoc {
-    pub key: String,
-    pub value: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
 }
 
 /// What the store keeps in `database_users.doc`.
@@ -290,18 +292,22 @@ fn parse_scopes(scopes: Vec<ScopeIn>) -> Result<Vec<ScopeDoc>, AtlasError> {
 }
 
 fn parse_labels(labels: Vec<LabelIn>) -> Result<Vec<LabelDoc>, AtlasError> {
-    let labels: Vec<LabelDoc> = labels
+    for l in &labels {
+        let fits = |s: &Option<String>| {
+            s.as_ref()
+                .is_none_or(|s| (1..=255).contains(&s.chars().count()))
+        };
+        if !fits(&l.key) || !fits(&l.value) {
+            return Err(AtlasError::invalid_attribute("labels"));
+        }
+    }
+    Ok(labels
         .into_iter()
         .map(|l| LabelDoc {
-            key: l.key.unwrap_or_default(),
-            value: l.value.unwrap_or_default(),
+            key: l.key,
+            value: l.value,
         })
-        .collect();
-    check_key_values(
-        "labels",
-        labels.iter().map(|l| (l.key.as_str(), l.value.as_str())),
-    )?;
-    Ok(labels)
+        .collect())
 }
 
 fn parse_description(d: Option<String>) -> Result<Option<String>, AtlasError> {
@@ -431,7 +437,7 @@ pub async fn create_database_user(
 ) -> Result<Response, AtlasError> {
     let query = Query::parse(q.as_deref(), Accepts::Entity)?;
     let (id, _) = load_project(&state, &caller, &group_id, WRITERS).await?;
-    let input: UserIn = parse_json(&bytes, false)?;
+    let input: UserIn = parse_json(&bytes)?;
     check_group_id(&input.group_id, &id)?;
     let username = input
         .username
@@ -545,7 +551,7 @@ pub async fn update_database_user(
 ) -> Result<Response, AtlasError> {
     let query = Query::parse(q.as_deref(), Accepts::Entity)?;
     let (id, _) = load_project(&state, &caller, &group_id, WRITERS).await?;
-    let input: UserIn = parse_json(&bytes, false)?;
+    let input: UserIn = parse_json(&bytes)?;
     check_group_id(&input.group_id, &id)?;
     let mut rec = load_user(&state, &id, &database_name, &username).await?;
     let mut doc = decode_doc(&rec)?;

@@ -99,7 +99,7 @@ fn group_out(p: &Project, links: Vec<Link>) -> GroupOut {
 }
 
 /// Checks `ResourceTag`/`ComponentLabel` key and value lengths (1..=255).
-pub fn check_key_values<'a>(
+fn check_key_values<'a>(
     attr: &str,
     pairs: impl IntoIterator<Item = (&'a str, &'a str)>,
 ) -> Result<(), AtlasError> {
@@ -158,7 +158,7 @@ pub async fn create_group(
     {
         return Err(AtlasError::invalid_query_parameter("projectOwnerId"));
     }
-    let input: GroupIn = parse_json(&bytes, false)?;
+    let input: GroupIn = parse_json(&bytes)?;
     let name = input
         .name
         .ok_or_else(|| AtlasError::missing_attribute("name"))?;

@@ -238,7 +238,7 @@ pub async fn update_user_security(
 ) -> Result<Response, AtlasError> {
     let query = Query::parse(q.as_deref(), Accepts::Entity)?;
     let (id, mut rec) = load(&state, &caller, &group_id).await?;
-    let input: UserSecurityIn = parse_json(&bytes, false)?;
+    let input: UserSecurityIn = parse_json(&bytes)?;
     if let Some(x509) = input.customer_x509
         && let Some(cas) = x509.cas
     {

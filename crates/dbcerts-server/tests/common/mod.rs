@@ -206,7 +206,7 @@ impl Harness {
 
     pub async fn managed_user(&self, gid: &str, username: &str) {
         let body = format!(
-            r#"{{"databaseName":"$external","x509Type":"MANAGED","username":"{username}","roles":[{{"databaseName":"admin","roleName":"atlasAdmin"}}]}}"#
+            r#"{{"databaseName":"$external","groupId":"{gid}","x509Type":"MANAGED","username":"{username}","roles":[{{"databaseName":"admin","roleName":"atlasAdmin"}}]}}"#
         );
         let r = self
             .v2("POST", &format!("/groups/{gid}/databaseUsers"), Some(&body))
