@@ -67,11 +67,9 @@ class AtlasFixtures:
         self.server = server
         self.projects: dict[str, str] = {}
         self.counter = itertools.count()
-        # Complete the Digest handshake on a request without a body, so that every later request
-        # carries credentials up front. dbcerts answers the challenge before it has read a
-        # request body and may then drop the connection without `Connection: close`; a requests
-        # client retrying its POST on that connection then fails intermittently (a known bug,
-        # reported with this test), which would make the fixtures flaky.
+        # Complete the Digest handshake once up front, so that the fixtures' requests carry
+        # credentials from the start. (A challenge to a request whose body was not read now says
+        # `Connection: close`; test_connection.py covers that.)
         assert server.call("GET", "/groups").status_code == 200
 
     def project_for(self, op: str) -> str:
