@@ -97,6 +97,19 @@ impl Base {
     }
 }
 
+impl Base {
+    /// Answers with `value` in the media type of the API version this base belongs to.
+    pub fn respond<T: Serialize>(
+        &self,
+        status: axum::http::StatusCode,
+        value: &T,
+        shape: crate::format::Shape,
+        format: crate::format::Format,
+    ) -> axum::response::Response {
+        crate::format::json_response(status, value, shape, format, self.api)
+    }
+}
+
 impl FromRequestParts<AppState> for Base {
     type Rejection = AtlasError;
 

@@ -96,13 +96,7 @@ pub async fn list_database_user_certs(
         .collect();
     let segments = ["groups", id.as_str(), "databaseUsers", &username, "certs"];
     let body = Paginated::new(&base, &segments, &query.paging, total, results);
-    Ok(json_response(
-        StatusCode::OK,
-        &body,
-        Shape::List,
-        query.format,
-        base.api,
-    ))
+    Ok(base.respond(StatusCode::OK, &body, Shape::List, query.format))
 }
 
 pub async fn create_database_user_cert(

@@ -14,7 +14,7 @@ use crate::AppState;
 use crate::auth::{Caller, ProjectRole};
 use crate::body::{ReadOnly, parse_json};
 use crate::error::AtlasError;
-use crate::format::{Shape, atlas_time, json_response, with_content_type};
+use crate::format::{Shape, atlas_time, with_content_type};
 use crate::links::{Base, Link, Paginated};
 use crate::params::{Accepts, GroupId, Query};
 
@@ -418,13 +418,7 @@ pub async fn list_database_users(
         .collect::<Result<Vec<_>, AtlasError>>()?;
     let segments = ["groups", id.as_str(), "databaseUsers"];
     let body = Paginated::new(&base, &segments, &query.paging, total, results);
-    Ok(json_response(
-        StatusCode::OK,
-        &body,
-        Shape::List,
-        query.format,
-        base.api,
-    ))
+    Ok(base.respond(StatusCode::OK, &body, Shape::List, query.format))
 }
 
 pub async fn create_database_user(
@@ -498,13 +492,8 @@ pub async fn create_database_user(
         Err(e) => return Err(e.into()),
     }
     tracing::info!(project = id.as_str(), database = %rec.database_name, x509_type = %rec.x509_type, "created database user");
-    Ok(json_response(
-        StatusCode::CREATED,
-        &user_out(&base, &rec, doc),
-        Shape::Entity,
-        query.format,
-        base.api,
-    ))
+    let body = user_out(&base, &rec, doc);
+    Ok(base.respond(StatusCode::CREATED, &body, Shape::Entity, query.format))
 }
 
 async fn load_user(
@@ -532,13 +521,8 @@ pub async fn get_database_user(
     let (id, _) = load_project(&state, &caller, &group_id, &[ProjectRole::ReadOnly]).await?;
     let rec = load_user(&state, &id, &database_name, &username).await?;
     let doc = decode_doc(&rec)?;
-    Ok(json_response(
-        StatusCode::OK,
-        &user_out(&base, &rec, doc),
-        Shape::Entity,
-        query.format,
-        base.api,
-    ))
+    let body = user_out(&base, &rec, doc);
+    Ok(base.respond(StatusCode::OK, &body, Shape::Entity, query.format))
 }
 
 pub async fn update_database_user(
@@ -613,13 +597,8 @@ pub async fn update_database_user(
     if !state.inner.store.update_database_user(&rec).await? {
         return Err(AtlasError::username_not_found(&username));
     }
-    Ok(json_response(
-        StatusCode::OK,
-        &user_out(&base, &rec, doc),
-        Shape::Entity,
-        query.format,
-        base.api,
-    ))
+    let body = user_out(&base, &rec, doc);
+    Ok(base.respond(StatusCode::OK, &body, Shape::Entity, query.format))
 }
 
 pub async fn delete_database_user(

@@ -13,7 +13,7 @@ use crate::AppState;
 use crate::auth::{Caller, ProjectRole};
 use crate::body::{ReadOnly, parse_json};
 use crate::error::AtlasError;
-use crate::format::{Shape, atlas_time, json_response};
+use crate::format::{Shape, atlas_time};
 use crate::links::{Base, Link, Paginated};
 use crate::params::{Accepts, Query, is_object_id};
 
@@ -136,13 +136,7 @@ pub async fn list_groups(
         .map(|p| group_out(p, base.self_link(&["groups", &p.id])))
         .collect();
     let body = Paginated::new(&base, &["groups"], &query.paging, total, visible);
-    Ok(json_response(
-        StatusCode::OK,
-        &body,
-        Shape::List,
-        query.format,
-        base.api,
-    ))
+    Ok(base.respond(StatusCode::OK, &body, Shape::List, query.format))
 }
 
 pub async fn create_group(
@@ -201,13 +195,7 @@ pub async fn create_group(
         Err(e) => return Err(e.into()),
     }
     let body = group_out(&project, project_links(&base, &project.id));
-    let mut res = json_response(
-        StatusCode::CREATED,
-        &body,
-        Shape::Entity,
-        query.format,
-        base.api,
-    );
+    let mut res = base.respond(StatusCode::CREATED, &body, Shape::Entity, query.format);
     if let Ok(v) = HeaderValue::from_str(&base.url(&["groups", &project.id])) {
         res.headers_mut().insert(header::LOCATION, v);
     }
@@ -224,13 +212,7 @@ pub async fn get_group(
     let query = Query::parse(q.as_deref(), Accepts::Entity)?;
     let (_, project) = load_project(&state, &caller, &group_id, &[ProjectRole::ReadOnly]).await?;
     let body = group_out(&project, project_links(&base, &project.id));
-    Ok(json_response(
-        StatusCode::OK,
-        &body,
-        Shape::Entity,
-        query.format,
-        base.api,
-    ))
+    Ok(base.respond(StatusCode::OK, &body, Shape::Entity, query.format))
 }
 
 pub async fn delete_group(
@@ -247,13 +229,7 @@ pub async fn delete_group(
     }
     state.inner.ca.forget(id.as_str());
     tracing::info!(project = id.as_str(), "deleted project");
-    Ok(json_response(
-        StatusCode::ACCEPTED,
-        &Empty {},
-        Shape::Entity,
-        query.format,
-        base.api,
-    ))
+    Ok(base.respond(StatusCode::ACCEPTED, &Empty {}, Shape::Entity, query.format))
 }
 
 /// The first value of query parameter `name`, if present.

@@ -15,7 +15,7 @@ use crate::AppState;
 use crate::auth::{Caller, ProjectRole};
 use crate::body::{ReadOnly, parse_json};
 use crate::error::AtlasError;
-use crate::format::{Shape, json_response};
+use crate::format::Shape;
 use crate::links::Base;
 use crate::params::{Accepts, GroupId, Query};
 
@@ -219,13 +219,7 @@ pub async fn get_user_security(
 ) -> Result<Response, AtlasError> {
     let query = Query::parse(q.as_deref(), Accepts::Entity)?;
     let (_, rec) = load(&state, &caller, &group_id).await?;
-    Ok(json_response(
-        StatusCode::OK,
-        &out(&rec)?,
-        Shape::Entity,
-        query.format,
-        base.api,
-    ))
+    Ok(base.respond(StatusCode::OK, &out(&rec)?, Shape::Entity, query.format))
 }
 
 pub async fn update_user_security(
@@ -263,12 +257,11 @@ pub async fn update_user_security(
         customer_ca = rec.customer_cas.is_some(),
         "updated user security"
     );
-    Ok(json_response(
+    Ok(base.respond(
         StatusCode::ACCEPTED,
         &out(&rec)?,
         Shape::Entity,
         query.format,
-        base.api,
     ))
 }
 
@@ -288,11 +281,10 @@ pub async fn disable_customer_x509(
         .put_user_security(id.as_str(), &rec)
         .await?;
     tracing::info!(project = id.as_str(), "disabled customer-managed X.509");
-    Ok(json_response(
+    Ok(base.respond(
         StatusCode::ACCEPTED,
         &out(&rec)?,
         Shape::Entity,
         query.format,
-        base.api,
     ))
 }
