@@ -1190,3 +1190,21 @@ def test_garbage_authorization_header(server):
             server.url("/groups"), headers={"Accept": V2, "Authorization": value}, timeout=60
         )
         assert_challenge(r)
+
+
+def test_create_user_requires_group_id(server):
+    """The spec lists groupId as required in CloudDatabaseUser; a body without it is refused
+    with MISSING_ATTRIBUTE (reported after the other rules), and nothing is created."""
+    gid = server.create_project()
+    body = {
+        "databaseName": "$external",
+        "x509Type": "MANAGED",
+        "username": "no-group-id",
+        "roles": [{"databaseName": "admin", "roleName": "read"}],
+    }
+    r = server.call("POST", f"/groups/{gid}/databaseUsers", json=body)
+    assert_atlas_error(r, 400, "MISSING_ATTRIBUTE", ["groupId"])
+    r = server.call("GET", f"/groups/{gid}/databaseUsers/$external/no-group-id")
+    assert_atlas_error(r, 404, "USERNAME_NOT_FOUND")
+    body["groupId"] = gid
+    assert server.call("POST", f"/groups/{gid}/databaseUsers", json=body).status_code == 201

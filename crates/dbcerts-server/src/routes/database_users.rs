@@ -479,6 +479,11 @@ pub async fn create_database_user(
         created: chrono::Utc::now().timestamp(),
         doc: serde_json::to_string(&doc).expect("user docs serialize"),
     };
+    // The spec requires groupId in the body; it is checked last so that a body with several
+    // problems reports the more specific one.
+    if input.group_id.is_none() {
+        return Err(AtlasError::missing_attribute("groupId"));
+    }
     let limit = state.inner.config.max_database_users_per_project;
     match state
         .inner
