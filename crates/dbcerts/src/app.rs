@@ -5,7 +5,9 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use dbcerts_ca::pool::KeyPool;
-use dbcerts_server::secrets::{load_master_key, nonce_key, verify_master_key};
+use std::path::Path;
+
+use dbcerts_server::secrets::{MasterKeySource, load_master_key, nonce_key, verify_master_key};
 use dbcerts_server::{AppState, ServerConfig};
 use dbcerts_store::{SqliteStore, Store};
 use tokio::net::TcpListener;
@@ -34,13 +36,18 @@ impl App {
     /// Opens the store, checks the master key, bootstraps an empty store, and starts the key pool.
     pub async fn build(settings: Settings) -> anyhow::Result<App> {
         let store = open_store(&settings).await?;
+        // Decide before generating: a new key over a database sealed with a lost one would
+        // be left on disk and turn "no master key" into "the key does not match" next time.
+        if let Some(path) = key_to_generate(&settings.master_key)
+            && !store.is_empty().await?
+        {
+            anyhow::bail!(
+                "no master key at {} but the database already holds sealed secrets; restore the master key (see README) or set --master-key-file",
+                path.display()
+            );
+        }
         let (master, generated) = load_master_key(&settings.master_key)?;
         if generated {
-            if !store.is_empty().await? {
-                anyhow::bail!(
-                    "no master key was found but the database already holds sealed secrets; restore the master key (see README) or set --master-key-file"
-                );
-            }
             tracing::info!(path = %settings.data_dir.join("master.key").display(), "generated a new master key (mode 0600); back it up with the database");
         }
         verify_master_key(&store, &master).await?;
@@ -115,14 +122,20 @@ async fn shutdown_signal() {
     }
 }
 
+/// The path of the master-key file that loading would generate (default location, not there).
+fn key_to_generate(source: &MasterKeySource) -> Option<&Path> {
+    match source {
+        MasterKeySource::Generated(path) if !path.exists() => Some(path),
+        _ => None,
+    }
+}
+
 /// The PEM of `project`'s managed CA, creating the CA if the project has none yet.
 pub async fn export_ca(settings: &Settings, project: &str) -> anyhow::Result<String> {
     dbcerts_server::params::GroupId::parse(project).map_err(|_| {
         anyhow::anyhow!("{project:?} is not a project id (24 lowercase hex digits)")
     })?;
-    if let dbcerts_server::secrets::MasterKeySource::Generated(path) = &settings.master_key
-        && !path.exists()
-    {
+    if let Some(path) = key_to_generate(&settings.master_key) {
         anyhow::bail!(
             "no master key at {}; run `dbcerts serve` first or pass --master-key-file",
             path.display()

@@ -95,6 +95,10 @@ async fn a_lost_master_key_is_not_silently_regenerated() {
         .expect("must refuse")
         .to_string();
     assert!(err.contains("no master key"), "{err}");
+    assert!(
+        !dir.path().join("master.key").exists(),
+        "no new key may be left beside a database sealed with the lost one"
+    );
 }
 
 #[tokio::test]
