@@ -47,10 +47,7 @@ pub fn router(state: AppState) -> Router {
                 AtlasError::unexpected("a request handler panicked").into_response()
             },
         ))
-        .layer(middleware::from_fn_with_state(
-            state.clone(),
-            log_and_map_failures,
-        ))
+        .layer(middleware::from_fn(log_requests))
         .layer(SetResponseHeaderLayer::overriding(
             header::X_CONTENT_TYPE_OPTIONS,
             HeaderValue::from_static("nosniff"),
@@ -107,13 +104,9 @@ async fn method_not_allowed(method: Method) -> AtlasError {
     AtlasError::method_not_allowed(method.as_str())
 }
 
-/// Logs each request once; logs the hidden cause of every 5xx with the request id; turns the
-/// framework's own 413 into Atlas's format; and answers a panic with an opaque 500.
-async fn log_and_map_failures(
-    axum::extract::State(state): axum::extract::State<AppState>,
-    req: Request,
-    next: Next,
-) -> Response {
+/// Logs each request once, and the hidden cause of every 5xx with the request id. (Over-limit
+/// bodies become Atlas's 413 in `AtlasBody`, panics an opaque 500 in `CatchPanicLayer`.)
+async fn log_requests(req: Request, next: Next) -> Response {
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
     let id = req
@@ -145,10 +138,6 @@ async fn log_and_map_failures(
     {
         res.headers_mut()
             .insert(header::CONNECTION, HeaderValue::from_static("close"));
-    }
-    if res.status() == StatusCode::PAYLOAD_TOO_LARGE && !res.headers().contains_key("x-error-code")
-    {
-        res = AtlasError::payload_too_large(state.inner.config.body_limit).into_response();
     }
     let status = res.status();
     if let Some(LoggedCause(cause)) = res.extensions().get::<LoggedCause>() {
