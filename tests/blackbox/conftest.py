@@ -57,7 +57,7 @@ class Server:
             self.proc.kill()
             raise RuntimeError(f"server did not start: {line!r}\n{self.log_path.read_text()}")
         self.root = line.strip().rsplit(" ", 1)[-1]
-        self.host_port = self.root.removeprefix("http://")
+        self.host_port = self.root.split("://", 1)[1]  # http:// or, with --tls-cert, https://
         creds = json.loads((self.data_dir / "bootstrap-credentials.json").read_text())
         self.org_id = creds["orgId"]
         self.public_key = creds["publicKey"]
@@ -148,3 +148,97 @@ def rsa_server(tmp_path_factory):
 def fresh_server(tmp_path):
     """A server of the test's own, for tests that stop or restart it."""
     yield from _server(tmp_path, "--key-algorithm", "ecdsa-p256", "--key-pool-size", "2")
+
+
+# ---- access control: service accounts, bearer tokens, configs, source addresses ----
+
+SA_V = "application/vnd.atlas.2024-08-05+json"
+
+
+def toml_config(path: pathlib.Path, **keys) -> pathlib.Path:
+    """Writes a dbcerts TOML config; keyword names use `_` for the file's `-`."""
+    lines = []
+    for k, v in keys.items():
+        value = json.dumps(v) if isinstance(v, str) else str(v).lower() if isinstance(v, bool) else str(v)
+        lines.append(f"{k.replace('_', '-')} = {value}")
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+@pytest.fixture()
+def make_server(tmp_path):
+    """Starts servers of the test's own, each with an optional TOML config (kebab-case keys
+    given as keyword arguments with `_`), and stops them when the test ends."""
+    started: list[Server] = []
+
+    def make(*args: str, **config) -> Server:
+        data = pathlib.Path(tempfile.mkdtemp(dir=tmp_path))
+        extra = ["--key-algorithm", "ecdsa-p256", "--key-pool-size", "2", *args]
+        if config:
+            # Next to the data directory, not in it: nothing but the server's files in there.
+            extra += ["--config", str(toml_config(data.with_suffix(".toml"), **config))]
+        s = Server(data, *extra)
+        started.append(s)
+        return s
+
+    yield make
+    for s in started:
+        if s.proc and s.proc.poll() is None:
+            code = s.stop()
+            assert code == 0, f"server exited with {code}; log:\n{s.log_path.read_text()}"
+
+
+class SourceAddressAdapter(requests.adapters.HTTPAdapter):
+    """Makes every connection from a given local address (e.g. 127.0.0.2)."""
+
+    def __init__(self, source_ip: str, **kw) -> None:
+        self.source_ip = source_ip
+        super().__init__(**kw)
+
+    def init_poolmanager(self, connections, maxsize, block=False, **kw):
+        kw["source_address"] = (self.source_ip, 0)
+        super().init_poolmanager(connections, maxsize, block=block, **kw)
+
+
+def session_from(source_ip: str, auth=None) -> requests.Session:
+    """A requests session whose connections come from `source_ip`."""
+    s = requests.Session()
+    s.mount("http://", SourceAddressAdapter(source_ip))
+    s.mount("https://", SourceAddressAdapter(source_ip))
+    s.auth = auth
+    return s
+
+
+def create_service_account(server: Server, roles=("ORG_OWNER",), hours: int = 8, name: str | None = None) -> dict:
+    """Creates an organization service account as the bootstrap key; returns the 201 body."""
+    body = {
+        "name": name or f"sa-{uuid.uuid4().hex[:8]}",
+        "description": "black-box test account",
+        "roles": list(roles),
+        "secretExpiresAfterHours": hours,
+    }
+    r = server.call("POST", f"/orgs/{server.org_id}/serviceAccounts", accept=SA_V, json=body)
+    assert r.status_code == 201, r.text
+    return r.json()
+
+
+def get_token(server: Server, client_id: str, secret: str, session: requests.Session | None = None) -> str:
+    """An access token by the client-credentials grant (Basic client authentication)."""
+    r = (session or requests).post(
+        f"{server.root}/api/oauth/token",
+        auth=(client_id, secret),
+        data={"grant_type": "client_credentials"},
+        headers={"Accept": "application/json"},
+        timeout=30,
+    )
+    assert r.status_code == 200, r.text
+    return r.json()["access_token"]
+
+
+def bearer_call(server: Server, token: str, method: str, path: str, *, version: str = "v2",
+                accept: str | None = V2, session: requests.Session | None = None, **kw):
+    """One API call with `Authorization: Bearer`, no Digest."""
+    headers = {"Authorization": f"Bearer {token}", **kw.pop("headers", {})}
+    if accept is not None and version == "v2":
+        headers.setdefault("Accept", accept)
+    return (session or requests).request(method, server.url(path, version), headers=headers, timeout=60, **kw)

@@ -29,7 +29,7 @@ const ARRAY_MEMBERS: [&str; 6] = [
 
 /// Checks what serde cannot: arrays only where the schema has arrays, and no `null` (no request
 /// attribute in the spec is nullable).
-fn check_shape(value: &Value, path: &str) -> Result<(), AtlasError> {
+fn check_shape(value: &Value, path: &str, string_arrays: &[&str]) -> Result<(), AtlasError> {
     let Value::Object(map) = value else {
         return Ok(());
     };
@@ -41,16 +41,21 @@ fn check_shape(value: &Value, path: &str) -> Result<(), AtlasError> {
         };
         match member {
             Value::Null => return Err(AtlasError::invalid_json_attribute(&here)),
+            Value::Array(items)
+                if string_arrays.contains(&key.as_str()) && items.iter().all(Value::is_string) => {}
+            Value::Array(_) if string_arrays.contains(&key.as_str()) => {
+                return Err(AtlasError::invalid_json_attribute(&here));
+            }
             Value::Array(items) if ARRAY_MEMBERS.contains(&key.as_str()) => {
                 for item in items {
                     if !item.is_object() {
                         return Err(AtlasError::invalid_json_attribute(&here));
                     }
-                    check_shape(item, &here)?;
+                    check_shape(item, &here, string_arrays)?;
                 }
             }
             Value::Array(_) => return Err(AtlasError::invalid_json_attribute(&here)),
-            Value::Object(_) => check_shape(member, &here)?,
+            Value::Object(_) => check_shape(member, &here, string_arrays)?,
             _ => {}
         }
     }
@@ -61,6 +66,15 @@ fn check_shape(value: &Value, path: &str) -> Result<(), AtlasError> {
 /// attributes, then types and shapes. Every operation with a body requires one (the spec marks
 /// each request body required), so an empty body is `MALFORMED_JSON`.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, AtlasError> {
+    parse_json_with(bytes, &[])
+}
+
+/// [`parse_json`] for schemas whose `string_arrays` members are arrays of strings (role names
+/// of API keys and service accounts).
+pub fn parse_json_with<T: DeserializeOwned>(
+    bytes: &[u8],
+    string_arrays: &[&str],
+) -> Result<T, AtlasError> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err(AtlasError::malformed_json());
     }
@@ -107,7 +121,7 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, AtlasError> {
     if !shape.is_object() {
         return Err(AtlasError::invalid_json());
     }
-    check_shape(&shape, "")?;
+    check_shape(&shape, "", string_arrays)?;
     Ok(value)
 }
 

@@ -34,6 +34,32 @@ pub fn new_api_key_pair() -> (String, zeroize::Zeroizing<String>) {
     (public, zeroize::Zeroizing::new(private))
 }
 
+/// A new API key of organization `org_id`, its private key sealed under `master`. Returns the
+/// record and the private key, which the caller shows once and drops.
+pub fn new_api_key(
+    master: &MasterKey,
+    org_id: &str,
+    description: &str,
+    org_roles: Vec<String>,
+) -> (ApiKeyRecord, zeroize::Zeroizing<String>) {
+    let (public_key, private_key) = new_api_key_pair();
+    let record = ApiKeyRecord {
+        id: new_object_id(),
+        org_id: org_id.to_owned(),
+        sealed_private_key: master.seal(private_key.as_bytes(), &api_key_purpose(&public_key)),
+        public_key,
+        description: description.to_owned(),
+        org_roles,
+        created: chrono::Utc::now().timestamp(),
+    };
+    (record, private_key)
+}
+
+/// The sealing purpose of an API key's private key.
+pub fn api_key_purpose(public_key: &str) -> String {
+    format!("api-key:{public_key}")
+}
+
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct BootstrapFile<'a> {
@@ -65,16 +91,13 @@ pub async fn bootstrap_if_empty(
         name: "dbcerts".to_owned(),
         created: now,
     };
-    let (public_key, private_key) = new_api_key_pair();
-    let key = ApiKeyRecord {
-        id: new_object_id(),
-        org_id: org.id.clone(),
-        sealed_private_key: master.seal(private_key.as_bytes(), &format!("api-key:{public_key}")),
-        public_key: public_key.clone(),
-        description: "bootstrap Organization Owner key".to_owned(),
-        org_roles: vec!["ORG_OWNER".to_owned()],
-        created: now,
-    };
+    let (key, private_key) = new_api_key(
+        master,
+        &org.id,
+        "bootstrap Organization Owner key",
+        vec!["ORG_OWNER".to_owned()],
+    );
+    let public_key = key.public_key.clone();
     // The file is written and synced before the key is committed, and renamed into place
     // after: a crash in between leaves either no key (bootstrap runs again) or a file that the
     // next start moves into place.

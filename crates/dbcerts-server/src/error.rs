@@ -19,6 +19,8 @@ pub struct AtlasError {
     pub parameters: Vec<Value>,
     /// The real cause of a 5xx, for the log only.
     pub cause: Option<String>,
+    /// Seconds for a `Retry-After` header (429).
+    pub retry_after: Option<u64>,
 }
 
 /// The error body. Field order is alphabetical, as Atlas emits it.
@@ -44,6 +46,7 @@ impl AtlasError {
             detail: detail.into(),
             parameters: Vec::new(),
             cause: None,
+            retry_after: None,
         }
     }
 
@@ -224,6 +227,33 @@ impl AtlasError {
             "Current user is not authorized to perform this action.",
         )
     }
+    pub fn ip_not_on_access_list(ip: &str) -> Self {
+        Self::one(
+            StatusCode::FORBIDDEN,
+            "IP_ADDRESS_NOT_ON_WHITELIST",
+            "IP address %s is not allowed to access this resource.",
+            ip,
+        )
+    }
+    pub fn access_forbidden() -> Self {
+        Self::new(
+            StatusCode::FORBIDDEN,
+            "ACCESS_FORBIDDEN",
+            "Access to this resource is forbidden for current user.",
+        )
+    }
+    /// 429 with `Retry-After`, as Atlas words it: "Resource %s is limited to %s requests every
+    /// %s minutes."
+    pub fn rate_limited(resource: &str, limit: u32, retry_after: std::time::Duration) -> Self {
+        let mut e = Self::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "RATE_LIMITED",
+            format!("Resource {resource} is limited to {limit} requests every 1 minutes."),
+        )
+        .with_params([Value::from(resource), Value::from(limit), Value::from(1)]);
+        e.retry_after = Some(retry_after.as_secs_f64().ceil().max(1.0) as u64);
+        e
+    }
     pub fn group_users_limit(limit: u64) -> Self {
         Self::new(
             StatusCode::FORBIDDEN,
@@ -386,6 +416,9 @@ impl IntoResponse for AtlasError {
         headers.insert("x-error-code", HeaderValue::from_static(self.code));
         if self.status == StatusCode::SERVICE_UNAVAILABLE {
             headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        if let Some(secs) = self.retry_after {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
         if let Some(cause) = self.cause {
             res.extensions_mut().insert(LoggedCause(cause));

@@ -22,7 +22,14 @@ pub static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// The whole HTTP application.
 pub fn router(state: AppState) -> Router {
     let api = |version: ApiVersion| {
-        let mut r = routes::api_routes().method_not_allowed_fallback(method_not_allowed);
+        let mut r = routes::api_routes();
+        if version == ApiVersion::V2 {
+            r = r.merge(
+                routes::service_account_routes()
+                    .route_layer(middleware::from_fn(negotiate_2024_08_05)),
+            );
+        }
+        let mut r = r.method_not_allowed_fallback(method_not_allowed);
         if version == ApiVersion::V2 {
             r = r.route_layer(middleware::from_fn(negotiate_version));
         }
@@ -36,6 +43,7 @@ pub fn router(state: AppState) -> Router {
         .nest("/api/atlas/v2", api(ApiVersion::V2))
         .nest("/api/atlas/v1.0", api(ApiVersion::V1))
         .merge(routes::extension_routes())
+        .merge(routes::oauth_routes())
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(
             state.clone(),
@@ -79,6 +87,42 @@ async fn negotiate_version(req: Request, next: Next) -> Response {
 }
 
 fn accepts_2023_01_01(media_range: &str) -> bool {
+    accepts_version(media_range, V2023_01_01)
+}
+
+const V2023_01_01: chrono::NaiveDate =
+    chrono::NaiveDate::from_ymd_opt(2023, 1, 1).expect("valid date");
+const V2024_08_05: chrono::NaiveDate =
+    chrono::NaiveDate::from_ymd_opt(2024, 8, 5).expect("valid date");
+
+/// Service-account operations exist from version 2024-08-05 on: an earlier Accept date is 406,
+/// and answers carry the 2024-08-05 media type.
+async fn negotiate_2024_08_05(req: Request, next: Next) -> Response {
+    let ok = req
+        .headers()
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|m| accepts_version(m, V2024_08_05));
+    if !ok {
+        return AtlasError::invalid_version_date().into_response();
+    }
+    let mut res = next.run(req).await;
+    let versioned = res.headers().get(header::CONTENT_TYPE).is_some_and(|v| {
+        v.as_bytes()
+            .starts_with(b"application/vnd.atlas.2023-01-01")
+    });
+    if versioned {
+        res.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/vnd.atlas.2024-08-05+json;charset=utf-8"),
+        );
+    }
+    res
+}
+
+fn accepts_version(media_range: &str, min: chrono::NaiveDate) -> bool {
     let essence = media_range
         .split(';')
         .next()
@@ -91,9 +135,7 @@ fn accepts_2023_01_01(media_range: &str) -> bool {
     else {
         return false;
     };
-    date.len() == 10
-        && chrono::NaiveDate::parse_from_str(date, "%Y-%m-%d")
-            .is_ok_and(|d| d >= chrono::NaiveDate::from_ymd_opt(2023, 1, 1).expect("valid date"))
+    date.len() == 10 && chrono::NaiveDate::parse_from_str(date, "%Y-%m-%d").is_ok_and(|d| d >= min)
 }
 
 async fn not_found(req: Request) -> AtlasError {

@@ -24,6 +24,7 @@ use dbcerts_ca::{KeyAlgorithm, ManagedCaParams};
 use dbcerts_store::Store;
 
 pub use auth::digest::NonceKey;
+pub use auth::roles::{Caller, OrgNeed, ProjectRole};
 pub use ca_service::CaService;
 pub use http::{SHUTDOWN_GRACE, router};
 
@@ -31,7 +32,7 @@ pub use http::{SHUTDOWN_GRACE, router};
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
     /// Base URL for absolute links (`https://dbcerts.example.com`); when unset, links are built
-    /// from the request's `Host` header over `http`.
+    /// from the request's `Host` header, over `https` when `tls` is set.
     pub public_url: Option<String>,
     pub key_algorithm: KeyAlgorithm,
     pub ca_names: ManagedCaParams,
@@ -39,6 +40,60 @@ pub struct ServerConfig {
     pub max_database_users_per_project: u64,
     /// The largest request body accepted, in bytes.
     pub body_limit: usize,
+    /// Token lifetimes, rate limits and failed-authentication throttling.
+    pub access: AccessConfig,
+    /// Whether the API itself is served over TLS (links built from `Host` then use `https`).
+    pub tls: bool,
+}
+
+/// Limits of the access-control layer. The defaults are Atlas's figures
+/// (`../shared/atlas/BEHAVIOUR.md` §1.6 and §8.2).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccessConfig {
+    /// Lifetime of OAuth access tokens (Atlas: one hour).
+    pub token_lifetime_secs: i64,
+    /// `POST /api/oauth/token` requests per minute per client and address (Atlas: 50).
+    pub token_requests_per_minute: u32,
+    /// Requests per minute per caller to each endpoint group.
+    pub rate_limits: RateLimits,
+    /// Failed authentications from one address, within `auth_failure_window_secs`, after
+    /// which each further failure is answered more slowly.
+    pub auth_failures_before_delay: u32,
+    /// Failed authentications from one address, within the window, after which the address
+    /// is refused with 429 for `auth_lockout_secs`.
+    pub auth_failures_before_lockout: u32,
+    pub auth_failure_window_secs: i64,
+    pub auth_lockout_secs: i64,
+}
+
+/// Requests per minute per caller, by endpoint group (observed Atlas limits).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimits {
+    pub certs: u32,
+    pub database_users: u32,
+    pub user_security: u32,
+    pub groups: u32,
+    pub orgs: u32,
+}
+
+impl Default for AccessConfig {
+    fn default() -> Self {
+        AccessConfig {
+            token_lifetime_secs: 3600,
+            token_requests_per_minute: 50,
+            rate_limits: RateLimits {
+                certs: 1200,
+                database_users: 10_000,
+                user_security: 1200,
+                groups: 1200,
+                orgs: 1200,
+            },
+            auth_failures_before_delay: 10,
+            auth_failures_before_lockout: 100,
+            auth_failure_window_secs: 300,
+            auth_lockout_secs: 600,
+        }
+    }
 }
 
 impl Default for ServerConfig {
@@ -49,6 +104,8 @@ impl Default for ServerConfig {
             ca_names: ManagedCaParams::default(),
             max_database_users_per_project: 100,
             body_limit: 1024 * 1024,
+            access: AccessConfig::default(),
+            tls: false,
         }
     }
 }
@@ -70,6 +127,8 @@ pub(crate) struct Inner {
     /// A sealed throw-away secret, opened for unknown API keys so that they take as long as
     /// known ones.
     pub dummy_sealed_key: Vec<u8>,
+    pub tokens: auth::oauth::TokenKey,
+    pub limits: auth::throttle::Limits,
 }
 
 impl AppState {
@@ -88,6 +147,11 @@ impl AppState {
         );
         let dummy_sealed_key =
             master.seal(b"00000000-0000-0000-0000-000000000000", "api-key:dummy");
+        let tokens = auth::oauth::TokenKey::new(
+            &nonce_key.derive(b"dbcerts oauth access-token signing key v1"),
+            config.access.token_lifetime_secs,
+        );
+        let limits = auth::throttle::Limits::new(&config.access);
         AppState {
             inner: Arc::new(Inner {
                 store,
@@ -98,6 +162,8 @@ impl AppState {
                 ca,
                 config,
                 dummy_sealed_key,
+                tokens,
+                limits,
             }),
         }
     }

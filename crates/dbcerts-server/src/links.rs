@@ -131,7 +131,12 @@ impl FromRequestParts<AppState> for Base {
             .filter(|h| !h.is_empty() && h.bytes().all(|b| b.is_ascii_graphic()))
             .or_else(|| parts.uri.authority().map(|a| a.as_str()))
             .unwrap_or("localhost");
-        Ok(Base::new(&format!("http://{host}"), api))
+        let scheme = if state.inner.config.tls {
+            "https"
+        } else {
+            "http"
+        };
+        Ok(Base::new(&format!("{scheme}://{host}"), api))
     }
 }
 

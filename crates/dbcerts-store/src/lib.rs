@@ -39,7 +39,7 @@ pub struct Page {
 }
 
 /// The persistence operations dbcerts needs. Every implementation runs the same conformance
-/// tests (see `tests/conformance.rs`).
+/// tests (see `tests/conformance/mod.rs`).
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// Whether no organization exists yet (a fresh store, which `serve` bootstraps).
@@ -49,6 +49,93 @@ pub trait Store: Send + Sync + 'static {
     async fn get_org(&self, id: &str) -> StoreResult<Option<Org>>;
 
     async fn get_api_key(&self, public_key: &str) -> StoreResult<Option<ApiKeyRecord>>;
+    /// Creates an API key together with project grants (empty for an organization key).
+    async fn create_api_key(&self, key: &ApiKeyRecord, grants: &[ProjectGrant]) -> StoreResult<()>;
+    async fn get_api_key_by_id(&self, id: &str) -> StoreResult<Option<ApiKeyRecord>>;
+    /// Keys of an organization, oldest first, and their total count.
+    async fn list_api_keys(
+        &self,
+        org_id: &str,
+        page: Page,
+    ) -> StoreResult<(Vec<ApiKeyRecord>, u64)>;
+    /// Replaces a key's description and organization roles. Returns whether it existed.
+    async fn update_api_key(&self, key: &ApiKeyRecord) -> StoreResult<bool>;
+    /// Deletes a key with its grants and access list. Returns whether it existed.
+    async fn delete_api_key(&self, id: &str) -> StoreResult<bool>;
+    /// A key, its grants and its access list, by public key: what authentication reads.
+    async fn get_api_key_auth(&self, public_key: &str) -> StoreResult<Option<ApiKeyAuth>>;
+
+    /// Grants of one principal, in project-id order.
+    async fn list_grants(&self, principal_id: &str) -> StoreResult<Vec<ProjectGrant>>;
+    /// Grants in one project, in principal-id order.
+    async fn list_project_grants(&self, project_id: &str) -> StoreResult<Vec<ProjectGrant>>;
+    /// Sets (replacing) the roles a principal holds in a project.
+    async fn put_grant(&self, grant: &ProjectGrant) -> StoreResult<()>;
+    /// Removes a principal from a project. Returns whether it was there.
+    async fn delete_grant(&self, principal_id: &str, project_id: &str) -> StoreResult<bool>;
+
+    /// Adds access-list entries; entries already present are kept as they are.
+    async fn add_access_list_entries(&self, entries: &[AccessListEntry]) -> StoreResult<()>;
+    /// A principal's access list, in CIDR-text order.
+    async fn list_access_list(&self, principal_id: &str) -> StoreResult<Vec<AccessListEntry>>;
+    async fn delete_access_list_entry(&self, principal_id: &str, cidr: &str) -> StoreResult<bool>;
+
+    /// Creates a service account with its first secret.
+    async fn create_service_account(
+        &self,
+        account: &ServiceAccountRecord,
+        secret: &ServiceAccountSecretRecord,
+    ) -> StoreResult<()>;
+    async fn get_service_account(
+        &self,
+        client_id: &str,
+    ) -> StoreResult<Option<ServiceAccountRecord>>;
+    /// Service accounts of an organization, oldest first, and their total count.
+    async fn list_service_accounts(
+        &self,
+        org_id: &str,
+        page: Page,
+    ) -> StoreResult<(Vec<ServiceAccountRecord>, u64)>;
+    /// Replaces name, description and organization roles. Returns whether it existed.
+    async fn update_service_account(&self, account: &ServiceAccountRecord) -> StoreResult<bool>;
+    /// Deletes an account with its secrets, grants and access list. Returns whether it existed.
+    async fn delete_service_account(&self, client_id: &str) -> StoreResult<bool>;
+    async fn add_service_account_secret(
+        &self,
+        secret: &ServiceAccountSecretRecord,
+    ) -> StoreResult<()>;
+    /// Secrets of an account, oldest first.
+    async fn list_service_account_secrets(
+        &self,
+        client_id: &str,
+    ) -> StoreResult<Vec<ServiceAccountSecretRecord>>;
+    async fn delete_service_account_secret(
+        &self,
+        client_id: &str,
+        secret_id: &str,
+    ) -> StoreResult<bool>;
+    /// Records that a secret was used to obtain a token.
+    async fn touch_service_account_secret(&self, secret_id: &str, at: i64) -> StoreResult<()>;
+    /// An account, its secrets, grants and access list: what authentication reads.
+    async fn get_service_account_auth(
+        &self,
+        client_id: &str,
+    ) -> StoreResult<Option<ServiceAccountAuth>>;
+
+    /// Remembers a revoked access token until `expires`; forgets tokens revoked earlier that
+    /// have expired by `now`.
+    async fn revoke_token(&self, jti: &str, expires: i64, now: i64) -> StoreResult<()>;
+    async fn is_token_revoked(&self, jti: &str) -> StoreResult<bool>;
+
+    /// Appends an entry to the audit log, chained to the last one.
+    async fn append_audit(&self, event: &AuditEvent) -> StoreResult<AuditEntry>;
+    /// Entries with `seq > after_seq` matching `filter`, in log order, at most `limit`.
+    async fn list_audit(
+        &self,
+        filter: &AuditFilter,
+        after_seq: i64,
+        limit: u32,
+    ) -> StoreResult<Vec<AuditEntry>>;
 
     /// Stores `sealed` under `name` unless a value is there already; returns the stored value.
     /// Nodes that race to create a shared secret all end up with the same one.
@@ -101,9 +188,13 @@ pub trait Store: Send + Sync + 'static {
         username: &str,
     ) -> StoreResult<bool>;
 
-    /// Durably records an issued certificate. A serial that exists already is a
-    /// `Conflict("certificate serial")`.
-    async fn insert_certificate(&self, cert: &CertificateRecord) -> StoreResult<()>;
+    /// Durably records an issued certificate and its audit entry, in one transaction. A serial
+    /// that exists already is a `Conflict("certificate serial")`.
+    async fn insert_certificate(
+        &self,
+        cert: &CertificateRecord,
+        audit: &AuditEvent,
+    ) -> StoreResult<()>;
     /// Certificates of (project, username) with `not_after > now`, oldest first (by `not_before`,
     /// then `created_ms`, then serial), and their count.
     async fn list_unexpired_certificates(

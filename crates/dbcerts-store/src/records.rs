@@ -109,3 +109,132 @@ pub struct UserSecurityRecord {
     pub customer_cas: Option<String>,
     pub ldap_json: Option<String>,
 }
+
+/// Project roles a principal (API key id or service-account client id) holds in one project.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProjectGrant {
+    pub principal_id: String,
+    pub project_id: String,
+    pub roles: Vec<String>,
+}
+
+/// One entry of a principal's IP access list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccessListEntry {
+    pub principal_id: String,
+    /// Canonical CIDR block (`192.0.2.7/32`, `10.0.0.0/8`, `2001:db8::/32`).
+    pub cidr_block: String,
+    pub created: i64,
+}
+
+/// Everything authentication needs about an API key, read in one go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiKeyAuth {
+    pub key: ApiKeyRecord,
+    pub grants: Vec<ProjectGrant>,
+    pub access_list: Vec<AccessListEntry>,
+}
+
+/// A service account (OAuth 2.0 client). Its secrets are separate rows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceAccountRecord {
+    /// `mdb_sa_id_<24 hex>`; also the principal id of grants and access-list entries.
+    pub client_id: String,
+    pub org_id: String,
+    pub name: String,
+    pub description: String,
+    pub org_roles: Vec<String>,
+    pub created: i64,
+}
+
+/// A service-account secret. Only the secret's SHA-256 is kept.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ServiceAccountSecretRecord {
+    pub id: String,
+    pub client_id: String,
+    pub secret_hash: Vec<u8>,
+    /// What the API shows after creation, e.g. `mdb_sa_sk_...nMYa`.
+    pub masked: String,
+    pub created: i64,
+    pub expires: i64,
+    pub last_used: Option<i64>,
+}
+
+impl std::fmt::Debug for ServiceAccountSecretRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServiceAccountSecretRecord")
+            .field("id", &self.id)
+            .field("client_id", &self.client_id)
+            .field("masked", &self.masked)
+            .field("expires", &self.expires)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Everything authentication needs about a service account, read in one go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceAccountAuth {
+    pub account: ServiceAccountRecord,
+    pub secrets: Vec<ServiceAccountSecretRecord>,
+    pub grants: Vec<ProjectGrant>,
+    pub access_list: Vec<AccessListEntry>,
+}
+
+/// What happened, as the audit log records it. Never holds a secret.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct AuditEvent {
+    /// Unix milliseconds.
+    pub at_ms: i64,
+    /// `api-key:<public key>`, `service-account:<client id>`, `anonymous` or `operator`.
+    pub actor: String,
+    pub source_ip: Option<String>,
+    /// For example `POST /api/atlas/v2/groups/{groupId}/databaseUsers`, `certificate.issued`,
+    /// `authentication.failed`.
+    pub action: String,
+    pub project_id: Option<String>,
+    pub target: Option<String>,
+    pub status: Option<u16>,
+    /// A JSON object with action-specific facts.
+    pub details: String,
+}
+
+/// A stored audit entry: the event, its place in the log, and the chain hashes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditEntry {
+    pub seq: i64,
+    pub event: AuditEvent,
+    pub prev_hash: Vec<u8>,
+    pub hash: Vec<u8>,
+}
+
+impl AuditEntry {
+    /// The hash of the first entry's predecessor.
+    pub const GENESIS: [u8; 32] = [0; 32];
+
+    /// SHA-256 over the previous hash and a canonical encoding of `seq` and `event`. Every
+    /// store computes it with this function, and `dbcerts audit verify` recomputes it.
+    pub fn chain_hash(prev_hash: &[u8], seq: i64, event: &AuditEvent) -> Vec<u8> {
+        use sha2::Digest;
+        let mut h = sha2::Sha256::new();
+        h.update(b"dbcerts-audit-v1\0");
+        h.update(prev_hash);
+        h.update(seq.to_be_bytes());
+        // serde_json writes struct fields in declaration order: a stable encoding.
+        h.update(serde_json::to_vec(event).expect("an audit event serializes"));
+        h.finalize().to_vec()
+    }
+
+    /// Whether this entry's own hash matches its contents and `prev_hash`.
+    pub fn is_intact(&self) -> bool {
+        Self::chain_hash(&self.prev_hash, self.seq, &self.event) == self.hash
+    }
+}
+
+/// Which audit entries to list.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuditFilter {
+    pub project_id: Option<String>,
+    pub actor: Option<String>,
+    pub since_ms: Option<i64>,
+    pub until_ms: Option<i64>,
+}

@@ -158,6 +158,227 @@ fn limit(page: Page) -> (i64, i64) {
     )
 }
 
+impl SqliteStore {
+    /// One page of an organization's rows of `table` in `order`, and their total count.
+    async fn page_of_org<T>(
+        &self,
+        table: &'static str,
+        order: &'static str,
+        org_id: &str,
+        page: Page,
+        from_row: fn(&SqliteRow) -> StoreResult<T>,
+    ) -> StoreResult<(Vec<T>, u64)> {
+        let count = sqlx::query(&format!(
+            "SELECT COUNT(*) AS n FROM {table} WHERE org_id = ?"
+        ))
+        .bind(org_id)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(map_err)?;
+        let (lim, off) = limit(page);
+        let rows = sqlx::query(&format!(
+            "SELECT * FROM {table} WHERE org_id = ? ORDER BY {order} LIMIT ? OFFSET ?"
+        ))
+        .bind(org_id)
+        .bind(lim)
+        .bind(off)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_err)?;
+        let items = rows.iter().map(from_row).collect::<StoreResult<_>>()?;
+        Ok((items, get::<i64>(&count, "n")? as u64))
+    }
+
+    /// A transaction that holds the write lock from its first statement, so that what it reads
+    /// cannot go stale before it writes.
+    async fn immediate(&self) -> StoreResult<sqlx::Transaction<'static, sqlx::Sqlite>> {
+        self.pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(map_err)
+    }
+}
+
+fn roles_from_json(text: &str, what: &str) -> StoreResult<Vec<String>> {
+    serde_json::from_str(text).map_err(|e| StoreError::Internal(format!("{what}: {e}")))
+}
+
+fn grant_from_row(row: &SqliteRow) -> StoreResult<ProjectGrant> {
+    Ok(ProjectGrant {
+        principal_id: get(row, "principal_id")?,
+        project_id: get(row, "project_id")?,
+        roles: roles_from_json(&get::<String>(row, "roles")?, "project_grants.roles")?,
+    })
+}
+
+fn access_entry_from_row(row: &SqliteRow) -> StoreResult<AccessListEntry> {
+    Ok(AccessListEntry {
+        principal_id: get(row, "principal_id")?,
+        cidr_block: get(row, "cidr_block")?,
+        created: get(row, "created")?,
+    })
+}
+
+fn service_account_from_row(row: &SqliteRow) -> StoreResult<ServiceAccountRecord> {
+    Ok(ServiceAccountRecord {
+        client_id: get(row, "client_id")?,
+        org_id: get(row, "org_id")?,
+        name: get(row, "name")?,
+        description: get(row, "description")?,
+        org_roles: roles_from_json(
+            &get::<String>(row, "org_roles")?,
+            "service_accounts.org_roles",
+        )?,
+        created: get(row, "created")?,
+    })
+}
+
+fn secret_from_row(row: &SqliteRow) -> StoreResult<ServiceAccountSecretRecord> {
+    Ok(ServiceAccountSecretRecord {
+        id: get(row, "id")?,
+        client_id: get(row, "client_id")?,
+        secret_hash: get(row, "secret_hash")?,
+        masked: get(row, "masked")?,
+        created: get(row, "created")?,
+        expires: get(row, "expires")?,
+        last_used: get(row, "last_used")?,
+    })
+}
+
+fn audit_from_row(row: &SqliteRow) -> StoreResult<AuditEntry> {
+    Ok(AuditEntry {
+        seq: get(row, "seq")?,
+        event: AuditEvent {
+            at_ms: get(row, "at_ms")?,
+            actor: get(row, "actor")?,
+            source_ip: get(row, "source_ip")?,
+            action: get(row, "action")?,
+            project_id: get(row, "project_id")?,
+            target: get(row, "target")?,
+            status: get::<Option<i64>>(row, "status")?.map(|s| s as u16),
+            details: get(row, "details")?,
+        },
+        prev_hash: get(row, "prev_hash")?,
+        hash: get(row, "hash")?,
+    })
+}
+
+/// Appends `event` after the last entry. The caller's transaction must hold the write lock
+/// (`BEGIN IMMEDIATE`), so that no other writer can take the same `seq`.
+async fn append_audit_in(
+    conn: &mut sqlx::SqliteConnection,
+    event: &AuditEvent,
+) -> StoreResult<AuditEntry> {
+    let last = sqlx::query("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(map_err)?;
+    let (seq, prev_hash) = match last {
+        Some(r) => (get::<i64>(&r, "seq")? + 1, get::<Vec<u8>>(&r, "hash")?),
+        None => (1, AuditEntry::GENESIS.to_vec()),
+    };
+    let hash = AuditEntry::chain_hash(&prev_hash, seq, event);
+    sqlx::query(
+        "INSERT INTO audit_log (seq, at_ms, actor, source_ip, action, project_id, target, status, details, prev_hash, hash)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(seq)
+    .bind(event.at_ms)
+    .bind(&event.actor)
+    .bind(&event.source_ip)
+    .bind(&event.action)
+    .bind(&event.project_id)
+    .bind(&event.target)
+    .bind(event.status.map(i64::from))
+    .bind(&event.details)
+    .bind(&prev_hash)
+    .bind(&hash)
+    .execute(&mut *conn)
+    .await
+    .map_err(map_err)?;
+    Ok(AuditEntry {
+        seq,
+        event: event.clone(),
+        prev_hash,
+        hash,
+    })
+}
+
+async fn insert_api_key_in(
+    conn: &mut sqlx::SqliteConnection,
+    key: &ApiKeyRecord,
+) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO api_keys (id, org_id, public_key, sealed_private_key, description, org_roles, created)
+         VALUES (?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(&key.id)
+    .bind(&key.org_id)
+    .bind(&key.public_key)
+    .bind(&key.sealed_private_key)
+    .bind(&key.description)
+    .bind(roles_to_json(&key.org_roles))
+    .bind(key.created)
+    .execute(&mut *conn)
+    .await
+    .map_err(map_conflict("api key"))?;
+    Ok(())
+}
+
+async fn put_grant_in(conn: &mut sqlx::SqliteConnection, g: &ProjectGrant) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO project_grants (principal_id, project_id, roles) VALUES (?, ?, ?)
+         ON CONFLICT (principal_id, project_id) DO UPDATE SET roles = excluded.roles",
+    )
+    .bind(&g.principal_id)
+    .bind(&g.project_id)
+    .bind(roles_to_json(&g.roles))
+    .execute(&mut *conn)
+    .await
+    .map_err(map_err)?;
+    Ok(())
+}
+
+async fn insert_secret_in(
+    conn: &mut sqlx::SqliteConnection,
+    s: &ServiceAccountSecretRecord,
+) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO service_account_secrets (id, client_id, secret_hash, masked, created, expires, last_used)
+         VALUES (?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(&s.id)
+    .bind(&s.client_id)
+    .bind(&s.secret_hash)
+    .bind(&s.masked)
+    .bind(s.created)
+    .bind(s.expires)
+    .bind(s.last_used)
+    .execute(&mut *conn)
+    .await
+    .map_err(map_conflict("service account secret"))?;
+    Ok(())
+}
+
+/// Deletes what hangs off a principal id (grants and access list) inside the caller's
+/// transaction.
+async fn delete_principal_rows_in(
+    conn: &mut sqlx::SqliteConnection,
+    principal_id: &str,
+) -> StoreResult<()> {
+    for sql in [
+        "DELETE FROM project_grants WHERE principal_id = ?",
+        "DELETE FROM access_list_entries WHERE principal_id = ?",
+    ] {
+        sqlx::query(sql)
+            .bind(principal_id)
+            .execute(&mut *conn)
+            .await
+            .map_err(map_err)?;
+    }
+    Ok(())
+}
+
 #[async_trait]
 impl Store for SqliteStore {
     async fn is_empty(&self) -> StoreResult<bool> {
@@ -177,20 +398,7 @@ impl Store for SqliteStore {
             .execute(&mut *tx)
             .await
             .map_err(map_conflict("organization id"))?;
-        sqlx::query(
-            "INSERT INTO api_keys (id, org_id, public_key, sealed_private_key, description, org_roles, created)
-             VALUES (?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(&key.id)
-        .bind(&key.org_id)
-        .bind(&key.public_key)
-        .bind(&key.sealed_private_key)
-        .bind(&key.description)
-        .bind(roles_to_json(&key.org_roles))
-        .bind(key.created)
-        .execute(&mut *tx)
-        .await
-        .map_err(map_conflict("api key"))?;
+        insert_api_key_in(&mut tx, key).await?;
         tx.commit().await.map_err(map_err)
     }
 
@@ -217,6 +425,418 @@ impl Store for SqliteStore {
             .await
             .map_err(map_err)?;
         row.as_ref().map(api_key_from_row).transpose()
+    }
+
+    async fn create_api_key(&self, key: &ApiKeyRecord, grants: &[ProjectGrant]) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        insert_api_key_in(&mut tx, key).await?;
+        for g in grants {
+            put_grant_in(&mut tx, g).await?;
+        }
+        tx.commit().await.map_err(map_err)
+    }
+
+    async fn get_api_key_by_id(&self, id: &str) -> StoreResult<Option<ApiKeyRecord>> {
+        let row = sqlx::query("SELECT * FROM api_keys WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(map_err)?;
+        row.as_ref().map(api_key_from_row).transpose()
+    }
+
+    async fn list_api_keys(
+        &self,
+        org_id: &str,
+        page: Page,
+    ) -> StoreResult<(Vec<ApiKeyRecord>, u64)> {
+        self.page_of_org("api_keys", "created, id", org_id, page, api_key_from_row)
+            .await
+    }
+
+    async fn update_api_key(&self, key: &ApiKeyRecord) -> StoreResult<bool> {
+        let done = sqlx::query("UPDATE api_keys SET description = ?, org_roles = ? WHERE id = ?")
+            .bind(&key.description)
+            .bind(roles_to_json(&key.org_roles))
+            .bind(&key.id)
+            .execute(&self.pool)
+            .await
+            .map_err(map_err)?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn delete_api_key(&self, id: &str) -> StoreResult<bool> {
+        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        delete_principal_rows_in(&mut tx, id).await?;
+        let done = sqlx::query("DELETE FROM api_keys WHERE id = ?")
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn get_api_key_auth(&self, public_key: &str) -> StoreResult<Option<ApiKeyAuth>> {
+        // One connection, one read transaction: a consistent view of the key and its rows.
+        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        let Some(row) = sqlx::query("SELECT * FROM api_keys WHERE public_key = ?")
+            .bind(public_key)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(map_err)?
+        else {
+            return Ok(None);
+        };
+        let key = api_key_from_row(&row)?;
+        let grants =
+            sqlx::query("SELECT * FROM project_grants WHERE principal_id = ? ORDER BY project_id")
+                .bind(&key.id)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(map_err)?
+                .iter()
+                .map(grant_from_row)
+                .collect::<StoreResult<_>>()?;
+        let access_list = sqlx::query(
+            "SELECT * FROM access_list_entries WHERE principal_id = ? ORDER BY cidr_block",
+        )
+        .bind(&key.id)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(map_err)?
+        .iter()
+        .map(access_entry_from_row)
+        .collect::<StoreResult<_>>()?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(Some(ApiKeyAuth {
+            key,
+            grants,
+            access_list,
+        }))
+    }
+
+    async fn list_grants(&self, principal_id: &str) -> StoreResult<Vec<ProjectGrant>> {
+        sqlx::query("SELECT * FROM project_grants WHERE principal_id = ? ORDER BY project_id")
+            .bind(principal_id)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(map_err)?
+            .iter()
+            .map(grant_from_row)
+            .collect()
+    }
+
+    async fn list_project_grants(&self, project_id: &str) -> StoreResult<Vec<ProjectGrant>> {
+        sqlx::query("SELECT * FROM project_grants WHERE project_id = ? ORDER BY principal_id")
+            .bind(project_id)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(map_err)?
+            .iter()
+            .map(grant_from_row)
+            .collect()
+    }
+
+    async fn put_grant(&self, grant: &ProjectGrant) -> StoreResult<()> {
+        let mut conn = self.pool.acquire().await.map_err(map_err)?;
+        put_grant_in(&mut conn, grant).await
+    }
+
+    async fn delete_grant(&self, principal_id: &str, project_id: &str) -> StoreResult<bool> {
+        let done =
+            sqlx::query("DELETE FROM project_grants WHERE principal_id = ? AND project_id = ?")
+                .bind(principal_id)
+                .bind(project_id)
+                .execute(&self.pool)
+                .await
+                .map_err(map_err)?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn add_access_list_entries(&self, entries: &[AccessListEntry]) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        for e in entries {
+            sqlx::query(
+                "INSERT INTO access_list_entries (principal_id, cidr_block, created) VALUES (?, ?, ?)
+                 ON CONFLICT (principal_id, cidr_block) DO NOTHING",
+            )
+            .bind(&e.principal_id)
+            .bind(&e.cidr_block)
+            .bind(e.created)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        }
+        tx.commit().await.map_err(map_err)
+    }
+
+    async fn list_access_list(&self, principal_id: &str) -> StoreResult<Vec<AccessListEntry>> {
+        sqlx::query("SELECT * FROM access_list_entries WHERE principal_id = ? ORDER BY cidr_block")
+            .bind(principal_id)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(map_err)?
+            .iter()
+            .map(access_entry_from_row)
+            .collect()
+    }
+
+    async fn delete_access_list_entry(&self, principal_id: &str, cidr: &str) -> StoreResult<bool> {
+        let done = sqlx::query(
+            "DELETE FROM access_list_entries WHERE principal_id = ? AND cidr_block = ?",
+        )
+        .bind(principal_id)
+        .bind(cidr)
+        .execute(&self.pool)
+        .await
+        .map_err(map_err)?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn create_service_account(
+        &self,
+        a: &ServiceAccountRecord,
+        secret: &ServiceAccountSecretRecord,
+    ) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        sqlx::query(
+            "INSERT INTO service_accounts (client_id, org_id, name, description, org_roles, created)
+             VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&a.client_id)
+        .bind(&a.org_id)
+        .bind(&a.name)
+        .bind(&a.description)
+        .bind(roles_to_json(&a.org_roles))
+        .bind(a.created)
+        .execute(&mut *tx)
+        .await
+        .map_err(map_conflict("service account"))?;
+        insert_secret_in(&mut tx, secret).await?;
+        tx.commit().await.map_err(map_err)
+    }
+
+    async fn get_service_account(
+        &self,
+        client_id: &str,
+    ) -> StoreResult<Option<ServiceAccountRecord>> {
+        let row = sqlx::query("SELECT * FROM service_accounts WHERE client_id = ?")
+            .bind(client_id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(map_err)?;
+        row.as_ref().map(service_account_from_row).transpose()
+    }
+
+    async fn list_service_accounts(
+        &self,
+        org_id: &str,
+        page: Page,
+    ) -> StoreResult<(Vec<ServiceAccountRecord>, u64)> {
+        self.page_of_org(
+            "service_accounts",
+            "created, client_id",
+            org_id,
+            page,
+            service_account_from_row,
+        )
+        .await
+    }
+
+    async fn update_service_account(&self, a: &ServiceAccountRecord) -> StoreResult<bool> {
+        let done = sqlx::query(
+            "UPDATE service_accounts SET name = ?, description = ?, org_roles = ? WHERE client_id = ?",
+        )
+        .bind(&a.name)
+        .bind(&a.description)
+        .bind(roles_to_json(&a.org_roles))
+        .bind(&a.client_id)
+        .execute(&self.pool)
+        .await
+        .map_err(map_err)?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn delete_service_account(&self, client_id: &str) -> StoreResult<bool> {
+        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        delete_principal_rows_in(&mut tx, client_id).await?;
+        let done = sqlx::query("DELETE FROM service_accounts WHERE client_id = ?")
+            .bind(client_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn add_service_account_secret(
+        &self,
+        secret: &ServiceAccountSecretRecord,
+    ) -> StoreResult<()> {
+        let mut conn = self.pool.acquire().await.map_err(map_err)?;
+        insert_secret_in(&mut conn, secret).await
+    }
+
+    async fn list_service_account_secrets(
+        &self,
+        client_id: &str,
+    ) -> StoreResult<Vec<ServiceAccountSecretRecord>> {
+        sqlx::query(
+            "SELECT * FROM service_account_secrets WHERE client_id = ? ORDER BY created, id",
+        )
+        .bind(client_id)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_err)?
+        .iter()
+        .map(secret_from_row)
+        .collect()
+    }
+
+    async fn delete_service_account_secret(
+        &self,
+        client_id: &str,
+        secret_id: &str,
+    ) -> StoreResult<bool> {
+        let done =
+            sqlx::query("DELETE FROM service_account_secrets WHERE client_id = ? AND id = ?")
+                .bind(client_id)
+                .bind(secret_id)
+                .execute(&self.pool)
+                .await
+                .map_err(map_err)?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn touch_service_account_secret(&self, secret_id: &str, at: i64) -> StoreResult<()> {
+        sqlx::query("UPDATE service_account_secrets SET last_used = ? WHERE id = ?")
+            .bind(at)
+            .bind(secret_id)
+            .execute(&self.pool)
+            .await
+            .map_err(map_err)?;
+        Ok(())
+    }
+
+    async fn get_service_account_auth(
+        &self,
+        client_id: &str,
+    ) -> StoreResult<Option<ServiceAccountAuth>> {
+        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        let Some(row) = sqlx::query("SELECT * FROM service_accounts WHERE client_id = ?")
+            .bind(client_id)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(map_err)?
+        else {
+            return Ok(None);
+        };
+        let account = service_account_from_row(&row)?;
+        let secrets = sqlx::query(
+            "SELECT * FROM service_account_secrets WHERE client_id = ? ORDER BY created, id",
+        )
+        .bind(client_id)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(map_err)?
+        .iter()
+        .map(secret_from_row)
+        .collect::<StoreResult<_>>()?;
+        let grants =
+            sqlx::query("SELECT * FROM project_grants WHERE principal_id = ? ORDER BY project_id")
+                .bind(client_id)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(map_err)?
+                .iter()
+                .map(grant_from_row)
+                .collect::<StoreResult<_>>()?;
+        let access_list = sqlx::query(
+            "SELECT * FROM access_list_entries WHERE principal_id = ? ORDER BY cidr_block",
+        )
+        .bind(client_id)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(map_err)?
+        .iter()
+        .map(access_entry_from_row)
+        .collect::<StoreResult<_>>()?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(Some(ServiceAccountAuth {
+            account,
+            secrets,
+            grants,
+            access_list,
+        }))
+    }
+
+    async fn revoke_token(&self, jti: &str, expires: i64, now: i64) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        sqlx::query("DELETE FROM revoked_tokens WHERE expires <= ?")
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        sqlx::query(
+            "INSERT INTO revoked_tokens (jti, expires) VALUES (?, ?) ON CONFLICT (jti) DO NOTHING",
+        )
+        .bind(jti)
+        .bind(expires)
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        tx.commit().await.map_err(map_err)
+    }
+
+    async fn is_token_revoked(&self, jti: &str) -> StoreResult<bool> {
+        let row =
+            sqlx::query("SELECT EXISTS (SELECT 1 FROM revoked_tokens WHERE jti = ?) AS revoked")
+                .bind(jti)
+                .fetch_one(&self.pool)
+                .await
+                .map_err(map_err)?;
+        get(&row, "revoked")
+    }
+
+    async fn append_audit(&self, event: &AuditEvent) -> StoreResult<AuditEntry> {
+        let mut tx = self.immediate().await?;
+        let entry = append_audit_in(&mut tx, event).await?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(entry)
+    }
+
+    async fn list_audit(
+        &self,
+        filter: &AuditFilter,
+        after_seq: i64,
+        limit: u32,
+    ) -> StoreResult<Vec<AuditEntry>> {
+        sqlx::query(
+            "SELECT * FROM audit_log
+             WHERE seq > ?
+               AND (? IS NULL OR project_id = ?)
+               AND (? IS NULL OR actor = ?)
+               AND (? IS NULL OR at_ms >= ?)
+               AND (? IS NULL OR at_ms < ?)
+             ORDER BY seq LIMIT ?",
+        )
+        .bind(after_seq)
+        .bind(&filter.project_id)
+        .bind(&filter.project_id)
+        .bind(&filter.actor)
+        .bind(&filter.actor)
+        .bind(filter.since_ms)
+        .bind(filter.since_ms)
+        .bind(filter.until_ms)
+        .bind(filter.until_ms)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_err)?
+        .iter()
+        .map(audit_from_row)
+        .collect()
     }
 
     async fn get_or_insert_secret(&self, name: &str, sealed: &[u8]) -> StoreResult<Vec<u8>> {
@@ -478,7 +1098,12 @@ impl Store for SqliteStore {
         Ok(done.rows_affected() > 0)
     }
 
-    async fn insert_certificate(&self, c: &CertificateRecord) -> StoreResult<()> {
+    async fn insert_certificate(
+        &self,
+        c: &CertificateRecord,
+        audit: &AuditEvent,
+    ) -> StoreResult<()> {
+        let mut tx = self.immediate().await?;
         sqlx::query(
             "INSERT INTO certificates (serial, project_id, username, subject, not_before, not_after, created_ms, cert)
              VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -491,7 +1116,7 @@ impl Store for SqliteStore {
         .bind(c.not_after)
         .bind(c.created_ms)
         .bind(&c.cert_der)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await
         .map_err(|e| match &e {
             sqlx::Error::Database(db) if db.is_unique_violation() || db.message().contains("PRIMARY KEY") => {
@@ -499,7 +1124,8 @@ impl Store for SqliteStore {
             }
             _ => map_err(e),
         })?;
-        Ok(())
+        append_audit_in(&mut tx, audit).await?;
+        tx.commit().await.map_err(map_err)
     }
 
     async fn list_unexpired_certificates(

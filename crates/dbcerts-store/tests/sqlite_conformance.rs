@@ -7,8 +7,8 @@ mod conformance;
 use std::path::{Path, PathBuf};
 
 use dbcerts_store::{
-    ApiKeyRecord, CaRecord, CertificateRecord, CertificateSummary, DatabaseUserRecord, Org, Page,
-    Project, SqliteStore, Store, UserSecurityRecord,
+    ApiKeyRecord, AuditEvent, AuditFilter, CaRecord, CertificateRecord, CertificateSummary,
+    DatabaseUserRecord, Org, Page, Project, SqliteStore, Store, UserSecurityRecord,
 };
 use tempfile::TempDir;
 
@@ -33,6 +33,7 @@ macro_rules! conformance_tests {
             async fn $check() {
                 let (_dir, store) = fresh_store().await;
                 conformance::$check(&store).await;
+                conformance::assert_audit_log_intact(&store).await;
                 assert_eq!(store.integrity_check().await.unwrap(), "ok");
                 store.close().await;
             }
@@ -62,6 +63,27 @@ conformance_tests!(
     certificates_outlive_database_user_but_not_project,
     user_security_default_put_overwrite_clear,
     database_user_limit_is_atomic,
+    api_key_create_and_get,
+    api_key_public_key_unique,
+    create_api_key_with_grants_is_atomic,
+    list_api_keys_filters_orders_and_pages,
+    update_api_key_replaces_description_and_roles,
+    delete_api_key_takes_grants_and_access_list,
+    api_key_auth_bundles_grants_and_access_list,
+    grants_put_replace_list_delete,
+    access_list_add_keeps_existing_and_deletes_once,
+    service_account_round_trip,
+    list_service_accounts_filters_orders_and_pages,
+    update_service_account,
+    service_account_secrets_add_list_delete_touch,
+    delete_service_account_cascades,
+    service_account_auth_bundles_everything,
+    revoked_tokens_remembered_until_expiry,
+    audit_log_starts_at_genesis,
+    audit_append_chains_entries,
+    list_audit_filters,
+    audit_concurrent_appends_keep_the_chain,
+    insert_certificate_appends_one_audit_entry,
 );
 
 /// All checks, one after another, on a single store: they do not interfere with each other.
@@ -88,6 +110,50 @@ async fn integrity_check_is_ok() {
         "after writes and deletes"
     );
     store.close().await;
+}
+
+/// Two nodes (two stores on one file) appending from spawned tasks on a multi-threaded runtime
+/// still build one unbroken audit chain with unique seqs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn audit_chain_holds_across_two_nodes() {
+    let (dir, first) = fresh_store().await;
+    let second = SqliteStore::open(&db_path(dir.path())).await.unwrap();
+    let mut tasks = Vec::new();
+    for w in 0..16u16 {
+        let store = if w % 2 == 0 {
+            first.clone()
+        } else {
+            second.clone()
+        };
+        tasks.push(tokio::spawn(async move {
+            let mut seqs = Vec::new();
+            for i in 0..5 {
+                let event = AuditEvent {
+                    at_ms: 1_700_000_000_000 + i,
+                    actor: format!("node-writer-{w}"),
+                    source_ip: None,
+                    action: "concurrent".into(),
+                    project_id: None,
+                    target: None,
+                    status: Some(w),
+                    details: "{}".into(),
+                };
+                seqs.push(store.append_audit(&event).await.unwrap().seq);
+            }
+            seqs
+        }));
+    }
+    let mut seqs = Vec::new();
+    for task in tasks {
+        seqs.extend(task.await.unwrap());
+    }
+    seqs.sort_unstable();
+    assert_eq!(seqs, (1..=80).collect::<Vec<i64>>());
+    conformance::assert_audit_log_intact(&first).await;
+    conformance::assert_audit_log_intact(&second).await;
+    second.close().await;
+    assert_eq!(first.integrity_check().await.unwrap(), "ok");
+    first.close().await;
 }
 
 /// Everything committed before `close` is there after reopening the file, and reopening runs
@@ -149,6 +215,16 @@ async fn data_survives_close_and_reopen() {
         ldap_json: None,
     };
     let secret = vec![0xab; 16];
+    let issued = AuditEvent {
+        at_ms: cert.created_ms,
+        actor: "operator".into(),
+        source_ip: None,
+        action: "certificate.issued".into(),
+        project_id: Some(project.id.clone()),
+        target: Some(user.username.clone()),
+        status: None,
+        details: format!(r#"{{"serial":{}}}"#, cert.serial),
+    };
 
     {
         let store = SqliteStore::open(&path).await.unwrap();
@@ -156,7 +232,7 @@ async fn data_survives_close_and_reopen() {
         store.create_project(&project).await.unwrap();
         store.insert_ca_if_absent(&ca).await.unwrap();
         store.create_database_user(&user).await.unwrap();
-        store.insert_certificate(&cert).await.unwrap();
+        store.insert_certificate(&cert, &issued).await.unwrap();
         store
             .put_user_security(&project.id, &security)
             .await
@@ -231,9 +307,16 @@ async fn data_survives_close_and_reopen() {
                 .unwrap(),
             secret
         );
+        let audit = store
+            .list_audit(&AuditFilter::default(), 0, 10)
+            .await
+            .unwrap();
+        assert_eq!(audit.len(), 1, "round {round}: {audit:?}");
+        assert_eq!(audit[0].event, issued);
+        assert!(audit[0].is_intact());
         // Constraints still hold after reopening.
         assert!(matches!(
-            store.insert_certificate(&cert).await,
+            store.insert_certificate(&cert, &issued).await,
             Err(dbcerts_store::StoreError::Conflict("certificate serial"))
         ));
         store.close().await;

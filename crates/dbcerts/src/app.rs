@@ -1,18 +1,27 @@
-//! Startup, serving and shutdown, as a builder tests can call.
+//! Startup, serving and shutdown, as a builder tests can call. Serving speaks plain HTTP or,
+//! with a certificate, HTTPS ([`tls`]); either way handlers see the peer address as
+//! `ConnectInfo<SocketAddr>`.
 
+pub mod tls;
+
+use std::future::Future;
+use std::net::SocketAddr;
 use std::os::unix::fs::DirBuilderExt;
 use std::sync::Arc;
 
 use anyhow::Context;
+use axum_server::tls_rustls::RustlsAcceptor;
 use dbcerts_ca::pool::KeyPool;
 use std::path::Path;
 
 use dbcerts_server::secrets::{MasterKeySource, load_master_key, nonce_key, verify_master_key};
-use dbcerts_server::{AppState, ServerConfig};
+use dbcerts_server::{AppState, SHUTDOWN_GRACE, ServerConfig};
 use dbcerts_store::{SqliteStore, Store};
 use tokio::net::TcpListener;
+use tokio::signal::unix::{Signal, SignalKind, signal};
 
 use crate::config::Settings;
+pub use tls::TlsCertificate;
 
 /// An opened store and master key, ready to serve.
 pub struct App {
@@ -69,6 +78,8 @@ impl App {
             ca_names: settings.ca_names.clone(),
             max_database_users_per_project: settings.max_database_users_per_project,
             body_limit: settings.body_limit,
+            access: settings.access.clone(),
+            tls: settings.tls.is_some(),
         };
         let shared: Arc<dyn Store> = Arc::new(store.clone());
         let state = AppState::new(shared, Arc::new(master), nonce, pool, config);
@@ -81,19 +92,32 @@ impl App {
 }
 
 /// Runs the server until SIGINT or SIGTERM, then drains in-flight requests, stops the key pool
-/// and closes the database.
+/// and closes the database. With TLS, SIGHUP reloads the certificate and key files.
 pub async fn serve(settings: Settings) -> anyhow::Result<()> {
+    settings.check_transport()?;
+    // A bad certificate stops startup before anything is created on disk.
+    let tls = settings
+        .tls
+        .as_ref()
+        .map(TlsCertificate::load)
+        .transpose()?;
     let app = App::build(settings).await?;
     let listener = TcpListener::bind(app.settings.listen)
         .await
         .with_context(|| format!("binding {}", app.settings.listen))?;
     let addr = listener.local_addr()?;
-    tracing::info!(%addr, key_algorithm = %app.settings.key_algorithm, pool = app.settings.key_pool_size, "dbcerts listening");
+    // Take over the signals before announcing the address: a signal sent as soon as the line
+    // below appears must not meet the default action (which ends the process on SIGHUP).
+    let shutdown = ShutdownSignals::install()?;
+    if let Some(tls) = &tls {
+        reload_on_sighup(tls.clone())?;
+    }
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    tracing::info!(%addr, tls = tls.is_some(), key_algorithm = %app.settings.key_algorithm, pool = app.settings.key_pool_size, "dbcerts listening");
     // Tests start the server on port 0 and read the bound address from this line.
-    println!("dbcerts listening on http://{addr}");
+    println!("dbcerts listening on {scheme}://{addr}");
     let router = dbcerts_server::router(app.state.clone());
-    let server = axum::serve(listener, router).with_graceful_shutdown(shutdown_signal());
-    server.await.context("serving HTTP")?;
+    serve_router(listener, router, tls, shutdown.recv()).await?;
     tracing::info!("shutting down: stopping the key pool and closing the database");
     let pool = Arc::clone(app.state.pool());
     tokio::task::spawn_blocking(move || pool.shutdown())
@@ -104,22 +128,91 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
+/// Serves `router` on `listener`, over TLS if `tls` is given, until `shutdown` completes; then
+/// stops accepting, lets in-flight requests finish for up to [`SHUTDOWN_GRACE`] and closes the
+/// remaining connections. Requests carry the peer's `ConnectInfo<SocketAddr>`.
+pub async fn serve_router(
+    listener: TcpListener,
+    router: axum::Router,
+    tls: Option<TlsCertificate>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let handle = axum_server::Handle::<SocketAddr>::new();
+    tokio::spawn({
+        let handle = handle.clone();
+        async move {
+            shutdown.await;
+            handle.graceful_shutdown(Some(SHUTDOWN_GRACE));
+        }
+    });
+    let service = router.into_make_service_with_connect_info::<SocketAddr>();
+    let server = axum_server::Server::<SocketAddr>::from_listener(listener)
+        .handle(handle)
+        .accept_error_handler(|peer, e| match peer {
+            // A client that does not trust the certificate, or speaks plain HTTP to the TLS port.
+            Some(peer) => {
+                tracing::debug!(%peer, error = %e, "connection failed before its first request");
             }
-            Err(_) => std::future::pending::<()>().await,
+            // The listener itself, e.g. out of file descriptors; accepting resumes shortly.
+            None => tracing::warn!(error = %e, "accepting a connection failed"),
+        });
+    let served = match tls {
+        None => server.serve(service).await,
+        Some(tls) => {
+            server
+                .acceptor(RustlsAcceptor::new(tls.rustls_config()))
+                .serve(service)
+                .await
         }
     };
-    tokio::select! {
-        () = ctrl_c => tracing::info!("SIGINT received"),
-        () = term => tracing::info!("SIGTERM received"),
+    served.context("serving HTTP")
+}
+
+/// SIGINT and SIGTERM, registered when installed rather than when first awaited.
+struct ShutdownSignals {
+    interrupt: Signal,
+    terminate: Signal,
+}
+
+impl ShutdownSignals {
+    fn install() -> anyhow::Result<ShutdownSignals> {
+        Ok(ShutdownSignals {
+            interrupt: signal(SignalKind::interrupt()).context("handling SIGINT")?,
+            terminate: signal(SignalKind::terminate()).context("handling SIGTERM")?,
+        })
     }
+
+    async fn recv(mut self) {
+        tokio::select! {
+            _ = self.interrupt.recv() => tracing::info!("SIGINT received"),
+            _ = self.terminate.recv() => tracing::info!("SIGTERM received"),
+        }
+    }
+}
+
+/// Reloads the certificate on every SIGHUP. New handshakes get the new certificate; established
+/// connections keep theirs. A reload that fails is logged and changes nothing.
+fn reload_on_sighup(tls: TlsCertificate) -> anyhow::Result<()> {
+    let mut hangup = signal(SignalKind::hangup()).context("handling SIGHUP")?;
+    tokio::spawn(async move {
+        while hangup.recv().await.is_some() {
+            let files = tls.files().clone();
+            let attempt = tls.clone();
+            match tokio::task::spawn_blocking(move || attempt.reload()).await {
+                Ok(Ok(())) => tracing::info!(
+                    cert = %files.cert.display(),
+                    key = %files.key.display(),
+                    "SIGHUP: reloaded the TLS certificate; new connections use it"
+                ),
+                Ok(Err(e)) => tracing::error!(
+                    error = format!("{e:#}"),
+                    "SIGHUP: TLS certificate reload failed; still serving the previous certificate"
+                ),
+                Err(e) => tracing::error!(error = %e, "SIGHUP: TLS certificate reload panicked"),
+            }
+        }
+    });
+    Ok(())
 }
 
 /// The path of the master-key file that loading would generate (default location, not there).
@@ -130,11 +223,11 @@ fn key_to_generate(source: &MasterKeySource) -> Option<&Path> {
     }
 }
 
-/// The PEM of `project`'s managed CA, creating the CA if the project has none yet.
-pub async fn export_ca(settings: &Settings, project: &str) -> anyhow::Result<String> {
-    dbcerts_server::params::GroupId::parse(project).map_err(|_| {
-        anyhow::anyhow!("{project:?} is not a project id (24 lowercase hex digits)")
-    })?;
+/// Opens an existing store with its master key, for the commands that work on the store
+/// directly. Never generates a key: without one there is nothing to open.
+pub async fn open_checked_store(
+    settings: &Settings,
+) -> anyhow::Result<(SqliteStore, dbcerts_ca::sealing::MasterKey)> {
     if let Some(path) = key_to_generate(&settings.master_key) {
         anyhow::bail!(
             "no master key at {}; run `dbcerts serve` first or pass --master-key-file",
@@ -144,6 +237,15 @@ pub async fn export_ca(settings: &Settings, project: &str) -> anyhow::Result<Str
     let store = open_store(settings).await?;
     let (master, _) = load_master_key(&settings.master_key)?;
     verify_master_key(&store, &master).await?;
+    Ok((store, master))
+}
+
+/// The PEM of `project`'s managed CA, creating the CA if the project has none yet.
+pub async fn export_ca(settings: &Settings, project: &str) -> anyhow::Result<String> {
+    dbcerts_server::params::GroupId::parse(project).map_err(|_| {
+        anyhow::anyhow!("{project:?} is not a project id (24 lowercase hex digits)")
+    })?;
+    let (store, master) = open_checked_store(settings).await?;
     if store.get_project(project).await?.is_none() {
         anyhow::bail!("no project with id {project} exists");
     }

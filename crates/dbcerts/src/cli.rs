@@ -50,6 +50,73 @@ pub enum Command {
         #[command(subcommand)]
         command: CaCommand,
     },
+    /// Read and verify the audit log.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+    /// Create API keys and rotate the bootstrap key, directly on the store (no server needed).
+    Apikey {
+        #[command(subcommand)]
+        command: ApikeyCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Check the hash chain of the whole audit log; exits non-zero at the first broken link.
+    ///
+    /// Example: dbcerts audit verify
+    Verify,
+    /// Print audit entries, oldest first.
+    ///
+    /// Example: dbcerts audit list --project 5efda6aea3f2ed2e7dd6ce05 --since 2026-11-01
+    List {
+        /// Only entries about this project (group) id.
+        #[arg(long)]
+        project: Option<String>,
+        /// Only entries by this actor, e.g. api-key:abcdefgh or service-account:mdb_sa_id_...
+        #[arg(long)]
+        actor: Option<String>,
+        /// Only entries at or after this time (RFC 3339, or a date).
+        #[arg(long)]
+        since: Option<String>,
+        /// Only entries before this time (RFC 3339, or a date).
+        #[arg(long)]
+        until: Option<String>,
+        /// At most this many entries.
+        #[arg(long)]
+        limit: Option<u64>,
+        /// One JSON object per line.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ApikeyCommand {
+    /// Create an API key and print its credentials (JSON) once.
+    ///
+    /// Example: dbcerts apikey create --role ORG_MEMBER --project-role 5efda6aea3f2ed2e7dd6ce05:GROUP_OWNER --description "CI"
+    Create {
+        /// Organization id [default: the one in bootstrap-credentials.json]
+        #[arg(long)]
+        org: Option<String>,
+        /// Organization role (repeatable), e.g. ORG_OWNER, ORG_READ_ONLY, ORG_MEMBER.
+        #[arg(long = "role", required = true)]
+        roles: Vec<String>,
+        /// Project role as PROJECT_ID:ROLE (repeatable), e.g. <id>:GROUP_READ_ONLY.
+        #[arg(long = "project-role")]
+        project_roles: Vec<String>,
+        /// Description of the key.
+        #[arg(long, default_value = "created by dbcerts apikey create")]
+        description: String,
+    },
+    /// Replace the bootstrap key with a new one holding the same roles; rewrites
+    /// bootstrap-credentials.json (mode 0600), then deletes the old key.
+    ///
+    /// Example: dbcerts apikey rotate-bootstrap
+    RotateBootstrap,
 }
 
 #[derive(Debug, Subcommand)]
@@ -82,4 +149,23 @@ pub struct ServeArgs {
     /// Log format: text or json [default: text]
     #[arg(long, env = "DBCERTS_LOG_FORMAT")]
     pub log_format: Option<String>,
+    /// PEM certificate chain (leaf first) to serve HTTPS with; needs --tls-key. Reloaded on
+    /// SIGHUP
+    #[arg(long, env = "DBCERTS_TLS_CERT", value_name = "FILE")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert (PKCS#8, PKCS#1 or SEC1). Reloaded on SIGHUP
+    #[arg(long, env = "DBCERTS_TLS_KEY", value_name = "FILE")]
+    pub tls_key: Option<PathBuf>,
+    /// Serve plain HTTP on a non-loopback address, for use behind a TLS-terminating proxy
+    /// [default: false]
+    #[arg(
+        long,
+        env = "DBCERTS_ALLOW_PLAINTEXT",
+        value_name = "BOOL",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "true",
+        value_parser = clap::builder::BoolishValueParser::new(),
+    )]
+    pub allow_plaintext: Option<bool>,
 }

@@ -2,12 +2,13 @@
 //! environment variables and flags (clap merges those two, flags winning). A bad value stops
 //! startup with a message that names it.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use dbcerts_ca::{KeyAlgorithm, ManagedCaParams};
 use dbcerts_server::secrets::MasterKeySource;
+use dbcerts_server::{AccessConfig, RateLimits};
 use serde::Deserialize;
 
 use crate::cli::{GlobalArgs, ServeArgs};
@@ -30,6 +31,20 @@ pub struct FileConfig {
     pub max_database_users_per_project: Option<u64>,
     pub body_limit_bytes: Option<usize>,
     pub digest_nonce_lifetime_secs: Option<i64>,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    pub allow_plaintext: Option<bool>,
+    pub oauth_token_lifetime_secs: Option<i64>,
+    pub oauth_token_requests_per_minute: Option<u32>,
+    pub rate_limit_certs_per_minute: Option<u32>,
+    pub rate_limit_database_users_per_minute: Option<u32>,
+    pub rate_limit_user_security_per_minute: Option<u32>,
+    pub rate_limit_groups_per_minute: Option<u32>,
+    pub rate_limit_orgs_per_minute: Option<u32>,
+    pub auth_failures_before_delay: Option<u32>,
+    pub auth_failures_before_lockout: Option<u32>,
+    pub auth_failure_window_secs: Option<i64>,
+    pub auth_lockout_secs: Option<i64>,
 }
 
 /// Everything `serve` and the store-opening commands need, fully resolved.
@@ -48,6 +63,84 @@ pub struct Settings {
     pub max_database_users_per_project: u64,
     pub body_limit: usize,
     pub nonce_lifetime_secs: i64,
+    /// The API's own certificate and key; `None` serves plain HTTP.
+    pub tls: Option<TlsFiles>,
+    /// Plain HTTP on a non-loopback address is allowed (a TLS-terminating proxy is in front).
+    pub allow_plaintext: bool,
+    /// Token lifetime, rate limits and failed-authentication throttling.
+    pub access: AccessConfig,
+}
+
+/// The PEM files `serve` reads its HTTPS certificate chain and private key from, at startup and
+/// on every SIGHUP. Only ever both or neither.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+/// The access-control limits: Atlas's figures, overridden by the file's keys. Every figure must
+/// be positive.
+fn access_config(file: &FileConfig) -> anyhow::Result<AccessConfig> {
+    let d = AccessConfig::default();
+    let r = d.rate_limits;
+    let c = AccessConfig {
+        token_lifetime_secs: file
+            .oauth_token_lifetime_secs
+            .unwrap_or(d.token_lifetime_secs),
+        token_requests_per_minute: file
+            .oauth_token_requests_per_minute
+            .unwrap_or(d.token_requests_per_minute),
+        rate_limits: RateLimits {
+            certs: file.rate_limit_certs_per_minute.unwrap_or(r.certs),
+            database_users: file
+                .rate_limit_database_users_per_minute
+                .unwrap_or(r.database_users),
+            user_security: file
+                .rate_limit_user_security_per_minute
+                .unwrap_or(r.user_security),
+            groups: file.rate_limit_groups_per_minute.unwrap_or(r.groups),
+            orgs: file.rate_limit_orgs_per_minute.unwrap_or(r.orgs),
+        },
+        auth_failures_before_delay: file
+            .auth_failures_before_delay
+            .unwrap_or(d.auth_failures_before_delay),
+        auth_failures_before_lockout: file
+            .auth_failures_before_lockout
+            .unwrap_or(d.auth_failures_before_lockout),
+        auth_failure_window_secs: file
+            .auth_failure_window_secs
+            .unwrap_or(d.auth_failure_window_secs),
+        auth_lockout_secs: file.auth_lockout_secs.unwrap_or(d.auth_lockout_secs),
+    };
+    let r = c.rate_limits;
+    let counts = [
+        (
+            "oauth-token-requests-per-minute",
+            c.token_requests_per_minute,
+        ),
+        ("rate-limit-certs-per-minute", r.certs),
+        ("rate-limit-database-users-per-minute", r.database_users),
+        ("rate-limit-user-security-per-minute", r.user_security),
+        ("rate-limit-groups-per-minute", r.groups),
+        ("rate-limit-orgs-per-minute", r.orgs),
+        (
+            "auth-failures-before-lockout",
+            c.auth_failures_before_lockout,
+        ),
+    ];
+    for (key, value) in counts {
+        anyhow::ensure!(value > 0, "{key} must be at least 1");
+    }
+    let secs = [
+        ("oauth-token-lifetime-secs", c.token_lifetime_secs),
+        ("auth-failure-window-secs", c.auth_failure_window_secs),
+        ("auth-lockout-secs", c.auth_lockout_secs),
+    ];
+    for (key, value) in secs {
+        anyhow::ensure!(value > 0, "{key} must be at least 1");
+    }
+    Ok(c)
 }
 
 impl Settings {
@@ -56,6 +149,7 @@ impl Settings {
             Some(path) => read_file(path)?,
             None => FileConfig::default(),
         };
+        let access = access_config(&file)?;
         let data_dir = global
             .data_dir
             .clone()
@@ -109,6 +203,23 @@ impl Settings {
         if !matches!(log_format.as_str(), "text" | "json") {
             anyhow::bail!("--log-format must be text or json, not {log_format:?}");
         }
+        let tls = match (
+            serve.tls_cert.clone().or(file.tls_cert),
+            serve.tls_key.clone().or(file.tls_key),
+        ) {
+            (Some(cert), Some(key)) => Some(TlsFiles { cert, key }),
+            (None, None) => None,
+            (Some(_), None) => anyhow::bail!(
+                "--tls-cert is set but --tls-key is not; HTTPS needs both the certificate and its private key (flags, DBCERTS_TLS_CERT/DBCERTS_TLS_KEY, or tls-cert/tls-key in the config file)"
+            ),
+            (None, Some(_)) => anyhow::bail!(
+                "--tls-key is set but --tls-cert is not; HTTPS needs both the certificate and its private key (flags, DBCERTS_TLS_CERT/DBCERTS_TLS_KEY, or tls-cert/tls-key in the config file)"
+            ),
+        };
+        let allow_plaintext = serve
+            .allow_plaintext
+            .or(file.allow_plaintext)
+            .unwrap_or(false);
         let defaults = ManagedCaParams::default();
         Ok(Settings {
             listen,
@@ -133,8 +244,30 @@ impl Settings {
             max_database_users_per_project: file.max_database_users_per_project.unwrap_or(100),
             body_limit: file.body_limit_bytes.unwrap_or(1024 * 1024),
             nonce_lifetime_secs: file.digest_nonce_lifetime_secs.unwrap_or(300),
+            access,
+            tls,
+            allow_plaintext,
         })
     }
+
+    /// Refuses to serve plain HTTP where other machines can reach it, unless
+    /// `--allow-plaintext` says that a TLS-terminating proxy is in front. Only `serve` asks:
+    /// commands that never listen do not care.
+    pub fn check_transport(&self) -> anyhow::Result<()> {
+        if self.tls.is_some() || self.allow_plaintext || is_loopback(self.listen.ip()) {
+            return Ok(());
+        }
+        anyhow::bail!(
+            "refusing to serve plain HTTP on {}, which is not a loopback address: the API returns private keys and bearer tokens, which must not cross a network in clear text. \
+             Serve HTTPS with --tls-cert FILE --tls-key FILE, or, if dbcerts sits behind a TLS-terminating proxy, pass --allow-plaintext (DBCERTS_ALLOW_PLAINTEXT=true, allow-plaintext = true)",
+            self.listen
+        )
+    }
+}
+
+/// 127.0.0.0/8 and ::1, also written as an IPv4-mapped IPv6 address.
+fn is_loopback(ip: IpAddr) -> bool {
+    ip.to_canonical().is_loopback()
 }
 
 fn read_file(path: &Path) -> anyhow::Result<FileConfig> {
@@ -197,5 +330,98 @@ mod tests {
             ..Default::default()
         };
         assert!(Settings::resolve(&global, &ServeArgs::default()).is_err());
+    }
+
+    #[test]
+    fn tls_needs_both_files() {
+        let only_cert = ServeArgs {
+            tls_cert: Some("cert.pem".into()),
+            ..Default::default()
+        };
+        let err = Settings::resolve(&GlobalArgs::default(), &only_cert)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("--tls-key is not"), "{err}");
+        let only_key = ServeArgs {
+            tls_key: Some("key.pem".into()),
+            ..Default::default()
+        };
+        let err = Settings::resolve(&GlobalArgs::default(), &only_key)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("--tls-cert is not"), "{err}");
+    }
+
+    #[test]
+    fn tls_and_plaintext_keys_layer_like_the_rest() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("dbcerts.toml");
+        std::fs::write(
+            &path,
+            "tls-cert = \"/etc/dbcerts/cert.pem\"\ntls-key = \"/etc/dbcerts/key.pem\"\nallow-plaintext = true\n",
+        )
+        .unwrap();
+        let global = GlobalArgs {
+            config: Some(path),
+            ..Default::default()
+        };
+        let s = Settings::resolve(&global, &ServeArgs::default()).unwrap();
+        assert_eq!(
+            s.tls,
+            Some(TlsFiles {
+                cert: "/etc/dbcerts/cert.pem".into(),
+                key: "/etc/dbcerts/key.pem".into(),
+            })
+        );
+        assert!(s.allow_plaintext);
+        let flags = ServeArgs {
+            tls_key: Some("other-key.pem".into()),
+            allow_plaintext: Some(false),
+            ..Default::default()
+        };
+        let s = Settings::resolve(&global, &flags).unwrap();
+        assert_eq!(s.tls.unwrap().key, PathBuf::from("other-key.pem"));
+        assert!(
+            !s.allow_plaintext,
+            "a flag (or env) of false beats the file"
+        );
+    }
+
+    #[test]
+    fn plain_http_only_on_loopback_unless_allowed() {
+        let resolve = |listen: &str, tls: bool, allow: Option<bool>| {
+            let serve = ServeArgs {
+                listen: Some(listen.into()),
+                tls_cert: tls.then(|| "cert.pem".into()),
+                tls_key: tls.then(|| "key.pem".into()),
+                allow_plaintext: allow,
+                ..Default::default()
+            };
+            Settings::resolve(&GlobalArgs::default(), &serve)
+                .unwrap()
+                .check_transport()
+        };
+        for loopback in [
+            "127.0.0.1:8080",
+            "127.1.2.3:0",
+            "[::1]:8080",
+            "[::ffff:127.0.0.1]:80",
+        ] {
+            resolve(loopback, false, None).unwrap();
+        }
+        for network in [
+            "0.0.0.0:0",
+            "[::]:8080",
+            "192.0.2.7:443",
+            "[2001:db8::1]:443",
+        ] {
+            let err = resolve(network, false, None).unwrap_err().to_string();
+            assert!(err.contains("private keys and bearer tokens"), "{err}");
+            assert!(err.contains("--tls-cert"), "{err}");
+            assert!(err.contains("--allow-plaintext"), "{err}");
+            resolve(network, false, Some(true)).unwrap();
+            resolve(network, true, None).unwrap();
+            assert!(resolve(network, false, Some(false)).is_err());
+        }
     }
 }

@@ -4,10 +4,11 @@
 pub mod app;
 pub mod cli;
 pub mod config;
+pub mod operator;
 
 use std::process::ExitCode;
 
-use cli::{CaCommand, Cli, Command};
+use cli::{ApikeyCommand, AuditCommand, CaCommand, Cli, Command};
 
 /// Runs a parsed command line and returns the process exit code.
 pub fn run(cli: Cli) -> ExitCode {
@@ -37,6 +38,35 @@ pub fn run(cli: Cli) -> ExitCode {
                 print!("{pem}");
                 Ok(())
             }
+            Command::Audit { command } => {
+                init_logging("text");
+                let cfg = config::Settings::resolve(&cli.global, &Default::default())?;
+                run_audit(&cfg, command).await
+            }
+            Command::Apikey { command } => {
+                init_logging("text");
+                let cfg = config::Settings::resolve(&cli.global, &Default::default())?;
+                let creds = match command {
+                    ApikeyCommand::Create {
+                        org,
+                        roles,
+                        project_roles,
+                        description,
+                    } => {
+                        operator::create_api_key(
+                            &cfg,
+                            org.as_deref(),
+                            &description,
+                            &roles,
+                            &project_roles,
+                        )
+                        .await?
+                    }
+                    ApikeyCommand::RotateBootstrap => operator::rotate_bootstrap(&cfg).await?,
+                };
+                println!("{}", serde_json::to_string_pretty(&creds)?);
+                Ok(())
+            }
         }
     });
     match result {
@@ -46,6 +76,42 @@ pub fn run(cli: Cli) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+async fn run_audit(cfg: &config::Settings, command: AuditCommand) -> anyhow::Result<()> {
+    let (store, _) = app::open_checked_store(cfg).await?;
+    let result = match command {
+        AuditCommand::Verify => match operator::verify_audit_chain(&store).await? {
+            operator::ChainCheck::Intact { entries } => {
+                println!("audit log intact: {entries} entries");
+                Ok(())
+            }
+            operator::ChainCheck::Broken { seq, reason } => {
+                Err(anyhow::anyhow!("audit log broken at entry {seq}: {reason}"))
+            }
+        },
+        AuditCommand::List {
+            project,
+            actor,
+            since,
+            until,
+            limit,
+            json,
+        } => {
+            let filter = dbcerts_store::AuditFilter {
+                project_id: project,
+                actor,
+                since_ms: since.as_deref().map(operator::parse_time_ms).transpose()?,
+                until_ms: until.as_deref().map(operator::parse_time_ms).transpose()?,
+            };
+            let mut out = std::io::stdout().lock();
+            operator::list_audit(&store, &filter, limit, json, &mut out)
+                .await
+                .map(|_| ())
+        }
+    };
+    store.close().await;
+    result
 }
 
 fn init_logging(format: &str) {

@@ -301,6 +301,16 @@ impl NonceKey {
         (NonceCheck::Valid, issued)
     }
 
+    /// A key for another purpose, derived from this one (HMAC-SHA-256 over `label`), so that
+    /// every node sharing the store derives the same key without storing another secret.
+    pub fn derive(&self, label: &[u8]) -> zeroize::Zeroizing<[u8; 32]> {
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.key).expect("HMAC takes any key");
+        mac.update(label);
+        let mut out = zeroize::Zeroizing::new([0u8; 32]);
+        out.copy_from_slice(&mac.finalize().into_bytes());
+        out
+    }
+
     pub fn lifetime_secs(&self) -> i64 {
         self.lifetime_secs
     }

@@ -6,112 +6,24 @@
 //! cannot see answers exactly like one that does not exist.
 
 pub mod digest;
+pub mod oauth;
+pub mod roles;
+pub mod throttle;
 
-use axum::extract::{FromRequestParts, Request, State};
+use std::net::{IpAddr, SocketAddr};
+
+use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
 use axum::http::request::Parts;
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use dbcerts_store::{AccessListEntry, AuditEvent};
 
 use crate::AppState;
 use crate::error::AtlasError;
 use digest::{NonceCheck, REALM};
-
-/// An organization role (Atlas names).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OrgRole {
-    Owner,
-    GroupCreator,
-    ReadOnly,
-    Member,
-}
-
-impl OrgRole {
-    pub fn parse(name: &str) -> Option<OrgRole> {
-        match name {
-            "ORG_OWNER" => Some(OrgRole::Owner),
-            "ORG_GROUP_CREATOR" => Some(OrgRole::GroupCreator),
-            "ORG_READ_ONLY" => Some(OrgRole::ReadOnly),
-            "ORG_MEMBER" => Some(OrgRole::Member),
-            _ => None,
-        }
-    }
-}
-
-/// A project role, as named in the spec's `x-rolesRequirements`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ProjectRole {
-    Owner,
-    ReadOnly,
-    DatabaseAccessAdmin,
-    StreamProcessingOwner,
-}
-
-impl ProjectRole {
-    /// Whether holding `self` grants `needed`. Project Owner implies every project role.
-    pub fn implies(self, needed: ProjectRole) -> bool {
-        self == needed || self == ProjectRole::Owner || needed == ProjectRole::ReadOnly
-    }
-}
-
-/// How the caller authenticated.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Principal {
-    ApiKey { public_key: String },
-}
-
-/// The authenticated caller of a request.
-#[derive(Debug, Clone)]
-pub struct Caller {
-    pub principal: Principal,
-    pub org_id: String,
-    pub org_roles: Vec<OrgRole>,
-}
-
-impl Caller {
-    /// Whether the caller can see anything of organization `org_id`.
-    pub fn in_org(&self, org_id: &str) -> bool {
-        self.org_id == org_id
-    }
-
-    /// The project roles the caller holds in a project of organization `org_id`.
-    pub fn project_roles(&self, org_id: &str) -> Vec<ProjectRole> {
-        if !self.in_org(org_id) {
-            return Vec::new();
-        }
-        let mut roles = Vec::new();
-        for r in &self.org_roles {
-            match r {
-                OrgRole::Owner => roles.push(ProjectRole::Owner),
-                OrgRole::ReadOnly => roles.push(ProjectRole::ReadOnly),
-                OrgRole::GroupCreator | OrgRole::Member => {}
-            }
-        }
-        roles
-    }
-
-    /// Fails with `USER_UNAUTHORIZED` unless the caller holds one of `any_of` in a project of
-    /// organization `org_id`.
-    pub fn require(&self, org_id: &str, any_of: &[ProjectRole]) -> Result<(), AtlasError> {
-        let held = self.project_roles(org_id);
-        if any_of
-            .iter()
-            .any(|need| held.iter().any(|h| h.implies(*need)))
-        {
-            Ok(())
-        } else {
-            Err(AtlasError::user_unauthorized())
-        }
-    }
-
-    pub fn can_create_projects(&self, org_id: &str) -> bool {
-        self.in_org(org_id)
-            && self
-                .org_roles
-                .iter()
-                .any(|r| matches!(r, OrgRole::Owner | OrgRole::GroupCreator))
-    }
-}
+pub use roles::{Caller, OrgNeed, OrgRole, Principal, ProjectRole};
+use throttle::EndpointGroup;
 
 impl<S: Send + Sync> FromRequestParts<S> for Caller {
     type Rejection = AtlasError;
@@ -125,17 +37,139 @@ impl<S: Send + Sync> FromRequestParts<S> for Caller {
     }
 }
 
-/// Authenticates every request under `/api/` or answers 401 with a Digest challenge. Other
-/// paths (health checks, later) pass through.
+/// What checking the credentials of a request came to.
+enum Outcome {
+    Authenticated(Caller, Vec<AccessListEntry>),
+    /// Answer with a (fresh) challenge; not a failed attempt (a stale nonce, a replayed `nc`).
+    Challenge {
+        stale: bool,
+    },
+    /// Credentials were presented and are wrong: a failed attempt.
+    Failed {
+        scheme: &'static str,
+        claimed: String,
+        reason: &'static str,
+    },
+}
+
+/// The peer address, when the server was started with connect info.
+pub fn peer_ip(req: &Request) -> Option<IpAddr> {
+    req.extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| canonical_ip(c.0.ip()))
+}
+
+/// IPv4-mapped IPv6 addresses (`::ffff:192.0.2.1`, from dual-stack sockets) as IPv4.
+pub fn canonical_ip(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    }
+}
+
+/// Whether `ip` falls in one of the access list's CIDR blocks.
+pub fn access_list_allows(entries: &[AccessListEntry], ip: IpAddr) -> bool {
+    entries.iter().any(|e| {
+        e.cidr_block
+            .parse::<ipnet::IpNet>()
+            .is_ok_and(|net| net.contains(&ip))
+    })
+}
+
+/// Appends an audit entry; a failure to write is logged, never shown to the client.
+#[allow(clippy::too_many_arguments)]
+pub async fn audit(
+    state: &AppState,
+    actor: String,
+    ip: Option<IpAddr>,
+    action: &str,
+    project_id: Option<String>,
+    target: Option<String>,
+    status: Option<u16>,
+    details: serde_json::Value,
+) {
+    let event = AuditEvent {
+        at_ms: chrono::Utc::now().timestamp_millis(),
+        actor,
+        source_ip: ip.map(|i| i.to_string()),
+        action: action.to_owned(),
+        project_id,
+        target,
+        status,
+        details: details.to_string(),
+    };
+    if let Err(e) = state.inner.store.append_audit(&event).await {
+        tracing::error!(error = %e, action, "could not append to the audit log");
+    }
+}
+
+/// Records a failed authentication: audit entry, failure count, and the slow-down.
+pub async fn record_failure(
+    state: &AppState,
+    ip: Option<IpAddr>,
+    scheme: &str,
+    claimed: &str,
+    reason: &str,
+) {
+    tracing::info!(scheme, claimed, reason, "authentication failed");
+    // What the client claimed to be is recorded, truncated: never what it offered as proof.
+    let claimed: String = claimed.chars().take(128).collect();
+    audit(
+        state,
+        "unauthenticated".into(),
+        ip,
+        "authentication.failed",
+        None,
+        None,
+        Some(401),
+        serde_json::json!({ "scheme": scheme, "claimed": claimed, "reason": reason }),
+    )
+    .await;
+    if let Some(ip) = ip {
+        let delay = state
+            .inner
+            .limits
+            .record_failure(ip, chrono::Utc::now().timestamp());
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
+    }
+}
+
+/// The project id of a `/api/atlas/<version>/groups/{groupId}/...` path.
+fn project_of(path: &str) -> Option<String> {
+    let mut segs = path.split('/').filter(|s| !s.is_empty()).skip(3);
+    (segs.next() == Some("groups"))
+        .then(|| segs.next())
+        .flatten()
+        .filter(|id| crate::params::GroupId::parse(id).is_ok())
+        .map(str::to_owned)
+}
+
+/// Authenticates every request under `/api/` (except the OAuth endpoints, which authenticate
+/// their clients themselves), enforces the caller's IP access list and rate limits, and
+/// audits every mutating call. Other paths pass through.
 pub async fn authenticate_api(
     State(state): State<AppState>,
     mut req: Request,
     next: Next,
 ) -> Response {
-    if !req.uri().path().starts_with("/api/") {
+    let path = req.uri().path().to_owned();
+    if !path.starts_with("/api/") || path.starts_with("/api/oauth/") {
         return next.run(req).await;
     }
     let now = chrono::Utc::now().timestamp();
+    let ip = peer_ip(&req);
+    if let Some(ip) = ip
+        && let Some(wait) = state.inner.limits.locked_out(ip, now)
+    {
+        return AtlasError::rate_limited(
+            &path,
+            state.inner.config.access.auth_failures_before_lockout,
+            std::time::Duration::from_secs(wait as u64),
+        )
+        .into_response();
+    }
     let header = req
         .headers()
         .get(header::AUTHORIZATION)
@@ -144,57 +178,144 @@ pub async fn authenticate_api(
     let Some(header) = header else {
         return challenge(&state, now, false);
     };
-    let creds = match digest::parse(&header) {
-        Ok(c) => c,
-        Err(e) => {
-            tracing::info!(reason = ?e, "refused Digest header");
+    let outcome = if let Some(token) = header.strip_prefix("Bearer ") {
+        match oauth::authenticate_bearer(&state, token.trim(), ip, now).await {
+            Ok(Some((caller, list))) => Outcome::Authenticated(caller, list),
+            Ok(None) => Outcome::Failed {
+                scheme: "bearer",
+                claimed: String::new(),
+                reason: "invalid, expired or revoked token",
+            },
+            Err(e) => return e.into_response(),
+        }
+    } else {
+        let target = req
+            .uri()
+            .path_and_query()
+            .map_or_else(|| "/".to_owned(), |pq| pq.as_str().to_owned());
+        match check_digest(&state, &header, req.method().as_str(), &target, ip, now).await {
+            Ok(o) => o,
+            Err(e) => return e.into_response(),
+        }
+    };
+    let (caller, access_list) = match outcome {
+        Outcome::Authenticated(c, l) => (c, l),
+        Outcome::Challenge { stale } => return challenge(&state, now, stale),
+        Outcome::Failed {
+            scheme,
+            claimed,
+            reason,
+        } => {
+            record_failure(&state, ip, scheme, &claimed, reason).await;
             return challenge(&state, now, false);
         }
     };
-    let target = req
-        .uri()
-        .path_and_query()
-        .map(|pq| pq.as_str())
-        .unwrap_or("/");
+    if !access_list.is_empty() && !ip.is_some_and(|ip| access_list_allows(&access_list, ip)) {
+        let shown = ip.map_or_else(|| "unknown".to_owned(), |i| i.to_string());
+        tracing::info!(actor = %caller.actor(), ip = %shown, "refused: address not on the access list");
+        audit(
+            &state,
+            caller.actor(),
+            ip,
+            "authorization.ip_refused",
+            project_of(&path),
+            None,
+            Some(403),
+            serde_json::json!({ "path": path }),
+        )
+        .await;
+        return AtlasError::ip_not_on_access_list(&shown).into_response();
+    }
+    let allowance = match state
+        .inner
+        .limits
+        .request(&caller.actor(), EndpointGroup::of(&path))
+    {
+        Ok(a) => a,
+        Err(r) => return AtlasError::rate_limited(&path, r.limit, r.retry_after).into_response(),
+    };
+    let method = req.method().clone();
+    let actor = caller.actor();
+    req.extensions_mut().insert(caller);
+    let mut res = next.run(req).await;
+    let h = res.headers_mut();
+    h.insert("ratelimit-limit", HeaderValue::from(allowance.limit));
+    h.insert(
+        "ratelimit-remaining",
+        HeaderValue::from(allowance.remaining),
+    );
+    if ![Method::GET, Method::HEAD, Method::OPTIONS].contains(&method) {
+        audit(
+            &state,
+            actor,
+            ip,
+            &format!("{method} {path}"),
+            project_of(&path),
+            None,
+            Some(res.status().as_u16()),
+            serde_json::json!({}),
+        )
+        .await;
+    }
+    res
+}
+
+/// Checks a Digest `Authorization` header.
+async fn check_digest(
+    state: &AppState,
+    header: &str,
+    method: &str,
+    target: &str,
+    ip: Option<IpAddr>,
+    now: i64,
+) -> Result<Outcome, AtlasError> {
+    let failed = |claimed: &str, reason| Outcome::Failed {
+        scheme: "digest",
+        claimed: claimed.to_owned(),
+        reason,
+    };
+    let creds = match digest::parse(header) {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::info!(reason = ?e, "refused Digest header");
+            return Ok(failed("", "malformed Authorization header"));
+        }
+    };
     if creds.uri != target {
-        tracing::info!("Digest uri does not match the request target");
-        return challenge(&state, now, false);
+        return Ok(failed(
+            &creds.username,
+            "Digest uri does not match the request",
+        ));
     }
     let (nonce, issued) = state.inner.nonce_key.check_issued(&creds.nonce, now);
     if nonce == NonceCheck::Invalid {
-        return challenge(&state, now, false);
+        return Ok(failed(&creds.username, "nonce not issued by this server"));
     }
-    let method = req.method().as_str().to_owned();
-    let key = match state.inner.store.get_api_key(&creds.username).await {
-        Ok(k) => k,
-        Err(e) => return AtlasError::from(e).into_response(),
-    };
+    let auth = state.inner.store.get_api_key_auth(&creds.username).await?;
     // Unknown keys take the same path (unseal, hash, compare) as known ones.
-    let (sealed, purpose) = match &key {
-        Some(k) => (
-            k.sealed_private_key.as_slice(),
-            format!("api-key:{}", k.public_key),
+    let (sealed, purpose) = match &auth {
+        Some(a) => (
+            a.key.sealed_private_key.as_slice(),
+            format!("api-key:{}", a.key.public_key),
         ),
         None => (
             state.inner.dummy_sealed_key.as_slice(),
             "api-key:dummy".to_owned(),
         ),
     };
-    let secret = match state.inner.master.open(sealed, &purpose) {
-        Ok(s) => s,
-        Err(e) => {
-            return AtlasError::unexpected(format!("unsealing an API key: {e}")).into_response();
-        }
-    };
+    let secret = state
+        .inner
+        .master
+        .open(sealed, &purpose)
+        .map_err(|e| AtlasError::unexpected(format!("unsealing an API key: {e}")))?;
     let password = String::from_utf8_lossy(&secret);
-    let expected = digest::expected_response(&creds, &method, &password);
+    let expected = digest::expected_response(&creds, method, &password);
     let matched = digest::responses_match(&expected, &creds.response);
-    let Some(key) = key.filter(|_| matched) else {
-        tracing::info!(public_key = %creds.username, "Digest authentication failed");
-        return challenge(&state, now, false);
+    let Some(auth) = auth.filter(|_| matched) else {
+        return Ok(failed(&creds.username, "wrong key or response"));
     };
     if nonce == NonceCheck::Stale {
-        return challenge(&state, now, true);
+        return Ok(Outcome::Challenge { stale: true });
     }
     let nc = u32::from_str_radix(&creds.nc, 16).unwrap_or(0);
     if !state
@@ -202,21 +323,20 @@ pub async fn authenticate_api(
         .nonce_counts
         .advance(&creds.nonce, issued, nc, now)
     {
-        tracing::warn!(public_key = %key.public_key, "Digest nonce count reused (replay); answering stale=true");
-        return challenge(&state, now, true);
+        tracing::warn!(public_key = %auth.key.public_key, "Digest nonce count reused (replay); answering stale=true");
+        return Ok(Outcome::Challenge { stale: true });
     }
-    req.extensions_mut().insert(Caller {
-        principal: Principal::ApiKey {
-            public_key: key.public_key.clone(),
+    let caller = Caller::new(
+        Principal::ApiKey {
+            id: auth.key.id.clone(),
+            public_key: auth.key.public_key.clone(),
         },
-        org_id: key.org_id.clone(),
-        org_roles: key
-            .org_roles
-            .iter()
-            .filter_map(|r| OrgRole::parse(r))
-            .collect(),
-    });
-    next.run(req).await
+        &auth.key.org_id,
+        &auth.key.org_roles,
+        &auth.grants,
+        ip,
+    );
+    Ok(Outcome::Authenticated(caller, auth.access_list))
 }
 
 /// Atlas's exact 401: a Digest challenge and a Jackson-pretty JSON body whose keys are in
@@ -245,50 +365,48 @@ fn challenge(state: &AppState, now: i64, stale: bool) -> Response {
 mod tests {
     use super::*;
 
-    fn caller(roles: &[OrgRole]) -> Caller {
-        Caller {
-            principal: Principal::ApiKey {
-                public_key: "abcdefgh".into(),
-            },
-            org_id: "a".repeat(24),
-            org_roles: roles.to_vec(),
+    fn entry(cidr: &str) -> AccessListEntry {
+        AccessListEntry {
+            principal_id: "k".into(),
+            cidr_block: cidr.into(),
+            created: 0,
         }
     }
 
     #[test]
-    fn org_owner_implies_every_project_role() {
-        let c = caller(&[OrgRole::Owner]);
-        let org = "a".repeat(24);
-        for r in [
-            ProjectRole::Owner,
-            ProjectRole::ReadOnly,
-            ProjectRole::DatabaseAccessAdmin,
-        ] {
-            assert!(c.require(&org, &[r]).is_ok());
-        }
-        assert!(
-            c.require(&"b".repeat(24), &[ProjectRole::ReadOnly])
-                .is_err()
-        );
+    fn access_lists_match_addresses_and_blocks() {
+        let list = [
+            entry("127.0.0.2/32"),
+            entry("10.1.0.0/16"),
+            entry("2001:db8::/32"),
+        ];
+        let allows = |ip: &str| access_list_allows(&list, ip.parse().unwrap());
+        assert!(allows("127.0.0.2"));
+        assert!(!allows("127.0.0.1"));
+        assert!(allows("10.1.255.3"));
+        assert!(!allows("10.2.0.1"));
+        assert!(allows("2001:db8::7"));
+        assert!(!allows("2001:db9::7"));
     }
 
     #[test]
-    fn read_only_cannot_write() {
-        let c = caller(&[OrgRole::ReadOnly]);
-        let org = "a".repeat(24);
-        assert!(c.require(&org, &[ProjectRole::ReadOnly]).is_ok());
-        let e = c.require(&org, &[ProjectRole::Owner]).unwrap_err();
-        assert_eq!(e.code, "USER_UNAUTHORIZED");
-        assert!(
-            c.require(
-                &org,
-                &[
-                    ProjectRole::DatabaseAccessAdmin,
-                    ProjectRole::StreamProcessingOwner
-                ]
-            )
-            .is_err()
+    fn mapped_ipv6_addresses_count_as_ipv4() {
+        let ip: IpAddr = "::ffff:127.0.0.2".parse().unwrap();
+        assert_eq!(canonical_ip(ip), "127.0.0.2".parse::<IpAddr>().unwrap());
+    }
+
+    #[test]
+    fn project_ids_come_from_group_paths_only() {
+        let id = "5f1e2d3c4b5a69788796a5b4";
+        assert_eq!(
+            project_of(&format!("/api/atlas/v2/groups/{id}/databaseUsers")),
+            Some(id.into())
         );
-        assert!(!c.can_create_projects(&org));
+        assert_eq!(project_of("/api/atlas/v2/groups"), None);
+        assert_eq!(project_of("/api/atlas/v2/groups/nothex"), None);
+        assert_eq!(
+            project_of(&format!("/api/atlas/v2/orgs/{id}/apiKeys")),
+            None
+        );
     }
 }

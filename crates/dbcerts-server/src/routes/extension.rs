@@ -20,10 +20,7 @@ pub async fn get_project_ca(
     let (id, project) = load_project(&state, &caller, &group_id, &[ProjectRole::ReadOnly]).await?;
     let ca = match state.inner.ca.get(id.as_str()).await? {
         Some(ca) => ca,
-        None if caller
-            .require(&project.org_id, &[ProjectRole::Owner])
-            .is_ok() =>
-        {
+        None if caller.require(&project, &[ProjectRole::Owner]).is_ok() => {
             state.inner.ca.get_or_create(id.as_str()).await?
         }
         None => {

@@ -1,16 +1,19 @@
 //! One handler per Atlas operationId, grouped by resource, plus helpers they share.
 
+mod access;
+mod api_keys;
 mod certs;
 mod database_users;
 mod extension;
 mod projects;
+mod service_accounts;
 mod user_security;
 
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
-use axum::routing::{delete, get};
+use axum::routing::{delete, get, post};
 use dbcerts_store::Project;
 
 use crate::AppState;
@@ -51,6 +54,88 @@ pub fn api_routes() -> Router<AppState> {
             "/groups/{groupId}/userSecurity/customerX509",
             delete(user_security::disable_customer_x509),
         )
+        .route(
+            "/orgs/{orgId}/apiKeys",
+            get(api_keys::list_org_api_keys).post(api_keys::create_org_api_key),
+        )
+        .route(
+            "/orgs/{orgId}/apiKeys/{apiUserId}",
+            get(api_keys::get_org_api_key)
+                .patch(api_keys::update_org_api_key)
+                .delete(api_keys::delete_org_api_key),
+        )
+        .route(
+            "/orgs/{orgId}/apiKeys/{apiUserId}/accessList",
+            get(api_keys::list_access_list).post(api_keys::create_access_list),
+        )
+        .route(
+            "/orgs/{orgId}/apiKeys/{apiUserId}/accessList/{ipAddress}",
+            get(api_keys::get_access_list_entry).delete(api_keys::delete_access_list_entry),
+        )
+        .route(
+            "/groups/{groupId}/apiKeys",
+            get(api_keys::list_group_api_keys).post(api_keys::create_group_api_key),
+        )
+        .route(
+            "/groups/{groupId}/apiKeys/{apiUserId}",
+            post(api_keys::add_group_api_key)
+                .patch(api_keys::update_group_api_key)
+                .delete(api_keys::remove_group_api_key),
+        )
+}
+
+/// Service-account operations: API version 2024-08-05, `/api/atlas/v2` only.
+pub fn service_account_routes() -> Router<AppState> {
+    use service_accounts as sa;
+    Router::new()
+        .route(
+            "/orgs/{orgId}/serviceAccounts",
+            get(sa::list_org_service_accounts).post(sa::create_org_service_account),
+        )
+        .route(
+            "/orgs/{orgId}/serviceAccounts/{clientId}",
+            get(sa::get_org_service_account)
+                .patch(sa::update_org_service_account)
+                .delete(sa::delete_org_service_account),
+        )
+        .route(
+            "/orgs/{orgId}/serviceAccounts/{clientId}/groups",
+            get(sa::list_service_account_groups),
+        )
+        .route(
+            "/orgs/{orgId}/serviceAccounts/{clientId}/secrets",
+            post(sa::create_service_account_secret),
+        )
+        .route(
+            "/orgs/{orgId}/serviceAccounts/{clientId}/secrets/{secretId}",
+            delete(sa::delete_service_account_secret),
+        )
+        .route(
+            "/orgs/{orgId}/serviceAccounts/{clientId}/accessList",
+            get(sa::list_service_account_access_list).post(sa::create_service_account_access_list),
+        )
+        .route(
+            "/orgs/{orgId}/serviceAccounts/{clientId}/accessList/{ipAddress}",
+            delete(sa::delete_service_account_access_list_entry),
+        )
+        .route(
+            "/groups/{groupId}/serviceAccounts",
+            get(sa::list_group_service_accounts).post(sa::create_group_service_account),
+        )
+        .route(
+            "/groups/{groupId}/serviceAccounts/{clientId}",
+            get(sa::get_group_service_account)
+                .patch(sa::update_group_service_account)
+                .delete(sa::delete_group_service_account)
+                .post(sa::invite_group_service_account),
+        )
+}
+
+/// The OAuth 2.0 token endpoints, outside the versioned API; they authenticate their clients.
+pub fn oauth_routes() -> Router<AppState> {
+    Router::new()
+        .route("/api/oauth/token", post(crate::auth::oauth::token))
+        .route("/api/oauth/revoke", post(crate::auth::oauth::revoke))
 }
 
 /// Non-Atlas extensions, under a path Atlas does not use.
@@ -121,8 +206,8 @@ pub async fn load_project(
         .store
         .get_project(id.as_str())
         .await?
-        .filter(|p| caller.in_org(&p.org_id))
+        .filter(|p| caller.can_see(p))
         .ok_or_else(|| AtlasError::group_not_found(id.as_str()))?;
-    caller.require(&project.org_id, any_of)?;
+    caller.require(&project, any_of)?;
     Ok((id, project))
 }

@@ -5,7 +5,7 @@ use std::sync::LazyLock;
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::Response;
-use dbcerts_store::{Project, StoreError};
+use dbcerts_store::{Project, ProjectGrant, StoreError};
 use serde::{Deserialize, Serialize};
 
 use super::{AtlasBody, AtlasPath, load_project};
@@ -119,18 +119,34 @@ pub async fn list_groups(
     RawQuery(q): RawQuery,
 ) -> Result<Response, AtlasError> {
     let query = Query::parse(q.as_deref(), Accepts::List)?;
-    // Roles are granted per organization, so the caller sees all of its organization's projects
-    // or none of them; deciding before paging keeps `totalCount` and the links honest.
-    let orgs: Vec<String> = if caller.project_roles(&caller.org_id).is_empty() {
-        Vec::new()
+    // Decide visibility before paging, so that `totalCount` and the links stay honest: a
+    // caller with an organization-wide role sees every project of its organization, anyone
+    // else only the projects it holds a role in.
+    let store = &state.inner.store;
+    let (projects, total) = if caller.sees_whole_org() {
+        store
+            .list_projects(std::slice::from_ref(&caller.org_id), query.paging.page())
+            .await?
     } else {
-        vec![caller.org_id.clone()]
+        let mut granted = Vec::new();
+        for project_id in caller.grants.keys() {
+            if let Some(p) = store.get_project(project_id).await?
+                && caller.can_see(&p)
+            {
+                granted.push(p);
+            }
+        }
+        granted.sort_by(|a, b| (a.created, &a.id).cmp(&(b.created, &b.id)));
+        let total = granted.len() as u64;
+        let page = query.paging.page();
+        let start = usize::try_from(page.offset).unwrap_or(usize::MAX);
+        let shown = granted
+            .into_iter()
+            .skip(start)
+            .take(page.limit as usize)
+            .collect();
+        (shown, total)
     };
-    let (projects, total) = state
-        .inner
-        .store
-        .list_projects(&orgs, query.paging.page())
-        .await?;
     let visible: Vec<_> = projects
         .iter()
         .map(|p| group_out(p, base.self_link(&["groups", &p.id])))
@@ -193,6 +209,20 @@ pub async fn create_group(
         Ok(()) => {}
         Err(StoreError::Conflict(_)) => return Err(AtlasError::group_already_exists(&name)),
         Err(e) => return Err(e.into()),
+    }
+    // A Project Creator that is not an Organization Owner would otherwise lose sight of the
+    // project it just made: it becomes the project's owner, as an Atlas user creating a
+    // project does.
+    if !caller.can_see(&project) {
+        state
+            .inner
+            .store
+            .put_grant(&ProjectGrant {
+                principal_id: caller.principal_id().to_owned(),
+                project_id: project.id.clone(),
+                roles: vec!["GROUP_OWNER".into()],
+            })
+            .await?;
     }
     let body = group_out(&project, project_links(&base, &project.id));
     let mut res = base.respond(StatusCode::CREATED, &body, Shape::Entity, query.format);

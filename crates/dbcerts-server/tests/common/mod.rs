@@ -85,7 +85,11 @@ impl Harness {
         }
     }
 
-    pub async fn raw(&self, req: Request<Body>) -> Reply {
+    pub async fn raw(&self, mut req: Request<Body>) -> Reply {
+        // As `serve` does, hand the router the peer address (access lists and throttling).
+        let peer: std::net::SocketAddr = "127.0.0.1:40000".parse().unwrap();
+        req.extensions_mut()
+            .insert(axum::extract::ConnectInfo(peer));
         let res = self.app.clone().oneshot(req).await.unwrap();
         let status = res.status();
         let header_text = |name: &str| {
@@ -228,4 +232,44 @@ pub fn nonce_in(www: &str) -> String {
 
 pub fn dir_of(h: &Harness) -> &Path {
     h.dir.path()
+}
+
+impl Harness {
+    /// One Digest-authenticated request as the API key `public`/`private` (not necessarily the
+    /// bootstrap key), answered the way curl answers the challenge.
+    pub async fn call_as(
+        &self,
+        public: &str,
+        private: &str,
+        method: &str,
+        uri: &str,
+        accept: Option<&str>,
+        body: Option<&str>,
+    ) -> Reply {
+        let nonce = self.nonce_of(method, uri).await;
+        let creds = digest::Credentials {
+            username: public.to_owned(),
+            realm: digest::REALM.into(),
+            nonce: nonce.clone(),
+            uri: uri.into(),
+            response: String::new(),
+            algorithm: digest::Algorithm::Md5,
+            cnonce: "0a4f113b".into(),
+            nc: "00000001".into(),
+        };
+        let response = digest::expected_response(&creds, method, private);
+        let auth = format!(
+            "Digest username=\"{public}\", realm=\"{}\", nonce=\"{nonce}\", uri=\"{uri}\", cnonce=\"0a4f113b\", nc=00000001, qop=auth, response=\"{response}\", algorithm=MD5",
+            digest::REALM
+        );
+        let mut req = Request::builder()
+            .method(method)
+            .uri(uri)
+            .header(header::AUTHORIZATION, auth);
+        if let Some(a) = accept {
+            req = req.header(header::ACCEPT, a);
+        }
+        let body = body.map_or_else(Body::empty, |b| Body::from(b.to_owned()));
+        self.raw(req.body(body).unwrap()).await
+    }
 }

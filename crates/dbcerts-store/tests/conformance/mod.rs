@@ -5,19 +5,26 @@
 //! check (see `tests/sqlite_conformance.rs`), so that a failure is named after the promise it
 //! breaks.
 //!
-//! Apart from [`is_empty_until_first_org`], which needs a store with no organization in it, the
-//! checks do not depend on each other: each one works in its own namespace of organization
-//! ids, project ids, API keys, secret names and certificate serials, so that [`run_all`] can run
-//! them all, one after another, against a single store.
+//! Apart from [`is_empty_until_first_org`], which needs a store with no organization in it, and
+//! [`audit_log_starts_at_genesis`], which needs an empty audit log, the checks do not depend on
+//! each other: each one works in its own namespace of organization ids, project ids, API keys,
+//! service accounts, token ids, audit actors, secret names and certificate serials, so that
+//! [`run_all`] can run them all, one after another, against a single store. The audit log is
+//! the one thing they share: a check that appends to it compares against the entries that were
+//! there before it started, never against absolute sequence numbers.
 
 use dbcerts_store::{
-    ApiKeyRecord, CaRecord, CertificateRecord, CertificateSummary, DatabaseUserRecord, Org, Page,
-    Project, Store, StoreError, StoreResult, UserSecurityRecord,
+    AccessListEntry, ApiKeyAuth, ApiKeyRecord, AuditEntry, AuditEvent, AuditFilter, CaRecord,
+    CertificateRecord, CertificateSummary, DatabaseUserRecord, Org, Page, Project, ProjectGrant,
+    ServiceAccountAuth, ServiceAccountRecord, ServiceAccountSecretRecord, Store, StoreError,
+    StoreResult, UserSecurityRecord,
 };
 
-/// Runs every check against one store, which must be fresh (contain no organization).
+/// Runs every check against one store, which must be fresh (contain no organization and no
+/// audit entry), then checks that the audit log they built is one unbroken chain.
 pub async fn run_all(store: &dyn Store) {
     is_empty_until_first_org(store).await;
+    audit_log_starts_at_genesis(store).await;
     org_and_api_key_round_trip(store).await;
     create_org_with_key_is_atomic(store).await;
     secret_first_value_wins(store).await;
@@ -38,6 +45,27 @@ pub async fn run_all(store: &dyn Store) {
     certificates_outlive_database_user_but_not_project(store).await;
     user_security_default_put_overwrite_clear(store).await;
     database_user_limit_is_atomic(store).await;
+    api_key_create_and_get(store).await;
+    api_key_public_key_unique(store).await;
+    create_api_key_with_grants_is_atomic(store).await;
+    list_api_keys_filters_orders_and_pages(store).await;
+    update_api_key_replaces_description_and_roles(store).await;
+    delete_api_key_takes_grants_and_access_list(store).await;
+    api_key_auth_bundles_grants_and_access_list(store).await;
+    grants_put_replace_list_delete(store).await;
+    access_list_add_keeps_existing_and_deletes_once(store).await;
+    service_account_round_trip(store).await;
+    list_service_accounts_filters_orders_and_pages(store).await;
+    update_service_account(store).await;
+    service_account_secrets_add_list_delete_touch(store).await;
+    delete_service_account_cascades(store).await;
+    service_account_auth_bundles_everything(store).await;
+    revoked_tokens_remembered_until_expiry(store).await;
+    audit_append_chains_entries(store).await;
+    list_audit_filters(store).await;
+    audit_concurrent_appends_keep_the_chain(store).await;
+    insert_certificate_appends_one_audit_entry(store).await;
+    assert_audit_log_intact(store).await;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -72,6 +100,22 @@ impl Ns {
     /// A server-secret name.
     fn secret(self, name: &str) -> String {
         format!("conformance-{}-{name}", self.0)
+    }
+    /// A service-account client id.
+    fn client_id(self, n: u64) -> String {
+        format!("mdb_sa_id_{:024x}", (0xd << 60) | (self.0 << 32) | n)
+    }
+    /// A service-account secret id.
+    fn secret_id(self, n: u64) -> String {
+        format!("{:024x}", (0xe << 60) | (self.0 << 32) | n)
+    }
+    /// An access-token id (`jti`).
+    fn jti(self, n: u64) -> String {
+        format!("jti-{}-{n}", self.0)
+    }
+    /// An audit actor: the API key with public key `n`.
+    fn actor(self, n: u64) -> String {
+        format!("api-key:{}", self.public_key(n))
     }
 }
 
@@ -200,6 +244,123 @@ fn summaries<'a>(
     certs: impl IntoIterator<Item = &'a CertificateRecord>,
 ) -> Vec<CertificateSummary> {
     certs.into_iter().map(summary).collect()
+}
+
+/// The audit event the server records when it issues `c`.
+fn issued(c: &CertificateRecord) -> AuditEvent {
+    AuditEvent {
+        at_ms: c.created_ms,
+        actor: "operator".to_owned(),
+        source_ip: None,
+        action: "certificate.issued".to_owned(),
+        project_id: Some(c.project_id.clone()),
+        target: Some(c.username.clone()),
+        status: None,
+        details: format!(r#"{{"serial":{}}}"#, c.serial),
+    }
+}
+
+/// Inserts `c` with its issuance audit event.
+async fn insert_cert(store: &dyn Store, c: &CertificateRecord) -> StoreResult<()> {
+    store.insert_certificate(c, &issued(c)).await
+}
+
+fn grant(principal_id: &str, project_id: &str, roles: &[&str]) -> ProjectGrant {
+    ProjectGrant {
+        principal_id: principal_id.to_owned(),
+        project_id: project_id.to_owned(),
+        roles: roles.iter().map(|r| (*r).to_owned()).collect(),
+    }
+}
+
+fn entry(principal_id: &str, cidr_block: &str, created: i64) -> AccessListEntry {
+    AccessListEntry {
+        principal_id: principal_id.to_owned(),
+        cidr_block: cidr_block.to_owned(),
+        created,
+    }
+}
+
+fn service_account(ns: Ns, n: u64, org_id: &str) -> ServiceAccountRecord {
+    ServiceAccountRecord {
+        client_id: ns.client_id(n),
+        org_id: org_id.to_owned(),
+        name: format!("account {n}"),
+        description: format!("service account {n} of namespace {}", ns.0),
+        org_roles: vec!["ORG_MEMBER".to_owned()],
+        created: T0 + n as i64,
+    }
+}
+
+fn sa_secret(ns: Ns, n: u64, client_id: &str, created: i64) -> ServiceAccountSecretRecord {
+    ServiceAccountSecretRecord {
+        id: ns.secret_id(n),
+        client_id: client_id.to_owned(),
+        secret_hash: vec![n as u8; 32],
+        masked: format!("mdb_sa_sk_...{n:04}"),
+        created,
+        expires: created + 90 * 86_400,
+        last_used: None,
+    }
+}
+
+fn audit_event(actor: &str, action: &str, project_id: Option<&str>, at_ms: i64) -> AuditEvent {
+    AuditEvent {
+        at_ms,
+        actor: actor.to_owned(),
+        source_ip: Some("192.0.2.7".to_owned()),
+        action: action.to_owned(),
+        project_id: project_id.map(str::to_owned),
+        target: None,
+        status: Some(200),
+        details: "{}".to_owned(),
+    }
+}
+
+/// The whole audit log, in order.
+async fn audit_log(store: &dyn Store) -> Vec<AuditEntry> {
+    let mut all: Vec<AuditEntry> = Vec::new();
+    loop {
+        let after = all.last().map_or(0, |e| e.seq);
+        let batch = store
+            .list_audit(&AuditFilter::default(), after, 500)
+            .await
+            .expect("list_audit");
+        if batch.is_empty() {
+            return all;
+        }
+        assert!(
+            batch.len() <= 500 && batch.iter().all(|e| e.seq > after),
+            "list_audit returns at most `limit` entries, all after `after_seq`"
+        );
+        all.extend(batch);
+    }
+}
+
+/// The seq and hash of the last audit entry: what the next append chains to.
+async fn audit_tip(store: &dyn Store) -> (i64, Vec<u8>) {
+    audit_log(store)
+        .await
+        .pop()
+        .map_or((0, AuditEntry::GENESIS.to_vec()), |e| (e.seq, e.hash))
+}
+
+/// Asserts that the whole audit log is one unbroken chain: seqs 1, 2, 3, ..., the first entry
+/// chained to [`AuditEntry::GENESIS`], every other one to its predecessor, every one intact.
+pub async fn assert_audit_log_intact(store: &dyn Store) {
+    let mut prev = AuditEntry::GENESIS.to_vec();
+    let mut prev_seq = 0;
+    for e in audit_log(store).await {
+        assert_eq!(e.seq, prev_seq + 1, "audit seqs are consecutive");
+        assert_eq!(
+            e.prev_hash, prev,
+            "entry {} chains to its predecessor",
+            e.seq
+        );
+        assert!(e.is_intact(), "entry {} is intact", e.seq);
+        prev = e.hash;
+        prev_seq = e.seq;
+    }
 }
 
 #[track_caller]
@@ -582,8 +743,9 @@ pub async fn list_projects_filters_orders_and_pages(store: &dyn Store) {
     assert_eq!((ids(&ps), total), (expect(&[7]), 1));
 }
 
-/// Deleting a project deletes its users, CA, certificates and user-security settings, and
-/// nothing of any other project.
+/// Deleting a project deletes its users, CA, certificates, user-security settings and project
+/// grants, and nothing of any other project. Its audit entries stay: the log outlives what it
+/// describes.
 pub async fn delete_project_cascades(store: &dyn Store) {
     let ns = Ns(9);
     let doomed = setup_project(store, ns, 0).await;
@@ -604,22 +766,43 @@ pub async fn delete_project_cascades(store: &dyn Store) {
             .await
             .unwrap();
         store.insert_ca_if_absent(&ca(p, 1)).await.unwrap();
-        store
-            .insert_certificate(&cert(ns.serial(10 * i), p, "CN=alice", T0, now + 100))
-            .await
-            .unwrap();
-        store
-            .insert_certificate(&cert(
-                ns.serial(10 * i + 1),
-                p,
-                "CN=alice",
-                T0 + 1,
-                now + 100,
-            ))
-            .await
-            .unwrap();
+        insert_cert(
+            store,
+            &cert(ns.serial(10 * i), p, "CN=alice", T0, now + 100),
+        )
+        .await
+        .unwrap();
+        insert_cert(
+            store,
+            &cert(ns.serial(10 * i + 1), p, "CN=alice", T0 + 1, now + 100),
+        )
+        .await
+        .unwrap();
         store.put_user_security(p, &security).await.unwrap();
     }
+    // Key 1 holds roles in both projects, the organization's first key only in the doomed one.
+    let key = api_key(ns, 1, &ns.org(0));
+    let kept_grant = grant(&key.id, &kept, &["GROUP_READ_ONLY"]);
+    store
+        .create_api_key(
+            &key,
+            &[
+                grant(&key.id, &doomed, &["GROUP_OWNER"]),
+                kept_grant.clone(),
+            ],
+        )
+        .await
+        .unwrap();
+    store
+        .put_grant(&grant(&ns.key_id(0), &doomed, &["GROUP_OWNER"]))
+        .await
+        .unwrap();
+    let doomed_audit = AuditFilter {
+        project_id: Some(doomed.clone()),
+        ..AuditFilter::default()
+    };
+    let audit_before = store.list_audit(&doomed_audit, 0, 100).await.unwrap();
+    assert_eq!(audit_before.len(), 2, "one entry per issued certificate");
 
     assert!(
         store.delete_project(&doomed).await.unwrap(),
@@ -689,6 +872,25 @@ pub async fn delete_project_cascades(store: &dyn Store) {
         "the organization remains"
     );
 
+    // Grants in the deleted project are gone; the principals and their other grants remain.
+    assert_eq!(store.list_project_grants(&doomed).await.unwrap(), []);
+    assert_eq!(
+        store.list_grants(&key.id).await.unwrap(),
+        std::slice::from_ref(&kept_grant)
+    );
+    assert_eq!(store.list_grants(&ns.key_id(0)).await.unwrap(), []);
+    assert_eq!(
+        store.list_project_grants(&kept).await.unwrap(),
+        [kept_grant]
+    );
+    assert_eq!(store.get_api_key_by_id(&key.id).await.unwrap(), Some(key));
+
+    // The audit log still tells what happened in the deleted project.
+    assert_eq!(
+        store.list_audit(&doomed_audit, 0, 100).await.unwrap(),
+        audit_before
+    );
+
     // The deleted project's name is free again in its organization, and the new project starts
     // empty.
     let again = project(&ns.project(2), &ns.org(0), "project 0", T0 + 5);
@@ -699,6 +901,7 @@ pub async fn delete_project_cascades(store: &dyn Store) {
         store.get_user_security(&again.id).await.unwrap(),
         UserSecurityRecord::default()
     );
+    assert_eq!(store.list_project_grants(&again.id).await.unwrap(), []);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1087,7 +1290,7 @@ pub async fn certificate_serial_unique(store: &dyn Store) {
     let other = setup_project(store, ns, 1).await;
     let now = T0 + 100;
     let original = cert(ns.serial(1), &p, "CN=frank", T0, T0 + 1000);
-    store.insert_certificate(&original).await.unwrap();
+    insert_cert(store, &original).await.unwrap();
 
     // Same serial, everything else different (another project even).
     let dup = CertificateRecord {
@@ -1098,20 +1301,17 @@ pub async fn certificate_serial_unique(store: &dyn Store) {
         cert_der: vec![0xde, 0xad],
         ..cert(0, &other, "CN=mallory", 0, 0)
     };
-    assert_conflict(store.insert_certificate(&dup).await, "certificate serial");
+    assert_conflict(insert_cert(store, &dup).await, "certificate serial");
     // Same serial, same owner.
     let dup_same_owner = CertificateRecord {
         subject: "CN=other".into(),
         ..original.clone()
     };
     assert_conflict(
-        store.insert_certificate(&dup_same_owner).await,
+        insert_cert(store, &dup_same_owner).await,
         "certificate serial",
     );
-    assert_conflict(
-        store.insert_certificate(&original).await,
-        "certificate serial",
-    );
+    assert_conflict(insert_cert(store, &original).await, "certificate serial");
 
     assert_eq!(
         store
@@ -1132,8 +1332,7 @@ pub async fn certificate_serial_unique(store: &dyn Store) {
 
     // Other serials are fine, including large ones.
     for serial in [ns.serial(2), ns.serial(3), i64::MAX - 17] {
-        store
-            .insert_certificate(&cert(serial, &p, "CN=frank", T0, T0 + 1000))
+        insert_cert(store, &cert(serial, &p, "CN=frank", T0, T0 + 1000))
             .await
             .unwrap();
     }
@@ -1173,7 +1372,7 @@ pub async fn list_unexpired_certificates_filters_orders_and_pages(store: &dyn St
         cert(s(25), &other, "CN=gina", T0, now + 100), // another project
     ];
     for c in live.iter().chain(noise.iter()) {
-        store.insert_certificate(c).await.unwrap();
+        insert_cert(store, c).await.unwrap();
     }
 
     let expected = summaries([&live[1], &live[3], &live[4], &live[2], &live[0], &live[5]]);
@@ -1188,8 +1387,8 @@ pub async fn list_unexpired_certificates_filters_orders_and_pages(store: &dyn St
             ..cert(s(30), &other, "CN=hank", T0, now + 100)
         },
     );
-    store.insert_certificate(&second).await.unwrap();
-    store.insert_certificate(&first).await.unwrap();
+    insert_cert(store, &second).await.unwrap();
+    insert_cert(store, &first).await.unwrap();
     assert_eq!(
         store
             .list_unexpired_certificates(&other, "CN=hank", now, NO_PAGE)
@@ -1306,7 +1505,7 @@ pub async fn certificates_outlive_database_user_but_not_project(store: &dyn Stor
         cert(ns.serial(2), &p, "CN=hank", T0 + 1, T0 + 1000),
     ];
     for c in &certs {
-        store.insert_certificate(c).await.unwrap();
+        insert_cert(store, c).await.unwrap();
     }
     let expected = (summaries(&certs), 2);
 
@@ -1330,7 +1529,7 @@ pub async fn certificates_outlive_database_user_but_not_project(store: &dyn Stor
         .await
         .unwrap();
     let third = cert(ns.serial(3), &p, "CN=hank", T0 + 2, T0 + 1000);
-    store.insert_certificate(&third).await.unwrap();
+    insert_cert(store, &third).await.unwrap();
     let (got, total) = store
         .list_unexpired_certificates(&p, "CN=hank", now, NO_PAGE)
         .await
@@ -1338,8 +1537,7 @@ pub async fn certificates_outlive_database_user_but_not_project(store: &dyn Stor
     assert_eq!((got, total), (summaries(certs.iter().chain([&third])), 3));
 
     // A certificate does not need a user row at all.
-    store
-        .insert_certificate(&cert(ns.serial(4), &p, "CN=ghost", T0, T0 + 1000))
+    insert_cert(store, &cert(ns.serial(4), &p, "CN=ghost", T0, T0 + 1000))
         .await
         .unwrap();
     assert_eq!(
@@ -1474,6 +1672,1989 @@ pub async fn database_user_limit_is_atomic(store: &dyn Store) {
             .await
             .is_ok()
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// API keys
+// ---------------------------------------------------------------------------------------------
+
+/// `create_api_key` stores a key that `get_api_key_by_id` (by id) and `get_api_key` (by public
+/// key) return exactly as stored.
+pub async fn api_key_create_and_get(store: &dyn Store) {
+    let ns = Ns(21);
+    let org_id = setup_org(store, ns, 0).await;
+    let k = ApiKeyRecord {
+        sealed_private_key: (0..=255).rev().collect(),
+        description: "ünïcode & \"quotes\"".into(),
+        org_roles: vec!["ORG_MEMBER".into(), "ORG_GROUP_CREATOR".into()],
+        created: T0 + 5,
+        ..api_key(ns, 1, &org_id)
+    };
+    store.create_api_key(&k, &[]).await.unwrap();
+    assert_eq!(
+        store.get_api_key_by_id(&k.id).await.unwrap(),
+        Some(k.clone())
+    );
+    assert_eq!(
+        store.get_api_key(&k.public_key).await.unwrap(),
+        Some(k.clone())
+    );
+
+    // No roles, no description, an empty sealed key.
+    let bare = ApiKeyRecord {
+        org_roles: Vec::new(),
+        description: String::new(),
+        sealed_private_key: Vec::new(),
+        ..api_key(ns, 2, &org_id)
+    };
+    store.create_api_key(&bare, &[]).await.unwrap();
+    assert_eq!(
+        store.get_api_key_by_id(&bare.id).await.unwrap(),
+        Some(bare.clone())
+    );
+    assert_eq!(
+        store.get_api_key(&bare.public_key).await.unwrap(),
+        Some(bare)
+    );
+
+    // The organization's first key, made by `create_org_with_key`, is found by id too.
+    assert_eq!(
+        store.get_api_key_by_id(&ns.key_id(0)).await.unwrap(),
+        Some(api_key(ns, 0, &org_id))
+    );
+
+    // Ids and public keys are separate: neither finds the other.
+    assert_eq!(store.get_api_key_by_id(&k.public_key).await.unwrap(), None);
+    assert_eq!(store.get_api_key(&k.id).await.unwrap(), None);
+    assert_eq!(store.get_api_key_by_id(&ns.key_id(99)).await.unwrap(), None);
+    assert_eq!(store.get_api_key(&ns.public_key(99)).await.unwrap(), None);
+
+    // A key needs an existing organization.
+    let orphan = api_key(ns, 3, &ns.org(99));
+    assert!(store.create_api_key(&orphan, &[]).await.is_err());
+    assert_eq!(store.get_api_key_by_id(&orphan.id).await.unwrap(), None);
+    assert_eq!(store.get_api_key(&orphan.public_key).await.unwrap(), None);
+}
+
+/// Public keys are unique: a second key with the same public key is `Conflict("api key")` and
+/// leaves nothing behind, not even its grants. A reused id is a conflict as well.
+pub async fn api_key_public_key_unique(store: &dyn Store) {
+    let ns = Ns(22);
+    let p = setup_project(store, ns, 0).await;
+    let org_id = ns.org(0);
+    let original = api_key(ns, 1, &org_id);
+    store.create_api_key(&original, &[]).await.unwrap();
+
+    let dup = ApiKeyRecord {
+        public_key: original.public_key.clone(),
+        description: "impostor".into(),
+        ..api_key(ns, 2, &org_id)
+    };
+    assert_conflict(
+        store
+            .create_api_key(&dup, &[grant(&dup.id, &p, &["GROUP_OWNER"])])
+            .await,
+        "api key",
+    );
+    assert_eq!(
+        store.get_api_key(&original.public_key).await.unwrap(),
+        Some(original.clone()),
+        "the existing key is untouched"
+    );
+    assert_eq!(store.get_api_key_by_id(&dup.id).await.unwrap(), None);
+    assert_eq!(store.list_grants(&dup.id).await.unwrap(), []);
+    assert_eq!(store.list_project_grants(&p).await.unwrap(), []);
+
+    // The organization's first key clashes the same way.
+    let dup_first = ApiKeyRecord {
+        public_key: ns.public_key(0),
+        ..api_key(ns, 3, &org_id)
+    };
+    assert_conflict(store.create_api_key(&dup_first, &[]).await, "api key");
+    assert_eq!(store.get_api_key_by_id(&dup_first.id).await.unwrap(), None);
+
+    // Same id, new public key.
+    let same_id = ApiKeyRecord {
+        id: original.id.clone(),
+        ..api_key(ns, 4, &org_id)
+    };
+    assert_any_conflict(store.create_api_key(&same_id, &[]).await);
+    assert_eq!(store.get_api_key(&same_id.public_key).await.unwrap(), None);
+    assert_eq!(
+        store.get_api_key_by_id(&original.id).await.unwrap(),
+        Some(original)
+    );
+
+    assert_eq!(
+        store.list_api_keys(&org_id, NO_PAGE).await.unwrap().1,
+        2,
+        "the first key and the original"
+    );
+}
+
+/// `create_api_key` stores the key and its grants in one step: a grant that cannot be stored
+/// (to a project that does not exist) leaves neither the key nor its other grants.
+pub async fn create_api_key_with_grants_is_atomic(store: &dyn Store) {
+    let ns = Ns(23);
+    let p0 = setup_project(store, ns, 0).await;
+    let p1 = setup_project(store, ns, 1).await;
+    let org_id = ns.org(0);
+    let k = api_key(ns, 1, &org_id);
+    let good = grant(&k.id, &p0, &["GROUP_READ_ONLY"]);
+    let bad = grant(&k.id, &ns.project(99), &["GROUP_OWNER"]);
+
+    assert!(
+        store
+            .create_api_key(&k, &[good.clone(), bad])
+            .await
+            .is_err(),
+        "a grant in a project that does not exist is refused"
+    );
+    assert_eq!(
+        store.get_api_key_by_id(&k.id).await.unwrap(),
+        None,
+        "no key left behind"
+    );
+    assert_eq!(store.get_api_key(&k.public_key).await.unwrap(), None);
+    assert_eq!(store.get_api_key_auth(&k.public_key).await.unwrap(), None);
+    assert_eq!(
+        store.list_grants(&k.id).await.unwrap(),
+        [],
+        "no grant left behind"
+    );
+    assert_eq!(store.list_project_grants(&p0).await.unwrap(), []);
+    assert_eq!(store.list_api_keys(&org_id, NO_PAGE).await.unwrap().1, 1);
+
+    // The same key with grants that can be stored is created whole.
+    let other = grant(&k.id, &p1, &["GROUP_OWNER", "GROUP_DATA_ACCESS_ADMIN"]);
+    store
+        .create_api_key(&k, &[other.clone(), good.clone()])
+        .await
+        .unwrap();
+    assert_eq!(
+        store.get_api_key_by_id(&k.id).await.unwrap(),
+        Some(k.clone())
+    );
+    assert_eq!(
+        store.list_grants(&k.id).await.unwrap(),
+        [good.clone(), other]
+    );
+    assert_eq!(store.list_project_grants(&p0).await.unwrap(), [good]);
+
+    // A conflicting key stores none of its grants either.
+    let clash = ApiKeyRecord {
+        public_key: k.public_key.clone(),
+        ..api_key(ns, 2, &org_id)
+    };
+    assert_conflict(
+        store
+            .create_api_key(&clash, &[grant(&clash.id, &p0, &["GROUP_OWNER"])])
+            .await,
+        "api key",
+    );
+    assert_eq!(store.list_grants(&clash.id).await.unwrap(), []);
+}
+
+/// `list_api_keys` returns one organization's keys, oldest first, paged, with the total count.
+pub async fn list_api_keys_filters_orders_and_pages(store: &dyn Store) {
+    let ns = Ns(24);
+    let org_a = setup_org(store, ns, 0).await; // key 0, created T0 + 1
+    let org_b = setup_org(store, ns, 1).await; // key 1, created T0 + 1
+    let org_c = setup_org(store, ns, 2).await; // key 2, created T0 + 1
+
+    // (key n, org, created), inserted out of order.
+    let specs: [(u64, &str, i64); 5] = [
+        (15, &org_a, T0 + 30),
+        (12, &org_a, T0 + 10),
+        (13, &org_b, T0 + 20),
+        (14, &org_a, T0 + 20),
+        (16, &org_a, T0 - 5),
+    ];
+    let keyed = |n: u64, o: &str, created: i64| ApiKeyRecord {
+        created,
+        ..api_key(ns, n, o)
+    };
+    for (n, o, created) in specs {
+        store
+            .create_api_key(&keyed(n, o, created), &[])
+            .await
+            .unwrap();
+    }
+
+    let expected = vec![
+        keyed(16, &org_a, T0 - 5),
+        api_key(ns, 0, &org_a),
+        keyed(12, &org_a, T0 + 10),
+        keyed(14, &org_a, T0 + 20),
+        keyed(15, &org_a, T0 + 30),
+    ];
+    assert_eq!(
+        store.list_api_keys(&org_a, NO_PAGE).await.unwrap(),
+        (expected.clone(), 5),
+        "full rows, oldest first"
+    );
+    assert_eq!(
+        store.list_api_keys(&org_b, NO_PAGE).await.unwrap(),
+        (vec![api_key(ns, 1, &org_b), keyed(13, &org_b, T0 + 20)], 2)
+    );
+    assert_eq!(
+        store.list_api_keys(&ns.org(99), NO_PAGE).await.unwrap(),
+        (Vec::new(), 0)
+    );
+
+    for (offset, limit) in [
+        (0u64, 1u32),
+        (0, 2),
+        (2, 2),
+        (4, 2),
+        (3, 100),
+        (5, 1),
+        (99, 3),
+    ] {
+        let (got, total) = store
+            .list_api_keys(&org_a, page(offset, limit))
+            .await
+            .unwrap();
+        let start = (offset as usize).min(expected.len());
+        let end = (start + limit as usize).min(expected.len());
+        assert_eq!(
+            got,
+            expected[start..end],
+            "page offset={offset} limit={limit}"
+        );
+        assert_eq!(
+            total, 5,
+            "total is independent of the page (offset={offset} limit={limit})"
+        );
+    }
+
+    // Keys created in the same second: pages still split one stable order, without gaps or
+    // repeats.
+    for n in 20..27 {
+        store
+            .create_api_key(&api_key(ns, n, &org_c), &[])
+            .await
+            .unwrap();
+    }
+    let (all, total) = store.list_api_keys(&org_c, NO_PAGE).await.unwrap();
+    assert_eq!(total, 8);
+    let mut ids: Vec<_> = all.iter().map(|k| k.id.clone()).collect();
+    let mut paged = Vec::new();
+    for offset in (0..8).step_by(3) {
+        let (got, _) = store.list_api_keys(&org_c, page(offset, 3)).await.unwrap();
+        paged.extend(got);
+    }
+    assert_eq!(paged, all, "pages concatenate to the whole list");
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 8, "every key once");
+}
+
+/// `update_api_key` replaces the description and organization roles of an existing key, and
+/// nothing else.
+pub async fn update_api_key_replaces_description_and_roles(store: &dyn Store) {
+    let ns = Ns(25);
+    let org_id = setup_org(store, ns, 0).await;
+    let other_org = setup_org(store, ns, 1).await;
+    let k = api_key(ns, 2, &org_id);
+    let neighbour = api_key(ns, 3, &org_id);
+    store.create_api_key(&k, &[]).await.unwrap();
+    store.create_api_key(&neighbour, &[]).await.unwrap();
+
+    let changed = ApiKeyRecord {
+        description: "rotated ✓".into(),
+        org_roles: vec!["ORG_READ_ONLY".into()],
+        ..k.clone()
+    };
+    assert!(
+        store.update_api_key(&changed).await.unwrap(),
+        "the key existed"
+    );
+    assert_eq!(
+        store.get_api_key_by_id(&k.id).await.unwrap(),
+        Some(changed.clone())
+    );
+    assert_eq!(
+        store.get_api_key(&k.public_key).await.unwrap(),
+        Some(changed.clone())
+    );
+    assert_eq!(
+        store.get_api_key_by_id(&neighbour.id).await.unwrap(),
+        Some(neighbour),
+        "only the addressed key changes"
+    );
+
+    // Roles can be emptied, and the description cleared.
+    let emptied = ApiKeyRecord {
+        description: String::new(),
+        org_roles: Vec::new(),
+        ..changed.clone()
+    };
+    assert!(store.update_api_key(&emptied).await.unwrap());
+    assert_eq!(
+        store.get_api_key_by_id(&k.id).await.unwrap(),
+        Some(emptied.clone())
+    );
+
+    // The public key, the sealed private key, the organization and the creation time are not
+    // mutable.
+    let sneaky = ApiKeyRecord {
+        public_key: ns.public_key(50),
+        sealed_private_key: vec![9; 9],
+        org_id: other_org.clone(),
+        created: T0 + 999,
+        description: "again".into(),
+        ..emptied.clone()
+    };
+    assert!(store.update_api_key(&sneaky).await.unwrap());
+    assert_eq!(
+        store.get_api_key_by_id(&k.id).await.unwrap(),
+        Some(ApiKeyRecord {
+            description: "again".into(),
+            ..emptied
+        })
+    );
+    assert_eq!(store.get_api_key(&ns.public_key(50)).await.unwrap(), None);
+    assert_eq!(store.list_api_keys(&other_org, NO_PAGE).await.unwrap().1, 1);
+
+    // Missing keys are not created.
+    let missing = api_key(ns, 99, &org_id);
+    assert!(
+        !store.update_api_key(&missing).await.unwrap(),
+        "the key did not exist"
+    );
+    assert_eq!(store.get_api_key_by_id(&missing.id).await.unwrap(), None);
+    assert_eq!(store.list_api_keys(&org_id, NO_PAGE).await.unwrap().1, 3);
+}
+
+/// `delete_api_key` deletes the key with its grants and access list, once, and nothing of any
+/// other key.
+pub async fn delete_api_key_takes_grants_and_access_list(store: &dyn Store) {
+    let ns = Ns(26);
+    let p0 = setup_project(store, ns, 0).await;
+    let p1 = setup_project(store, ns, 1).await;
+    let org_id = ns.org(0);
+    let doomed = ApiKeyRecord {
+        created: T0 + 10,
+        ..api_key(ns, 1, &org_id)
+    };
+    let kept = ApiKeyRecord {
+        created: T0 + 20,
+        ..api_key(ns, 2, &org_id)
+    };
+    for k in [&doomed, &kept] {
+        store
+            .create_api_key(
+                k,
+                &[
+                    grant(&k.id, &p0, &["GROUP_OWNER"]),
+                    grant(&k.id, &p1, &["GROUP_READ_ONLY"]),
+                ],
+            )
+            .await
+            .unwrap();
+        store
+            .add_access_list_entries(&[
+                entry(&k.id, "10.0.0.0/8", T0),
+                entry(&k.id, "192.0.2.7/32", T0 + 1),
+            ])
+            .await
+            .unwrap();
+    }
+    let kept_auth = store
+        .get_api_key_auth(&kept.public_key)
+        .await
+        .unwrap()
+        .expect("the kept key exists");
+    assert_eq!(kept_auth.grants.len(), 2);
+    assert_eq!(kept_auth.access_list.len(), 2);
+
+    assert!(
+        store.delete_api_key(&doomed.id).await.unwrap(),
+        "the key existed"
+    );
+    assert!(
+        !store.delete_api_key(&doomed.id).await.unwrap(),
+        "the key is gone"
+    );
+    assert!(
+        !store.delete_api_key(&ns.key_id(99)).await.unwrap(),
+        "never existed"
+    );
+    assert!(
+        !store.delete_api_key(&kept.public_key).await.unwrap(),
+        "keys are deleted by id, not by public key"
+    );
+
+    assert_eq!(store.get_api_key_by_id(&doomed.id).await.unwrap(), None);
+    assert_eq!(store.get_api_key(&doomed.public_key).await.unwrap(), None);
+    assert_eq!(
+        store.get_api_key_auth(&doomed.public_key).await.unwrap(),
+        None
+    );
+    assert_eq!(store.list_grants(&doomed.id).await.unwrap(), []);
+    assert_eq!(store.list_access_list(&doomed.id).await.unwrap(), []);
+
+    // The other key keeps everything.
+    assert_eq!(
+        store.get_api_key_auth(&kept.public_key).await.unwrap(),
+        Some(kept_auth.clone())
+    );
+    assert_eq!(
+        store.list_project_grants(&p0).await.unwrap(),
+        [grant(&kept.id, &p0, &["GROUP_OWNER"])]
+    );
+    assert_eq!(
+        store.list_project_grants(&p1).await.unwrap(),
+        [grant(&kept.id, &p1, &["GROUP_READ_ONLY"])]
+    );
+    assert_eq!(
+        store.list_api_keys(&org_id, NO_PAGE).await.unwrap(),
+        (vec![api_key(ns, 0, &org_id), kept.clone()], 2)
+    );
+
+    // A key created again under the same id starts with nothing.
+    store.create_api_key(&doomed, &[]).await.unwrap();
+    assert_eq!(
+        store.get_api_key_auth(&doomed.public_key).await.unwrap(),
+        Some(ApiKeyAuth {
+            key: doomed,
+            grants: Vec::new(),
+            access_list: Vec::new(),
+        })
+    );
+    assert_eq!(
+        store.get_api_key_auth(&kept.public_key).await.unwrap(),
+        Some(kept_auth)
+    );
+}
+
+/// `get_api_key_auth` reads a key by public key with its grants (in project-id order) and its
+/// access list (in CIDR order), and nothing of any other principal.
+pub async fn api_key_auth_bundles_grants_and_access_list(store: &dyn Store) {
+    let ns = Ns(27);
+    // Projects created out of id order.
+    let p2 = setup_project(store, ns, 2).await;
+    let p0 = setup_project(store, ns, 0).await;
+    let p1 = setup_project(store, ns, 1).await;
+    let org_id = ns.org(0);
+    let k = api_key(ns, 1, &org_id);
+    let g2 = grant(&k.id, &p2, &["GROUP_OWNER"]);
+    let g0 = grant(
+        &k.id,
+        &p0,
+        &["GROUP_READ_ONLY", "GROUP_DATA_ACCESS_READ_ONLY"],
+    );
+    let g1 = grant(&k.id, &p1, &["GROUP_CLUSTER_MANAGER"]);
+    store
+        .create_api_key(&k, &[g2.clone(), g0.clone()])
+        .await
+        .unwrap();
+    store.put_grant(&g1).await.unwrap();
+    let (v6, v4, net) = (
+        entry(&k.id, "2001:db8::/32", T0 + 3),
+        entry(&k.id, "192.0.2.7/32", T0 + 1),
+        entry(&k.id, "10.0.0.0/8", T0 + 2),
+    );
+    store
+        .add_access_list_entries(&[v6.clone(), v4.clone()])
+        .await
+        .unwrap();
+    store
+        .add_access_list_entries(std::slice::from_ref(&net))
+        .await
+        .unwrap();
+
+    // Noise: another key with a grant and an entry of its own.
+    let other = api_key(ns, 2, &org_id);
+    store
+        .create_api_key(&other, &[grant(&other.id, &p0, &["GROUP_OWNER"])])
+        .await
+        .unwrap();
+    store
+        .add_access_list_entries(&[entry(&other.id, "198.51.100.0/24", T0)])
+        .await
+        .unwrap();
+
+    let expected = ApiKeyAuth {
+        key: k.clone(),
+        grants: vec![g0, g1, g2],
+        access_list: vec![net, v4, v6],
+    };
+    let auth = store.get_api_key_auth(&k.public_key).await.unwrap();
+    assert_eq!(auth, Some(expected.clone()));
+    assert_eq!(store.list_grants(&k.id).await.unwrap(), expected.grants);
+    assert_eq!(
+        store.list_access_list(&k.id).await.unwrap(),
+        expected.access_list
+    );
+
+    // A key with no grants and no access list.
+    assert_eq!(
+        store.get_api_key_auth(&ns.public_key(0)).await.unwrap(),
+        Some(ApiKeyAuth {
+            key: api_key(ns, 0, &org_id),
+            grants: Vec::new(),
+            access_list: Vec::new(),
+        })
+    );
+
+    // Unknown public keys, and ids, find nothing.
+    assert_eq!(
+        store.get_api_key_auth(&ns.public_key(99)).await.unwrap(),
+        None
+    );
+    assert_eq!(store.get_api_key_auth(&k.id).await.unwrap(), None);
+
+    // What authentication reads follows later changes.
+    assert!(store.delete_grant(&k.id, &p1).await.unwrap());
+    assert!(
+        store
+            .delete_access_list_entry(&k.id, "192.0.2.7/32")
+            .await
+            .unwrap()
+    );
+    let auth = store
+        .get_api_key_auth(&k.public_key)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        auth.grants
+            .iter()
+            .map(|g| g.project_id.clone())
+            .collect::<Vec<_>>(),
+        [p0, p2]
+    );
+    assert_eq!(
+        auth.access_list
+            .iter()
+            .map(|e| e.cidr_block.as_str())
+            .collect::<Vec<_>>(),
+        ["10.0.0.0/8", "2001:db8::/32"]
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Project grants and access lists
+// ---------------------------------------------------------------------------------------------
+
+/// `put_grant` sets (replacing, not merging) a principal's roles in a project; `list_grants`
+/// orders by project id and `list_project_grants` by principal id; `delete_grant` removes one
+/// grant, once; deleting a project removes its grants.
+pub async fn grants_put_replace_list_delete(store: &dyn Store) {
+    let ns = Ns(28);
+    let p0 = setup_project(store, ns, 0).await;
+    let p1 = setup_project(store, ns, 1).await;
+    let p2 = setup_project(store, ns, 2).await;
+    let org_id = ns.org(0);
+    let a = api_key(ns, 1, &org_id).id;
+    let b = api_key(ns, 2, &org_id).id;
+    for n in [1, 2] {
+        store
+            .create_api_key(&api_key(ns, n, &org_id), &[])
+            .await
+            .unwrap();
+    }
+    let sa = service_account(ns, 1, &org_id);
+    store
+        .create_service_account(&sa, &sa_secret(ns, 1, &sa.client_id, T0))
+        .await
+        .unwrap();
+    let s = sa.client_id.clone();
+    assert!(b < s, "fixture: key ids sort before client ids");
+
+    store
+        .put_grant(&grant(&a, &p2, &["GROUP_OWNER"]))
+        .await
+        .unwrap();
+    store
+        .put_grant(&grant(&s, &p0, &["GROUP_READ_ONLY"]))
+        .await
+        .unwrap();
+    store
+        .put_grant(&grant(&a, &p0, &["GROUP_READ_ONLY"]))
+        .await
+        .unwrap();
+    store
+        .put_grant(&grant(&b, &p0, &["GROUP_OWNER"]))
+        .await
+        .unwrap();
+
+    assert_eq!(
+        store.list_grants(&a).await.unwrap(),
+        [
+            grant(&a, &p0, &["GROUP_READ_ONLY"]),
+            grant(&a, &p2, &["GROUP_OWNER"])
+        ]
+    );
+    assert_eq!(
+        store.list_project_grants(&p0).await.unwrap(),
+        [
+            grant(&a, &p0, &["GROUP_READ_ONLY"]),
+            grant(&b, &p0, &["GROUP_OWNER"]),
+            grant(&s, &p0, &["GROUP_READ_ONLY"]),
+        ]
+    );
+    assert_eq!(store.list_project_grants(&p1).await.unwrap(), []);
+
+    // A second put replaces the roles; it does not add a grant or merge roles.
+    let replaced = grant(
+        &a,
+        &p0,
+        &["GROUP_DATA_ACCESS_ADMIN", "GROUP_CLUSTER_MANAGER"],
+    );
+    store.put_grant(&replaced).await.unwrap();
+    assert_eq!(
+        store.list_grants(&a).await.unwrap(),
+        [replaced.clone(), grant(&a, &p2, &["GROUP_OWNER"])]
+    );
+    let narrowed = grant(&a, &p0, &["GROUP_OWNER"]);
+    store.put_grant(&narrowed).await.unwrap();
+    store.put_grant(&narrowed).await.unwrap();
+    assert_eq!(
+        store.list_project_grants(&p0).await.unwrap(),
+        [
+            narrowed.clone(),
+            grant(&b, &p0, &["GROUP_OWNER"]),
+            grant(&s, &p0, &["GROUP_READ_ONLY"]),
+        ],
+        "other principals' grants in the project are untouched"
+    );
+
+    // A grant needs an existing project.
+    assert!(
+        store
+            .put_grant(&grant(&a, &ns.project(99), &["GROUP_OWNER"]))
+            .await
+            .is_err()
+    );
+    assert_eq!(store.list_grants(&a).await.unwrap().len(), 2);
+
+    // Deleting.
+    assert!(store.delete_grant(&a, &p0).await.unwrap(), "it was there");
+    assert!(!store.delete_grant(&a, &p0).await.unwrap(), "it is gone");
+    assert!(!store.delete_grant(&a, &p1).await.unwrap(), "never there");
+    assert!(!store.delete_grant(&ns.key_id(99), &p0).await.unwrap());
+    assert!(!store.delete_grant(&a, &ns.project(99)).await.unwrap());
+    assert_eq!(
+        store.list_grants(&a).await.unwrap(),
+        [grant(&a, &p2, &["GROUP_OWNER"])]
+    );
+    assert_eq!(
+        store.list_project_grants(&p0).await.unwrap(),
+        [
+            grant(&b, &p0, &["GROUP_OWNER"]),
+            grant(&s, &p0, &["GROUP_READ_ONLY"]),
+        ]
+    );
+
+    // A deleted grant can be put again.
+    store.put_grant(&narrowed).await.unwrap();
+    assert_eq!(store.list_grants(&a).await.unwrap().len(), 2);
+
+    // Deleting a project takes its grants; the principals' other grants stay.
+    assert!(store.delete_project(&p2).await.unwrap());
+    assert_eq!(store.list_grants(&a).await.unwrap(), [narrowed]);
+    assert_eq!(store.list_project_grants(&p2).await.unwrap(), []);
+    assert_eq!(store.list_project_grants(&p0).await.unwrap().len(), 3);
+
+    assert_eq!(store.list_grants(&ns.key_id(99)).await.unwrap(), []);
+    assert_eq!(
+        store.list_project_grants(&ns.project(99)).await.unwrap(),
+        []
+    );
+}
+
+/// `add_access_list_entries` adds new entries and keeps existing ones exactly as they are (so
+/// adding is idempotent); lists are in CIDR order and per principal; `delete_access_list_entry`
+/// deletes one entry, once.
+pub async fn access_list_add_keeps_existing_and_deletes_once(store: &dyn Store) {
+    let ns = Ns(29);
+    let org_id = setup_org(store, ns, 0).await;
+    let a = ns.key_id(0);
+    let other_key = api_key(ns, 1, &org_id);
+    store.create_api_key(&other_key, &[]).await.unwrap();
+    let b = other_key.id;
+    let (net, v4, v6) = ("10.0.0.0/8", "192.0.2.7/32", "2001:db8::/32");
+
+    store
+        .add_access_list_entries(&[entry(&a, v6, T0 + 1), entry(&a, v4, T0 + 2)])
+        .await
+        .unwrap();
+    assert_eq!(
+        store.list_access_list(&a).await.unwrap(),
+        [entry(&a, v4, T0 + 2), entry(&a, v6, T0 + 1)]
+    );
+
+    // An entry that exists already keeps its creation time; new ones are added, once even when
+    // a batch repeats them.
+    store
+        .add_access_list_entries(&[
+            entry(&a, v4, T0 + 50),
+            entry(&a, net, T0 + 51),
+            entry(&a, net, T0 + 52),
+        ])
+        .await
+        .unwrap();
+    let all = vec![
+        entry(&a, net, T0 + 51),
+        entry(&a, v4, T0 + 2),
+        entry(&a, v6, T0 + 1),
+    ];
+    assert_eq!(store.list_access_list(&a).await.unwrap(), all);
+    store
+        .add_access_list_entries(&[entry(&a, net, T0 + 60), entry(&a, v6, T0 + 60)])
+        .await
+        .unwrap();
+    store.add_access_list_entries(&[]).await.unwrap();
+    assert_eq!(
+        store.list_access_list(&a).await.unwrap(),
+        all,
+        "adding again changes nothing"
+    );
+
+    // Principals are separate, even for the same block.
+    store
+        .add_access_list_entries(&[entry(&b, v4, T0 + 70)])
+        .await
+        .unwrap();
+    assert_eq!(
+        store.list_access_list(&b).await.unwrap(),
+        [entry(&b, v4, T0 + 70)]
+    );
+    assert_eq!(store.list_access_list(&a).await.unwrap(), all);
+
+    // Deleting.
+    assert!(
+        store.delete_access_list_entry(&a, v4).await.unwrap(),
+        "it was there"
+    );
+    assert!(
+        !store.delete_access_list_entry(&a, v4).await.unwrap(),
+        "it is gone"
+    );
+    assert!(
+        !store
+            .delete_access_list_entry(&a, "198.51.100.0/24")
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .delete_access_list_entry(&ns.key_id(99), v6)
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        store.list_access_list(&a).await.unwrap(),
+        [entry(&a, net, T0 + 51), entry(&a, v6, T0 + 1)]
+    );
+    assert_eq!(
+        store.list_access_list(&b).await.unwrap(),
+        [entry(&b, v4, T0 + 70)],
+        "the other principal's entry for the same block stays"
+    );
+
+    // A deleted entry added again is a new entry.
+    store
+        .add_access_list_entries(&[entry(&a, v4, T0 + 80)])
+        .await
+        .unwrap();
+    assert_eq!(
+        store.list_access_list(&a).await.unwrap(),
+        [
+            entry(&a, net, T0 + 51),
+            entry(&a, v4, T0 + 80),
+            entry(&a, v6, T0 + 1)
+        ]
+    );
+    assert_eq!(store.list_access_list(&ns.key_id(99)).await.unwrap(), []);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Service accounts
+// ---------------------------------------------------------------------------------------------
+
+/// `create_service_account` stores the account with its first secret, read back as stored;
+/// client ids are unique (`Conflict("service account")`), and a failed creation leaves nothing
+/// behind.
+pub async fn service_account_round_trip(store: &dyn Store) {
+    let ns = Ns(30);
+    let org_id = setup_org(store, ns, 0).await;
+    let sa = ServiceAccountRecord {
+        name: "CI ✓".into(),
+        description: "deploys \"prod\"".into(),
+        org_roles: vec!["ORG_MEMBER".into(), "ORG_GROUP_CREATOR".into()],
+        ..service_account(ns, 1, &org_id)
+    };
+    let first = sa_secret(ns, 1, &sa.client_id, T0 + 10);
+    store.create_service_account(&sa, &first).await.unwrap();
+    assert_eq!(
+        store.get_service_account(&sa.client_id).await.unwrap(),
+        Some(sa.clone())
+    );
+    assert_eq!(
+        store
+            .list_service_account_secrets(&sa.client_id)
+            .await
+            .unwrap(),
+        std::slice::from_ref(&first)
+    );
+
+    // No roles, no description; a secret that was used already keeps its last use.
+    let bare = ServiceAccountRecord {
+        description: String::new(),
+        org_roles: Vec::new(),
+        ..service_account(ns, 2, &org_id)
+    };
+    let used = ServiceAccountSecretRecord {
+        last_used: Some(T0 + 20),
+        ..sa_secret(ns, 2, &bare.client_id, T0 + 11)
+    };
+    store.create_service_account(&bare, &used).await.unwrap();
+    assert_eq!(
+        store.get_service_account(&bare.client_id).await.unwrap(),
+        Some(bare.clone())
+    );
+    assert_eq!(
+        store
+            .list_service_account_secrets(&bare.client_id)
+            .await
+            .unwrap(),
+        [used]
+    );
+
+    // The same client id again, with a new secret: a conflict, and nothing of it is stored.
+    let dup = ServiceAccountRecord {
+        name: "impostor".into(),
+        created: T0 + 30,
+        ..sa.clone()
+    };
+    assert_conflict(
+        store
+            .create_service_account(&dup, &sa_secret(ns, 3, &sa.client_id, T0 + 30))
+            .await,
+        "service account",
+    );
+    assert_eq!(
+        store.get_service_account(&sa.client_id).await.unwrap(),
+        Some(sa.clone()),
+        "the existing account is untouched"
+    );
+    assert_eq!(
+        store
+            .list_service_account_secrets(&sa.client_id)
+            .await
+            .unwrap(),
+        std::slice::from_ref(&first),
+        "the duplicate's secret was not stored"
+    );
+
+    // A new account whose first secret cannot be stored (its id is taken) is not created.
+    let clashing = service_account(ns, 4, &org_id);
+    let taken = ServiceAccountSecretRecord {
+        client_id: clashing.client_id.clone(),
+        ..first.clone()
+    };
+    assert_any_conflict(store.create_service_account(&clashing, &taken).await);
+    assert_eq!(
+        store
+            .get_service_account(&clashing.client_id)
+            .await
+            .unwrap(),
+        None,
+        "no account left behind"
+    );
+    assert_eq!(
+        store
+            .list_service_account_secrets(&sa.client_id)
+            .await
+            .unwrap(),
+        [first]
+    );
+
+    // An account needs an existing organization.
+    let orphan = service_account(ns, 5, &ns.org(99));
+    assert!(
+        store
+            .create_service_account(&orphan, &sa_secret(ns, 5, &orphan.client_id, T0))
+            .await
+            .is_err()
+    );
+    assert_eq!(
+        store.get_service_account(&orphan.client_id).await.unwrap(),
+        None
+    );
+    assert_eq!(
+        store
+            .list_service_account_secrets(&orphan.client_id)
+            .await
+            .unwrap(),
+        []
+    );
+
+    assert_eq!(
+        store.get_service_account(&ns.client_id(99)).await.unwrap(),
+        None
+    );
+    assert_eq!(
+        store.list_service_accounts(&org_id, NO_PAGE).await.unwrap(),
+        (vec![sa, bare], 2)
+    );
+}
+
+/// `list_service_accounts` returns one organization's accounts, oldest first, paged, with the
+/// total count.
+pub async fn list_service_accounts_filters_orders_and_pages(store: &dyn Store) {
+    let ns = Ns(31);
+    let org_a = setup_org(store, ns, 0).await;
+    let org_b = setup_org(store, ns, 1).await;
+    let org_c = setup_org(store, ns, 2).await;
+
+    let account = |n: u64, o: &str, created: i64| ServiceAccountRecord {
+        created,
+        ..service_account(ns, n, o)
+    };
+    // (account n, org, created), inserted out of order.
+    let specs: [(u64, &str, i64); 6] = [
+        (5, &org_a, T0 + 30),
+        (2, &org_a, T0 + 10),
+        (3, &org_b, T0 + 20),
+        (4, &org_a, T0 + 20),
+        (6, &org_a, T0 - 5),
+        (1, &org_a, T0 + 40),
+    ];
+    for (n, o, created) in specs {
+        store
+            .create_service_account(
+                &account(n, o, created),
+                &sa_secret(ns, n, &ns.client_id(n), created),
+            )
+            .await
+            .unwrap();
+    }
+    let expected = vec![
+        account(6, &org_a, T0 - 5),
+        account(2, &org_a, T0 + 10),
+        account(4, &org_a, T0 + 20),
+        account(5, &org_a, T0 + 30),
+        account(1, &org_a, T0 + 40),
+    ];
+    assert_eq!(
+        store.list_service_accounts(&org_a, NO_PAGE).await.unwrap(),
+        (expected.clone(), 5),
+        "full rows, oldest first"
+    );
+    assert_eq!(
+        store.list_service_accounts(&org_b, NO_PAGE).await.unwrap(),
+        (vec![account(3, &org_b, T0 + 20)], 1)
+    );
+    assert_eq!(
+        store.list_service_accounts(&org_c, NO_PAGE).await.unwrap(),
+        (Vec::new(), 0)
+    );
+    assert_eq!(
+        store
+            .list_service_accounts(&ns.org(99), NO_PAGE)
+            .await
+            .unwrap(),
+        (Vec::new(), 0)
+    );
+
+    for (offset, limit) in [
+        (0u64, 1u32),
+        (0, 2),
+        (2, 2),
+        (4, 2),
+        (3, 100),
+        (5, 1),
+        (99, 3),
+    ] {
+        let (got, total) = store
+            .list_service_accounts(&org_a, page(offset, limit))
+            .await
+            .unwrap();
+        let start = (offset as usize).min(expected.len());
+        let end = (start + limit as usize).min(expected.len());
+        assert_eq!(
+            got,
+            expected[start..end],
+            "page offset={offset} limit={limit}"
+        );
+        assert_eq!(
+            total, 5,
+            "total is independent of the page (offset={offset} limit={limit})"
+        );
+    }
+
+    // Accounts created in the same second: pages still split one stable order.
+    for n in 20..27 {
+        store
+            .create_service_account(
+                &account(n, &org_c, T0),
+                &sa_secret(ns, n, &ns.client_id(n), T0),
+            )
+            .await
+            .unwrap();
+    }
+    let (all, total) = store.list_service_accounts(&org_c, NO_PAGE).await.unwrap();
+    assert_eq!(total, 7);
+    let mut paged = Vec::new();
+    for offset in (0..7).step_by(2) {
+        paged.extend(
+            store
+                .list_service_accounts(&org_c, page(offset, 2))
+                .await
+                .unwrap()
+                .0,
+        );
+    }
+    assert_eq!(paged, all, "pages concatenate to the whole list");
+    let mut ids: Vec<_> = all.iter().map(|a| a.client_id.clone()).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 7, "every account once");
+}
+
+/// `update_service_account` replaces name, description and organization roles of an existing
+/// account, and nothing else.
+pub async fn update_service_account(store: &dyn Store) {
+    let ns = Ns(32);
+    let org_id = setup_org(store, ns, 0).await;
+    let other_org = setup_org(store, ns, 1).await;
+    let sa = service_account(ns, 1, &org_id);
+    let neighbour = service_account(ns, 2, &org_id);
+    let secret = sa_secret(ns, 1, &sa.client_id, T0);
+    store.create_service_account(&sa, &secret).await.unwrap();
+    store
+        .create_service_account(&neighbour, &sa_secret(ns, 2, &neighbour.client_id, T0))
+        .await
+        .unwrap();
+
+    let changed = ServiceAccountRecord {
+        name: "renamed ✓".into(),
+        description: "new description".into(),
+        org_roles: vec!["ORG_OWNER".into(), "ORG_READ_ONLY".into()],
+        ..sa.clone()
+    };
+    assert!(
+        store.update_service_account(&changed).await.unwrap(),
+        "the account existed"
+    );
+    assert_eq!(
+        store.get_service_account(&sa.client_id).await.unwrap(),
+        Some(changed.clone())
+    );
+    assert_eq!(
+        store
+            .get_service_account(&neighbour.client_id)
+            .await
+            .unwrap(),
+        Some(neighbour),
+        "only the addressed account changes"
+    );
+    assert_eq!(
+        store
+            .list_service_account_secrets(&sa.client_id)
+            .await
+            .unwrap(),
+        [secret],
+        "secrets are untouched"
+    );
+
+    // Roles can be emptied; the organization and creation time are not mutable.
+    let sneaky = ServiceAccountRecord {
+        org_roles: Vec::new(),
+        org_id: other_org.clone(),
+        created: T0 + 999,
+        ..changed.clone()
+    };
+    assert!(store.update_service_account(&sneaky).await.unwrap());
+    assert_eq!(
+        store.get_service_account(&sa.client_id).await.unwrap(),
+        Some(ServiceAccountRecord {
+            org_roles: Vec::new(),
+            ..changed
+        })
+    );
+    assert_eq!(
+        store
+            .list_service_accounts(&other_org, NO_PAGE)
+            .await
+            .unwrap()
+            .1,
+        0
+    );
+
+    // Missing accounts are not created.
+    let missing = service_account(ns, 99, &org_id);
+    assert!(
+        !store.update_service_account(&missing).await.unwrap(),
+        "the account did not exist"
+    );
+    assert_eq!(
+        store.get_service_account(&missing.client_id).await.unwrap(),
+        None
+    );
+}
+
+/// Secrets of an account: added, listed oldest first, touched (`last_used`), and deleted by
+/// (client id, secret id) only, once.
+pub async fn service_account_secrets_add_list_delete_touch(store: &dyn Store) {
+    let ns = Ns(33);
+    let org_id = setup_org(store, ns, 0).await;
+    let sa = service_account(ns, 1, &org_id);
+    let other = service_account(ns, 2, &org_id);
+    let first = sa_secret(ns, 1, &sa.client_id, T0 + 10);
+    let other_secret = sa_secret(ns, 9, &other.client_id, T0 + 5);
+    store.create_service_account(&sa, &first).await.unwrap();
+    store
+        .create_service_account(&other, &other_secret)
+        .await
+        .unwrap();
+
+    // Added out of order.
+    let third = sa_secret(ns, 3, &sa.client_id, T0 + 30);
+    let second = sa_secret(ns, 2, &sa.client_id, T0 + 20);
+    store.add_service_account_secret(&third).await.unwrap();
+    store.add_service_account_secret(&second).await.unwrap();
+    assert_eq!(
+        store
+            .list_service_account_secrets(&sa.client_id)
+            .await
+            .unwrap(),
+        [first.clone(), second.clone(), third.clone()]
+    );
+    assert_eq!(
+        store
+            .list_service_account_secrets(&other.client_id)
+            .await
+            .unwrap(),
+        std::slice::from_ref(&other_secret)
+    );
+
+    // A secret id is used once, and a secret needs an existing account.
+    assert_any_conflict(
+        store
+            .add_service_account_secret(&ServiceAccountSecretRecord {
+                created: T0 + 40,
+                ..second.clone()
+            })
+            .await,
+    );
+    assert_any_conflict(
+        store
+            .add_service_account_secret(&ServiceAccountSecretRecord {
+                client_id: sa.client_id.clone(),
+                ..other_secret.clone()
+            })
+            .await,
+    );
+    assert!(
+        store
+            .add_service_account_secret(&sa_secret(ns, 4, &ns.client_id(99), T0))
+            .await
+            .is_err()
+    );
+    assert_eq!(
+        store
+            .list_service_account_secrets(&ns.client_id(99))
+            .await
+            .unwrap(),
+        []
+    );
+    assert_eq!(
+        store
+            .list_service_account_secrets(&sa.client_id)
+            .await
+            .unwrap(),
+        [first.clone(), second.clone(), third.clone()]
+    );
+
+    // Touching records the last use of that one secret; a later touch overwrites it.
+    store
+        .touch_service_account_secret(&second.id, T0 + 100)
+        .await
+        .unwrap();
+    let touched = |at| ServiceAccountSecretRecord {
+        last_used: Some(at),
+        ..second.clone()
+    };
+    assert_eq!(
+        store
+            .list_service_account_secrets(&sa.client_id)
+            .await
+            .unwrap(),
+        [first.clone(), touched(T0 + 100), third.clone()]
+    );
+    store
+        .touch_service_account_secret(&second.id, T0 + 200)
+        .await
+        .unwrap();
+    store
+        .touch_service_account_secret(&ns.secret_id(99), T0 + 200)
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .list_service_account_secrets(&sa.client_id)
+            .await
+            .unwrap(),
+        [first.clone(), touched(T0 + 200), third.clone()]
+    );
+    assert_eq!(
+        store
+            .list_service_account_secrets(&other.client_id)
+            .await
+            .unwrap(),
+        std::slice::from_ref(&other_secret),
+        "other accounts' secrets are untouched"
+    );
+
+    // Deleting needs the secret's own client id.
+    assert!(
+        !store
+            .delete_service_account_secret(&other.client_id, &second.id)
+            .await
+            .unwrap(),
+        "another account cannot delete the secret"
+    );
+    assert_eq!(
+        store
+            .list_service_account_secrets(&sa.client_id)
+            .await
+            .unwrap()
+            .len(),
+        3
+    );
+    assert!(
+        store
+            .delete_service_account_secret(&sa.client_id, &second.id)
+            .await
+            .unwrap(),
+        "the secret existed"
+    );
+    assert!(
+        !store
+            .delete_service_account_secret(&sa.client_id, &second.id)
+            .await
+            .unwrap(),
+        "the secret is gone"
+    );
+    assert!(
+        !store
+            .delete_service_account_secret(&sa.client_id, &ns.secret_id(99))
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        store
+            .list_service_account_secrets(&sa.client_id)
+            .await
+            .unwrap(),
+        [first.clone(), third.clone()]
+    );
+
+    // An account may run out of secrets; it stays.
+    for s in [&first, &third] {
+        assert!(
+            store
+                .delete_service_account_secret(&sa.client_id, &s.id)
+                .await
+                .unwrap()
+        );
+    }
+    assert_eq!(
+        store
+            .list_service_account_secrets(&sa.client_id)
+            .await
+            .unwrap(),
+        []
+    );
+    assert_eq!(
+        store.get_service_account(&sa.client_id).await.unwrap(),
+        Some(sa)
+    );
+    assert_eq!(
+        store
+            .list_service_account_secrets(&other.client_id)
+            .await
+            .unwrap(),
+        [other_secret]
+    );
+}
+
+/// `delete_service_account` deletes the account with its secrets, grants and access list,
+/// once, and nothing of any other account.
+pub async fn delete_service_account_cascades(store: &dyn Store) {
+    let ns = Ns(34);
+    let p0 = setup_project(store, ns, 0).await;
+    let p1 = setup_project(store, ns, 1).await;
+    let org_id = ns.org(0);
+    let doomed = service_account(ns, 1, &org_id);
+    let kept = service_account(ns, 2, &org_id);
+    for (i, sa) in [&doomed, &kept].into_iter().enumerate() {
+        let n = 10 * i as u64;
+        store
+            .create_service_account(sa, &sa_secret(ns, n, &sa.client_id, T0))
+            .await
+            .unwrap();
+        store
+            .add_service_account_secret(&sa_secret(ns, n + 1, &sa.client_id, T0 + 1))
+            .await
+            .unwrap();
+        store
+            .put_grant(&grant(&sa.client_id, &p0, &["GROUP_OWNER"]))
+            .await
+            .unwrap();
+        store
+            .put_grant(&grant(&sa.client_id, &p1, &["GROUP_READ_ONLY"]))
+            .await
+            .unwrap();
+        store
+            .add_access_list_entries(&[
+                entry(&sa.client_id, "10.0.0.0/8", T0),
+                entry(&sa.client_id, "2001:db8::/32", T0),
+            ])
+            .await
+            .unwrap();
+    }
+    let kept_auth = store
+        .get_service_account_auth(&kept.client_id)
+        .await
+        .unwrap()
+        .expect("the kept account exists");
+
+    assert!(
+        store
+            .delete_service_account(&doomed.client_id)
+            .await
+            .unwrap(),
+        "the account existed"
+    );
+    assert!(
+        !store
+            .delete_service_account(&doomed.client_id)
+            .await
+            .unwrap(),
+        "the account is gone"
+    );
+    assert!(
+        !store
+            .delete_service_account(&ns.client_id(99))
+            .await
+            .unwrap()
+    );
+
+    assert_eq!(
+        store.get_service_account(&doomed.client_id).await.unwrap(),
+        None
+    );
+    assert_eq!(
+        store
+            .get_service_account_auth(&doomed.client_id)
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        store
+            .list_service_account_secrets(&doomed.client_id)
+            .await
+            .unwrap(),
+        []
+    );
+    assert_eq!(store.list_grants(&doomed.client_id).await.unwrap(), []);
+    assert_eq!(store.list_access_list(&doomed.client_id).await.unwrap(), []);
+
+    // The other account keeps everything.
+    assert_eq!(
+        store
+            .get_service_account_auth(&kept.client_id)
+            .await
+            .unwrap(),
+        Some(kept_auth.clone())
+    );
+    assert_eq!(
+        store.list_project_grants(&p0).await.unwrap(),
+        [grant(&kept.client_id, &p0, &["GROUP_OWNER"])]
+    );
+    assert_eq!(
+        store.list_service_accounts(&org_id, NO_PAGE).await.unwrap(),
+        (vec![kept.clone()], 1)
+    );
+
+    // The account can be created again, with the same secret id even, and starts with nothing.
+    let fresh = sa_secret(ns, 0, &doomed.client_id, T0 + 50);
+    store.create_service_account(&doomed, &fresh).await.unwrap();
+    assert_eq!(
+        store
+            .get_service_account_auth(&doomed.client_id)
+            .await
+            .unwrap(),
+        Some(ServiceAccountAuth {
+            account: doomed,
+            secrets: vec![fresh],
+            grants: Vec::new(),
+            access_list: Vec::new(),
+        })
+    );
+    assert_eq!(
+        store
+            .get_service_account_auth(&kept.client_id)
+            .await
+            .unwrap(),
+        Some(kept_auth)
+    );
+}
+
+/// `get_service_account_auth` reads an account with its secrets (oldest first), grants
+/// (project-id order) and access list (CIDR order), and nothing of any other principal.
+pub async fn service_account_auth_bundles_everything(store: &dyn Store) {
+    let ns = Ns(35);
+    let p1 = setup_project(store, ns, 1).await;
+    let p0 = setup_project(store, ns, 0).await;
+    let org_id = ns.org(0);
+    let sa = service_account(ns, 1, &org_id);
+    let s1 = sa_secret(ns, 1, &sa.client_id, T0 + 10);
+    let s0 = ServiceAccountSecretRecord {
+        last_used: Some(T0 + 15),
+        ..sa_secret(ns, 2, &sa.client_id, T0 + 5)
+    };
+    store.create_service_account(&sa, &s1).await.unwrap();
+    store.add_service_account_secret(&s0).await.unwrap();
+    let g1 = grant(&sa.client_id, &p1, &["GROUP_OWNER"]);
+    let g0 = grant(&sa.client_id, &p0, &["GROUP_READ_ONLY"]);
+    store.put_grant(&g1).await.unwrap();
+    store.put_grant(&g0).await.unwrap();
+    let v6 = entry(&sa.client_id, "2001:db8::/32", T0);
+    let v4 = entry(&sa.client_id, "192.0.2.0/24", T0 + 1);
+    store
+        .add_access_list_entries(&[v6.clone(), v4.clone()])
+        .await
+        .unwrap();
+
+    // Noise: another account, and an API key, each with a grant and an entry.
+    let other = service_account(ns, 2, &org_id);
+    store
+        .create_service_account(&other, &sa_secret(ns, 3, &other.client_id, T0))
+        .await
+        .unwrap();
+    for principal in [other.client_id.clone(), ns.key_id(0)] {
+        store
+            .put_grant(&grant(&principal, &p0, &["GROUP_OWNER"]))
+            .await
+            .unwrap();
+        store
+            .add_access_list_entries(&[entry(&principal, "198.51.100.0/24", T0)])
+            .await
+            .unwrap();
+    }
+
+    let expected = ServiceAccountAuth {
+        account: sa.clone(),
+        secrets: vec![s0, s1],
+        grants: vec![g0, g1],
+        access_list: vec![v4, v6],
+    };
+    assert_eq!(
+        store.get_service_account_auth(&sa.client_id).await.unwrap(),
+        Some(expected.clone())
+    );
+    assert_eq!(
+        store
+            .list_service_account_secrets(&sa.client_id)
+            .await
+            .unwrap(),
+        expected.secrets
+    );
+    assert_eq!(
+        store.list_grants(&sa.client_id).await.unwrap(),
+        expected.grants
+    );
+    assert_eq!(
+        store.list_access_list(&sa.client_id).await.unwrap(),
+        expected.access_list
+    );
+
+    // An account with only its first secret.
+    let other_auth = store
+        .get_service_account_auth(&other.client_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(other_auth.account, other);
+    assert_eq!(other_auth.secrets.len(), 1);
+
+    // Unknown client ids, and API key ids, find nothing.
+    assert_eq!(
+        store
+            .get_service_account_auth(&ns.client_id(99))
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        store.get_service_account_auth(&ns.key_id(0)).await.unwrap(),
+        None
+    );
+
+    // What authentication reads follows later changes.
+    store
+        .touch_service_account_secret(&expected.secrets[1].id, T0 + 500)
+        .await
+        .unwrap();
+    let auth = store
+        .get_service_account_auth(&sa.client_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(auth.secrets[1].last_used, Some(T0 + 500));
+    assert_eq!(auth.secrets[0], expected.secrets[0]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Revoked tokens
+// ---------------------------------------------------------------------------------------------
+
+/// A revoked token is reported revoked until a later revocation finds it expired
+/// (`expires <= now`); revoking a token twice is harmless.
+pub async fn revoked_tokens_remembered_until_expiry(store: &dyn Store) {
+    let ns = Ns(36);
+    let [a, b, c, d, e] = [1, 2, 3, 4, 5].map(|n| ns.jti(n));
+    let revoked = move |jti: &str| {
+        let jti = jti.to_owned();
+        async move { store.is_token_revoked(&jti).await.unwrap() }
+    };
+    let t = T0;
+    assert!(!revoked(&a).await, "nothing is revoked at first");
+
+    store.revoke_token(&a, t + 100, t).await.unwrap();
+    assert!(revoked(&a).await);
+    assert!(!revoked(&b).await, "only the revoked token");
+    store.revoke_token(&a, t + 100, t).await.unwrap();
+    assert!(revoked(&a).await, "revoking twice is harmless");
+
+    store.revoke_token(&b, t + 300, t + 1).await.unwrap();
+    store.revoke_token(&c, t + 1000, t + 99).await.unwrap();
+    for jti in [&a, &b, &c] {
+        assert!(revoked(jti).await, "{jti} has not expired yet");
+    }
+
+    // At t + 100, A (expires t + 100) has expired: the next revocation forgets it.
+    store.revoke_token(&d, t + 1000, t + 100).await.unwrap();
+    assert!(!revoked(&a).await, "expires == now is expired");
+    for jti in [&b, &c, &d] {
+        assert!(revoked(jti).await, "{jti} has not expired yet");
+    }
+
+    store.revoke_token(&e, t + 2000, t + 1000).await.unwrap();
+    for jti in [&a, &b, &c, &d] {
+        assert!(!revoked(jti).await, "{jti} has expired");
+    }
+    assert!(revoked(&e).await);
+
+    // A forgotten token can be revoked again.
+    store.revoke_token(&a, t + 3000, t + 1000).await.unwrap();
+    assert!(revoked(&a).await);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Audit log
+// ---------------------------------------------------------------------------------------------
+
+/// The first audit entry has seq 1 and chains to [`AuditEntry::GENESIS`]; the second chains to
+/// the first. Needs a store whose audit log is empty.
+pub async fn audit_log_starts_at_genesis(store: &dyn Store) {
+    let ns = Ns(37);
+    assert_eq!(
+        store
+            .list_audit(&AuditFilter::default(), 0, 100)
+            .await
+            .unwrap(),
+        [],
+        "a fresh store has an empty audit log"
+    );
+    let e1 = audit_event(&ns.actor(0), "operator.bootstrap", None, T0 * 1000);
+    let first = store.append_audit(&e1).await.unwrap();
+    assert_eq!(first.seq, 1);
+    assert_eq!(first.event, e1);
+    assert_eq!(first.prev_hash, AuditEntry::GENESIS);
+    assert_eq!(
+        first.hash,
+        AuditEntry::chain_hash(&AuditEntry::GENESIS, 1, &e1)
+    );
+    assert!(first.is_intact());
+
+    let e2 = audit_event(&ns.actor(0), "operator.check", None, T0 * 1000 + 1);
+    let second = store.append_audit(&e2).await.unwrap();
+    assert_eq!(second.seq, 2);
+    assert_eq!(second.prev_hash, first.hash);
+    assert!(second.is_intact());
+    assert_eq!(
+        store
+            .list_audit(&AuditFilter::default(), 0, 100)
+            .await
+            .unwrap(),
+        [first, second]
+    );
+}
+
+/// `append_audit` gives each entry the next seq and chains it to the previous entry; what it
+/// returns is what `list_audit` reads back, and every entry verifies.
+pub async fn audit_append_chains_entries(store: &dyn Store) {
+    let ns = Ns(38);
+    let (base, mut prev) = audit_tip(store).await;
+    let p = ns.project(0);
+    let events = [
+        audit_event(&ns.actor(1), "POST /api/atlas/v2/groups", None, T0 * 1000),
+        AuditEvent {
+            source_ip: None,
+            status: None,
+            ..audit_event(&ns.actor(1), "certificate.issued", Some(&p), T0 * 1000)
+        },
+        AuditEvent {
+            source_ip: Some("2001:db8::1".into()),
+            target: Some("CN=ünïcode \"user\"".into()),
+            status: Some(401),
+            details: r#"{"reason":"bad digest","nested":{"list":[1,2,3]},"text":"✓"}"#.into(),
+            ..audit_event(
+                "anonymous",
+                "authentication.failed",
+                Some(&p),
+                T0 * 1000 - 5,
+            )
+        },
+        audit_event(
+            &format!("service-account:{}", ns.client_id(1)),
+            "DELETE /api/atlas/v2/groups/{groupId}/databaseUsers/{databaseName}/{username}",
+            Some(&p),
+            i64::MAX,
+        ),
+        AuditEvent {
+            status: Some(u16::MAX),
+            details: String::new(),
+            ..audit_event(&ns.actor(1), "", None, 0)
+        },
+    ];
+    let mut appended = Vec::new();
+    for (i, e) in events.iter().enumerate() {
+        let got = store.append_audit(e).await.unwrap();
+        let seq = base + 1 + i as i64;
+        assert_eq!(got.seq, seq, "seqs are consecutive");
+        assert_eq!(&got.event, e, "the event is stored as given");
+        assert_eq!(got.prev_hash, prev, "entry {seq} chains to its predecessor");
+        assert_eq!(got.hash, AuditEntry::chain_hash(&prev, seq, e));
+        assert!(got.is_intact());
+        prev = got.hash.clone();
+        appended.push(got);
+    }
+    assert_eq!(
+        store
+            .list_audit(&AuditFilter::default(), base, 100)
+            .await
+            .unwrap(),
+        appended,
+        "read back exactly as appended"
+    );
+    assert_audit_log_intact(store).await;
+
+    // Changing any part of an entry breaks it.
+    let e = &appended[2];
+    let mut forged = e.clone();
+    forged.event.status = Some(200);
+    assert!(!forged.is_intact(), "edited event");
+    let mut forged = e.clone();
+    forged.seq += 1;
+    assert!(!forged.is_intact(), "moved entry");
+    let mut forged = e.clone();
+    forged.prev_hash = appended[0].hash.clone();
+    assert!(!forged.is_intact(), "re-chained entry");
+}
+
+/// `list_audit` filters by project, actor and time (`since` inclusive, `until` exclusive),
+/// returns entries after `after_seq` in log order, and at most `limit` of them.
+pub async fn list_audit_filters(store: &dyn Store) {
+    let ns = Ns(39);
+    let (base, _) = audit_tip(store).await;
+    // Projects the log outlives: they need not exist.
+    let (p, q) = (ns.project(0), ns.project(1));
+    let (a, b) = (ns.actor(1), ns.actor(2));
+    let t = (T0 + 39_000) * 1000;
+    let events = [
+        audit_event(&a, "zero", Some(&p), t),
+        audit_event(&b, "one", Some(&p), t + 10),
+        audit_event(&a, "two", Some(&q), t + 20),
+        audit_event(&a, "three", None, t + 20),
+        audit_event(&b, "four", Some(&q), t + 30),
+        audit_event(&a, "five", Some(&p), t + 40),
+    ];
+    let mut appended = Vec::new();
+    for e in &events {
+        appended.push(store.append_audit(e).await.unwrap());
+    }
+    // Which of this check's entries a listing returns, by index into `events`.
+    let appended = &appended;
+    let list = move |filter: AuditFilter, after: i64, limit: u32| async move {
+        let got = store.list_audit(&filter, after, limit).await.unwrap();
+        got.iter()
+            .map(|e| {
+                let i = usize::try_from(e.seq - base - 1).expect("an entry of this check");
+                assert_eq!(e, &appended[i], "listed entries are complete");
+                i
+            })
+            .collect::<Vec<_>>()
+    };
+    const NOTHING: [usize; 0] = [];
+    let all = AuditFilter::default();
+    let project = |id: &str| AuditFilter {
+        project_id: Some(id.to_owned()),
+        ..AuditFilter::default()
+    };
+    let actor = |id: &str| AuditFilter {
+        actor: Some(id.to_owned()),
+        ..AuditFilter::default()
+    };
+    let window = |since: Option<i64>, until: Option<i64>| AuditFilter {
+        since_ms: since,
+        until_ms: until,
+        ..AuditFilter::default()
+    };
+
+    assert_eq!(list(all.clone(), base, 100).await, [0, 1, 2, 3, 4, 5]);
+    assert_eq!(list(project(&p), base, 100).await, [0, 1, 5]);
+    assert_eq!(list(project(&q), base, 100).await, [2, 4]);
+    assert_eq!(list(project(&ns.project(99)), 0, 100).await, NOTHING);
+    assert_eq!(list(actor(&a), base, 100).await, [0, 2, 3, 5]);
+    assert_eq!(list(actor(&b), base, 100).await, [1, 4]);
+    assert_eq!(
+        list(actor(&a[..a.len() - 1]), 0, 100).await,
+        NOTHING,
+        "actors match exactly"
+    );
+    // Project and actor filters need no `after_seq` to single out this check's entries.
+    assert_eq!(list(project(&p), 0, 100).await, [0, 1, 5]);
+    assert_eq!(list(actor(&b), 0, 100).await, [1, 4]);
+    assert_eq!(
+        list(
+            AuditFilter {
+                project_id: Some(p.clone()),
+                actor: Some(a.clone()),
+                ..AuditFilter::default()
+            },
+            0,
+            100
+        )
+        .await,
+        [0, 5]
+    );
+
+    // Time windows: since inclusive, until exclusive.
+    assert_eq!(
+        list(window(Some(t + 20), None), base, 100).await,
+        [2, 3, 4, 5]
+    );
+    assert_eq!(list(window(None, Some(t + 20)), base, 100).await, [0, 1]);
+    assert_eq!(
+        list(window(Some(t + 10), Some(t + 30)), base, 100).await,
+        [1, 2, 3]
+    );
+    assert_eq!(
+        list(window(Some(t + 20), Some(t + 20)), base, 100).await,
+        NOTHING
+    );
+    assert_eq!(list(window(Some(t + 41), None), base, 100).await, NOTHING);
+    assert_eq!(
+        list(
+            AuditFilter {
+                actor: Some(a.clone()),
+                since_ms: Some(t + 20),
+                ..AuditFilter::default()
+            },
+            0,
+            100
+        )
+        .await,
+        [2, 3, 5]
+    );
+    assert_eq!(
+        list(
+            AuditFilter {
+                project_id: Some(q.clone()),
+                actor: Some(b.clone()),
+                since_ms: Some(t),
+                until_ms: Some(t + 31),
+            },
+            0,
+            100
+        )
+        .await,
+        [4]
+    );
+
+    // after_seq and limit.
+    assert_eq!(list(all.clone(), base + 2, 100).await, [2, 3, 4, 5]);
+    assert_eq!(list(all.clone(), base + 6, 100).await, NOTHING);
+    assert_eq!(list(all.clone(), base, 2).await, [0, 1]);
+    assert_eq!(list(all.clone(), base + 1, 2).await, [1, 2]);
+    assert_eq!(list(all.clone(), base, 0).await, NOTHING);
+    assert_eq!(list(actor(&a), base + 1, 2).await, [2, 3]);
+
+    // Paging through one project, one entry at a time, as `dbcerts audit` does.
+    let mut after = 0;
+    let mut seen = Vec::new();
+    loop {
+        let page = list(project(&p), after, 1).await;
+        let Some(&i) = page.first() else { break };
+        seen.push(i);
+        after = appended[i].seq;
+    }
+    assert_eq!(seen, [0, 1, 5]);
+}
+
+/// Concurrent appends (16 writers × 5 entries) take unique, consecutive seqs and build one
+/// unbroken chain.
+pub async fn audit_concurrent_appends_keep_the_chain(store: &dyn Store) {
+    let ns = Ns(41);
+    let (base, tip) = audit_tip(store).await;
+    let writers = (0..16u64).map(move |w| async move {
+        let mut got = Vec::new();
+        for i in 0..5 {
+            let e = audit_event(&ns.actor(w), "concurrent", None, T0 * 1000 + i);
+            let entry = store.append_audit(&e).await.expect("append_audit");
+            assert_eq!(entry.event, e);
+            got.push(entry);
+        }
+        got
+    });
+    let results = futures_join_all(writers).await;
+
+    for got in &results {
+        assert!(
+            got.windows(2).all(|w| w[0].seq < w[1].seq),
+            "one writer's entries are in its order"
+        );
+    }
+    let mut returned: Vec<AuditEntry> = results.into_iter().flatten().collect();
+    returned.sort_by_key(|e| e.seq);
+    assert_eq!(
+        returned.iter().map(|e| e.seq).collect::<Vec<_>>(),
+        (base + 1..=base + 80).collect::<Vec<_>>(),
+        "unique, consecutive seqs"
+    );
+    let listed = store
+        .list_audit(&AuditFilter::default(), base, 1000)
+        .await
+        .unwrap();
+    assert_eq!(listed, returned, "what appends returned is what is stored");
+    let mut prev = tip;
+    for e in &listed {
+        assert_eq!(
+            e.prev_hash, prev,
+            "entry {} chains to its predecessor",
+            e.seq
+        );
+        assert!(e.is_intact(), "entry {} is intact", e.seq);
+        prev = e.hash.clone();
+    }
+    assert_audit_log_intact(store).await;
+}
+
+/// `insert_certificate` appends its audit entry in the same transaction: one entry for each
+/// stored certificate, none for a refused one, and no seq is lost to a refusal.
+pub async fn insert_certificate_appends_one_audit_entry(store: &dyn Store) {
+    let ns = Ns(42);
+    let p = setup_project(store, ns, 0).await;
+    let now = T0 + 100;
+    let (base, tip) = audit_tip(store).await;
+    let c = cert(ns.serial(1), &p, "CN=ivy", T0, T0 + 1000);
+    let e = issued(&c);
+    store.insert_certificate(&c, &e).await.unwrap();
+    let after = store
+        .list_audit(&AuditFilter::default(), base, 100)
+        .await
+        .unwrap();
+    assert_eq!(after.len(), 1, "exactly one entry: {after:?}");
+    let first = after[0].clone();
+    assert_eq!(first.seq, base + 1);
+    assert_eq!(first.event, e);
+    assert_eq!(first.prev_hash, tip);
+    assert!(first.is_intact());
+
+    // A serial that exists already: no certificate, no audit entry.
+    let dup = CertificateRecord {
+        subject: "CN=mallory".into(),
+        ..c.clone()
+    };
+    let dup_event = AuditEvent {
+        actor: ns.actor(1),
+        ..issued(&dup)
+    };
+    assert_conflict(
+        store.insert_certificate(&dup, &dup_event).await,
+        "certificate serial",
+    );
+    // A project that does not exist: no certificate, no audit entry.
+    let orphan = cert(ns.serial(2), &ns.project(99), "CN=ivy", T0, T0 + 1000);
+    assert!(insert_cert(store, &orphan).await.is_err());
+    assert_eq!(
+        store
+            .list_audit(&AuditFilter::default(), base, 100)
+            .await
+            .unwrap(),
+        std::slice::from_ref(&first),
+        "refused certificates leave no audit entry"
+    );
+    assert_eq!(
+        store
+            .list_audit(
+                &AuditFilter {
+                    actor: Some(ns.actor(1)),
+                    ..AuditFilter::default()
+                },
+                0,
+                100
+            )
+            .await
+            .unwrap(),
+        []
+    );
+    assert_eq!(
+        store
+            .list_unexpired_certificates(&p, "CN=ivy", now, NO_PAGE)
+            .await
+            .unwrap(),
+        (vec![summary(&c)], 1)
+    );
+
+    // The next certificate's entry follows directly.
+    let c2 = cert(ns.serial(3), &p, "CN=ivy", T0 + 1, T0 + 1000);
+    insert_cert(store, &c2).await.unwrap();
+    let after = store
+        .list_audit(&AuditFilter::default(), base, 100)
+        .await
+        .unwrap();
+    assert_eq!(after.len(), 2);
+    assert_eq!(after[1].seq, base + 2, "no seq was lost to the refusals");
+    assert_eq!(after[1].event, issued(&c2));
+    assert_eq!(after[1].prev_hash, first.hash);
+    assert!(after[1].is_intact());
+    assert_eq!(
+        store
+            .list_audit(
+                &AuditFilter {
+                    project_id: Some(p.clone()),
+                    ..AuditFilter::default()
+                },
+                0,
+                100
+            )
+            .await
+            .unwrap(),
+        after
+    );
+    assert_audit_log_intact(store).await;
 }
 
 /// Runs futures concurrently on the current task (no extra dependency).

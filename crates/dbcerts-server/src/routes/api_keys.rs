@@ -1,0 +1,587 @@
+//! Programmatic API keys: `/orgs/{orgId}/apiKeys` (create, list, get, update, delete, and each
+//! key's IP access list) and `/groups/{groupId}/apiKeys` (assign keys to projects with project
+//! roles). The private key is shown once, in the create response; afterwards it is masked.
+
+use axum::extract::{RawQuery, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use dbcerts_store::{AccessListEntry, ApiKeyRecord, ProjectGrant, StoreError};
+use serde::{Deserialize, Serialize};
+
+use super::access::{
+    add_entries, find_entry, load_org, org_roles, parse_json_array, project_roles, remove_entry,
+    single_address,
+};
+use super::{AtlasBody, AtlasPath, load_project};
+use crate::AppState;
+use crate::auth::{Caller, OrgNeed, ProjectRole};
+use crate::body::{ReadOnly, parse_json_with};
+use crate::bootstrap::{api_key_purpose, new_api_key};
+use crate::error::AtlasError;
+use crate::format::{Shape, atlas_time};
+use crate::links::{Base, Link, Paginated};
+use crate::params::{Accepts, Query, is_object_id};
+
+/// Atlas's `ApiKeyUserDetails`, keys in alphabetical order.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct KeyOut {
+    desc: String,
+    id: String,
+    links: Vec<Link>,
+    private_key: String,
+    public_key: String,
+    roles: Vec<RoleOut>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct RoleOut {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    group_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    org_id: Option<String>,
+    role_name: String,
+}
+
+/// `UserAccessListResponse`.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct EntryOut {
+    cidr_block: String,
+    created: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ip_address: Option<String>,
+    links: Vec<Link>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct KeyIn {
+    desc: Option<String>,
+    roles: Option<Vec<String>>,
+    #[serde(rename = "id")]
+    _id: Option<ReadOnly>,
+    #[serde(rename = "links")]
+    _links: Option<ReadOnly>,
+    #[serde(rename = "privateKey")]
+    _private_key: Option<ReadOnly>,
+    #[serde(rename = "publicKey")]
+    _public_key: Option<ReadOnly>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct AssignmentIn {
+    roles: Option<Vec<String>>,
+    #[serde(rename = "userId")]
+    _user_id: Option<ReadOnly>,
+}
+
+/// `********-****-****-<last 12>`: the private key as Atlas shows it after creation.
+fn masked(state: &AppState, key: &ApiKeyRecord) -> Result<String, AtlasError> {
+    let secret = state
+        .inner
+        .master
+        .open(&key.sealed_private_key, &api_key_purpose(&key.public_key))
+        .map_err(|e| AtlasError::unexpected(format!("unsealing an API key: {e}")))?;
+    let text = String::from_utf8_lossy(&secret);
+    let tail: String = text
+        .chars()
+        .rev()
+        .take(12)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect();
+    Ok(format!("********-****-****-{tail}"))
+}
+
+/// The key as the API shows it to `caller`: its organization roles and its roles in the
+/// projects the caller can see (another project's id would reveal that the project exists).
+async fn key_out(
+    state: &AppState,
+    caller: &Caller,
+    base: &Base,
+    key: &ApiKeyRecord,
+    shown_private_key: Option<&str>,
+) -> Result<KeyOut, AtlasError> {
+    let mut roles: Vec<RoleOut> = key
+        .org_roles
+        .iter()
+        .map(|r| RoleOut {
+            group_id: None,
+            org_id: Some(key.org_id.clone()),
+            role_name: r.clone(),
+        })
+        .collect();
+    let visible = |project_id: &str| {
+        caller.in_org(&key.org_id)
+            && (caller.sees_whole_org() || caller.grants.contains_key(project_id))
+    };
+    for g in state.inner.store.list_grants(&key.id).await? {
+        if !visible(&g.project_id) {
+            continue;
+        }
+        roles.extend(g.roles.into_iter().map(|r| RoleOut {
+            group_id: Some(g.project_id.clone()),
+            org_id: None,
+            role_name: r,
+        }));
+    }
+    let private_key = match shown_private_key {
+        Some(p) => p.to_owned(),
+        None => masked(state, key)?,
+    };
+    Ok(KeyOut {
+        desc: key.description.clone(),
+        id: key.id.clone(),
+        links: base.self_link(&["orgs", &key.org_id, "apiKeys", &key.id]),
+        private_key,
+        public_key: key.public_key.clone(),
+        roles,
+    })
+}
+
+fn check_desc(desc: &str) -> Result<(), AtlasError> {
+    if (1..=250).contains(&desc.chars().count()) {
+        Ok(())
+    } else {
+        Err(AtlasError::invalid_attribute("desc"))
+    }
+}
+
+/// Loads key `raw_id` of organization `org_id`; a key of another organization is not found.
+async fn load_key(
+    state: &AppState,
+    org_id: &str,
+    raw_id: &str,
+) -> Result<ApiKeyRecord, AtlasError> {
+    let not_found = || AtlasError::resource_not_found(&format!("API key {raw_id}"));
+    if !is_object_id(raw_id) {
+        return Err(not_found());
+    }
+    state
+        .inner
+        .store
+        .get_api_key_by_id(raw_id)
+        .await?
+        .filter(|k| k.org_id == org_id)
+        .ok_or_else(not_found)
+}
+
+/// `POST /orgs/{orgId}/apiKeys` (createOrgApiKey), Organization Owner. 200, private key shown.
+pub async fn create_org_api_key(
+    State(state): State<AppState>,
+    caller: Caller,
+    base: Base,
+    AtlasPath(org_id): AtlasPath<String>,
+    RawQuery(q): RawQuery,
+    AtlasBody(bytes): AtlasBody,
+) -> Result<Response, AtlasError> {
+    let query = Query::parse(q.as_deref(), Accepts::Entity)?;
+    let org = load_org(&state, &caller, &org_id, OrgNeed::Owner).await?;
+    let input: KeyIn = parse_json_with(&bytes, &["roles"])?;
+    let desc = input
+        .desc
+        .ok_or_else(|| AtlasError::missing_attribute("desc"))?;
+    check_desc(&desc)?;
+    let roles = org_roles(
+        input
+            .roles
+            .ok_or_else(|| AtlasError::missing_attribute("roles"))?,
+        true,
+    )?;
+    let (key, private_key) = new_api_key(&state.inner.master, &org.id, &desc, roles);
+    state.inner.store.create_api_key(&key, &[]).await?;
+    let body = key_out(&state, &caller, &base, &key, Some(&private_key)).await?;
+    Ok(base.respond(StatusCode::OK, &body, Shape::Entity, query.format))
+}
+
+/// `GET /orgs/{orgId}/apiKeys` (listOrgApiKeys), Organization Member.
+pub async fn list_org_api_keys(
+    State(state): State<AppState>,
+    caller: Caller,
+    base: Base,
+    AtlasPath(org_id): AtlasPath<String>,
+    RawQuery(q): RawQuery,
+) -> Result<Response, AtlasError> {
+    let query = Query::parse(q.as_deref(), Accepts::List)?;
+    let org = load_org(&state, &caller, &org_id, OrgNeed::Member).await?;
+    let (keys, total) = state
+        .inner
+        .store
+        .list_api_keys(&org.id, query.paging.page())
+        .await?;
+    let mut out = Vec::with_capacity(keys.len());
+    for k in &keys {
+        out.push(key_out(&state, &caller, &base, k, None).await?);
+    }
+    let body = Paginated::new(
+        &base,
+        &["orgs", &org.id, "apiKeys"],
+        &query.paging,
+        total,
+        out,
+    );
+    Ok(base.respond(StatusCode::OK, &body, Shape::List, query.format))
+}
+
+/// `GET /orgs/{orgId}/apiKeys/{apiUserId}` (getOrgApiKey), Organization Member.
+pub async fn get_org_api_key(
+    State(state): State<AppState>,
+    caller: Caller,
+    base: Base,
+    AtlasPath((org_id, key_id)): AtlasPath<(String, String)>,
+    RawQuery(q): RawQuery,
+) -> Result<Response, AtlasError> {
+    let query = Query::parse(q.as_deref(), Accepts::Entity)?;
+    let org = load_org(&state, &caller, &org_id, OrgNeed::Member).await?;
+    let key = load_key(&state, &org.id, &key_id).await?;
+    let body = key_out(&state, &caller, &base, &key, None).await?;
+    Ok(base.respond(StatusCode::OK, &body, Shape::Entity, query.format))
+}
+
+/// `PATCH /orgs/{orgId}/apiKeys/{apiUserId}` (updateOrgApiKey), Organization Owner.
+pub async fn update_org_api_key(
+    State(state): State<AppState>,
+    caller: Caller,
+    base: Base,
+    AtlasPath((org_id, key_id)): AtlasPath<(String, String)>,
+    RawQuery(q): RawQuery,
+    AtlasBody(bytes): AtlasBody,
+) -> Result<Response, AtlasError> {
+    let query = Query::parse(q.as_deref(), Accepts::Entity)?;
+    let org = load_org(&state, &caller, &org_id, OrgNeed::Owner).await?;
+    let mut key = load_key(&state, &org.id, &key_id).await?;
+    let input: KeyIn = parse_json_with(&bytes, &["roles"])?;
+    if input.desc.is_none() && input.roles.is_none() {
+        return Err(AtlasError::missing_attribute("desc"));
+    }
+    if let Some(desc) = input.desc {
+        check_desc(&desc)?;
+        key.description = desc;
+    }
+    if let Some(roles) = input.roles {
+        key.org_roles = org_roles(roles, true)?;
+    }
+    if !state.inner.store.update_api_key(&key).await? {
+        return Err(AtlasError::resource_not_found(&format!("API key {key_id}")));
+    }
+    let body = key_out(&state, &caller, &base, &key, None).await?;
+    Ok(base.respond(StatusCode::OK, &body, Shape::Entity, query.format))
+}
+
+/// `DELETE /orgs/{orgId}/apiKeys/{apiUserId}` (deleteOrgApiKey), Organization Owner. Removes
+/// the key from every project and drops its access list. 204.
+pub async fn delete_org_api_key(
+    State(state): State<AppState>,
+    caller: Caller,
+    AtlasPath((org_id, key_id)): AtlasPath<(String, String)>,
+    RawQuery(q): RawQuery,
+) -> Result<Response, AtlasError> {
+    Query::parse(q.as_deref(), Accepts::Entity)?;
+    let org = load_org(&state, &caller, &org_id, OrgNeed::Owner).await?;
+    let key = load_key(&state, &org.id, &key_id).await?;
+    state.inner.store.delete_api_key(&key.id).await?;
+    Ok(no_content())
+}
+
+pub(super) fn no_content() -> Response {
+    axum::response::IntoResponse::into_response(StatusCode::NO_CONTENT)
+}
+
+fn entry_out(base: &Base, segments: &[&str], e: &AccessListEntry) -> EntryOut {
+    let mut path: Vec<&str> = segments.to_vec();
+    path.push(&e.cidr_block);
+    EntryOut {
+        cidr_block: e.cidr_block.clone(),
+        created: atlas_time(e.created),
+        ip_address: single_address(&e.cidr_block),
+        links: base.self_link(&path),
+    }
+}
+
+/// A page of a principal's access list, in the API's shape.
+pub(super) fn page_of<T>(
+    base: &Base,
+    segments: &[&str],
+    query: &Query,
+    list: &[AccessListEntry],
+    out: impl Fn(&AccessListEntry) -> T,
+) -> Paginated<T> {
+    let page = query.paging.page();
+    let start = usize::try_from(page.offset).unwrap_or(usize::MAX);
+    let shown = list
+        .iter()
+        .skip(start)
+        .take(page.limit as usize)
+        .map(out)
+        .collect();
+    Paginated::new(base, segments, &query.paging, list.len() as u64, shown)
+}
+
+/// `GET /orgs/{orgId}/apiKeys/{apiUserId}/accessList`, Organization Member.
+pub async fn list_access_list(
+    State(state): State<AppState>,
+    caller: Caller,
+    base: Base,
+    AtlasPath((org_id, key_id)): AtlasPath<(String, String)>,
+    RawQuery(q): RawQuery,
+) -> Result<Response, AtlasError> {
+    let query = Query::parse(q.as_deref(), Accepts::List)?;
+    let org = load_org(&state, &caller, &org_id, OrgNeed::Member).await?;
+    let key = load_key(&state, &org.id, &key_id).await?;
+    let list = state.inner.store.list_access_list(&key.id).await?;
+    let segs = [
+        "orgs",
+        org.id.as_str(),
+        "apiKeys",
+        key.id.as_str(),
+        "accessList",
+    ];
+    let body = page_of(&base, &segs, &query, &list, |e| entry_out(&base, &segs, e));
+    Ok(base.respond(StatusCode::OK, &body, Shape::List, query.format))
+}
+
+/// `POST /orgs/{orgId}/apiKeys/{apiUserId}/accessList`: adds entries, returns the whole list
+/// (200). The spec names no role; Organization Owner is required, as for the key itself.
+pub async fn create_access_list(
+    State(state): State<AppState>,
+    caller: Caller,
+    base: Base,
+    AtlasPath((org_id, key_id)): AtlasPath<(String, String)>,
+    RawQuery(q): RawQuery,
+    AtlasBody(bytes): AtlasBody,
+) -> Result<Response, AtlasError> {
+    let query = Query::parse(q.as_deref(), Accepts::List)?;
+    let org = load_org(&state, &caller, &org_id, OrgNeed::Owner).await?;
+    let key = load_key(&state, &org.id, &key_id).await?;
+    let list = add_entries(&state, &key.id, &bytes, 500).await?;
+    let segs = [
+        "orgs",
+        org.id.as_str(),
+        "apiKeys",
+        key.id.as_str(),
+        "accessList",
+    ];
+    let body = page_of(&base, &segs, &query, &list, |e| entry_out(&base, &segs, e));
+    Ok(base.respond(StatusCode::OK, &body, Shape::List, query.format))
+}
+
+/// `GET /orgs/{orgId}/apiKeys/{apiUserId}/accessList/{ipAddress}`, Organization Member.
+pub async fn get_access_list_entry(
+    State(state): State<AppState>,
+    caller: Caller,
+    base: Base,
+    AtlasPath((org_id, key_id, ip)): AtlasPath<(String, String, String)>,
+    RawQuery(q): RawQuery,
+) -> Result<Response, AtlasError> {
+    let query = Query::parse(q.as_deref(), Accepts::Entity)?;
+    let org = load_org(&state, &caller, &org_id, OrgNeed::Member).await?;
+    let key = load_key(&state, &org.id, &key_id).await?;
+    let entry = find_entry(&state, &key.id, &ip).await?;
+    let segs = [
+        "orgs",
+        org.id.as_str(),
+        "apiKeys",
+        key.id.as_str(),
+        "accessList",
+    ];
+    let body = entry_out(&base, &segs, &entry);
+    Ok(base.respond(StatusCode::OK, &body, Shape::Entity, query.format))
+}
+
+/// `DELETE /orgs/{orgId}/apiKeys/{apiUserId}/accessList/{ipAddress}`, Organization Owner. A
+/// key cannot remove the entry that admits its own request.
+pub async fn delete_access_list_entry(
+    State(state): State<AppState>,
+    caller: Caller,
+    AtlasPath((org_id, key_id, ip)): AtlasPath<(String, String, String)>,
+    RawQuery(q): RawQuery,
+) -> Result<Response, AtlasError> {
+    Query::parse(q.as_deref(), Accepts::Entity)?;
+    let org = load_org(&state, &caller, &org_id, OrgNeed::Owner).await?;
+    let key = load_key(&state, &org.id, &key_id).await?;
+    remove_entry(&state, &caller, &key.id, &ip).await?;
+    Ok(no_content())
+}
+
+// ---- project assignments ----
+
+/// `GET /groups/{groupId}/apiKeys` (listGroupApiKeys), Project Read Only.
+pub async fn list_group_api_keys(
+    State(state): State<AppState>,
+    caller: Caller,
+    base: Base,
+    AtlasPath(group_id): AtlasPath<String>,
+    RawQuery(q): RawQuery,
+) -> Result<Response, AtlasError> {
+    let query = Query::parse(q.as_deref(), Accepts::List)?;
+    let (id, _) = load_project(&state, &caller, &group_id, &[ProjectRole::ReadOnly]).await?;
+    let mut keys = Vec::new();
+    for g in state.inner.store.list_project_grants(id.as_str()).await? {
+        if let Some(k) = state.inner.store.get_api_key_by_id(&g.principal_id).await? {
+            keys.push(k);
+        }
+    }
+    keys.sort_by(|a, b| (a.created, &a.id).cmp(&(b.created, &b.id)));
+    let total = keys.len() as u64;
+    let page = query.paging.page();
+    let start = usize::try_from(page.offset).unwrap_or(usize::MAX);
+    let mut out = Vec::new();
+    for k in keys.iter().skip(start).take(page.limit as usize) {
+        out.push(key_out(&state, &caller, &base, k, None).await?);
+    }
+    let body = Paginated::new(
+        &base,
+        &["groups", id.as_str(), "apiKeys"],
+        &query.paging,
+        total,
+        out,
+    );
+    Ok(base.respond(StatusCode::OK, &body, Shape::List, query.format))
+}
+
+/// `POST /groups/{groupId}/apiKeys` (createGroupApiKey): a new organization key (Organization
+/// Member) with project roles here. Project Access Manager. 200, private key shown.
+pub async fn create_group_api_key(
+    State(state): State<AppState>,
+    caller: Caller,
+    base: Base,
+    AtlasPath(group_id): AtlasPath<String>,
+    RawQuery(q): RawQuery,
+    AtlasBody(bytes): AtlasBody,
+) -> Result<Response, AtlasError> {
+    let query = Query::parse(q.as_deref(), Accepts::Entity)?;
+    let (id, project) =
+        load_project(&state, &caller, &group_id, &[ProjectRole::AccessManager]).await?;
+    let input: KeyIn = parse_json_with(&bytes, &["roles"])?;
+    let desc = input
+        .desc
+        .ok_or_else(|| AtlasError::missing_attribute("desc"))?;
+    check_desc(&desc)?;
+    let roles = project_roles(
+        input
+            .roles
+            .ok_or_else(|| AtlasError::missing_attribute("roles"))?,
+        true,
+    )?;
+    let (key, private_key) = new_api_key(
+        &state.inner.master,
+        &project.org_id,
+        &desc,
+        vec!["ORG_MEMBER".to_owned()],
+    );
+    let grant = ProjectGrant {
+        principal_id: key.id.clone(),
+        project_id: id.as_str().to_owned(),
+        roles,
+    };
+    state.inner.store.create_api_key(&key, &[grant]).await?;
+    let body = key_out(&state, &caller, &base, &key, Some(&private_key)).await?;
+    Ok(base.respond(StatusCode::OK, &body, Shape::Entity, query.format))
+}
+
+/// The organization key `raw_id` in the organization of `org_id`, for project operations.
+async fn org_key_for_project(
+    state: &AppState,
+    org_id: &str,
+    raw_id: &str,
+) -> Result<ApiKeyRecord, AtlasError> {
+    load_key(state, org_id, raw_id).await
+}
+
+/// `POST /groups/{groupId}/apiKeys/{apiUserId}` (addGroupApiKey), Project Owner. Body
+/// `[{"roles": [...]}]`. 204.
+pub async fn add_group_api_key(
+    State(state): State<AppState>,
+    caller: Caller,
+    AtlasPath((group_id, key_id)): AtlasPath<(String, String)>,
+    RawQuery(q): RawQuery,
+    AtlasBody(bytes): AtlasBody,
+) -> Result<Response, AtlasError> {
+    Query::parse(q.as_deref(), Accepts::Entity)?;
+    let (id, project) = load_project(&state, &caller, &group_id, &[ProjectRole::Owner]).await?;
+    let key = org_key_for_project(&state, &project.org_id, &key_id).await?;
+    let input: Vec<AssignmentIn> = parse_json_array(&bytes, &["roles"])?;
+    let mut roles = Vec::new();
+    for a in input {
+        roles.extend(a.roles.unwrap_or_default());
+    }
+    let roles = project_roles(roles, true)?;
+    state
+        .inner
+        .store
+        .put_grant(&ProjectGrant {
+            principal_id: key.id,
+            project_id: id.as_str().to_owned(),
+            roles,
+        })
+        .await?;
+    Ok(no_content())
+}
+
+/// `PATCH /groups/{groupId}/apiKeys/{apiUserId}` (updateGroupApiKeyRoles): replaces the key's
+/// roles in this project, and optionally its description. Project Access Manager.
+pub async fn update_group_api_key(
+    State(state): State<AppState>,
+    caller: Caller,
+    base: Base,
+    AtlasPath((group_id, key_id)): AtlasPath<(String, String)>,
+    RawQuery(q): RawQuery,
+    AtlasBody(bytes): AtlasBody,
+) -> Result<Response, AtlasError> {
+    let query = Query::parse(q.as_deref(), Accepts::List)?;
+    let (id, project) =
+        load_project(&state, &caller, &group_id, &[ProjectRole::AccessManager]).await?;
+    let mut key = org_key_for_project(&state, &project.org_id, &key_id).await?;
+    let input: KeyIn = parse_json_with(&bytes, &["roles"])?;
+    if input.desc.is_none() && input.roles.is_none() {
+        return Err(AtlasError::missing_attribute("roles"));
+    }
+    if let Some(desc) = input.desc {
+        check_desc(&desc)?;
+        key.description = desc;
+        if !state.inner.store.update_api_key(&key).await? {
+            return Err(AtlasError::resource_not_found(&format!("API key {key_id}")));
+        }
+    }
+    if let Some(roles) = input.roles {
+        let roles = project_roles(roles, true)?;
+        state
+            .inner
+            .store
+            .put_grant(&ProjectGrant {
+                principal_id: key.id.clone(),
+                project_id: id.as_str().to_owned(),
+                roles,
+            })
+            .await?;
+    }
+    let body = key_out(&state, &caller, &base, &key, None).await?;
+    Ok(base.respond(StatusCode::OK, &body, Shape::Entity, query.format))
+}
+
+/// `DELETE /groups/{groupId}/apiKeys/{apiUserId}` (removeGroupApiKey): unassigns the key from
+/// this project only. Project Access Manager. 204.
+pub async fn remove_group_api_key(
+    State(state): State<AppState>,
+    caller: Caller,
+    AtlasPath((group_id, key_id)): AtlasPath<(String, String)>,
+    RawQuery(q): RawQuery,
+) -> Result<Response, AtlasError> {
+    Query::parse(q.as_deref(), Accepts::Entity)?;
+    let (id, project) =
+        load_project(&state, &caller, &group_id, &[ProjectRole::AccessManager]).await?;
+    let key = org_key_for_project(&state, &project.org_id, &key_id).await?;
+    match state.inner.store.delete_grant(&key.id, id.as_str()).await {
+        Ok(true) => Ok(no_content()),
+        Ok(false) => Err(AtlasError::resource_not_found(&format!(
+            "API key {key_id} in group {}",
+            id.as_str()
+        ))),
+        Err(StoreError::Conflict(_)) => Err(AtlasError::unexpected("conflict removing a grant")),
+        Err(e) => Err(e.into()),
+    }
+}

@@ -1,0 +1,340 @@
+//! Operator commands that work on the store directly, for bootstrap and recovery: create an API
+//! key with given roles, rotate the bootstrap key, and read or verify the audit log.
+
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+
+use anyhow::Context;
+use dbcerts_server::bootstrap::new_api_key;
+use dbcerts_store::{AuditEntry, AuditEvent, AuditFilter, ProjectGrant, Store};
+use serde::{Deserialize, Serialize};
+
+use crate::app::open_checked_store;
+use crate::config::Settings;
+
+/// Entries read per store call while walking the log.
+const BATCH: u32 = 1000;
+
+/// The outcome of `audit verify`.
+#[derive(Debug, PartialEq, Eq)]
+pub enum ChainCheck {
+    Intact { entries: u64 },
+    Broken { seq: i64, reason: &'static str },
+}
+
+/// Walks the whole audit log and checks every link: each entry's hash matches its contents,
+/// its `prev_hash` is the previous entry's hash, and sequence numbers have no gaps.
+pub async fn verify_audit_chain(store: &dyn Store) -> anyhow::Result<ChainCheck> {
+    let mut prev_hash = AuditEntry::GENESIS.to_vec();
+    let mut prev_seq = 0i64;
+    let mut count = 0u64;
+    loop {
+        let batch = store
+            .list_audit(&AuditFilter::default(), prev_seq, BATCH)
+            .await?;
+        if batch.is_empty() {
+            return Ok(ChainCheck::Intact { entries: count });
+        }
+        for e in batch {
+            if e.seq != prev_seq + 1 {
+                return Ok(ChainCheck::Broken {
+                    seq: prev_seq + 1,
+                    reason: "entry missing (sequence gap)",
+                });
+            }
+            if e.prev_hash != prev_hash {
+                return Ok(ChainCheck::Broken {
+                    seq: e.seq,
+                    reason: "does not chain to the previous entry",
+                });
+            }
+            if !e.is_intact() {
+                return Ok(ChainCheck::Broken {
+                    seq: e.seq,
+                    reason: "contents do not match the entry's hash",
+                });
+            }
+            prev_hash = e.hash;
+            prev_seq = e.seq;
+            count += 1;
+        }
+    }
+}
+
+/// One audit entry as `audit list --json` prints it.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct EntryOut<'a> {
+    seq: i64,
+    at: String,
+    actor: &'a str,
+    source_ip: Option<&'a str>,
+    action: &'a str,
+    project_id: Option<&'a str>,
+    target: Option<&'a str>,
+    status: Option<u16>,
+    details: serde_json::Value,
+}
+
+fn at_text(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .unwrap_or_default()
+        .format("%Y-%m-%dT%H:%M:%S%.3fZ")
+        .to_string()
+}
+
+/// Writes entries matching `filter` to `out`, one line each (JSON lines with `json`).
+pub async fn list_audit(
+    store: &dyn Store,
+    filter: &AuditFilter,
+    limit: Option<u64>,
+    json: bool,
+    out: &mut dyn Write,
+) -> anyhow::Result<u64> {
+    let mut after = 0i64;
+    let mut shown = 0u64;
+    loop {
+        let batch = store.list_audit(filter, after, BATCH).await?;
+        if batch.is_empty() {
+            return Ok(shown);
+        }
+        for e in &batch {
+            if limit.is_some_and(|l| shown >= l) {
+                return Ok(shown);
+            }
+            let ev = &e.event;
+            if json {
+                let line = EntryOut {
+                    seq: e.seq,
+                    at: at_text(ev.at_ms),
+                    actor: &ev.actor,
+                    source_ip: ev.source_ip.as_deref(),
+                    action: &ev.action,
+                    project_id: ev.project_id.as_deref(),
+                    target: ev.target.as_deref(),
+                    status: ev.status,
+                    details: serde_json::from_str(&ev.details).unwrap_or_default(),
+                };
+                writeln!(out, "{}", serde_json::to_string(&line)?)?;
+            } else {
+                writeln!(
+                    out,
+                    "{:>6}  {}  {:<40}  {:<16}  {}  {}{}{}",
+                    e.seq,
+                    at_text(ev.at_ms),
+                    ev.actor,
+                    ev.source_ip.as_deref().unwrap_or("-"),
+                    ev.status.map_or_else(|| "-".to_owned(), |s| s.to_string()),
+                    ev.action,
+                    ev.project_id
+                        .as_deref()
+                        .map_or_else(String::new, |p| format!("  project={p}")),
+                    ev.target
+                        .as_deref()
+                        .map_or_else(String::new, |t| format!("  target={t}")),
+                )?;
+            }
+            shown += 1;
+        }
+        after = batch.last().map_or(after, |e| e.seq);
+    }
+}
+
+/// Parses `--since`/`--until`: RFC 3339 or a date (`2026-11-24`, midnight UTC).
+pub fn parse_time_ms(text: &str) -> anyhow::Result<i64> {
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(text) {
+        return Ok(t.timestamp_millis());
+    }
+    let d = chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d").with_context(|| {
+        format!("{text:?} is not a time like 2026-11-24T10:00:00Z or a date like 2026-11-24")
+    })?;
+    Ok(d.and_hms_opt(0, 0, 0)
+        .expect("midnight exists")
+        .and_utc()
+        .timestamp_millis())
+}
+
+/// A new API key's credentials, printed once.
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Credentials {
+    pub org_id: String,
+    pub id: String,
+    pub public_key: String,
+    pub private_key: String,
+}
+
+async fn operator_audit(store: &dyn Store, action: &str, target: &str, details: serde_json::Value) {
+    let event = AuditEvent {
+        at_ms: chrono::Utc::now().timestamp_millis(),
+        actor: "operator".into(),
+        source_ip: None,
+        action: action.into(),
+        project_id: None,
+        target: Some(target.into()),
+        status: None,
+        details: details.to_string(),
+    };
+    if let Err(e) = store.append_audit(&event).await {
+        tracing::error!(error = %e, "could not append to the audit log");
+    }
+}
+
+/// `dbcerts apikey create`: an API key with the given organization roles and project grants.
+pub async fn create_api_key(
+    settings: &Settings,
+    org: Option<&str>,
+    description: &str,
+    org_roles: &[String],
+    project_roles: &[String],
+) -> anyhow::Result<Credentials> {
+    let (store, master) = open_checked_store(settings).await?;
+    let org_id = match org {
+        Some(o) => o.to_owned(),
+        None => bootstrap_org(&settings.data_dir)?,
+    };
+    store
+        .get_org(&org_id)
+        .await?
+        .with_context(|| format!("no organization with id {org_id}"))?;
+    for r in org_roles {
+        anyhow::ensure!(
+            dbcerts_server::auth::OrgRole::parse(r).is_some(),
+            "{r:?} is not an organization role (one of {})",
+            dbcerts_server::auth::roles::ORG_ROLE_NAMES.join(", ")
+        );
+    }
+    let mut grants = Vec::new();
+    let (key, private_key) = new_api_key(&master, &org_id, description, org_roles.to_vec());
+    for spec in project_roles {
+        let (project, role) = spec
+            .split_once(':')
+            .with_context(|| format!("--project-role {spec:?} is not PROJECT_ID:ROLE"))?;
+        anyhow::ensure!(
+            dbcerts_server::auth::ProjectRole::parse(role).is_some(),
+            "{role:?} is not a project role (one of {})",
+            dbcerts_server::auth::roles::PROJECT_ROLE_NAMES.join(", ")
+        );
+        let p = store
+            .get_project(project)
+            .await?
+            .with_context(|| format!("no project with id {project}"))?;
+        anyhow::ensure!(
+            p.org_id == org_id,
+            "project {project} is in another organization"
+        );
+        match grants
+            .iter_mut()
+            .find(|g: &&mut ProjectGrant| g.project_id == project)
+        {
+            Some(g) => g.roles.push(role.to_owned()),
+            None => grants.push(ProjectGrant {
+                principal_id: key.id.clone(),
+                project_id: project.to_owned(),
+                roles: vec![role.to_owned()],
+            }),
+        }
+    }
+    store.create_api_key(&key, &grants).await?;
+    operator_audit(
+        &store,
+        "operator.api_key.created",
+        &key.public_key,
+        serde_json::json!({ "orgRoles": org_roles, "projectRoles": project_roles }),
+    )
+    .await;
+    store.close().await;
+    Ok(Credentials {
+        org_id,
+        id: key.id,
+        public_key: key.public_key,
+        private_key: private_key.to_string(),
+    })
+}
+
+fn bootstrap_file(data_dir: &Path) -> std::path::PathBuf {
+    data_dir.join("bootstrap-credentials.json")
+}
+
+fn bootstrap_org(data_dir: &Path) -> anyhow::Result<String> {
+    let path = bootstrap_file(data_dir);
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("reading {} (or pass --org)", path.display()))?;
+    let v: serde_json::Value = serde_json::from_str(&text)?;
+    v["orgId"]
+        .as_str()
+        .map(str::to_owned)
+        .with_context(|| format!("{} has no orgId", path.display()))
+}
+
+/// `dbcerts apikey rotate-bootstrap`: replaces the bootstrap key with a new one holding the
+/// same roles, writes the new credentials file (mode 0600) and then deletes the old key.
+pub async fn rotate_bootstrap(settings: &Settings) -> anyhow::Result<Credentials> {
+    let path = bootstrap_file(&settings.data_dir);
+    let text =
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    let old: serde_json::Value = serde_json::from_str(&text)?;
+    let old_public = old["publicKey"]
+        .as_str()
+        .with_context(|| format!("{} has no publicKey", path.display()))?;
+    let (store, master) = open_checked_store(settings).await?;
+    let old_key = store
+        .get_api_key(old_public)
+        .await?
+        .with_context(|| format!("the bootstrap key {old_public} no longer exists"))?;
+    let grants = store.list_grants(&old_key.id).await?;
+    let (key, private_key) = new_api_key(
+        &master,
+        &old_key.org_id,
+        &old_key.description,
+        old_key.org_roles.clone(),
+    );
+    let grants: Vec<ProjectGrant> = grants
+        .into_iter()
+        .map(|g| ProjectGrant {
+            principal_id: key.id.clone(),
+            ..g
+        })
+        .collect();
+    store.create_api_key(&key, &grants).await?;
+    let creds = Credentials {
+        org_id: key.org_id.clone(),
+        id: key.id.clone(),
+        public_key: key.public_key.clone(),
+        private_key: private_key.to_string(),
+    };
+    // The new file is in place before the old key goes: a crash in between leaves two working
+    // keys, never none.
+    write_private_file(&path, &serde_json::to_vec_pretty(&creds)?)?;
+    store.delete_api_key(&old_key.id).await?;
+    operator_audit(
+        &store,
+        "operator.api_key.rotated",
+        &key.public_key,
+        serde_json::json!({ "replaced": old_key.public_key }),
+    )
+    .await;
+    store.close().await;
+    Ok(creds)
+}
+
+/// Writes `bytes` to `path` atomically, mode 0600.
+fn write_private_file(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    let tmp = path.with_extension("json.tmp");
+    let _ = std::fs::remove_file(&tmp);
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&tmp)
+        .with_context(|| format!("creating {}", tmp.display()))?;
+    f.write_all(bytes)?;
+    f.write_all(b"\n")?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path)?;
+    if let Some(dir) = path.parent() {
+        std::fs::File::open(dir)?.sync_all()?;
+    }
+    Ok(())
+}
