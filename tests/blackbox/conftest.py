@@ -121,8 +121,29 @@ class Server:
         return out.stdout
 
 
+# The shared fixtures serve hundreds of requests a minute from one address, many of them
+# deliberately unauthenticated or with wrong credentials (schemathesis' ignored_auth check,
+# the error tests). Atlas's limits would throttle them into 429s, so these servers lift the
+# limits; the limits themselves are tested on servers of their own (test_digest_auth.py,
+# test_oauth.py), with small figures.
+UNTHROTTLED = {
+    "rate-limit-certs-per-minute": 1_000_000,
+    "rate-limit-database-users-per-minute": 1_000_000,
+    "rate-limit-user-security-per-minute": 1_000_000,
+    "rate-limit-groups-per-minute": 1_000_000,
+    "rate-limit-orgs-per-minute": 1_000_000,
+    "oauth-token-requests-per-minute": 1_000_000,
+    "auth-failures-before-delay": 1_000_000,
+    "auth-failures-before-lockout": 1_000_000,
+}
+
+
 def _server(tmp_root: pathlib.Path, *args: str):
     data = pathlib.Path(tempfile.mkdtemp(dir=tmp_root))
+    if "--config" not in args:
+        config = data.parent / f"{data.name}-unthrottled.toml"
+        config.write_text("".join(f"{k} = {v}\n" for k, v in UNTHROTTLED.items()))
+        args = (*args, "--config", str(config))
     s = Server(data, *args)
     try:
         yield s

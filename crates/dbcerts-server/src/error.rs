@@ -244,13 +244,22 @@ impl AtlasError {
     }
     /// 429 with `Retry-After`, as Atlas words it: "Resource %s is limited to %s requests every
     /// %s minutes."
-    pub fn rate_limited(resource: &str, limit: u32, retry_after: std::time::Duration) -> Self {
+    pub fn rate_limited(
+        resource: &str,
+        limit: u32,
+        minutes: u64,
+        retry_after: std::time::Duration,
+    ) -> Self {
         let mut e = Self::new(
             StatusCode::TOO_MANY_REQUESTS,
             "RATE_LIMITED",
-            format!("Resource {resource} is limited to {limit} requests every 1 minutes."),
+            format!("Resource {resource} is limited to {limit} requests every {minutes} minutes."),
         )
-        .with_params([Value::from(resource), Value::from(limit), Value::from(1)]);
+        .with_params([
+            Value::from(resource),
+            Value::from(limit),
+            Value::from(minutes),
+        ]);
         e.retry_after = Some(retry_after.as_secs_f64().ceil().max(1.0) as u64);
         e
     }

@@ -249,3 +249,134 @@ async fn a_replayed_request_is_refused_but_increasing_nc_is_fine() {
         StatusCode::UNAUTHORIZED
     );
 }
+
+const SA_V: &str = "application/vnd.atlas.2024-08-05+json";
+
+/// A service account of the harness's organization; returns (client id, secret).
+async fn service_account(h: &Harness) -> (String, String) {
+    let body = r#"{"name":"ci","description":"multi node","roles":["ORG_OWNER"],"secretExpiresAfterHours":8}"#;
+    let uri = format!("/api/atlas/v2/orgs/{}/serviceAccounts", h.org_id);
+    let r = h.call("POST", &uri, Some(SA_V), Some(body)).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let v: serde_json::Value = serde_json::from_str(&r.text).unwrap();
+    (
+        v["clientId"].as_str().unwrap().to_owned(),
+        v["secrets"][0]["secret"].as_str().unwrap().to_owned(),
+    )
+}
+
+fn form_post(path: &str, client: &str, secret: &str, form: &str) -> Request<Body> {
+    use base64::Engine;
+    let basic = base64::engine::general_purpose::STANDARD.encode(format!("{client}:{secret}"));
+    Request::builder()
+        .method("POST")
+        .uri(path)
+        .header(header::AUTHORIZATION, format!("Basic {basic}"))
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(Body::from(form.to_owned()))
+        .unwrap()
+}
+
+async fn bearer_get(h: &Harness, uri: &str, token: &str) -> common::Reply {
+    h.raw(
+        Request::builder()
+            .uri(uri)
+            .header(header::ACCEPT, V2)
+            .header(header::AUTHORIZATION, format!("Bearer {token}"))
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await
+}
+
+/// A token one node issues is accepted by another node on the same database, and revoking it
+/// on either node refuses it on both: nothing about tokens lives only in one process.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_work_on_every_node_and_revocation_reaches_all() {
+    let a = Harness::new().await;
+    let b = Harness::node(a.dir.clone(), 300).await;
+    let (client, secret) = service_account(&a).await;
+    let issued = a
+        .raw(form_post(
+            "/api/oauth/token",
+            &client,
+            &secret,
+            "grant_type=client_credentials",
+        ))
+        .await;
+    assert_eq!(issued.status, StatusCode::OK, "{}", issued.text);
+    let v: serde_json::Value = serde_json::from_str(&issued.text).unwrap();
+    assert_eq!(v["token_type"], "Bearer");
+    assert_eq!(v["expires_in"], 3600);
+    let token = v["access_token"].as_str().unwrap().to_owned();
+
+    for node in [&a, &b] {
+        let r = bearer_get(node, "/api/atlas/v2/groups", &token).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    }
+    let revoked = b
+        .raw(form_post(
+            "/api/oauth/revoke",
+            &client,
+            &secret,
+            &format!("token={token}&token_type_hint=access_token"),
+        ))
+        .await;
+    assert_eq!(revoked.status, StatusCode::OK);
+    for node in [&a, &b] {
+        let r = bearer_get(node, "/api/atlas/v2/groups", &token).await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.text);
+    }
+    // The revocation is in the audit log, by token id, with no token in it.
+    let log = a
+        .store
+        .list_audit(&Default::default(), 0, 1000)
+        .await
+        .unwrap();
+    assert!(log.iter().any(|e| e.event.action == "oauth.token.revoked"));
+    assert!(log.iter().all(|e| !format!("{e:?}").contains(&token)));
+    assert!(log.iter().all(|e| !format!("{e:?}").contains(&secret)));
+}
+
+/// A token from one client cannot be revoked by another, and a forged one is ignored.
+#[tokio::test]
+async fn only_the_owner_revokes_a_token() {
+    let h = Harness::new().await;
+    let (c1, s1) = service_account(&h).await;
+    let (c2, s2) = service_account(&h).await;
+    let t = h
+        .raw(form_post(
+            "/api/oauth/token",
+            &c1,
+            &s1,
+            "grant_type=client_credentials",
+        ))
+        .await;
+    let token = serde_json::from_str::<serde_json::Value>(&t.text).unwrap()["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = h
+        .raw(form_post(
+            "/api/oauth/revoke",
+            &c2,
+            &s2,
+            &format!("token={token}"),
+        ))
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(
+        bearer_get(&h, "/api/atlas/v2/groups", &token).await.status,
+        StatusCode::OK
+    );
+    let wrong = h
+        .raw(form_post(
+            "/api/oauth/revoke",
+            &c1,
+            "mdb_sa_sk_wrong",
+            &format!("token={token}"),
+        ))
+        .await;
+    assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
+    assert!(wrong.text.contains("invalid_client"));
+}

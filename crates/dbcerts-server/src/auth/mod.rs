@@ -163,9 +163,14 @@ pub async fn authenticate_api(
     if let Some(ip) = ip
         && let Some(wait) = state.inner.limits.locked_out(ip, now)
     {
+        // Too many failed authentications: worded as Atlas's rate limit, counting failures
+        // over the failure window.
+        let access = &state.inner.config.access;
+        let minutes = (access.auth_failure_window_secs as u64).div_ceil(60);
         return AtlasError::rate_limited(
             &path,
-            state.inner.config.access.auth_failures_before_lockout,
+            access.auth_failures_before_lockout,
+            minutes,
             std::time::Duration::from_secs(wait as u64),
         )
         .into_response();
@@ -232,7 +237,9 @@ pub async fn authenticate_api(
         .request(&caller.actor(), EndpointGroup::of(&path))
     {
         Ok(a) => a,
-        Err(r) => return AtlasError::rate_limited(&path, r.limit, r.retry_after).into_response(),
+        Err(r) => {
+            return AtlasError::rate_limited(&path, r.limit, 1, r.retry_after).into_response();
+        }
     };
     let method = req.method().clone();
     let actor = caller.actor();

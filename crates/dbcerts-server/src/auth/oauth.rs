@@ -206,7 +206,7 @@ pub async fn token(
     };
     if let Err(retry) = state.inner.limits.token_request(&client_id, peer.ip()) {
         let limit = state.inner.config.access.token_requests_per_minute;
-        return AtlasError::rate_limited("/api/oauth/token", limit, retry).into_response();
+        return AtlasError::rate_limited("/api/oauth/token", limit, 1, retry).into_response();
     }
     match form.grant_type.as_deref() {
         Some("client_credentials") => {}

@@ -1,0 +1,338 @@
+"""HTTP Digest authentication (RFC 7616) against the real binary: curl and `requests` as stock
+clients, hand-computed SHA-256 / -sess responses, replayed and malformed headers, stale-nonce
+recovery, failed-attempt throttling and per-endpoint-group rate limits.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+import shutil
+import subprocess
+import time
+
+import pytest
+import requests
+from requests.auth import HTTPDigestAuth
+
+from _certs_util import split_pem, unique_user
+from conftest import V2, session_from
+
+REALM = "MMS Public API"
+NONCE = re.compile(r'nonce="([^"]+)"')
+RATE_LIMITED_KEYS = ["detail", "error", "errorCode", "parameters", "reason"]
+
+
+def challenge(server, path: str = "/api/atlas/v2/groups") -> requests.Response:
+    r = requests.get(f"{server.root}{path}", headers={"Accept": V2}, timeout=30)
+    assert r.status_code == 401
+    return r
+
+
+def nonce_of(r: requests.Response) -> str:
+    m = NONCE.search(r.headers["WWW-Authenticate"])
+    assert m, r.headers
+    return m.group(1)
+
+
+def digest_header(
+    method: str,
+    uri: str,
+    username: str,
+    password: str,
+    nonce: str,
+    *,
+    algorithm: str = "MD5",
+    nc: int = 1,
+    cnonce: str | None = None,
+    qop: str | None = "auth",
+    realm: str = REALM,
+) -> str:
+    """An RFC 7616 `Authorization: Digest` value, computed here with hashlib."""
+    h = hashlib.sha256 if algorithm.upper().startswith("SHA-256") else hashlib.md5
+
+    def H(s: str) -> str:
+        return h(s.encode()).hexdigest()
+
+    cnonce = cnonce or secrets.token_hex(8)
+    ncv = f"{nc:08x}"
+    ha1 = H(f"{username}:{realm}:{password}")
+    if algorithm.upper().endswith("-SESS"):
+        ha1 = H(f"{ha1}:{nonce}:{cnonce}")
+    ha2 = H(f"{method}:{uri}")
+    if qop is None:
+        response = H(f"{ha1}:{nonce}:{ha2}")  # RFC 2069, no qop
+        return (
+            f'Digest username="{username}", realm="{realm}", nonce="{nonce}", uri="{uri}", '
+            f'response="{response}", algorithm={algorithm}'
+        )
+    response = H(f"{ha1}:{nonce}:{ncv}:{cnonce}:{qop}:{ha2}")
+    return (
+        f'Digest username="{username}", realm="{realm}", nonce="{nonce}", uri="{uri}", '
+        f'algorithm={algorithm}, response="{response}", qop={qop}, nc={ncv}, cnonce="{cnonce}"'
+    )
+
+
+def signed_get(server, uri: str, header: str, session=None) -> requests.Response:
+    return (session or requests).get(
+        f"{server.root}{uri}", headers={"Authorization": header, "Accept": V2}, timeout=30
+    )
+
+
+def curl_status(*args: str) -> list[str]:
+    """The status code of a single curl transfer (`-w '%{http_code}'` among `args`)."""
+    out = subprocess.run(["curl", "-sS", "-o", "/dev/null", *args], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    return out.stdout.split()
+
+
+def curl_has_rate() -> bool:
+    return shutil.which("curl") is not None and "--rate" in subprocess.run(
+        ["curl", "--help", "all"], capture_output=True, text=True
+    ).stdout
+
+
+# ------------------------------------------------------------------ stock clients
+
+
+def test_curl_digest_as_the_server_challenges(server):
+    assert 'algorithm=MD5, qop="auth"' in challenge(server).headers["WWW-Authenticate"]
+    codes = curl_status(
+        "--digest", "--user", f"{server.public_key}:{server.private_key}",
+        "--header", f"Accept: {V2}", "-w", "%{http_code}\n",
+        f"{server.root}/api/atlas/v2/groups?pretty=true",
+    )  # fmt: skip
+    assert codes == ["200"]
+    # A POST with a body: curl sends the first request without it, then with it.
+    name = unique_user("curl")
+    out = subprocess.run(
+        ["curl", "-sS", "--digest", "--user", f"{server.public_key}:{server.private_key}",
+         "--header", f"Accept: {V2}", "--header", "Content-Type: application/json",
+         "--data", f'{{"name":"{name}","orgId":"{server.org_id}"}}',
+         "-w", "\n%{http_code}", f"{server.root}/api/atlas/v2/groups"],
+        capture_output=True, text=True, check=True, timeout=60,
+    )  # fmt: skip
+    body, code = out.stdout.rsplit("\n", 1)
+    assert code == "201", out.stdout
+    assert f'"name":"{name}"' in body
+
+
+def test_curl_with_a_wrong_key_gets_401(server):
+    codes = curl_status(
+        "--digest", "--user", f"{server.public_key}:00000000-0000-0000-0000-000000000000",
+        "--header", f"Accept: {V2}", "-w", "%{http_code}\n", f"{server.root}/api/atlas/v2/groups",
+    )  # fmt: skip
+    assert codes == ["401"]
+
+
+def test_requests_http_digest_auth(server):
+    with requests.Session() as s:
+        s.auth = HTTPDigestAuth(server.public_key, server.private_key)
+        for _ in range(3):  # later requests reuse the nonce with increasing nc
+            r = s.get(server.url("/groups"), headers={"Accept": V2}, timeout=30)
+            assert r.status_code == 200, r.text
+        r = s.post(server.url("/groups"), headers={"Accept": V2}, json={"name": unique_user("rq"), "orgId": server.org_id})
+        assert r.status_code == 201, r.text
+        r = s.get(server.url("/groups", "v1.0"), timeout=30)
+        assert r.status_code == 200, r.text
+
+
+# ------------------------------------------------------------------ algorithms
+
+
+@pytest.mark.parametrize("algorithm", ["MD5", "MD5-sess", "SHA-256", "SHA-256-sess"])
+def test_hand_computed_digest(server, algorithm):
+    uri = "/api/atlas/v2/groups?pretty=true"
+    nonce = nonce_of(challenge(server, uri))
+    r = signed_get(server, uri, digest_header("GET", uri, server.public_key, server.private_key, nonce, algorithm=algorithm))
+    assert r.status_code == 200, r.text
+    assert r.json()["totalCount"] >= 0
+    # The same computation with a wrong key fails.
+    nonce = nonce_of(challenge(server, uri))
+    bad = digest_header("GET", uri, server.public_key, "wrong-" + server.private_key, nonce, algorithm=algorithm)
+    assert signed_get(server, uri, bad).status_code == 401
+
+
+def test_uri_must_match_the_request(server):
+    nonce = nonce_of(challenge(server))
+    header = digest_header("GET", "/api/atlas/v2/groups?x=1", server.public_key, server.private_key, nonce)
+    assert signed_get(server, "/api/atlas/v2/groups", header).status_code == 401
+
+
+# ------------------------------------------------------------------ replay, qop
+
+
+def test_replayed_header_is_refused_with_stale_true(server):
+    uri = "/api/atlas/v2/groups"
+    nonce = nonce_of(challenge(server))
+    header = digest_header("GET", uri, server.public_key, server.private_key, nonce)
+    first = signed_get(server, uri, header)
+    assert first.status_code == 200, first.text
+    again = signed_get(server, uri, header)
+    assert again.status_code == 401
+    www = again.headers["WWW-Authenticate"]
+    assert www.endswith("stale=true"), www
+    assert nonce_of(again) != nonce
+    # A higher nc with the same nonce is a new request, not a replay.
+    nc2 = digest_header("GET", uri, server.public_key, server.private_key, nonce, nc=2)
+    assert signed_get(server, uri, nc2).status_code == 200
+
+
+@pytest.mark.parametrize("qop", ["auth-int", None], ids=["auth-int", "no-qop"])
+def test_qop_other_than_auth_is_refused(server, qop):
+    uri = "/api/atlas/v2/groups"
+    nonce = nonce_of(challenge(server))
+    header = digest_header("GET", uri, server.public_key, server.private_key, nonce, qop=qop)
+    r = signed_get(server, uri, header)
+    assert r.status_code == 401
+    assert r.headers["WWW-Authenticate"].endswith("stale=false")
+
+
+# ------------------------------------------------------------------ stale nonces
+
+
+@pytest.fixture()
+def short_nonce_server(make_server):
+    return make_server(digest_nonce_lifetime_secs=2)
+
+
+def test_requests_recovers_from_a_stale_nonce(short_nonce_server):
+    s = short_nonce_server
+    uri = "/api/atlas/v2/groups"
+    old_nonce = nonce_of(challenge(s))
+    with requests.Session() as sess:
+        sess.auth = HTTPDigestAuth(s.public_key, s.private_key)
+        first = sess.get(s.url("/groups"), headers={"Accept": V2}, timeout=30)
+        assert first.status_code == 200, first.text
+        time.sleep(3)
+        second = sess.get(s.url("/groups"), headers={"Accept": V2}, timeout=30)
+        assert second.status_code == 200, second.text
+        # requests answered the server's stale=true with the fresh nonce, once.
+        assert [h.status_code for h in second.history] == [401]
+        assert second.history[0].headers["WWW-Authenticate"].endswith("stale=true")
+    # A correct response over an expired nonce is "stale", not a failure.
+    r = signed_get(s, uri, digest_header("GET", uri, s.public_key, s.private_key, old_nonce))
+    assert r.status_code == 401
+    assert r.headers["WWW-Authenticate"].endswith("stale=true")
+    # A wrong key over an expired nonce is a plain failure.
+    r = signed_get(s, uri, digest_header("GET", uri, s.public_key, "nope", old_nonce))
+    assert r.status_code == 401
+    assert r.headers["WWW-Authenticate"].endswith("stale=false")
+
+
+@pytest.mark.skipif(not curl_has_rate(), reason="the installed curl has no --rate option (curl < 7.84)")
+def test_curl_across_a_nonce_expiry(short_nonce_server):
+    """Two transfers 3 s apart with a 2 s nonce lifetime both succeed. (curl 7.88 answers a
+    fresh challenge for each transfer rather than reusing the nonce; if a curl does reuse it,
+    the second transfer exercises stale=true and must still end in 200.)"""
+    s = short_nonce_server
+    url = s.url("/groups")
+    started = time.monotonic()
+    out = subprocess.run(
+        ["curl", "-sS", "-v", "--digest", "-u", f"{s.public_key}:{s.private_key}", "--header", f"Accept: {V2}",
+         "--rate", "20/m",  # one transfer every 3 s (curl 7.88 has no "1/3s")
+         "-w", "%{http_code}\n", "-o", "/dev/null", url, "-o", "/dev/null", url + "?pretty=true"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert time.monotonic() - started >= 2.5, "curl did not wait between the transfers"
+    assert out.stdout.split() == ["200", "200"], out.stderr
+    statuses = re.findall(r"^< HTTP/1.1 (\d{3})", out.stderr, re.M)
+    assert statuses[-1] == "200" and statuses.count("200") == 2, statuses
+
+
+# ------------------------------------------------------------------ failed attempts
+
+
+def test_failed_attempts_are_slowed_then_locked_out(make_server):
+    s = make_server(auth_failures_before_delay=2, auth_failures_before_lockout=5, auth_lockout_secs=60)
+    uri = "/api/atlas/v2/groups"
+    durations = []
+    # auth-failures-before-lockout = 5: the fifth failure is still answered 401 (and locks the
+    # address); from then on, requests get 429.
+    for attempt in range(1, 6):
+        nonce = nonce_of(challenge(s))
+        header = digest_header("GET", uri, s.public_key, "wrong-password", nonce)
+        started = time.monotonic()
+        r = signed_get(s, uri, header)
+        durations.append(time.monotonic() - started)
+        assert r.status_code == 401, f"attempt {attempt}: {r.status_code} {r.text}"
+    # Past the second failure each answer is held back 100 ms more. Noise only ever adds time,
+    # so compare the fastest delayed answer with the fastest undelayed one.
+    for n, d in enumerate(durations[2:], start=3):
+        assert d >= 0.1 * (n - 2), f"failure {n} took {d:.3f}s: {durations}"
+    assert min(durations[2:]) - min(durations[:2]) >= 0.08, durations
+
+    # Five failures: the address is refused, with or without (correct) credentials.
+    with requests.Session() as sess:
+        sess.auth = HTTPDigestAuth(s.public_key, "wrong-password")
+        r = sess.get(s.url("/groups"), headers={"Accept": V2}, timeout=30)
+    assert r.status_code == 429, r.text
+    body = r.json()
+    assert body["errorCode"] == "RATE_LIMITED"
+    assert body["error"] == 429
+    assert 1 <= int(r.headers["Retry-After"]) <= 60
+    r = s.session.get(s.url("/groups"), headers={"Accept": V2}, timeout=30)
+    assert r.status_code == 429, r.text
+    assert r.json()["errorCode"] == "RATE_LIMITED"
+    r = requests.get(s.url("/groups"), headers={"Accept": V2}, timeout=30)
+    assert r.status_code == 429
+    # Another address is not locked out.
+    with session_from("127.0.0.2", HTTPDigestAuth(s.public_key, s.private_key)) as other:
+        r = other.get(s.url("/groups"), headers={"Accept": V2}, timeout=30)
+    assert r.status_code == 200, r.text
+
+
+# ------------------------------------------------------------------ rate limits
+
+
+def test_certs_rate_limit(make_server):
+    s = make_server(rate_limit_certs_per_minute=3)
+    gid = s.create_project()
+    user = unique_user("rl")
+    s.create_user(gid, user)
+    path = f"/groups/{gid}/databaseUsers/{user}/certs"
+    full = f"/api/atlas/v2{path}"
+    remaining = []
+    for method in ("POST", "GET", "POST"):
+        kw = {"json": {"monthsUntilExpiration": 1}} if method == "POST" else {}
+        r = s.call(method, path, **kw)
+        assert r.status_code in (200, 201), r.text
+        if method == "POST":
+            split_pem(r.text)
+        assert r.headers["Ratelimit-Limit"] == "3"
+        remaining.append(int(r.headers["Ratelimit-Remaining"]))
+    assert remaining == [2, 1, 0]
+
+    r = s.call("GET", path)
+    assert r.status_code == 429, r.text
+    body = r.json()
+    assert sorted(body) == RATE_LIMITED_KEYS
+    assert body == {
+        "detail": f"Resource {full} is limited to 3 requests every 1 minutes.",
+        "error": 429,
+        "errorCode": "RATE_LIMITED",
+        "parameters": [full, 3, 1],
+        "reason": "Too Many Requests",
+    }
+    assert 1 <= int(r.headers["Retry-After"]) <= 60
+    assert r.headers["X-Error-Code"] == "RATE_LIMITED"
+
+    # Other endpoint groups are counted separately.
+    r = s.call("GET", "/groups")
+    assert r.status_code == 200, r.text
+    assert r.headers["Ratelimit-Limit"] == "1200"
+    r = s.call("GET", f"/groups/{gid}/databaseUsers/$external/{user}")
+    assert r.status_code == 200, r.text
+    assert r.headers["Ratelimit-Limit"] == "10000"
+
+    # Another caller has a bucket of its own.
+    r = s.call("POST", f"/orgs/{s.org_id}/apiKeys", json={"desc": "second caller", "roles": ["ORG_OWNER"]})
+    assert r.status_code == 200, r.text
+    key = r.json()
+    with requests.Session() as other:
+        other.auth = HTTPDigestAuth(key["publicKey"], key["privateKey"])
+        r = other.get(s.url(path), headers={"Accept": V2}, timeout=30)
+    assert r.status_code == 200, r.text
+    assert r.headers["Ratelimit-Remaining"] == "2"
