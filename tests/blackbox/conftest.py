@@ -23,6 +23,46 @@ SPEC_DIR = ROOT.parent / "shared" / "spec"
 V2 = "application/vnd.atlas.2023-01-01+json"
 
 
+# Every secret the run hands out (bootstrap private keys, service-account secrets, access
+# tokens, issued certificates' private keys) and every server log it writes. At the end of
+# the session the logs of the whole run are searched for the secrets (pytest_sessionfinish).
+SECRETS: set[str] = set()
+SERVER_LOGS: list[pathlib.Path] = []
+
+
+def remember_secret(secret: str) -> str:
+    SECRETS.add(secret)
+    return secret
+
+
+def remember_private_key(pem: str) -> None:
+    """Remembers the base64 lines of a PEM's PRIVATE KEY block (each one is key material)."""
+    block = pem.split("-----BEGIN PRIVATE KEY-----", 1)[-1].split("-----END PRIVATE KEY-----", 1)[0]
+    for line in block.split():
+        if len(line) >= 40:
+            SECRETS.add(line)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    leaks = []
+    for log in SERVER_LOGS:
+        if not log.exists():
+            continue
+        text = log.read_text(errors="replace")
+        leaks += [f"{log}: {s[:8]}..." for s in SECRETS if s in text]
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if leaks:
+        if reporter:
+            reporter.write_line(f"SECRETS FOUND IN SERVER LOGS ({len(leaks)}):", red=True)
+            for leak in leaks:
+                reporter.write_line(f"  {leak}", red=True)
+        session.exitstatus = 1
+    elif reporter and SECRETS:
+        reporter.write_line(
+            f"secrets check: none of {len(SECRETS)} secrets handed out appears in {len(SERVER_LOGS)} server logs"
+        )
+
+
 def dbcerts_bin() -> str:
     path = os.environ.get("DBCERTS_BIN") or str(ROOT / "target" / "debug" / "dbcerts")
     if not os.path.exists(path):
@@ -50,6 +90,7 @@ class Server:
     def start(self) -> None:
         env = dict(os.environ, DBCERTS_LOG=os.environ.get("DBCERTS_LOG", "info"))
         self.log_path = self.data_dir / "server.log"
+        SERVER_LOGS.append(self.log_path)
         self.log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(self.args, stdout=subprocess.PIPE, stderr=self.log, env=env)
         line = self.proc.stdout.readline().decode()
@@ -61,7 +102,7 @@ class Server:
         creds = json.loads((self.data_dir / "bootstrap-credentials.json").read_text())
         self.org_id = creds["orgId"]
         self.public_key = creds["publicKey"]
-        self.private_key = creds["privateKey"]
+        self.private_key = remember_secret(creds["privateKey"])
         self.auth = HTTPDigestAuth(self.public_key, self.private_key)
         self.session = requests.Session()
         self.session.auth = self.auth
@@ -109,6 +150,7 @@ class Server:
             json={"monthsUntilExpiration": months},
         )
         assert r.status_code == 201, r.text
+        remember_private_key(r.text)
         return r.text
 
     def export_ca(self, group_id: str) -> str:
@@ -240,6 +282,8 @@ def create_service_account(server: Server, roles=("ORG_OWNER",), hours: int = 8,
     }
     r = server.call("POST", f"/orgs/{server.org_id}/serviceAccounts", accept=SA_V, json=body)
     assert r.status_code == 201, r.text
+    for secret in r.json()["secrets"]:
+        remember_secret(secret["secret"])
     return r.json()
 
 
@@ -253,7 +297,7 @@ def get_token(server: Server, client_id: str, secret: str, session: requests.Ses
         timeout=30,
     )
     assert r.status_code == 200, r.text
-    return r.json()["access_token"]
+    return remember_secret(r.json()["access_token"])
 
 
 def bearer_call(server: Server, token: str, method: str, path: str, *, version: str = "v2",
