@@ -73,21 +73,10 @@ pub fn router(state: AppState) -> Router {
 /// 2023-01-01; every operation here resolves to 2023-01-01. Anything else is 406
 /// `INVALID_VERSION_DATE`.
 async fn negotiate_version(req: Request, next: Next) -> Response {
-    let ok = req
-        .headers()
-        .get_all(header::ACCEPT)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .any(accepts_2023_01_01);
-    if !ok {
+    if !accepts_at_least(&req, V2023_01_01) {
         return AtlasError::invalid_version_date().into_response();
     }
     next.run(req).await
-}
-
-fn accepts_2023_01_01(media_range: &str) -> bool {
-    accepts_version(media_range, V2023_01_01)
 }
 
 const V2023_01_01: chrono::NaiveDate =
@@ -98,14 +87,7 @@ const V2024_08_05: chrono::NaiveDate =
 /// Service-account operations exist from version 2024-08-05 on: an earlier Accept date is 406,
 /// and answers carry the 2024-08-05 media type.
 async fn negotiate_2024_08_05(req: Request, next: Next) -> Response {
-    let ok = req
-        .headers()
-        .get_all(header::ACCEPT)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .any(|m| accepts_version(m, V2024_08_05));
-    if !ok {
+    if !accepts_at_least(&req, V2024_08_05) {
         return AtlasError::invalid_version_date().into_response();
     }
     let mut res = next.run(req).await;
@@ -120,6 +102,16 @@ async fn negotiate_2024_08_05(req: Request, next: Next) -> Response {
         );
     }
     res
+}
+
+/// Whether any `Accept` media range asks for an Atlas version dated `min` or later.
+fn accepts_at_least(req: &Request, min: chrono::NaiveDate) -> bool {
+    req.headers()
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|m| accepts_version(m, min))
 }
 
 fn accepts_version(media_range: &str, min: chrono::NaiveDate) -> bool {
@@ -211,7 +203,7 @@ mod tests {
             "application/vnd.atlas.2024-08-05+json; charset=utf-8",
             " APPLICATION/VND.ATLAS.2023-01-01+JSON",
         ] {
-            assert!(accepts_2023_01_01(ok), "{ok}");
+            assert!(accepts_version(ok, V2023_01_01), "{ok}");
         }
         for bad in [
             "application/json",
@@ -222,7 +214,7 @@ mod tests {
             "application/vnd.atlas.2023-01-01+csv",
             "application/vnd.atlas.2023-1-1+json",
         ] {
-            assert!(!accepts_2023_01_01(bad), "{bad}");
+            assert!(!accepts_version(bad, V2023_01_01), "{bad}");
         }
     }
 }

@@ -189,6 +189,20 @@ impl SqliteStore {
         Ok((items, get::<i64>(&count, "n")? as u64))
     }
 
+    /// Deletes a principal (`delete_sql` binds its id) with its grants and access list, in one
+    /// transaction. Returns whether the principal existed.
+    async fn delete_principal(&self, delete_sql: &'static str, id: &str) -> StoreResult<bool> {
+        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        delete_principal_rows_in(&mut tx, id).await?;
+        let done = sqlx::query(delete_sql)
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(done.rows_affected() > 0)
+    }
+
     /// A transaction that holds the write lock from its first statement, so that what it reads
     /// cannot go stale before it writes.
     async fn immediate(&self) -> StoreResult<sqlx::Transaction<'static, sqlx::Sqlite>> {
@@ -466,15 +480,8 @@ impl Store for SqliteStore {
     }
 
     async fn delete_api_key(&self, id: &str) -> StoreResult<bool> {
-        let mut tx = self.pool.begin().await.map_err(map_err)?;
-        delete_principal_rows_in(&mut tx, id).await?;
-        let done = sqlx::query("DELETE FROM api_keys WHERE id = ?")
-            .bind(id)
-            .execute(&mut *tx)
+        self.delete_principal("DELETE FROM api_keys WHERE id = ?", id)
             .await
-            .map_err(map_err)?;
-        tx.commit().await.map_err(map_err)?;
-        Ok(done.rows_affected() > 0)
     }
 
     async fn get_api_key_auth(&self, public_key: &str) -> StoreResult<Option<ApiKeyAuth>> {
@@ -659,15 +666,11 @@ impl Store for SqliteStore {
     }
 
     async fn delete_service_account(&self, client_id: &str) -> StoreResult<bool> {
-        let mut tx = self.pool.begin().await.map_err(map_err)?;
-        delete_principal_rows_in(&mut tx, client_id).await?;
-        let done = sqlx::query("DELETE FROM service_accounts WHERE client_id = ?")
-            .bind(client_id)
-            .execute(&mut *tx)
-            .await
-            .map_err(map_err)?;
-        tx.commit().await.map_err(map_err)?;
-        Ok(done.rows_affected() > 0)
+        self.delete_principal(
+            "DELETE FROM service_accounts WHERE client_id = ?",
+            client_id,
+        )
+        .await
     }
 
     async fn add_service_account_secret(

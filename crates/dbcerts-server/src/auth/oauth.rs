@@ -186,6 +186,49 @@ async fn check_client(
     Ok(matched.map(|id| (auth, id)))
 }
 
+/// The form and the client credentials of a token or revoke request.
+fn read_request(
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<(TokenForm, String, String), Box<Response>> {
+    let Ok(form) = serde_urlencoded::from_bytes::<TokenForm>(body) else {
+        return Err(Box::new(oauth_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "The request body is not application/x-www-form-urlencoded.",
+        )));
+    };
+    let (id, secret) =
+        client_credentials(headers, &form).ok_or_else(|| Box::new(invalid_client()))?;
+    Ok((form, id, secret))
+}
+
+/// The client's account and the id of the secret it presented, or the `invalid_client`
+/// answer (after recording the failure).
+async fn authenticate_client(
+    state: &AppState,
+    ip: IpAddr,
+    client_id: &str,
+    secret: &str,
+    now: i64,
+) -> Result<(dbcerts_store::ServiceAccountAuth, String), Box<Response>> {
+    match check_client(state, client_id, secret, now).await {
+        Ok(Some(found)) => Ok(found),
+        Ok(None) => {
+            super::record_failure(
+                state,
+                Some(ip),
+                "oauth",
+                client_id,
+                "invalid client credentials",
+            )
+            .await;
+            Err(Box::new(invalid_client()))
+        }
+        Err(e) => Err(Box::new(e.into_response())),
+    }
+}
+
 /// `POST /api/oauth/token`.
 pub async fn token(
     State(state): State<AppState>,
@@ -193,17 +236,11 @@ pub async fn token(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let Ok(form) = serde_urlencoded::from_bytes::<TokenForm>(&body) else {
-        return oauth_error(
-            StatusCode::BAD_REQUEST,
-            "invalid_request",
-            "The request body is not application/x-www-form-urlencoded.",
-        );
+    let (form, client_id, secret) = match read_request(&headers, &body) {
+        Ok(r) => r,
+        Err(res) => return *res,
     };
     let now = chrono::Utc::now().timestamp();
-    let Some((client_id, secret)) = client_credentials(&headers, &form) else {
-        return invalid_client();
-    };
     if let Err(retry) = state.inner.limits.token_request(&client_id, peer.ip()) {
         let limit = state.inner.config.access.token_requests_per_minute;
         return AtlasError::rate_limited("/api/oauth/token", limit, 1, retry).into_response();
@@ -225,21 +262,11 @@ pub async fn token(
             );
         }
     }
-    let client = match check_client(&state, &client_id, &secret, now).await {
-        Ok(c) => c,
-        Err(e) => return e.into_response(),
-    };
-    let Some((auth, secret_id)) = client else {
-        super::record_failure(
-            &state,
-            Some(peer.ip()),
-            "oauth",
-            &client_id,
-            "invalid client credentials",
-        )
-        .await;
-        return invalid_client();
-    };
+    let (auth, secret_id) =
+        match authenticate_client(&state, peer.ip(), &client_id, &secret, now).await {
+            Ok(c) => c,
+            Err(res) => return *res,
+        };
     let (token, claims) = state
         .inner
         .tokens
@@ -286,31 +313,14 @@ pub async fn revoke(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let Ok(form) = serde_urlencoded::from_bytes::<TokenForm>(&body) else {
-        return oauth_error(
-            StatusCode::BAD_REQUEST,
-            "invalid_request",
-            "The request body is not application/x-www-form-urlencoded.",
-        );
+    let (form, client_id, secret) = match read_request(&headers, &body) {
+        Ok(r) => r,
+        Err(res) => return *res,
     };
     let now = chrono::Utc::now().timestamp();
-    let Some((client_id, secret)) = client_credentials(&headers, &form) else {
-        return invalid_client();
-    };
-    let client = match check_client(&state, &client_id, &secret, now).await {
+    let (auth, _) = match authenticate_client(&state, peer.ip(), &client_id, &secret, now).await {
         Ok(c) => c,
-        Err(e) => return e.into_response(),
-    };
-    let Some((auth, _)) = client else {
-        super::record_failure(
-            &state,
-            Some(peer.ip()),
-            "oauth",
-            &client_id,
-            "invalid client credentials",
-        )
-        .await;
-        return invalid_client();
+        Err(res) => return *res,
     };
     let Some(token) = form.token else {
         return oauth_error(
