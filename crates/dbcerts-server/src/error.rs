@@ -408,6 +408,10 @@ impl From<dbcerts_store::StoreError> for AtlasError {
     fn from(e: dbcerts_store::StoreError) -> Self {
         match e {
             dbcerts_store::StoreError::Unavailable(m) => AtlasError::unavailable(m),
+            // What the write referred to was deleted concurrently (for example the project).
+            dbcerts_store::StoreError::Gone => {
+                AtlasError::resource_not_found("the referenced resource")
+            }
             other => AtlasError::unexpected(other.to_string()),
         }
     }

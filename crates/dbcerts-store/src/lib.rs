@@ -24,6 +24,10 @@ pub enum StoreError {
     /// A per-parent limit (for example users per project) refused the write.
     #[error("limit reached")]
     LimitReached,
+    /// The write refers to a row that does not exist (any more), for example a grant in a
+    /// project deleted a moment before.
+    #[error("referenced row is gone")]
+    Gone,
     /// Anything else: a bug or corrupted data.
     #[error("store error: {0}")]
     Internal(String),

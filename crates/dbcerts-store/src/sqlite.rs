@@ -81,6 +81,7 @@ fn map_err(e: sqlx::Error) -> StoreError {
         sqlx::Error::Database(db) if db.message().contains("database is locked") => {
             StoreError::Unavailable(e.to_string())
         }
+        sqlx::Error::Database(db) if db.is_foreign_key_violation() => StoreError::Gone,
         _ => StoreError::Internal(e.to_string()),
     }
 }

@@ -1804,11 +1804,11 @@ pub async fn create_api_key_with_grants_is_atomic(store: &dyn Store) {
     let bad = grant(&k.id, &ns.project(99), &["GROUP_OWNER"]);
 
     assert!(
-        store
-            .create_api_key(&k, &[good.clone(), bad])
-            .await
-            .is_err(),
-        "a grant in a project that does not exist is refused"
+        matches!(
+            store.create_api_key(&k, &[good.clone(), bad]).await,
+            Err(StoreError::Gone)
+        ),
+        "a grant in a project that does not exist is refused as Gone"
     );
     assert_eq!(
         store.get_api_key_by_id(&k.id).await.unwrap(),
