@@ -380,3 +380,119 @@ async fn only_the_owner_revokes_a_token() {
     assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
     assert!(wrong.text.contains("invalid_client"));
 }
+
+/// A project-scoped key with `role` in `project`: (public, private).
+async fn project_key(h: &Harness, project: &str, role: &str) -> (String, String) {
+    let text = std::fs::read_to_string(h.dir.path().join("master.key.b64")).unwrap();
+    let master = dbcerts_ca::sealing::MasterKey::from_base64(&text).unwrap();
+    let (key, private) = dbcerts_server::bootstrap::new_api_key(
+        &master,
+        &h.org_id,
+        "project key",
+        vec!["ORG_MEMBER".into()],
+    );
+    let grant = dbcerts_store::ProjectGrant {
+        principal_id: key.id.clone(),
+        project_id: project.to_owned(),
+        roles: vec![role.to_owned()],
+    };
+    h.store.create_api_key(&key, &[grant]).await.unwrap();
+    (key.public_key, private.to_string())
+}
+
+/// The project paths of a service account's secrets and access list: the account must be in
+/// the project, and the project roles of the spec apply (Owner for secrets, Access Manager for
+/// access-list changes, Read Only to list).
+#[tokio::test]
+async fn project_paths_manage_secrets_and_access_lists_of_assigned_accounts() {
+    let h = Harness::new().await;
+    let p1 = h.project("sa-home").await;
+    let p2 = h.project("sa-elsewhere").await;
+    let (client, _) = service_account(&h).await;
+    let invite = format!("/api/atlas/v2/groups/{p1}/serviceAccounts/{client}:invite");
+    let r = h
+        .call(
+            "POST",
+            &invite,
+            Some(SA_V),
+            Some(r#"{"roles":["GROUP_READ_ONLY"]}"#),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let (owner_pub, owner_priv) = project_key(&h, &p1, "GROUP_OWNER").await;
+    let (ro_pub, ro_priv) = project_key(&h, &p1, "GROUP_READ_ONLY").await;
+    let as_owner = |m: &'static str, uri: String, body: Option<&'static str>| {
+        let (p, k) = (owner_pub.clone(), owner_priv.clone());
+        let h = &h;
+        async move { h.call_as(&p, &k, m, &uri, Some(SA_V), body).await }
+    };
+    let base = format!("/api/atlas/v2/groups/{p1}/serviceAccounts/{client}");
+
+    let created = as_owner(
+        "POST",
+        format!("{base}/secrets"),
+        Some(r#"{"secretExpiresAfterHours":8}"#),
+    )
+    .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.text);
+    let secret: serde_json::Value = serde_json::from_str(&created.text).unwrap();
+    assert!(secret["secret"].as_str().unwrap().starts_with("mdb_sa_sk_"));
+    assert!(
+        created
+            .content_type
+            .starts_with("application/vnd.atlas.2024-08-05+json")
+    );
+
+    let list = as_owner(
+        "POST",
+        format!("{base}/accessList"),
+        Some(r#"[{"cidrBlock":"10.1.0.0/16"}]"#),
+    )
+    .await;
+    assert_eq!(list.status, StatusCode::OK, "{}", list.text);
+    assert!(list.text.contains(r#""cidrBlock":"10.1.0.0/16""#));
+    let read = h
+        .call_as(
+            &ro_pub,
+            &ro_priv,
+            "GET",
+            &format!("{base}/accessList"),
+            Some(SA_V),
+            None,
+        )
+        .await;
+    assert_eq!(read.status, StatusCode::OK);
+    assert!(read.text.contains("10.1.0.0/16"));
+    let denied = h
+        .call_as(
+            &ro_pub,
+            &ro_priv,
+            "POST",
+            &format!("{base}/accessList"),
+            Some(SA_V),
+            Some(r#"[{"ipAddress":"10.9.9.9"}]"#),
+        )
+        .await;
+    assert_eq!(denied.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(denied.error_code.as_deref(), Some("USER_UNAUTHORIZED"));
+
+    let gone = as_owner("DELETE", format!("{base}/accessList/10.1.0.0%2F16"), None).await;
+    assert_eq!(gone.status, StatusCode::NO_CONTENT, "{}", gone.text);
+    let id = secret["id"].as_str().unwrap();
+    let dropped = as_owner("DELETE", format!("{base}/secrets/{id}"), None).await;
+    assert_eq!(dropped.status, StatusCode::NO_CONTENT, "{}", dropped.text);
+
+    // The account is not in p2: its secrets are not reachable through p2's path, even for the
+    // Organization Owner.
+    let elsewhere = format!("/api/atlas/v2/groups/{p2}/serviceAccounts/{client}/secrets");
+    let r = h
+        .call(
+            "POST",
+            &elsewhere,
+            Some(SA_V),
+            Some(r#"{"secretExpiresAfterHours":8}"#),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.text);
+    assert_eq!(r.error_code.as_deref(), Some("RESOURCE_NOT_FOUND"));
+}

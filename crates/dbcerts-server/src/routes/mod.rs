@@ -123,6 +123,23 @@ pub fn service_account_routes() -> Router<AppState> {
             get(sa::list_group_service_accounts).post(sa::create_group_service_account),
         )
         .route(
+            "/groups/{groupId}/serviceAccounts/{clientId}/secrets",
+            post(sa::create_group_service_account_secret),
+        )
+        .route(
+            "/groups/{groupId}/serviceAccounts/{clientId}/secrets/{secretId}",
+            delete(sa::delete_group_service_account_secret),
+        )
+        .route(
+            "/groups/{groupId}/serviceAccounts/{clientId}/accessList",
+            get(sa::list_group_service_account_access_list)
+                .post(sa::create_group_service_account_access_list),
+        )
+        .route(
+            "/groups/{groupId}/serviceAccounts/{clientId}/accessList/{ipAddress}",
+            delete(sa::delete_group_service_account_access_list_entry),
+        )
+        .route(
             "/groups/{groupId}/serviceAccounts/{clientId}",
             get(sa::get_group_service_account)
                 .patch(sa::update_group_service_account)

@@ -393,19 +393,69 @@ pub async fn list_service_account_groups(
     Ok(base.respond(StatusCode::OK, &body, Shape::List, query.format))
 }
 
-/// `POST /orgs/{orgId}/serviceAccounts/{clientId}/secrets`, Organization Owner. 201, shown once.
-pub async fn create_service_account_secret(
-    State(state): State<AppState>,
-    caller: Caller,
-    base: Base,
-    AtlasPath((org_id, client_id)): AtlasPath<(String, String)>,
-    RawQuery(q): RawQuery,
-    AtlasBody(bytes): AtlasBody,
+/// Where a secret or access-list operation was addressed: the organization's path, or a
+/// project's, where the account must be assigned to the project.
+#[derive(Clone, Copy)]
+enum Scope<'a> {
+    Org(&'a str),
+    Group(&'a str),
+}
+
+impl Scope<'_> {
+    /// `orgs/{orgId}` or `groups/{groupId}`, then `serviceAccounts/{clientId}/<tail>`.
+    fn segments<'s>(&'s self, client_id: &'s str, tail: &'s str) -> [&'s str; 5] {
+        match self {
+            Scope::Org(id) => ["orgs", id, "serviceAccounts", client_id, tail],
+            Scope::Group(id) => ["groups", id, "serviceAccounts", client_id, tail],
+        }
+    }
+}
+
+/// The account `client_id` for a caller who needs `org_need` (organization paths) or
+/// `project_need` (project paths) there.
+async fn scoped_account(
+    state: &AppState,
+    caller: &Caller,
+    scope: Scope<'_>,
+    client_id: &str,
+    org_need: OrgNeed,
+    project_need: ProjectRole,
+) -> Result<ServiceAccountRecord, AtlasError> {
+    match scope {
+        Scope::Org(org_id) => {
+            let org = load_org(state, caller, org_id, org_need).await?;
+            load_account(state, &org.id, client_id).await
+        }
+        Scope::Group(group_id) => {
+            let (id, project) = load_project(state, caller, group_id, &[project_need]).await?;
+            let a = load_account(state, &project.org_id, client_id).await?;
+            project_grant(state, &a.client_id, id.as_str()).await?;
+            Ok(a)
+        }
+    }
+}
+
+/// Creates a secret (201, shown once): Organization Owner, or Project Owner on project paths.
+async fn create_secret(
+    state: &AppState,
+    caller: &Caller,
+    base: &Base,
+    scope: Scope<'_>,
+    client_id: &str,
+    q: Option<&str>,
+    bytes: &[u8],
 ) -> Result<Response, AtlasError> {
-    let query = Query::parse(q.as_deref(), Accepts::Entity)?;
-    let org = load_org(&state, &caller, &org_id, OrgNeed::Owner).await?;
-    let a = load_account(&state, &org.id, &client_id).await?;
-    let input: SecretIn = parse_json_with(&bytes, &[])?;
+    let query = Query::parse(q, Accepts::Entity)?;
+    let a = scoped_account(
+        state,
+        caller,
+        scope,
+        client_id,
+        OrgNeed::Owner,
+        ProjectRole::Owner,
+    )
+    .await?;
+    let input: SecretIn = parse_json_with(bytes, &[])?;
     let hours = secret_hours(input.secret_expires_after_hours)?;
     let (secret, value) = new_secret(&a.client_id, hours);
     state
@@ -417,21 +467,29 @@ pub async fn create_service_account_secret(
     Ok(base.respond(StatusCode::CREATED, &body, Shape::Entity, query.format))
 }
 
-/// `DELETE /orgs/{orgId}/serviceAccounts/{clientId}/secrets/{secretId}`, Organization Owner.
-/// Tokens obtained with the secret stop working. 204.
-pub async fn delete_service_account_secret(
-    State(state): State<AppState>,
-    caller: Caller,
-    AtlasPath((org_id, client_id, secret_id)): AtlasPath<(String, String, String)>,
-    RawQuery(q): RawQuery,
+/// Deletes a secret; tokens obtained with it stop working. 204.
+async fn delete_secret(
+    state: &AppState,
+    caller: &Caller,
+    scope: Scope<'_>,
+    client_id: &str,
+    secret_id: &str,
+    q: Option<&str>,
 ) -> Result<Response, AtlasError> {
-    Query::parse(q.as_deref(), Accepts::Entity)?;
-    let org = load_org(&state, &caller, &org_id, OrgNeed::Owner).await?;
-    let a = load_account(&state, &org.id, &client_id).await?;
+    Query::parse(q, Accepts::Entity)?;
+    let a = scoped_account(
+        state,
+        caller,
+        scope,
+        client_id,
+        OrgNeed::Owner,
+        ProjectRole::Owner,
+    )
+    .await?;
     if !state
         .inner
         .store
-        .delete_service_account_secret(&a.client_id, &secret_id)
+        .delete_service_account_secret(&a.client_id, secret_id)
         .await?
     {
         return Err(AtlasError::resource_not_found(&format!(
@@ -449,6 +507,147 @@ fn sa_entry_out(e: &AccessListEntry) -> EntryOut {
     }
 }
 
+/// Lists the access list: Organization Read Only, or Project Read Only on project paths.
+async fn list_access(
+    state: &AppState,
+    caller: &Caller,
+    base: &Base,
+    scope: Scope<'_>,
+    client_id: &str,
+    q: Option<&str>,
+) -> Result<Response, AtlasError> {
+    let query = Query::parse(q, Accepts::List)?;
+    let a = scoped_account(
+        state,
+        caller,
+        scope,
+        client_id,
+        OrgNeed::ReadOnly,
+        ProjectRole::ReadOnly,
+    )
+    .await?;
+    let list = state.inner.store.list_access_list(&a.client_id).await?;
+    let segs = scope.segments(&a.client_id, "accessList");
+    let body = page_of(base, &segs, &query, &list, sa_entry_out);
+    Ok(base.respond(StatusCode::OK, &body, Shape::List, query.format))
+}
+
+/// Adds up to 200 entries and returns the whole list (200): Organization Owner, or Project
+/// Access Manager on project paths.
+async fn create_access(
+    state: &AppState,
+    caller: &Caller,
+    base: &Base,
+    scope: Scope<'_>,
+    client_id: &str,
+    q: Option<&str>,
+    bytes: &[u8],
+) -> Result<Response, AtlasError> {
+    let query = Query::parse(q, Accepts::List)?;
+    let a = scoped_account(
+        state,
+        caller,
+        scope,
+        client_id,
+        OrgNeed::Owner,
+        ProjectRole::AccessManager,
+    )
+    .await?;
+    let list = add_entries(state, &a.client_id, bytes, 200).await?;
+    let segs = scope.segments(&a.client_id, "accessList");
+    let body = page_of(base, &segs, &query, &list, sa_entry_out);
+    Ok(base.respond(StatusCode::OK, &body, Shape::List, query.format))
+}
+
+/// Removes an entry (not the one admitting the account's own request). 204.
+async fn delete_access(
+    state: &AppState,
+    caller: &Caller,
+    scope: Scope<'_>,
+    client_id: &str,
+    ip: &str,
+    q: Option<&str>,
+) -> Result<Response, AtlasError> {
+    Query::parse(q, Accepts::Entity)?;
+    let a = scoped_account(
+        state,
+        caller,
+        scope,
+        client_id,
+        OrgNeed::Owner,
+        ProjectRole::AccessManager,
+    )
+    .await?;
+    remove_entry(state, caller, &a.client_id, ip).await?;
+    Ok(no_content())
+}
+
+/// `POST /orgs/{orgId}/serviceAccounts/{clientId}/secrets`, Organization Owner.
+pub async fn create_service_account_secret(
+    State(state): State<AppState>,
+    caller: Caller,
+    base: Base,
+    AtlasPath((org_id, client_id)): AtlasPath<(String, String)>,
+    RawQuery(q): RawQuery,
+    AtlasBody(bytes): AtlasBody,
+) -> Result<Response, AtlasError> {
+    let scope = Scope::Org(&org_id);
+    create_secret(
+        &state,
+        &caller,
+        &base,
+        scope,
+        &client_id,
+        q.as_deref(),
+        &bytes,
+    )
+    .await
+}
+
+/// `POST /groups/{groupId}/serviceAccounts/{clientId}/secrets`, Project Owner.
+pub async fn create_group_service_account_secret(
+    State(state): State<AppState>,
+    caller: Caller,
+    base: Base,
+    AtlasPath((group_id, client_id)): AtlasPath<(String, String)>,
+    RawQuery(q): RawQuery,
+    AtlasBody(bytes): AtlasBody,
+) -> Result<Response, AtlasError> {
+    let scope = Scope::Group(&group_id);
+    create_secret(
+        &state,
+        &caller,
+        &base,
+        scope,
+        &client_id,
+        q.as_deref(),
+        &bytes,
+    )
+    .await
+}
+
+/// `DELETE /orgs/{orgId}/serviceAccounts/{clientId}/secrets/{secretId}`, Organization Owner.
+pub async fn delete_service_account_secret(
+    State(state): State<AppState>,
+    caller: Caller,
+    AtlasPath((org_id, client_id, secret_id)): AtlasPath<(String, String, String)>,
+    RawQuery(q): RawQuery,
+) -> Result<Response, AtlasError> {
+    let scope = Scope::Org(&org_id);
+    delete_secret(&state, &caller, scope, &client_id, &secret_id, q.as_deref()).await
+}
+
+/// `DELETE /groups/{groupId}/serviceAccounts/{clientId}/secrets/{secretId}`, Project Owner.
+pub async fn delete_group_service_account_secret(
+    State(state): State<AppState>,
+    caller: Caller,
+    AtlasPath((group_id, client_id, secret_id)): AtlasPath<(String, String, String)>,
+    RawQuery(q): RawQuery,
+) -> Result<Response, AtlasError> {
+    let scope = Scope::Group(&group_id);
+    delete_secret(&state, &caller, scope, &client_id, &secret_id, q.as_deref()).await
+}
+
 /// `GET /orgs/{orgId}/serviceAccounts/{clientId}/accessList`, Organization Read Only.
 pub async fn list_service_account_access_list(
     State(state): State<AppState>,
@@ -457,23 +656,37 @@ pub async fn list_service_account_access_list(
     AtlasPath((org_id, client_id)): AtlasPath<(String, String)>,
     RawQuery(q): RawQuery,
 ) -> Result<Response, AtlasError> {
-    let query = Query::parse(q.as_deref(), Accepts::List)?;
-    let org = load_org(&state, &caller, &org_id, OrgNeed::ReadOnly).await?;
-    let a = load_account(&state, &org.id, &client_id).await?;
-    let list = state.inner.store.list_access_list(&a.client_id).await?;
-    let segs = [
-        "orgs",
-        org.id.as_str(),
-        "serviceAccounts",
-        a.client_id.as_str(),
-        "accessList",
-    ];
-    let body = page_of(&base, &segs, &query, &list, sa_entry_out);
-    Ok(base.respond(StatusCode::OK, &body, Shape::List, query.format))
+    list_access(
+        &state,
+        &caller,
+        &base,
+        Scope::Org(&org_id),
+        &client_id,
+        q.as_deref(),
+    )
+    .await
 }
 
-/// `POST /orgs/{orgId}/serviceAccounts/{clientId}/accessList`, Organization Owner: adds up to
-/// 200 entries and returns the whole list (200).
+/// `GET /groups/{groupId}/serviceAccounts/{clientId}/accessList`, Project Read Only.
+pub async fn list_group_service_account_access_list(
+    State(state): State<AppState>,
+    caller: Caller,
+    base: Base,
+    AtlasPath((group_id, client_id)): AtlasPath<(String, String)>,
+    RawQuery(q): RawQuery,
+) -> Result<Response, AtlasError> {
+    list_access(
+        &state,
+        &caller,
+        &base,
+        Scope::Group(&group_id),
+        &client_id,
+        q.as_deref(),
+    )
+    .await
+}
+
+/// `POST /orgs/{orgId}/serviceAccounts/{clientId}/accessList`, Organization Owner.
 pub async fn create_service_account_access_list(
     State(state): State<AppState>,
     caller: Caller,
@@ -482,34 +695,76 @@ pub async fn create_service_account_access_list(
     RawQuery(q): RawQuery,
     AtlasBody(bytes): AtlasBody,
 ) -> Result<Response, AtlasError> {
-    let query = Query::parse(q.as_deref(), Accepts::List)?;
-    let org = load_org(&state, &caller, &org_id, OrgNeed::Owner).await?;
-    let a = load_account(&state, &org.id, &client_id).await?;
-    let list = add_entries(&state, &a.client_id, &bytes, 200).await?;
-    let segs = [
-        "orgs",
-        org.id.as_str(),
-        "serviceAccounts",
-        a.client_id.as_str(),
-        "accessList",
-    ];
-    let body = page_of(&base, &segs, &query, &list, sa_entry_out);
-    Ok(base.respond(StatusCode::OK, &body, Shape::List, query.format))
+    let scope = Scope::Org(&org_id);
+    create_access(
+        &state,
+        &caller,
+        &base,
+        scope,
+        &client_id,
+        q.as_deref(),
+        &bytes,
+    )
+    .await
 }
 
-/// `DELETE /orgs/{orgId}/serviceAccounts/{clientId}/accessList/{ipAddress}`, Organization
-/// Owner. The requesting address cannot be removed by the account itself. 204.
+/// `POST /groups/{groupId}/serviceAccounts/{clientId}/accessList`, Project Access Manager.
+pub async fn create_group_service_account_access_list(
+    State(state): State<AppState>,
+    caller: Caller,
+    base: Base,
+    AtlasPath((group_id, client_id)): AtlasPath<(String, String)>,
+    RawQuery(q): RawQuery,
+    AtlasBody(bytes): AtlasBody,
+) -> Result<Response, AtlasError> {
+    let scope = Scope::Group(&group_id);
+    create_access(
+        &state,
+        &caller,
+        &base,
+        scope,
+        &client_id,
+        q.as_deref(),
+        &bytes,
+    )
+    .await
+}
+
+/// `DELETE /orgs/{orgId}/serviceAccounts/{clientId}/accessList/{ipAddress}`, Organization Owner.
 pub async fn delete_service_account_access_list_entry(
     State(state): State<AppState>,
     caller: Caller,
     AtlasPath((org_id, client_id, ip)): AtlasPath<(String, String, String)>,
     RawQuery(q): RawQuery,
 ) -> Result<Response, AtlasError> {
-    Query::parse(q.as_deref(), Accepts::Entity)?;
-    let org = load_org(&state, &caller, &org_id, OrgNeed::Owner).await?;
-    let a = load_account(&state, &org.id, &client_id).await?;
-    remove_entry(&state, &caller, &a.client_id, &ip).await?;
-    Ok(no_content())
+    delete_access(
+        &state,
+        &caller,
+        Scope::Org(&org_id),
+        &client_id,
+        &ip,
+        q.as_deref(),
+    )
+    .await
+}
+
+/// `DELETE /groups/{groupId}/serviceAccounts/{clientId}/accessList/{ipAddress}`, Project
+/// Access Manager.
+pub async fn delete_group_service_account_access_list_entry(
+    State(state): State<AppState>,
+    caller: Caller,
+    AtlasPath((group_id, client_id, ip)): AtlasPath<(String, String, String)>,
+    RawQuery(q): RawQuery,
+) -> Result<Response, AtlasError> {
+    delete_access(
+        &state,
+        &caller,
+        Scope::Group(&group_id),
+        &client_id,
+        &ip,
+        q.as_deref(),
+    )
+    .await
 }
 
 // ---- project service accounts ----
