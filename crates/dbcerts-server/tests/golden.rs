@@ -280,3 +280,134 @@ async fn error_bodies() {
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
     insta::assert_snapshot!("unauthorized_body", r.text);
 }
+
+/// The access-control bodies: API keys (private key shown, then masked), access lists,
+/// service accounts (secret shown, then masked), OAuth answers, and their errors.
+#[tokio::test]
+async fn access_control_bodies() {
+    const SA_V: &str = "application/vnd.atlas.2024-08-05+json";
+    let h = Harness::new().await;
+    let gid = h.project("golden-access").await;
+    let org = h.org_id.clone();
+    let created = h
+        .v2(
+            "POST",
+            &format!("/orgs/{org}/apiKeys"),
+            Some(r#"{"desc":"golden key","roles":["ORG_MEMBER"]}"#),
+        )
+        .await;
+    let key: Value = serde_json::from_str(&created.text).unwrap();
+    let key_id = key["id"].as_str().unwrap().to_owned();
+    let public = key["publicKey"].as_str().unwrap().to_owned();
+    let private = key["privateKey"].as_str().unwrap().to_owned();
+    let tail = private[private.len() - 12..].to_owned();
+    let ids = [
+        (gid.as_str(), "[groupId]"),
+        (org.as_str(), "[orgId]"),
+        (key_id.as_str(), "[apiUserId]"),
+        (public.as_str(), "[publicKey]"),
+        (private.as_str(), "[privateKey]"),
+        (tail.as_str(), "[last12]"),
+    ];
+    snapshot_json("create_org_api_key", &created, &ids);
+    let assign = h
+        .v2(
+            "POST",
+            &format!("/groups/{gid}/apiKeys/{key_id}"),
+            Some(r#"[{"roles":["GROUP_READ_ONLY"]}]"#),
+        )
+        .await;
+    assert_eq!(assign.status, StatusCode::NO_CONTENT, "{}", assign.text);
+    snapshot_json(
+        "get_org_api_key",
+        &h.v2("GET", &format!("/orgs/{org}/apiKeys/{key_id}"), None)
+            .await,
+        &ids,
+    );
+    snapshot_json(
+        "create_access_list",
+        &h.v2(
+            "POST",
+            &format!("/orgs/{org}/apiKeys/{key_id}/accessList"),
+            Some(r#"[{"ipAddress":"192.0.2.7"},{"cidrBlock":"10.1.2.3/16"}]"#),
+        )
+        .await,
+        &ids,
+    );
+    snapshot_json(
+        "error_invalid_enum_value_role",
+        &h.v2(
+            "POST",
+            &format!("/orgs/{org}/apiKeys"),
+            Some(r#"{"desc":"x","roles":["ORG_SUPERUSER"]}"#),
+        )
+        .await,
+        &ids,
+    );
+
+    let uri = format!("/api/atlas/v2/orgs/{org}/serviceAccounts");
+    let sa = h
+        .call(
+            "POST",
+            &uri,
+            Some(SA_V),
+            Some(r#"{"name":"golden","description":"golden account","roles":["ORG_READ_ONLY"],"secretExpiresAfterHours":8}"#),
+        )
+        .await;
+    let v: Value = serde_json::from_str(&sa.text).unwrap();
+    let client = v["clientId"].as_str().unwrap().to_owned();
+    let secret = v["secrets"][0]["secret"].as_str().unwrap().to_owned();
+    let secret_id = v["secrets"][0]["id"].as_str().unwrap().to_owned();
+    let masked = v["secrets"][0]["maskedSecretValue"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let sa_ids = [
+        (org.as_str(), "[orgId]"),
+        (client.as_str(), "[clientId]"),
+        (secret.as_str(), "[secret]"),
+        (secret_id.as_str(), "[secretId]"),
+        (masked.as_str(), "[maskedSecret]"),
+    ];
+    snapshot_json("create_org_service_account", &sa, &sa_ids);
+    snapshot_json(
+        "get_org_service_account",
+        &h.call("GET", &format!("{uri}/{client}"), Some(SA_V), None)
+            .await,
+        &sa_ids,
+    );
+    snapshot_json(
+        "error_service_account_old_version",
+        &h.call("GET", &format!("{uri}/{client}"), Some(common::V2), None)
+            .await,
+        &sa_ids,
+    );
+
+    use base64::Engine;
+    let basic = base64::engine::general_purpose::STANDARD.encode(format!("{client}:wrong"));
+    let bad = h
+        .raw(
+            Request::builder()
+                .method("POST")
+                .uri("/api/oauth/token")
+                .header("authorization", format!("Basic {basic}"))
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(Body::from("grant_type=client_credentials"))
+                .unwrap(),
+        )
+        .await;
+    snapshot_json("oauth_invalid_client", &bad, &sa_ids);
+    let basic = base64::engine::general_purpose::STANDARD.encode(format!("{client}:{secret}"));
+    let grant = h
+        .raw(
+            Request::builder()
+                .method("POST")
+                .uri("/api/oauth/token")
+                .header("authorization", format!("Basic {basic}"))
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(Body::from("grant_type=password"))
+                .unwrap(),
+        )
+        .await;
+    snapshot_json("oauth_unsupported_grant_type", &grant, &sa_ids);
+}
