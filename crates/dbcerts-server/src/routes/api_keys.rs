@@ -321,6 +321,18 @@ pub(super) fn page_of<T>(
     Paginated::new(base, segments, &query.paging, list.len() as u64, shown)
 }
 
+/// A page of `key`'s access list, as the list and create operations answer.
+fn access_list_page(
+    base: &Base,
+    key: &ApiKeyRecord,
+    query: &Query,
+    list: &[AccessListEntry],
+) -> Response {
+    let segs = ["orgs", &key.org_id, "apiKeys", &key.id, "accessList"];
+    let body = page_of(base, &segs, query, list, |e| entry_out(base, &segs, e));
+    base.respond(StatusCode::OK, &body, Shape::List, query.format)
+}
+
 /// `GET /orgs/{orgId}/apiKeys/{apiUserId}/accessList`, Organization Member.
 pub async fn list_access_list(
     State(state): State<AppState>,
@@ -333,15 +345,7 @@ pub async fn list_access_list(
     let org = load_org(&state, &caller, &org_id, OrgNeed::Member).await?;
     let key = load_key(&state, &org.id, &key_id).await?;
     let list = state.inner.store.list_access_list(&key.id).await?;
-    let segs = [
-        "orgs",
-        org.id.as_str(),
-        "apiKeys",
-        key.id.as_str(),
-        "accessList",
-    ];
-    let body = page_of(&base, &segs, &query, &list, |e| entry_out(&base, &segs, e));
-    Ok(base.respond(StatusCode::OK, &body, Shape::List, query.format))
+    Ok(access_list_page(&base, &key, &query, &list))
 }
 
 /// `POST /orgs/{orgId}/apiKeys/{apiUserId}/accessList`: adds entries, returns the whole list
@@ -358,15 +362,7 @@ pub async fn create_access_list(
     let org = load_org(&state, &caller, &org_id, OrgNeed::Owner).await?;
     let key = load_key(&state, &org.id, &key_id).await?;
     let list = add_entries(&state, &key.id, &bytes, 500).await?;
-    let segs = [
-        "orgs",
-        org.id.as_str(),
-        "apiKeys",
-        key.id.as_str(),
-        "accessList",
-    ];
-    let body = page_of(&base, &segs, &query, &list, |e| entry_out(&base, &segs, e));
-    Ok(base.respond(StatusCode::OK, &body, Shape::List, query.format))
+    Ok(access_list_page(&base, &key, &query, &list))
 }
 
 /// `GET /orgs/{orgId}/apiKeys/{apiUserId}/accessList/{ipAddress}`, Organization Member.
