@@ -39,6 +39,17 @@ pub struct Paging {
 }
 
 impl Paging {
+    /// The items of this page, from a list held in memory (lists filtered by the caller's
+    /// visibility, which the store cannot page).
+    pub fn slice<'a, T>(&self, items: &'a [T]) -> &'a [T] {
+        let page = self.page();
+        let start = usize::try_from(page.offset)
+            .unwrap_or(usize::MAX)
+            .min(items.len());
+        let end = start.saturating_add(page.limit as usize).min(items.len());
+        &items[start..end]
+    }
+
     pub fn page(&self) -> dbcerts_store::Page {
         dbcerts_store::Page {
             offset: u64::from(self.page_num - 1) * u64::from(self.items_per_page),
@@ -149,6 +160,20 @@ mod tests {
             let e = GroupId::parse(bad).unwrap_err();
             assert_eq!(e.code, "INVALID_GROUP_ID");
         }
+    }
+
+    #[test]
+    fn in_memory_pages_match_store_pages() {
+        let items: Vec<u32> = (1..=7).collect();
+        let paging = |n, p| Paging {
+            items_per_page: n,
+            page_num: p,
+            include_count: true,
+        };
+        assert_eq!(paging(3, 1).slice(&items), &[1, 2, 3]);
+        assert_eq!(paging(3, 3).slice(&items), &[7]);
+        assert!(paging(3, 4).slice(&items).is_empty());
+        assert!(paging(500, u32::MAX).slice(&items).is_empty());
     }
 
     #[test]

@@ -113,8 +113,7 @@ fn api_key_from_row(row: &SqliteRow) -> StoreResult<ApiKeyRecord> {
         public_key: get(row, "public_key")?,
         sealed_private_key: get(row, "sealed_private_key")?,
         description: get(row, "description")?,
-        org_roles: serde_json::from_str(&roles)
-            .map_err(|e| StoreError::Internal(format!("api_keys.org_roles: {e}")))?,
+        org_roles: roles_from_json(&roles, "api_keys.org_roles")?,
         created: get(row, "created")?,
     })
 }

@@ -310,14 +310,7 @@ pub(super) fn page_of<T>(
     list: &[AccessListEntry],
     out: impl Fn(&AccessListEntry) -> T,
 ) -> Paginated<T> {
-    let page = query.paging.page();
-    let start = usize::try_from(page.offset).unwrap_or(usize::MAX);
-    let shown = list
-        .iter()
-        .skip(start)
-        .take(page.limit as usize)
-        .map(out)
-        .collect();
+    let shown = query.paging.slice(list).iter().map(out).collect();
     Paginated::new(base, segments, &query.paging, list.len() as u64, shown)
 }
 
@@ -423,10 +416,8 @@ pub async fn list_group_api_keys(
     }
     keys.sort_by(|a, b| (a.created, &a.id).cmp(&(b.created, &b.id)));
     let total = keys.len() as u64;
-    let page = query.paging.page();
-    let start = usize::try_from(page.offset).unwrap_or(usize::MAX);
     let mut out = Vec::new();
-    for k in keys.iter().skip(start).take(page.limit as usize) {
+    for k in query.paging.slice(&keys) {
         out.push(key_out(&state, &caller, &base, k, None).await?);
     }
     let body = Paginated::new(

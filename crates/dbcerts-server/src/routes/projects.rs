@@ -138,14 +138,7 @@ pub async fn list_groups(
         }
         granted.sort_by(|a, b| (a.created, &a.id).cmp(&(b.created, &b.id)));
         let total = granted.len() as u64;
-        let page = query.paging.page();
-        let start = usize::try_from(page.offset).unwrap_or(usize::MAX);
-        let shown = granted
-            .into_iter()
-            .skip(start)
-            .take(page.limit as usize)
-            .collect();
-        (shown, total)
+        (query.paging.slice(&granted).to_vec(), total)
     };
     let visible: Vec<_> = projects
         .iter()

@@ -372,12 +372,10 @@ pub async fn list_service_account_groups(
     let org = load_org(&state, &caller, &org_id, OrgNeed::ReadOnly).await?;
     let a = load_account(&state, &org.id, &client_id).await?;
     let grants = state.inner.store.list_grants(&a.client_id).await?;
-    let page = query.paging.page();
-    let start = usize::try_from(page.offset).unwrap_or(usize::MAX);
-    let out: Vec<GroupOut> = grants
+    let out: Vec<GroupOut> = query
+        .paging
+        .slice(&grants)
         .iter()
-        .skip(start)
-        .take(page.limit as usize)
         .map(|g| GroupOut {
             group_id: g.project_id.clone(),
             roles: g.roles.clone(),
@@ -807,10 +805,8 @@ pub async fn list_group_service_accounts(
         }
     }
     found.sort_by(|(a, _), (b, _)| (a.created, &a.client_id).cmp(&(b.created, &b.client_id)));
-    let page = query.paging.page();
-    let start = usize::try_from(page.offset).unwrap_or(usize::MAX);
     let mut out = Vec::new();
-    for (a, roles) in found.iter().skip(start).take(page.limit as usize) {
+    for (a, roles) in query.paging.slice(&found) {
         let secrets = secrets_of(&state, &a.client_id).await?;
         out.push(account_out(a, roles.clone(), &secrets, None));
     }
