@@ -1,7 +1,9 @@
 """Fixtures that start the real `dbcerts` binary on an ephemeral loopback port.
 
 Every black-box test talks to a real server process over a real socket, with a real SQLite
-file in a temporary data directory. Nothing is mocked.
+file in a temporary data directory, or, with `DBCERTS_TEST_BACKEND=postgres`, a database of its
+own on the throw-away PostgreSQL cluster that `DBCERTS_TEST_POSTGRES_URL` names (scripts/test
+runs the suite both ways). Nothing is mocked.
 """
 
 from __future__ import annotations
@@ -11,16 +13,22 @@ import os
 import pathlib
 import signal
 import subprocess
+import sqlite3
 import tempfile
+import urllib.parse
 import uuid
 
 import pytest
 import requests
 from requests.auth import HTTPDigestAuth
 
+import pg_cluster
+
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 SPEC_DIR = ROOT.parent / "shared" / "spec"
 V2 = "application/vnd.atlas.2023-01-01+json"
+BACKEND = os.environ.get("DBCERTS_TEST_BACKEND", "sqlite")
+assert BACKEND in ("sqlite", "postgres"), BACKEND
 
 
 # Every secret the run hands out (bootstrap private keys, service-account secrets, access
@@ -63,6 +71,18 @@ def pytest_sessionfinish(session, exitstatus):
         )
 
 
+def new_database_url() -> str | None:
+    """A new database on the test cluster when the run is on PostgreSQL, else None."""
+    if BACKEND != "postgres":
+        return None
+    admin = os.environ["DBCERTS_TEST_POSTGRES_URL"]
+    password = urllib.parse.urlsplit(admin).password
+    if password:
+        # The database password is a secret like the others: no log may show it.
+        remember_secret(urllib.parse.unquote(password))
+    return pg_cluster.create_database(admin, f"blackbox_{uuid.uuid4().hex[:16]}")
+
+
 def dbcerts_bin() -> str:
     path = os.environ.get("DBCERTS_BIN") or str(ROOT / "target" / "debug" / "dbcerts")
     if not os.path.exists(path):
@@ -75,6 +95,17 @@ class Server:
 
     def __init__(self, data_dir: pathlib.Path, *extra_args: str) -> None:
         self.data_dir = data_dir
+        if "--database-url" in extra_args:
+            self.database_url = extra_args[extra_args.index("--database-url") + 1]
+        else:
+            self.database_url = new_database_url()
+            if self.database_url:
+                extra_args = (*extra_args, "--database-url", self.database_url)
+        # What the operator commands (`audit`, `apikey`, `ca export`, ...) need to open the
+        # same store as this server.
+        self.store_args = ["--data-dir", str(data_dir)]
+        if self.database_url:
+            self.store_args += ["--database-url", self.database_url]
         self.args = [
             dbcerts_bin(),
             "serve",
@@ -155,12 +186,35 @@ class Server:
 
     def export_ca(self, group_id: str) -> str:
         out = subprocess.run(
-            [dbcerts_bin(), "ca", "export", "--project", group_id, "--data-dir", str(self.data_dir)],
+            [dbcerts_bin(), "ca", "export", "--project", group_id, *self.store_args],
             check=True,
             capture_output=True,
             text=True,
         )
         return out.stdout
+
+    # ---- the store underneath, for tests that inspect or tamper with it ----
+    def sql(self, statement: str, *params) -> list[tuple]:
+        """Runs one SQL statement directly on the server's database; returns the rows."""
+        if self.database_url and self.database_url.startswith("postgres"):
+            return pg_cluster.query(self.database_url, statement, *params)
+        db = sqlite3.connect(self.data_dir / "dbcerts.db")
+        try:
+            with db:
+                return db.execute(statement, params).fetchall()
+        finally:
+            db.close()
+
+    def database_bytes(self) -> dict[str, bytes]:
+        """Everything the database holds, as bytes to scan: the SQLite files (database, WAL,
+        shared memory) or a `pg_dump` of the PostgreSQL database."""
+        if self.database_url and self.database_url.startswith("postgres"):
+            dump = subprocess.run(
+                [os.path.join(pg_cluster.bindir(), "pg_dump"), "--no-owner", "-d", self.database_url],
+                check=True, capture_output=True,
+            ).stdout
+            return {"pg_dump": dump}
+        return {p.name: p.read_bytes() for p in self.data_dir.glob("dbcerts.db*")}
 
 
 # The shared fixtures serve hundreds of requests a minute from one address, many of them

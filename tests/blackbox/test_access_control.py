@@ -9,8 +9,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
-import sqlite3
 import stat
 import subprocess
 
@@ -69,8 +67,8 @@ def dbcerts(*args: str, check: bool = True) -> subprocess.CompletedProcess:
     return out
 
 
-def audit_entries(data_dir) -> list[dict]:
-    out = dbcerts("audit", "list", "--data-dir", str(data_dir), "--json")
+def audit_entries(server) -> list[dict]:
+    out = dbcerts("audit", "list", *server.store_args, "--json")
     return [json.loads(line) for line in out.stdout.splitlines()]
 
 
@@ -138,7 +136,7 @@ def test_project_roles_gate_operations_until_unassigned_and_deleted(server):
     server.create_user(gid, user)
     # Assigned with Project Read Only by the operator command (independent of addGroupApiKey).
     out = dbcerts(
-        "apikey", "create", "--data-dir", str(server.data_dir), "--role", "ORG_MEMBER",
+        "apikey", "create", *server.store_args, "--role", "ORG_MEMBER",
         "--project-role", f"{gid}:GROUP_READ_ONLY",
     )  # fmt: skip
     key = Key(server, json.loads(out.stdout))
@@ -344,7 +342,7 @@ def test_apikey_create_command(fresh_server):
     gid = s.create_project()
     user = unique_user("op")
     s.create_user(gid, user)
-    out = dbcerts("apikey", "create", "--data-dir", str(s.data_dir), "--role", "ORG_READ_ONLY", "--description", "auditor")
+    out = dbcerts("apikey", "create", *s.store_args, "--role", "ORG_READ_ONLY", "--description", "auditor")
     creds = json.loads(out.stdout)
     assert creds["orgId"] == s.org_id
     assert UUID.match(creds["privateKey"])
@@ -364,7 +362,7 @@ def test_apikey_create_command(fresh_server):
     assert r.json()["privateKey"] == masked(creds["privateKey"])
     assert r.json()["desc"] == "auditor"
 
-    bad = dbcerts("apikey", "create", "--data-dir", str(s.data_dir), "--role", "ORG_SUPERUSER", check=False)
+    bad = dbcerts("apikey", "create", *s.store_args, "--role", "ORG_SUPERUSER", check=False)
     assert bad.returncode != 0
     assert "ORG_SUPERUSER" in bad.stderr
 
@@ -373,7 +371,7 @@ def test_apikey_rotate_bootstrap(fresh_server):
     s = fresh_server
     old_public, old_private = s.public_key, s.private_key
     assert s.call("GET", "/groups").status_code == 200
-    out = dbcerts("apikey", "rotate-bootstrap", "--data-dir", str(s.data_dir))
+    out = dbcerts("apikey", "rotate-bootstrap", *s.store_args)
     printed = json.loads(out.stdout)
     path = s.data_dir / "bootstrap-credentials.json"
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
@@ -413,7 +411,7 @@ def test_audit_log_records_and_detects_tampering(fresh_server, tmp_path):
         assert unknown.get(s.url("/groups"), headers={"Accept": V2}, timeout=30).status_code == 401
     assert s.call("GET", "/groups").status_code == 200  # reads are not audited
 
-    entries = audit_entries(s.data_dir)
+    entries = audit_entries(s)
     assert [e["seq"] for e in entries] == list(range(1, len(entries) + 1))
     actor = f"api-key:{s.public_key}"
     actions = [(e["action"], e["actor"], e["status"]) for e in entries]
@@ -439,30 +437,27 @@ def test_audit_log_records_and_detects_tampering(fresh_server, tmp_path):
     text = "\n".join(json.dumps(e) for e in entries)
     assert s.private_key not in text
 
-    out = dbcerts("audit", "verify", "--data-dir", str(s.data_dir))
+    out = dbcerts("audit", "verify", *s.store_args)
     assert "intact" in out.stdout
     assert f"{len(entries)} entries" in out.stdout
 
     # Tamper with the stopped server's database.
     assert s.stop() == 0
-    copy = tmp_path / "copy"
-    shutil.copytree(s.data_dir, copy)
     victim = entries[len(entries) // 2]["seq"]
-    db = sqlite3.connect(s.data_dir / "dbcerts.db")
-    with db:
-        changed = db.execute("UPDATE audit_log SET details = ? WHERE seq = ?", ('{"forged":true}', victim)).rowcount
-    db.close()
-    assert changed == 1
-    out = dbcerts("audit", "verify", "--data-dir", str(s.data_dir), check=False)
+    [(original,)] = s.sql("SELECT details FROM audit_log WHERE seq = ?", victim)
+    changed = s.sql("UPDATE audit_log SET details = ? WHERE seq = ? RETURNING seq", '{"forged":true}', victim)
+    assert len(changed) == 1
+    out = dbcerts("audit", "verify", *s.store_args, check=False)
     assert out.returncode != 0
     assert f"broken at entry {victim}" in out.stderr, out.stderr
 
+    # Undone, the chain holds again (the check above saw the forgery, not something else).
+    s.sql("UPDATE audit_log SET details = ? WHERE seq = ? RETURNING seq", original, victim)
+    assert "intact" in dbcerts("audit", "verify", *s.store_args).stdout
+
     # Deleting a middle row is detected too.
-    db = sqlite3.connect(copy / "dbcerts.db")
-    with db:
-        db.execute("DELETE FROM audit_log WHERE seq = ?", (victim,))
-    db.close()
-    out = dbcerts("audit", "verify", "--data-dir", str(copy), check=False)
+    s.sql("DELETE FROM audit_log WHERE seq = ? RETURNING seq", victim)
+    out = dbcerts("audit", "verify", *s.store_args, check=False)
     assert out.returncode != 0
     assert f"broken at entry {victim}" in out.stderr, out.stderr
     assert "missing" in out.stderr

@@ -82,7 +82,7 @@ def test_no_secret_appears_anywhere_it_should_not(make_server, monkeypatch, tmp_
         assert r.status_code == 201, r.text
         secrets.add_pem_key("cert 3 key", split_pem(r.text))
 
-    created = dbcerts("apikey", "create", "--data-dir", str(s.data_dir), "--role", "ORG_READ_ONLY")
+    created = dbcerts("apikey", "create", *s.store_args, "--role", "ORG_READ_ONLY")
     op = json.loads(created.stdout)
     secrets.add("operator API private key", op["privateKey"])
     secrets.assert_absent("apikey create log (stderr)", created.stderr)
@@ -151,23 +151,20 @@ def test_no_secret_appears_anywhere_it_should_not(make_server, monkeypatch, tmp_
         secrets.assert_absent(f"GET {r.url}", r.content + json.dumps(dict(r.headers)).encode())
 
     # ---- the audit log -------------------------------------------------------------------
-    audit_json = dbcerts("audit", "list", "--data-dir", str(s.data_dir), "--json")
+    audit_json = dbcerts("audit", "list", *s.store_args, "--json")
     assert "certificate.issued" in audit_json.stdout and "oauth.token.issued" in audit_json.stdout
     secrets.assert_absent("audit list --json", audit_json.stdout + audit_json.stderr)
-    audit_text = dbcerts("audit", "list", "--data-dir", str(s.data_dir))
+    audit_text = dbcerts("audit", "list", *s.store_args)
     secrets.assert_absent("audit list", audit_text.stdout + audit_text.stderr)
 
     # ---- the database files, while running and after a clean stop ------------------------------
-    def db_bytes() -> dict[str, bytes]:
-        return {p.name: p.read_bytes() for p in s.data_dir.glob("dbcerts.db*")}
-
-    running = db_bytes()
-    assert "dbcerts.db" in running
+    running = s.database_bytes()
+    assert "dbcerts.db" in running or "pg_dump" in running
     for name, blob in running.items():
         secrets.assert_absent(f"{name} (server running)", blob)
 
     assert s.stop() == 0
-    for name, blob in db_bytes().items():
+    for name, blob in s.database_bytes().items():
         secrets.assert_absent(f"{name} (server stopped)", blob)
 
     # ---- the server's own output (stderr log file and whatever followed on stdout) -------

@@ -115,9 +115,18 @@ pub async fn bootstrap_if_empty(
     f.write_all(&body)?;
     f.write_all(b"\n")?;
     f.sync_all()?;
-    if let Err(e) = store.create_org_with_key(&org, &key).await {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(e.into());
+    match store.bootstrap_first_org(&org, &key).await {
+        Ok(true) => {}
+        // Another node sharing the database bootstrapped it a moment ago; its operator has
+        // the credentials.
+        Ok(false) => {
+            let _ = std::fs::remove_file(&tmp);
+            return Ok(None);
+        }
+        Err(e) => {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(e.into());
+        }
     }
     std::fs::rename(&tmp, &path)?;
     std::fs::File::open(data_dir)?.sync_all()?;

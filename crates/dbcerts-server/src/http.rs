@@ -1,5 +1,6 @@
-//! The router: both API prefixes, authentication and version negotiation, Atlas-format
-//! fallbacks, request ids, body limits, and logging of 5xx causes.
+//! The router: both API prefixes, the operator endpoints (`/health/*`, `/metrics`),
+//! authentication and version negotiation, Atlas-format fallbacks, request ids, body limits,
+//! request metrics, and logging of 5xx causes.
 
 use std::time::Duration;
 
@@ -44,6 +45,7 @@ pub fn router(state: AppState) -> Router {
         .nest("/api/atlas/v1.0", api(ApiVersion::V1))
         .merge(routes::extension_routes())
         .merge(routes::oauth_routes())
+        .merge(crate::observe::routes().method_not_allowed_fallback(method_not_allowed))
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(
             state.clone(),
@@ -55,6 +57,7 @@ pub fn router(state: AppState) -> Router {
                 AtlasError::unexpected("a request handler panicked").into_response()
             },
         ))
+        .layer(middleware::from_fn(crate::observe::count_requests))
         .layer(middleware::from_fn(log_requests))
         .layer(SetResponseHeaderLayer::overriding(
             header::X_CONTENT_TYPE_OPTIONS,

@@ -12,6 +12,8 @@ pub mod error;
 pub mod format;
 mod http;
 pub mod links;
+pub mod metered_store;
+pub mod observe;
 pub mod params;
 mod routes;
 pub mod secrets;
@@ -129,9 +131,13 @@ pub(crate) struct Inner {
     pub dummy_sealed_key: Vec<u8>,
     pub tokens: auth::oauth::TokenKey,
     pub limits: auth::throttle::Limits,
+    pub observer: observe::Observer,
 }
 
 impl AppState {
+    /// The state of one server. `store` is wrapped in a [`metered_store::MeteredStore`], so every
+    /// store call a handler makes is timed; the process's metrics recorder is installed on first
+    /// use.
     pub fn new(
         store: Arc<dyn Store>,
         master: Arc<MasterKey>,
@@ -139,6 +145,8 @@ impl AppState {
         pool: Arc<KeyPool>,
         config: ServerConfig,
     ) -> AppState {
+        let observer = observe::Observer::new();
+        let store: Arc<dyn Store> = Arc::new(metered_store::MeteredStore::new(store));
         let ca = CaService::new(
             Arc::clone(&store),
             Arc::clone(&master),
@@ -164,6 +172,7 @@ impl AppState {
                 dummy_sealed_key,
                 tokens,
                 limits,
+                observer,
             }),
         }
     }

@@ -1,14 +1,21 @@
-//! Persistence for dbcerts: the [`Store`] trait, its records, and the SQLite adapter.
+//! Persistence for dbcerts: the [`Store`] trait, its records, and its two adapters: SQLite
+//! (one file, the default) and PostgreSQL (for several nodes).
 //!
 //! The store knows nothing of HTTP, Atlas JSON or cryptography. It keeps rows and enforces the
 //! constraints that must hold across every node: unique serials, unique users, unique project
 //! names per organization, and one active CA per project. Secrets arrive already sealed.
 
+#[macro_use]
+mod sql;
+mod open;
+mod postgres;
 mod records;
 mod sqlite;
 
+pub use open::{Backend, redact_url};
+pub use postgres::{ACQUIRE_TIMEOUT as PG_ACQUIRE_TIMEOUT, PgStore};
 pub use records::*;
-pub use sqlite::SqliteStore;
+pub use sqlite::{RowCounts, SqliteStore, lock_path, sqlite_file, try_lock_unused};
 
 use async_trait::async_trait;
 
@@ -46,8 +53,17 @@ pub struct Page {
 /// tests (see `tests/conformance/mod.rs`).
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
+    /// Answers when the database can be reached (what readiness checks ask).
+    async fn ping(&self) -> StoreResult<()>;
+    /// Closes every connection; the store must not be used afterwards.
+    async fn close(&self);
+
     /// Whether no organization exists yet (a fresh store, which `serve` bootstraps).
     async fn is_empty(&self) -> StoreResult<bool>;
+    /// Creates the first organization with its first API key, unless an organization exists.
+    /// Returns whether it did: of several nodes bootstrapping one empty store at once, exactly
+    /// one gets `true`.
+    async fn bootstrap_first_org(&self, org: &Org, key: &ApiKeyRecord) -> StoreResult<bool>;
     /// Creates an organization together with its first API key, atomically.
     async fn create_org_with_key(&self, org: &Org, key: &ApiKeyRecord) -> StoreResult<()>;
     async fn get_org(&self, id: &str) -> StoreResult<Option<Org>>;
@@ -208,6 +224,16 @@ pub trait Store: Send + Sync + 'static {
         now: i64,
         page: Page,
     ) -> StoreResult<(Vec<CertificateSummary>, u64)>;
+
+    /// Per project, the certificates with `now < not_after <= soon` and with
+    /// `now < not_after <= later`, for projects that have any of the latter; in project-id
+    /// order.
+    async fn expiring_certificates(
+        &self,
+        now: i64,
+        soon: i64,
+        later: i64,
+    ) -> StoreResult<Vec<ExpiringCount>>;
 
     async fn get_user_security(&self, project_id: &str) -> StoreResult<UserSecurityRecord>;
     async fn put_user_security(

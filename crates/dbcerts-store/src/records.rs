@@ -103,6 +103,15 @@ pub struct CertificateSummary {
     pub not_after: i64,
 }
 
+/// How many unexpired certificates of one project expire soon: within the nearer horizon
+/// (`within_soon`) and within the farther one (`within_later`, which includes the former).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExpiringCount {
+    pub project_id: String,
+    pub within_soon: u64,
+    pub within_later: u64,
+}
+
 /// A project's user-security settings. `None` fields are unset.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct UserSecurityRecord {

@@ -1,8 +1,15 @@
 //! The SQLite adapter: one database file, WAL journal, `synchronous=FULL` so that a committed
 //! certificate survives a crash or power loss before its private key leaves the server.
+//!
+//! Two lock files sit beside the database. `<db>.migrate.lock` is held exclusively while
+//! migrations run, so that processes starting at once migrate one after the other (sqlx takes
+//! no lock for SQLite). `<db>.serve.lock` is held shared for as long as a store is open, so that
+//! `dbcerts restore` can tell that the file is in use.
 
-use std::path::Path;
+use std::fs::File;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -14,12 +21,17 @@ use sqlx::sqlite::{
 
 use crate::*;
 
-static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+type Db = sqlx::Sqlite;
+type DbRow = SqliteRow;
+type DbConn = sqlx::SqliteConnection;
 
 /// A [`Store`] on one SQLite file.
 #[derive(Clone, Debug)]
 pub struct SqliteStore {
     pool: SqlitePool,
+    path: Option<PathBuf>,
+    /// The shared lock on `<db>.serve.lock`, released when the last clone is dropped.
+    _in_use: Option<Arc<File>>,
 }
 
 impl SqliteStore {
@@ -40,27 +52,40 @@ impl SqliteStore {
     }
 
     async fn connect(options: SqliteConnectOptions) -> StoreResult<SqliteStore> {
+        let path = database_file(&options);
         let options = options
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(5));
+        let in_use = match &path {
+            Some(p) => Some(Arc::new(lock_file(p, "serve", Lock::Shared).await?)),
+            None => None,
+        };
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
             .acquire_timeout(Duration::from_secs(5))
             .connect_with(options)
             .await
             .map_err(map_err)?;
-        MIGRATOR
+        let migrating = match &path {
+            Some(p) => Some(lock_file(p, "migrate", Lock::Exclusive).await?),
+            None => None,
+        };
+        let mut migrator = sqlx::migrate!("./migrations/sqlite");
+        // A node of the previous release keeps running on a schema that a newer node has
+        // migrated: every migration is additive (see docs/ARCHITECTURE.md).
+        migrator.set_ignore_missing(true);
+        migrator
             .run(&pool)
             .await
             .map_err(|e| StoreError::Internal(format!("migration failed: {e}")))?;
-        Ok(SqliteStore { pool })
-    }
-
-    /// Closes every connection, checkpointing the WAL.
-    pub async fn close(&self) {
-        self.pool.close().await;
+        drop(migrating);
+        Ok(SqliteStore {
+            pool,
+            path,
+            _in_use: in_use,
+        })
     }
 
     /// Runs `PRAGMA integrity_check` and returns its first line (`ok` when healthy).
@@ -70,6 +95,132 @@ impl SqliteStore {
             .await
             .map_err(map_err)?;
         row.try_get::<String, _>(0).map_err(map_err)
+    }
+
+    /// Writes a consistent copy of the database to `to` (which must not exist) while the store
+    /// stays in use (`VACUUM INTO`), and syncs it to disk.
+    pub async fn backup_to(&self, to: &Path) -> StoreResult<()> {
+        let target = to
+            .to_str()
+            .ok_or_else(|| StoreError::Internal("backup path is not UTF-8".into()))?;
+        sqlx::query("VACUUM INTO $1")
+            .bind(target)
+            .execute(&self.pool)
+            .await
+            .map_err(map_err)?;
+        File::open(to)
+            .and_then(|f| f.sync_all())
+            .map_err(|e| StoreError::Internal(format!("syncing {}: {e}", to.display())))
+    }
+
+    /// How many projects, database users and certificates the database holds (what `backup`
+    /// and `restore` report).
+    pub async fn row_counts(&self) -> StoreResult<RowCounts> {
+        let row = sqlx::query(
+            "SELECT (SELECT COUNT(*) FROM projects) AS projects,
+                    (SELECT COUNT(*) FROM database_users) AS users,
+                    (SELECT COUNT(*) FROM certificates) AS certificates",
+        )
+        .fetch_one(&self.pool)
+        .await
+        .map_err(map_err)?;
+        let count = |col| {
+            row.try_get::<i64, _>(col)
+                .map(|n| n as u64)
+                .map_err(map_err)
+        };
+        Ok(RowCounts {
+            projects: count("projects")?,
+            database_users: count("users")?,
+            certificates: count("certificates")?,
+        })
+    }
+
+    /// The database file, unless the store is in memory.
+    pub fn path(&self) -> Option<&Path> {
+        self.path.as_deref()
+    }
+
+    /// A transaction that holds the write lock from its first statement, so that what it reads
+    /// cannot go stale before it writes.
+    async fn write_tx(&self) -> StoreResult<sqlx::Transaction<'static, Db>> {
+        self.pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(map_err)
+    }
+}
+
+/// Row counts of a SQLite database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RowCounts {
+    pub projects: u64,
+    pub database_users: u64,
+    pub certificates: u64,
+}
+
+/// The database file a `sqlite:` URL names; `None` for other schemes and in-memory databases.
+pub fn sqlite_file(url: &str) -> StoreResult<Option<PathBuf>> {
+    if !url.starts_with("sqlite:") {
+        return Ok(None);
+    }
+    let options = SqliteConnectOptions::from_str(url)
+        .map_err(|e| StoreError::Internal(format!("bad SQLite URL: {e}")))?;
+    Ok(database_file(&options))
+}
+
+/// The file behind `options`, or `None` for an in-memory database.
+fn database_file(options: &SqliteConnectOptions) -> Option<PathBuf> {
+    let name = options.get_filename();
+    let text = name.to_string_lossy();
+    (!text.is_empty() && text != ":memory:" && !text.starts_with("file:")).then(|| name.to_owned())
+}
+
+#[derive(Clone, Copy)]
+enum Lock {
+    Shared,
+    Exclusive,
+}
+
+/// Locks `<db>.<what>.lock`, waiting for other holders. The lock lives as long as the file.
+async fn lock_file(db: &Path, what: &str, mode: Lock) -> StoreResult<File> {
+    let path = lock_path(db, what);
+    tokio::task::spawn_blocking(move || {
+        let file = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)?;
+        match mode {
+            Lock::Shared => file.lock_shared()?,
+            Lock::Exclusive => file.lock()?,
+        }
+        Ok(file)
+    })
+    .await
+    .map_err(|e| StoreError::Internal(e.to_string()))?
+    .map_err(|e: std::io::Error| StoreError::Internal(format!("locking {what} lock file: {e}")))
+}
+
+/// The lock file `<db>.<what>.lock`.
+pub fn lock_path(db: &Path, what: &str) -> PathBuf {
+    let mut name = db.as_os_str().to_owned();
+    name.push(format!(".{what}.lock"));
+    PathBuf::from(name)
+}
+
+/// Takes `<db>.serve.lock` exclusively, without waiting: `None` while any store has the
+/// database open (a running server, `backup`, another `restore`).
+pub fn try_lock_unused(db: &Path) -> std::io::Result<Option<File>> {
+    let file = File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(lock_path(db, "serve"))?;
+    match file.try_lock() {
+        Ok(()) => Ok(Some(file)),
+        Err(std::fs::TryLockError::WouldBlock) => Ok(None),
+        Err(std::fs::TryLockError::Error(e)) => Err(e),
     }
 }
 
@@ -86,1125 +237,4 @@ fn map_err(e: sqlx::Error) -> StoreError {
     }
 }
 
-/// Maps a unique-constraint violation to `Conflict(what)`, anything else through `map_err`.
-fn map_conflict(what: &'static str) -> impl Fn(sqlx::Error) -> StoreError {
-    move |e| match &e {
-        sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict(what),
-        _ => map_err(e),
-    }
-}
-
-fn roles_to_json(roles: &[String]) -> String {
-    serde_json::to_string(roles).expect("a list of strings serializes")
-}
-
-fn get<'r, T: sqlx::Decode<'r, sqlx::Sqlite> + sqlx::Type<sqlx::Sqlite>>(
-    row: &'r SqliteRow,
-    col: &str,
-) -> StoreResult<T> {
-    row.try_get(col).map_err(map_err)
-}
-
-fn api_key_from_row(row: &SqliteRow) -> StoreResult<ApiKeyRecord> {
-    let roles: String = get(row, "org_roles")?;
-    Ok(ApiKeyRecord {
-        id: get(row, "id")?,
-        org_id: get(row, "org_id")?,
-        public_key: get(row, "public_key")?,
-        sealed_private_key: get(row, "sealed_private_key")?,
-        description: get(row, "description")?,
-        org_roles: roles_from_json(&roles, "api_keys.org_roles")?,
-        created: get(row, "created")?,
-    })
-}
-
-fn project_from_row(row: &SqliteRow) -> StoreResult<Project> {
-    Ok(Project {
-        id: get(row, "id")?,
-        org_id: get(row, "org_id")?,
-        name: get(row, "name")?,
-        created: get(row, "created")?,
-        with_default_alerts_settings: get(row, "with_default_alerts_settings")?,
-        tags_json: get(row, "tags")?,
-    })
-}
-
-fn ca_from_row(row: &SqliteRow) -> StoreResult<CaRecord> {
-    Ok(CaRecord {
-        project_id: get(row, "project_id")?,
-        algorithm: get(row, "algorithm")?,
-        cert_der: get(row, "cert")?,
-        sealed_key: get(row, "sealed_key")?,
-        not_before: get(row, "not_before")?,
-        not_after: get(row, "not_after")?,
-    })
-}
-
-fn user_from_row(row: &SqliteRow) -> StoreResult<DatabaseUserRecord> {
-    Ok(DatabaseUserRecord {
-        project_id: get(row, "project_id")?,
-        database_name: get(row, "database_name")?,
-        username: get(row, "username")?,
-        x509_type: get(row, "x509_type")?,
-        created: get(row, "created")?,
-        doc: get(row, "doc")?,
-    })
-}
-
-fn limit(page: Page) -> (i64, i64) {
-    (
-        i64::from(page.limit),
-        i64::try_from(page.offset).unwrap_or(i64::MAX),
-    )
-}
-
-impl SqliteStore {
-    /// One page of an organization's rows of `table` in `order`, and their total count.
-    async fn page_of_org<T>(
-        &self,
-        table: &'static str,
-        order: &'static str,
-        org_id: &str,
-        page: Page,
-        from_row: fn(&SqliteRow) -> StoreResult<T>,
-    ) -> StoreResult<(Vec<T>, u64)> {
-        let count = sqlx::query(&format!(
-            "SELECT COUNT(*) AS n FROM {table} WHERE org_id = ?"
-        ))
-        .bind(org_id)
-        .fetch_one(&self.pool)
-        .await
-        .map_err(map_err)?;
-        let (lim, off) = limit(page);
-        let rows = sqlx::query(&format!(
-            "SELECT * FROM {table} WHERE org_id = ? ORDER BY {order} LIMIT ? OFFSET ?"
-        ))
-        .bind(org_id)
-        .bind(lim)
-        .bind(off)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(map_err)?;
-        let items = rows.iter().map(from_row).collect::<StoreResult<_>>()?;
-        Ok((items, get::<i64>(&count, "n")? as u64))
-    }
-
-    /// Deletes a principal (`delete_sql` binds its id) with its grants and access list, in one
-    /// transaction. Returns whether the principal existed.
-    async fn delete_principal(&self, delete_sql: &'static str, id: &str) -> StoreResult<bool> {
-        let mut tx = self.pool.begin().await.map_err(map_err)?;
-        delete_principal_rows_in(&mut tx, id).await?;
-        let done = sqlx::query(delete_sql)
-            .bind(id)
-            .execute(&mut *tx)
-            .await
-            .map_err(map_err)?;
-        tx.commit().await.map_err(map_err)?;
-        Ok(done.rows_affected() > 0)
-    }
-
-    /// A transaction that holds the write lock from its first statement, so that what it reads
-    /// cannot go stale before it writes.
-    async fn immediate(&self) -> StoreResult<sqlx::Transaction<'static, sqlx::Sqlite>> {
-        self.pool
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(map_err)
-    }
-}
-
-fn roles_from_json(text: &str, what: &str) -> StoreResult<Vec<String>> {
-    serde_json::from_str(text).map_err(|e| StoreError::Internal(format!("{what}: {e}")))
-}
-
-fn grant_from_row(row: &SqliteRow) -> StoreResult<ProjectGrant> {
-    Ok(ProjectGrant {
-        principal_id: get(row, "principal_id")?,
-        project_id: get(row, "project_id")?,
-        roles: roles_from_json(&get::<String>(row, "roles")?, "project_grants.roles")?,
-    })
-}
-
-fn access_entry_from_row(row: &SqliteRow) -> StoreResult<AccessListEntry> {
-    Ok(AccessListEntry {
-        principal_id: get(row, "principal_id")?,
-        cidr_block: get(row, "cidr_block")?,
-        created: get(row, "created")?,
-    })
-}
-
-fn service_account_from_row(row: &SqliteRow) -> StoreResult<ServiceAccountRecord> {
-    Ok(ServiceAccountRecord {
-        client_id: get(row, "client_id")?,
-        org_id: get(row, "org_id")?,
-        name: get(row, "name")?,
-        description: get(row, "description")?,
-        org_roles: roles_from_json(
-            &get::<String>(row, "org_roles")?,
-            "service_accounts.org_roles",
-        )?,
-        created: get(row, "created")?,
-    })
-}
-
-fn secret_from_row(row: &SqliteRow) -> StoreResult<ServiceAccountSecretRecord> {
-    Ok(ServiceAccountSecretRecord {
-        id: get(row, "id")?,
-        client_id: get(row, "client_id")?,
-        secret_hash: get(row, "secret_hash")?,
-        masked: get(row, "masked")?,
-        created: get(row, "created")?,
-        expires: get(row, "expires")?,
-        last_used: get(row, "last_used")?,
-    })
-}
-
-fn audit_from_row(row: &SqliteRow) -> StoreResult<AuditEntry> {
-    Ok(AuditEntry {
-        seq: get(row, "seq")?,
-        event: AuditEvent {
-            at_ms: get(row, "at_ms")?,
-            actor: get(row, "actor")?,
-            source_ip: get(row, "source_ip")?,
-            action: get(row, "action")?,
-            project_id: get(row, "project_id")?,
-            target: get(row, "target")?,
-            status: get::<Option<i64>>(row, "status")?.map(|s| s as u16),
-            details: get(row, "details")?,
-        },
-        prev_hash: get(row, "prev_hash")?,
-        hash: get(row, "hash")?,
-    })
-}
-
-/// Appends `event` after the last entry. The caller's transaction must hold the write lock
-/// (`BEGIN IMMEDIATE`), so that no other writer can take the same `seq`.
-async fn append_audit_in(
-    conn: &mut sqlx::SqliteConnection,
-    event: &AuditEvent,
-) -> StoreResult<AuditEntry> {
-    let last = sqlx::query("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")
-        .fetch_optional(&mut *conn)
-        .await
-        .map_err(map_err)?;
-    let (seq, prev_hash) = match last {
-        Some(r) => (get::<i64>(&r, "seq")? + 1, get::<Vec<u8>>(&r, "hash")?),
-        None => (1, AuditEntry::GENESIS.to_vec()),
-    };
-    let hash = AuditEntry::chain_hash(&prev_hash, seq, event);
-    sqlx::query(
-        "INSERT INTO audit_log (seq, at_ms, actor, source_ip, action, project_id, target, status, details, prev_hash, hash)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-    )
-    .bind(seq)
-    .bind(event.at_ms)
-    .bind(&event.actor)
-    .bind(&event.source_ip)
-    .bind(&event.action)
-    .bind(&event.project_id)
-    .bind(&event.target)
-    .bind(event.status.map(i64::from))
-    .bind(&event.details)
-    .bind(&prev_hash)
-    .bind(&hash)
-    .execute(&mut *conn)
-    .await
-    .map_err(map_err)?;
-    Ok(AuditEntry {
-        seq,
-        event: event.clone(),
-        prev_hash,
-        hash,
-    })
-}
-
-async fn insert_api_key_in(
-    conn: &mut sqlx::SqliteConnection,
-    key: &ApiKeyRecord,
-) -> StoreResult<()> {
-    sqlx::query(
-        "INSERT INTO api_keys (id, org_id, public_key, sealed_private_key, description, org_roles, created)
-         VALUES (?, ?, ?, ?, ?, ?, ?)",
-    )
-    .bind(&key.id)
-    .bind(&key.org_id)
-    .bind(&key.public_key)
-    .bind(&key.sealed_private_key)
-    .bind(&key.description)
-    .bind(roles_to_json(&key.org_roles))
-    .bind(key.created)
-    .execute(&mut *conn)
-    .await
-    .map_err(map_conflict("api key"))?;
-    Ok(())
-}
-
-async fn put_grant_in(conn: &mut sqlx::SqliteConnection, g: &ProjectGrant) -> StoreResult<()> {
-    sqlx::query(
-        "INSERT INTO project_grants (principal_id, project_id, roles) VALUES (?, ?, ?)
-         ON CONFLICT (principal_id, project_id) DO UPDATE SET roles = excluded.roles",
-    )
-    .bind(&g.principal_id)
-    .bind(&g.project_id)
-    .bind(roles_to_json(&g.roles))
-    .execute(&mut *conn)
-    .await
-    .map_err(map_err)?;
-    Ok(())
-}
-
-async fn insert_secret_in(
-    conn: &mut sqlx::SqliteConnection,
-    s: &ServiceAccountSecretRecord,
-) -> StoreResult<()> {
-    sqlx::query(
-        "INSERT INTO service_account_secrets (id, client_id, secret_hash, masked, created, expires, last_used)
-         VALUES (?, ?, ?, ?, ?, ?, ?)",
-    )
-    .bind(&s.id)
-    .bind(&s.client_id)
-    .bind(&s.secret_hash)
-    .bind(&s.masked)
-    .bind(s.created)
-    .bind(s.expires)
-    .bind(s.last_used)
-    .execute(&mut *conn)
-    .await
-    .map_err(map_conflict("service account secret"))?;
-    Ok(())
-}
-
-/// Deletes what hangs off a principal id (grants and access list) inside the caller's
-/// transaction.
-async fn delete_principal_rows_in(
-    conn: &mut sqlx::SqliteConnection,
-    principal_id: &str,
-) -> StoreResult<()> {
-    for sql in [
-        "DELETE FROM project_grants WHERE principal_id = ?",
-        "DELETE FROM access_list_entries WHERE principal_id = ?",
-    ] {
-        sqlx::query(sql)
-            .bind(principal_id)
-            .execute(&mut *conn)
-            .await
-            .map_err(map_err)?;
-    }
-    Ok(())
-}
-
-#[async_trait]
-impl Store for SqliteStore {
-    async fn is_empty(&self) -> StoreResult<bool> {
-        let row = sqlx::query("SELECT EXISTS (SELECT 1 FROM organizations) AS any_org")
-            .fetch_one(&self.pool)
-            .await
-            .map_err(map_err)?;
-        Ok(!get::<bool>(&row, "any_org")?)
-    }
-
-    async fn create_org_with_key(&self, org: &Org, key: &ApiKeyRecord) -> StoreResult<()> {
-        let mut tx = self.pool.begin().await.map_err(map_err)?;
-        sqlx::query("INSERT INTO organizations (id, name, created) VALUES (?, ?, ?)")
-            .bind(&org.id)
-            .bind(&org.name)
-            .bind(org.created)
-            .execute(&mut *tx)
-            .await
-            .map_err(map_conflict("organization id"))?;
-        insert_api_key_in(&mut tx, key).await?;
-        tx.commit().await.map_err(map_err)
-    }
-
-    async fn get_org(&self, id: &str) -> StoreResult<Option<Org>> {
-        let row = sqlx::query("SELECT id, name, created FROM organizations WHERE id = ?")
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(map_err)?;
-        row.map(|r| {
-            Ok(Org {
-                id: get(&r, "id")?,
-                name: get(&r, "name")?,
-                created: get(&r, "created")?,
-            })
-        })
-        .transpose()
-    }
-
-    async fn get_api_key(&self, public_key: &str) -> StoreResult<Option<ApiKeyRecord>> {
-        let row = sqlx::query("SELECT * FROM api_keys WHERE public_key = ?")
-            .bind(public_key)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(map_err)?;
-        row.as_ref().map(api_key_from_row).transpose()
-    }
-
-    async fn create_api_key(&self, key: &ApiKeyRecord, grants: &[ProjectGrant]) -> StoreResult<()> {
-        let mut tx = self.pool.begin().await.map_err(map_err)?;
-        insert_api_key_in(&mut tx, key).await?;
-        for g in grants {
-            put_grant_in(&mut tx, g).await?;
-        }
-        tx.commit().await.map_err(map_err)
-    }
-
-    async fn get_api_key_by_id(&self, id: &str) -> StoreResult<Option<ApiKeyRecord>> {
-        let row = sqlx::query("SELECT * FROM api_keys WHERE id = ?")
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(map_err)?;
-        row.as_ref().map(api_key_from_row).transpose()
-    }
-
-    async fn list_api_keys(
-        &self,
-        org_id: &str,
-        page: Page,
-    ) -> StoreResult<(Vec<ApiKeyRecord>, u64)> {
-        self.page_of_org("api_keys", "created, id", org_id, page, api_key_from_row)
-            .await
-    }
-
-    async fn update_api_key(&self, key: &ApiKeyRecord) -> StoreResult<bool> {
-        let done = sqlx::query("UPDATE api_keys SET description = ?, org_roles = ? WHERE id = ?")
-            .bind(&key.description)
-            .bind(roles_to_json(&key.org_roles))
-            .bind(&key.id)
-            .execute(&self.pool)
-            .await
-            .map_err(map_err)?;
-        Ok(done.rows_affected() > 0)
-    }
-
-    async fn delete_api_key(&self, id: &str) -> StoreResult<bool> {
-        self.delete_principal("DELETE FROM api_keys WHERE id = ?", id)
-            .await
-    }
-
-    async fn get_api_key_auth(&self, public_key: &str) -> StoreResult<Option<ApiKeyAuth>> {
-        // One connection, one read transaction: a consistent view of the key and its rows.
-        let mut tx = self.pool.begin().await.map_err(map_err)?;
-        let Some(row) = sqlx::query("SELECT * FROM api_keys WHERE public_key = ?")
-            .bind(public_key)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(map_err)?
-        else {
-            return Ok(None);
-        };
-        let key = api_key_from_row(&row)?;
-        let grants =
-            sqlx::query("SELECT * FROM project_grants WHERE principal_id = ? ORDER BY project_id")
-                .bind(&key.id)
-                .fetch_all(&mut *tx)
-                .await
-                .map_err(map_err)?
-                .iter()
-                .map(grant_from_row)
-                .collect::<StoreResult<_>>()?;
-        let access_list = sqlx::query(
-            "SELECT * FROM access_list_entries WHERE principal_id = ? ORDER BY cidr_block",
-        )
-        .bind(&key.id)
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(map_err)?
-        .iter()
-        .map(access_entry_from_row)
-        .collect::<StoreResult<_>>()?;
-        tx.commit().await.map_err(map_err)?;
-        Ok(Some(ApiKeyAuth {
-            key,
-            grants,
-            access_list,
-        }))
-    }
-
-    async fn list_grants(&self, principal_id: &str) -> StoreResult<Vec<ProjectGrant>> {
-        sqlx::query("SELECT * FROM project_grants WHERE principal_id = ? ORDER BY project_id")
-            .bind(principal_id)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(map_err)?
-            .iter()
-            .map(grant_from_row)
-            .collect()
-    }
-
-    async fn list_project_grants(&self, project_id: &str) -> StoreResult<Vec<ProjectGrant>> {
-        sqlx::query("SELECT * FROM project_grants WHERE project_id = ? ORDER BY principal_id")
-            .bind(project_id)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(map_err)?
-            .iter()
-            .map(grant_from_row)
-            .collect()
-    }
-
-    async fn put_grant(&self, grant: &ProjectGrant) -> StoreResult<()> {
-        let mut conn = self.pool.acquire().await.map_err(map_err)?;
-        put_grant_in(&mut conn, grant).await
-    }
-
-    async fn delete_grant(&self, principal_id: &str, project_id: &str) -> StoreResult<bool> {
-        let done =
-            sqlx::query("DELETE FROM project_grants WHERE principal_id = ? AND project_id = ?")
-                .bind(principal_id)
-                .bind(project_id)
-                .execute(&self.pool)
-                .await
-                .map_err(map_err)?;
-        Ok(done.rows_affected() > 0)
-    }
-
-    async fn add_access_list_entries(&self, entries: &[AccessListEntry]) -> StoreResult<()> {
-        let mut tx = self.pool.begin().await.map_err(map_err)?;
-        for e in entries {
-            sqlx::query(
-                "INSERT INTO access_list_entries (principal_id, cidr_block, created) VALUES (?, ?, ?)
-                 ON CONFLICT (principal_id, cidr_block) DO NOTHING",
-            )
-            .bind(&e.principal_id)
-            .bind(&e.cidr_block)
-            .bind(e.created)
-            .execute(&mut *tx)
-            .await
-            .map_err(map_err)?;
-        }
-        tx.commit().await.map_err(map_err)
-    }
-
-    async fn list_access_list(&self, principal_id: &str) -> StoreResult<Vec<AccessListEntry>> {
-        sqlx::query("SELECT * FROM access_list_entries WHERE principal_id = ? ORDER BY cidr_block")
-            .bind(principal_id)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(map_err)?
-            .iter()
-            .map(access_entry_from_row)
-            .collect()
-    }
-
-    async fn delete_access_list_entry(&self, principal_id: &str, cidr: &str) -> StoreResult<bool> {
-        let done = sqlx::query(
-            "DELETE FROM access_list_entries WHERE principal_id = ? AND cidr_block = ?",
-        )
-        .bind(principal_id)
-        .bind(cidr)
-        .execute(&self.pool)
-        .await
-        .map_err(map_err)?;
-        Ok(done.rows_affected() > 0)
-    }
-
-    async fn create_service_account(
-        &self,
-        a: &ServiceAccountRecord,
-        secret: &ServiceAccountSecretRecord,
-    ) -> StoreResult<()> {
-        let mut tx = self.pool.begin().await.map_err(map_err)?;
-        sqlx::query(
-            "INSERT INTO service_accounts (client_id, org_id, name, description, org_roles, created)
-             VALUES (?, ?, ?, ?, ?, ?)",
-        )
-        .bind(&a.client_id)
-        .bind(&a.org_id)
-        .bind(&a.name)
-        .bind(&a.description)
-        .bind(roles_to_json(&a.org_roles))
-        .bind(a.created)
-        .execute(&mut *tx)
-        .await
-        .map_err(map_conflict("service account"))?;
-        insert_secret_in(&mut tx, secret).await?;
-        tx.commit().await.map_err(map_err)
-    }
-
-    async fn get_service_account(
-        &self,
-        client_id: &str,
-    ) -> StoreResult<Option<ServiceAccountRecord>> {
-        let row = sqlx::query("SELECT * FROM service_accounts WHERE client_id = ?")
-            .bind(client_id)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(map_err)?;
-        row.as_ref().map(service_account_from_row).transpose()
-    }
-
-    async fn list_service_accounts(
-        &self,
-        org_id: &str,
-        page: Page,
-    ) -> StoreResult<(Vec<ServiceAccountRecord>, u64)> {
-        self.page_of_org(
-            "service_accounts",
-            "created, client_id",
-            org_id,
-            page,
-            service_account_from_row,
-        )
-        .await
-    }
-
-    async fn update_service_account(&self, a: &ServiceAccountRecord) -> StoreResult<bool> {
-        let done = sqlx::query(
-            "UPDATE service_accounts SET name = ?, description = ?, org_roles = ? WHERE client_id = ?",
-        )
-        .bind(&a.name)
-        .bind(&a.description)
-        .bind(roles_to_json(&a.org_roles))
-        .bind(&a.client_id)
-        .execute(&self.pool)
-        .await
-        .map_err(map_err)?;
-        Ok(done.rows_affected() > 0)
-    }
-
-    async fn delete_service_account(&self, client_id: &str) -> StoreResult<bool> {
-        self.delete_principal(
-            "DELETE FROM service_accounts WHERE client_id = ?",
-            client_id,
-        )
-        .await
-    }
-
-    async fn add_service_account_secret(
-        &self,
-        secret: &ServiceAccountSecretRecord,
-    ) -> StoreResult<()> {
-        let mut conn = self.pool.acquire().await.map_err(map_err)?;
-        insert_secret_in(&mut conn, secret).await
-    }
-
-    async fn list_service_account_secrets(
-        &self,
-        client_id: &str,
-    ) -> StoreResult<Vec<ServiceAccountSecretRecord>> {
-        sqlx::query(
-            "SELECT * FROM service_account_secrets WHERE client_id = ? ORDER BY created, id",
-        )
-        .bind(client_id)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(map_err)?
-        .iter()
-        .map(secret_from_row)
-        .collect()
-    }
-
-    async fn delete_service_account_secret(
-        &self,
-        client_id: &str,
-        secret_id: &str,
-    ) -> StoreResult<bool> {
-        let done =
-            sqlx::query("DELETE FROM service_account_secrets WHERE client_id = ? AND id = ?")
-                .bind(client_id)
-                .bind(secret_id)
-                .execute(&self.pool)
-                .await
-                .map_err(map_err)?;
-        Ok(done.rows_affected() > 0)
-    }
-
-    async fn touch_service_account_secret(&self, secret_id: &str, at: i64) -> StoreResult<()> {
-        sqlx::query("UPDATE service_account_secrets SET last_used = ? WHERE id = ?")
-            .bind(at)
-            .bind(secret_id)
-            .execute(&self.pool)
-            .await
-            .map_err(map_err)?;
-        Ok(())
-    }
-
-    async fn get_service_account_auth(
-        &self,
-        client_id: &str,
-    ) -> StoreResult<Option<ServiceAccountAuth>> {
-        let mut tx = self.pool.begin().await.map_err(map_err)?;
-        let Some(row) = sqlx::query("SELECT * FROM service_accounts WHERE client_id = ?")
-            .bind(client_id)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(map_err)?
-        else {
-            return Ok(None);
-        };
-        let account = service_account_from_row(&row)?;
-        let secrets = sqlx::query(
-            "SELECT * FROM service_account_secrets WHERE client_id = ? ORDER BY created, id",
-        )
-        .bind(client_id)
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(map_err)?
-        .iter()
-        .map(secret_from_row)
-        .collect::<StoreResult<_>>()?;
-        let grants =
-            sqlx::query("SELECT * FROM project_grants WHERE principal_id = ? ORDER BY project_id")
-                .bind(client_id)
-                .fetch_all(&mut *tx)
-                .await
-                .map_err(map_err)?
-                .iter()
-                .map(grant_from_row)
-                .collect::<StoreResult<_>>()?;
-        let access_list = sqlx::query(
-            "SELECT * FROM access_list_entries WHERE principal_id = ? ORDER BY cidr_block",
-        )
-        .bind(client_id)
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(map_err)?
-        .iter()
-        .map(access_entry_from_row)
-        .collect::<StoreResult<_>>()?;
-        tx.commit().await.map_err(map_err)?;
-        Ok(Some(ServiceAccountAuth {
-            account,
-            secrets,
-            grants,
-            access_list,
-        }))
-    }
-
-    async fn revoke_token(&self, jti: &str, expires: i64, now: i64) -> StoreResult<()> {
-        let mut tx = self.pool.begin().await.map_err(map_err)?;
-        sqlx::query("DELETE FROM revoked_tokens WHERE expires <= ?")
-            .bind(now)
-            .execute(&mut *tx)
-            .await
-            .map_err(map_err)?;
-        sqlx::query(
-            "INSERT INTO revoked_tokens (jti, expires) VALUES (?, ?) ON CONFLICT (jti) DO NOTHING",
-        )
-        .bind(jti)
-        .bind(expires)
-        .execute(&mut *tx)
-        .await
-        .map_err(map_err)?;
-        tx.commit().await.map_err(map_err)
-    }
-
-    async fn is_token_revoked(&self, jti: &str) -> StoreResult<bool> {
-        let row =
-            sqlx::query("SELECT EXISTS (SELECT 1 FROM revoked_tokens WHERE jti = ?) AS revoked")
-                .bind(jti)
-                .fetch_one(&self.pool)
-                .await
-                .map_err(map_err)?;
-        get(&row, "revoked")
-    }
-
-    async fn append_audit(&self, event: &AuditEvent) -> StoreResult<AuditEntry> {
-        let mut tx = self.immediate().await?;
-        let entry = append_audit_in(&mut tx, event).await?;
-        tx.commit().await.map_err(map_err)?;
-        Ok(entry)
-    }
-
-    async fn list_audit(
-        &self,
-        filter: &AuditFilter,
-        after_seq: i64,
-        limit: u32,
-    ) -> StoreResult<Vec<AuditEntry>> {
-        sqlx::query(
-            "SELECT * FROM audit_log
-             WHERE seq > ?
-               AND (? IS NULL OR project_id = ?)
-               AND (? IS NULL OR actor = ?)
-               AND (? IS NULL OR at_ms >= ?)
-               AND (? IS NULL OR at_ms < ?)
-             ORDER BY seq LIMIT ?",
-        )
-        .bind(after_seq)
-        .bind(&filter.project_id)
-        .bind(&filter.project_id)
-        .bind(&filter.actor)
-        .bind(&filter.actor)
-        .bind(filter.since_ms)
-        .bind(filter.since_ms)
-        .bind(filter.until_ms)
-        .bind(filter.until_ms)
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await
-        .map_err(map_err)?
-        .iter()
-        .map(audit_from_row)
-        .collect()
-    }
-
-    async fn get_or_insert_secret(&self, name: &str, sealed: &[u8]) -> StoreResult<Vec<u8>> {
-        sqlx::query(
-            "INSERT INTO server_secrets (name, sealed) VALUES (?, ?) ON CONFLICT (name) DO NOTHING",
-        )
-        .bind(name)
-        .bind(sealed)
-        .execute(&self.pool)
-        .await
-        .map_err(map_err)?;
-        let row = sqlx::query("SELECT sealed FROM server_secrets WHERE name = ?")
-            .bind(name)
-            .fetch_one(&self.pool)
-            .await
-            .map_err(map_err)?;
-        get(&row, "sealed")
-    }
-
-    async fn create_project(&self, p: &Project) -> StoreResult<()> {
-        sqlx::query(
-            "INSERT INTO projects (id, org_id, name, created, with_default_alerts_settings, tags)
-             VALUES (?, ?, ?, ?, ?, ?)",
-        )
-        .bind(&p.id)
-        .bind(&p.org_id)
-        .bind(&p.name)
-        .bind(p.created)
-        .bind(p.with_default_alerts_settings)
-        .bind(&p.tags_json)
-        .execute(&self.pool)
-        .await
-        .map_err(map_conflict("project name"))?;
-        Ok(())
-    }
-
-    async fn get_project(&self, id: &str) -> StoreResult<Option<Project>> {
-        let row = sqlx::query("SELECT * FROM projects WHERE id = ?")
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(map_err)?;
-        row.as_ref().map(project_from_row).transpose()
-    }
-
-    async fn list_projects(
-        &self,
-        org_ids: &[String],
-        page: Page,
-    ) -> StoreResult<(Vec<Project>, u64)> {
-        if org_ids.is_empty() {
-            return Ok((Vec::new(), 0));
-        }
-        let placeholders = vec!["?"; org_ids.len()].join(", ");
-        let count_sql =
-            format!("SELECT COUNT(*) AS n FROM projects WHERE org_id IN ({placeholders})");
-        let list_sql = format!(
-            "SELECT * FROM projects WHERE org_id IN ({placeholders}) ORDER BY created, id LIMIT ? OFFSET ?"
-        );
-        let mut count = sqlx::query(&count_sql);
-        let mut list = sqlx::query(&list_sql);
-        for id in org_ids {
-            count = count.bind(id);
-            list = list.bind(id);
-        }
-        let (lim, off) = limit(page);
-        let total: i64 = get(&count.fetch_one(&self.pool).await.map_err(map_err)?, "n")?;
-        let rows = list
-            .bind(lim)
-            .bind(off)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(map_err)?;
-        let projects = rows
-            .iter()
-            .map(project_from_row)
-            .collect::<StoreResult<_>>()?;
-        Ok((projects, total as u64))
-    }
-
-    async fn delete_project(&self, id: &str) -> StoreResult<bool> {
-        let done = sqlx::query("DELETE FROM projects WHERE id = ?")
-            .bind(id)
-            .execute(&self.pool)
-            .await
-            .map_err(map_err)?;
-        Ok(done.rows_affected() > 0)
-    }
-
-    async fn get_active_ca(&self, project_id: &str) -> StoreResult<Option<CaRecord>> {
-        let row = sqlx::query("SELECT * FROM project_cas WHERE project_id = ? AND active = 1")
-            .bind(project_id)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(map_err)?;
-        row.as_ref().map(ca_from_row).transpose()
-    }
-
-    async fn insert_ca_if_absent(&self, ca: &CaRecord) -> StoreResult<CaRecord> {
-        sqlx::query(
-            "INSERT INTO project_cas (project_id, algorithm, cert, sealed_key, not_before, not_after, active)
-             VALUES (?, ?, ?, ?, ?, ?, 1)
-             ON CONFLICT (project_id) WHERE active = 1 DO NOTHING",
-        )
-        .bind(&ca.project_id)
-        .bind(&ca.algorithm)
-        .bind(&ca.cert_der)
-        .bind(&ca.sealed_key)
-        .bind(ca.not_before)
-        .bind(ca.not_after)
-        .execute(&self.pool)
-        .await
-        .map_err(map_err)?;
-        self.get_active_ca(&ca.project_id)
-            .await?
-            .ok_or_else(|| StoreError::Internal("active CA vanished after insert".into()))
-    }
-
-    async fn create_database_user(&self, u: &DatabaseUserRecord) -> StoreResult<()> {
-        sqlx::query(
-            "INSERT INTO database_users (project_id, database_name, username, x509_type, created, doc)
-             VALUES (?, ?, ?, ?, ?, ?)",
-        )
-        .bind(&u.project_id)
-        .bind(&u.database_name)
-        .bind(&u.username)
-        .bind(&u.x509_type)
-        .bind(u.created)
-        .bind(&u.doc)
-        .execute(&self.pool)
-        .await
-        .map_err(map_conflict("database user"))?;
-        Ok(())
-    }
-
-    async fn create_database_user_within_limit(
-        &self,
-        u: &DatabaseUserRecord,
-        max_per_project: u64,
-    ) -> StoreResult<()> {
-        // BEGIN IMMEDIATE takes the write lock before the count, so the count cannot go stale.
-        let mut conn = self.pool.acquire().await.map_err(map_err)?;
-        sqlx::query("BEGIN IMMEDIATE")
-            .execute(&mut *conn)
-            .await
-            .map_err(map_err)?;
-        let result = async {
-            let row = sqlx::query("SELECT COUNT(*) AS n FROM database_users WHERE project_id = ?")
-                .bind(&u.project_id)
-                .fetch_one(&mut *conn)
-                .await
-                .map_err(map_err)?;
-            if get::<i64>(&row, "n")? as u64 >= max_per_project {
-                return Err(StoreError::LimitReached);
-            }
-            sqlx::query(
-                "INSERT INTO database_users (project_id, database_name, username, x509_type, created, doc)
-                 VALUES (?, ?, ?, ?, ?, ?)",
-            )
-            .bind(&u.project_id)
-            .bind(&u.database_name)
-            .bind(&u.username)
-            .bind(&u.x509_type)
-            .bind(u.created)
-            .bind(&u.doc)
-            .execute(&mut *conn)
-            .await
-            .map_err(map_conflict("database user"))?;
-            Ok(())
-        }
-        .await;
-        let end = if result.is_ok() { "COMMIT" } else { "ROLLBACK" };
-        sqlx::query(end)
-            .execute(&mut *conn)
-            .await
-            .map_err(map_err)?;
-        result
-    }
-
-    async fn get_database_user(
-        &self,
-        project_id: &str,
-        database_name: &str,
-        username: &str,
-    ) -> StoreResult<Option<DatabaseUserRecord>> {
-        let row = sqlx::query(
-            "SELECT * FROM database_users WHERE project_id = ? AND database_name = ? AND username = ?",
-        )
-        .bind(project_id)
-        .bind(database_name)
-        .bind(username)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(map_err)?;
-        row.as_ref().map(user_from_row).transpose()
-    }
-
-    async fn list_database_users(
-        &self,
-        project_id: &str,
-        page: Page,
-    ) -> StoreResult<(Vec<DatabaseUserRecord>, u64)> {
-        let total = self.count_database_users(project_id).await?;
-        let (lim, off) = limit(page);
-        let rows = sqlx::query(
-            "SELECT * FROM database_users WHERE project_id = ?
-             ORDER BY created, database_name, username LIMIT ? OFFSET ?",
-        )
-        .bind(project_id)
-        .bind(lim)
-        .bind(off)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(map_err)?;
-        let users = rows.iter().map(user_from_row).collect::<StoreResult<_>>()?;
-        Ok((users, total))
-    }
-
-    async fn count_database_users(&self, project_id: &str) -> StoreResult<u64> {
-        let row = sqlx::query("SELECT COUNT(*) AS n FROM database_users WHERE project_id = ?")
-            .bind(project_id)
-            .fetch_one(&self.pool)
-            .await
-            .map_err(map_err)?;
-        Ok(get::<i64>(&row, "n")? as u64)
-    }
-
-    async fn update_database_user(&self, u: &DatabaseUserRecord) -> StoreResult<bool> {
-        let done = sqlx::query(
-            "UPDATE database_users SET x509_type = ?, doc = ?
-             WHERE project_id = ? AND database_name = ? AND username = ?",
-        )
-        .bind(&u.x509_type)
-        .bind(&u.doc)
-        .bind(&u.project_id)
-        .bind(&u.database_name)
-        .bind(&u.username)
-        .execute(&self.pool)
-        .await
-        .map_err(map_err)?;
-        Ok(done.rows_affected() > 0)
-    }
-
-    async fn delete_database_user(
-        &self,
-        project_id: &str,
-        database_name: &str,
-        username: &str,
-    ) -> StoreResult<bool> {
-        let done = sqlx::query(
-            "DELETE FROM database_users WHERE project_id = ? AND database_name = ? AND username = ?",
-        )
-        .bind(project_id)
-        .bind(database_name)
-        .bind(username)
-        .execute(&self.pool)
-        .await
-        .map_err(map_err)?;
-        Ok(done.rows_affected() > 0)
-    }
-
-    async fn insert_certificate(
-        &self,
-        c: &CertificateRecord,
-        audit: &AuditEvent,
-    ) -> StoreResult<()> {
-        let mut tx = self.immediate().await?;
-        sqlx::query(
-            "INSERT INTO certificates (serial, project_id, username, subject, not_before, not_after, created_ms, cert)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(c.serial)
-        .bind(&c.project_id)
-        .bind(&c.username)
-        .bind(&c.subject)
-        .bind(c.not_before)
-        .bind(c.not_after)
-        .bind(c.created_ms)
-        .bind(&c.cert_der)
-        .execute(&mut *tx)
-        .await
-        .map_err(|e| match &e {
-            sqlx::Error::Database(db) if db.is_unique_violation() || db.message().contains("PRIMARY KEY") => {
-                StoreError::Conflict("certificate serial")
-            }
-            _ => map_err(e),
-        })?;
-        append_audit_in(&mut tx, audit).await?;
-        tx.commit().await.map_err(map_err)
-    }
-
-    async fn list_unexpired_certificates(
-        &self,
-        project_id: &str,
-        username: &str,
-        now: i64,
-        page: Page,
-    ) -> StoreResult<(Vec<CertificateSummary>, u64)> {
-        let count = sqlx::query(
-            "SELECT COUNT(*) AS n FROM certificates WHERE project_id = ? AND username = ? AND not_after > ?",
-        )
-        .bind(project_id)
-        .bind(username)
-        .bind(now)
-        .fetch_one(&self.pool)
-        .await
-        .map_err(map_err)?;
-        let (lim, off) = limit(page);
-        let rows = sqlx::query(
-            "SELECT serial, subject, not_before, not_after FROM certificates
-             WHERE project_id = ? AND username = ? AND not_after > ?
-             ORDER BY not_before, created_ms, serial LIMIT ? OFFSET ?",
-        )
-        .bind(project_id)
-        .bind(username)
-        .bind(now)
-        .bind(lim)
-        .bind(off)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(map_err)?;
-        let certs = rows
-            .iter()
-            .map(|r| {
-                Ok(CertificateSummary {
-                    serial: get(r, "serial")?,
-                    subject: get(r, "subject")?,
-                    not_before: get(r, "not_before")?,
-                    not_after: get(r, "not_after")?,
-                })
-            })
-            .collect::<StoreResult<_>>()?;
-        Ok((certs, get::<i64>(&count, "n")? as u64))
-    }
-
-    async fn get_user_security(&self, project_id: &str) -> StoreResult<UserSecurityRecord> {
-        let row = sqlx::query("SELECT customer_cas, ldap FROM user_security WHERE project_id = ?")
-            .bind(project_id)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(map_err)?;
-        match row {
-            None => Ok(UserSecurityRecord::default()),
-            Some(r) => Ok(UserSecurityRecord {
-                customer_cas: get(&r, "customer_cas")?,
-                ldap_json: get(&r, "ldap")?,
-            }),
-        }
-    }
-
-    async fn put_user_security(
-        &self,
-        project_id: &str,
-        rec: &UserSecurityRecord,
-    ) -> StoreResult<()> {
-        sqlx::query(
-            "INSERT INTO user_security (project_id, customer_cas, ldap) VALUES (?, ?, ?)
-             ON CONFLICT (project_id) DO UPDATE SET customer_cas = excluded.customer_cas, ldap = excluded.ldap",
-        )
-        .bind(project_id)
-        .bind(&rec.customer_cas)
-        .bind(&rec.ldap_json)
-        .execute(&self.pool)
-        .await
-        .map_err(map_err)?;
-        Ok(())
-    }
-}
+sql_store!(SqliteStore);

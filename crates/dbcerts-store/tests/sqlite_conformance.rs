@@ -2,6 +2,7 @@
 //! real database file in a temporary directory, one test per check, plus the checks that only
 //! make sense for SQLite (integrity check, durability across close and reopen).
 
+#[macro_use]
 mod conformance;
 
 use std::path::{Path, PathBuf};
@@ -41,50 +42,7 @@ macro_rules! conformance_tests {
     };
 }
 
-conformance_tests!(
-    is_empty_until_first_org,
-    org_and_api_key_round_trip,
-    create_org_with_key_is_atomic,
-    secret_first_value_wins,
-    secret_concurrent_inserts_agree,
-    project_round_trip,
-    project_name_unique_per_org,
-    list_projects_filters_orders_and_pages,
-    delete_project_cascades,
-    ca_first_insert_wins,
-    ca_concurrent_inserts_agree,
-    database_user_round_trip,
-    database_user_unique_key,
-    list_database_users_orders_and_pages,
-    update_database_user,
-    delete_database_user,
-    certificate_serial_unique,
-    list_unexpired_certificates_filters_orders_and_pages,
-    certificates_outlive_database_user_but_not_project,
-    user_security_default_put_overwrite_clear,
-    database_user_limit_is_atomic,
-    api_key_create_and_get,
-    api_key_public_key_unique,
-    create_api_key_with_grants_is_atomic,
-    list_api_keys_filters_orders_and_pages,
-    update_api_key_replaces_description_and_roles,
-    delete_api_key_takes_grants_and_access_list,
-    api_key_auth_bundles_grants_and_access_list,
-    grants_put_replace_list_delete,
-    access_list_add_keeps_existing_and_deletes_once,
-    service_account_round_trip,
-    list_service_accounts_filters_orders_and_pages,
-    update_service_account,
-    service_account_secrets_add_list_delete_touch,
-    delete_service_account_cascades,
-    service_account_auth_bundles_everything,
-    revoked_tokens_remembered_until_expiry,
-    audit_log_starts_at_genesis,
-    audit_append_chains_entries,
-    list_audit_filters,
-    audit_concurrent_appends_keep_the_chain,
-    insert_certificate_appends_one_audit_entry,
-);
+for_each_check!(conformance_tests);
 
 /// All checks, one after another, on a single store: they do not interfere with each other.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -118,41 +76,23 @@ async fn integrity_check_is_ok() {
 async fn audit_chain_holds_across_two_nodes() {
     let (dir, first) = fresh_store().await;
     let second = SqliteStore::open(&db_path(dir.path())).await.unwrap();
-    let mut tasks = Vec::new();
-    for w in 0..16u16 {
-        let store = if w % 2 == 0 {
-            first.clone()
-        } else {
-            second.clone()
-        };
-        tasks.push(tokio::spawn(async move {
-            let mut seqs = Vec::new();
-            for i in 0..5 {
-                let event = AuditEvent {
-                    at_ms: 1_700_000_000_000 + i,
-                    actor: format!("node-writer-{w}"),
-                    source_ip: None,
-                    action: "concurrent".into(),
-                    project_id: None,
-                    target: None,
-                    status: Some(w),
-                    details: "{}".into(),
-                };
-                seqs.push(store.append_audit(&event).await.unwrap().seq);
-            }
-            seqs
-        }));
-    }
-    let mut seqs = Vec::new();
-    for task in tasks {
-        seqs.extend(task.await.unwrap());
-    }
-    seqs.sort_unstable();
-    assert_eq!(seqs, (1..=80).collect::<Vec<i64>>());
-    conformance::assert_audit_log_intact(&first).await;
-    conformance::assert_audit_log_intact(&second).await;
+    conformance::audit_chain_holds_across_two_nodes(
+        std::sync::Arc::new(first.clone()),
+        std::sync::Arc::new(second.clone()),
+    )
+    .await;
     second.close().await;
     assert_eq!(first.integrity_check().await.unwrap(), "ok");
+    first.close().await;
+}
+
+/// Two nodes on one file racing to create the same CAs end with one CA per project.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn ca_race_across_two_nodes() {
+    let (dir, first) = fresh_store().await;
+    let second = SqliteStore::open(&db_path(dir.path())).await.unwrap();
+    conformance::ca_race_across_two_nodes(&first, &second).await;
+    second.close().await;
     first.close().await;
 }
 
@@ -321,4 +261,77 @@ async fn data_survives_close_and_reopen() {
         ));
         store.close().await;
     }
+}
+
+/// Eight processes' worth of stores opening one new file at once all start: the migration lock
+/// file makes them migrate one after the other, and each migration is applied once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn stores_opening_at_once_migrate_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = db_path(dir.path());
+    let tasks: Vec<_> = (0..8)
+        .map(|_| {
+            let path = path.clone();
+            tokio::spawn(async move { SqliteStore::open(&path).await })
+        })
+        .collect();
+    let mut stores = Vec::new();
+    for t in tasks {
+        stores.push(t.await.unwrap().expect("every store opens"));
+    }
+    let db = sqlx::SqlitePool::connect(&format!("sqlite://{}", path.display()))
+        .await
+        .unwrap();
+    let applied: Vec<(i64, bool)> =
+        sqlx::query_as("SELECT version, success FROM _sqlx_migrations ORDER BY version")
+            .fetch_all(&db)
+            .await
+            .unwrap();
+    assert_eq!(applied, vec![(1, true), (2, true), (3, true)]);
+    db.close().await;
+    for s in stores {
+        assert!(s.is_empty().await.unwrap());
+        s.close().await;
+    }
+}
+
+/// An older release keeps opening a file that a newer one migrated further.
+#[tokio::test]
+async fn older_release_opens_newer_schema() {
+    let (dir, store) = fresh_store().await;
+    store.close().await;
+    drop(store);
+    let path = db_path(dir.path());
+    let db = sqlx::SqlitePool::connect(&format!("sqlite://{}", path.display()))
+        .await
+        .unwrap();
+    sqlx::query(
+        "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time)
+         VALUES (9999, 'from the future', 1, x'00', 1)",
+    )
+    .execute(&db)
+    .await
+    .unwrap();
+    db.close().await;
+    let older = SqliteStore::open(&path).await.expect("older release opens");
+    assert_eq!(older.integrity_check().await.unwrap(), "ok");
+    older.close().await;
+}
+
+/// `restore` can tell whether the file is open: the serve lock is held while any store is.
+#[tokio::test]
+async fn serve_lock_is_held_while_open() {
+    let (dir, store) = fresh_store().await;
+    let path = db_path(dir.path());
+    assert!(dbcerts_store::try_lock_unused(&path).unwrap().is_none());
+    let clone = store.clone();
+    store.close().await;
+    drop(store);
+    assert!(
+        dbcerts_store::try_lock_unused(&path).unwrap().is_none(),
+        "a clone still holds it"
+    );
+    drop(clone);
+    let exclusive = dbcerts_store::try_lock_unused(&path).unwrap();
+    assert!(exclusive.is_some(), "free once every store is dropped");
 }

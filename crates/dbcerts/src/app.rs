@@ -16,7 +16,7 @@ use std::path::Path;
 
 use dbcerts_server::secrets::{MasterKeySource, load_master_key, nonce_key, verify_master_key};
 use dbcerts_server::{AppState, SHUTDOWN_GRACE, ServerConfig};
-use dbcerts_store::{SqliteStore, Store};
+use dbcerts_store::{Backend, redact_url};
 use tokio::net::TcpListener;
 use tokio::signal::unix::{Signal, SignalKind, signal};
 
@@ -26,19 +26,21 @@ pub use tls::TlsCertificate;
 /// An opened store and master key, ready to serve.
 pub struct App {
     pub settings: Settings,
-    pub store: SqliteStore,
+    pub store: Backend,
     pub state: AppState,
 }
 
-async fn open_store(settings: &Settings) -> anyhow::Result<SqliteStore> {
+/// Opens the configured store. An unreachable database fails here, within the store's connect
+/// timeout, with the URL (password hidden) in the message; there is no fallback.
+async fn open_store(settings: &Settings) -> anyhow::Result<Backend> {
     std::fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
         .create(&settings.data_dir)
         .with_context(|| format!("creating data directory {}", settings.data_dir.display()))?;
-    SqliteStore::open_url(&settings.database_url)
+    Backend::open(&settings.database_url)
         .await
-        .with_context(|| format!("opening {}", settings.database_url))
+        .with_context(|| format!("opening {}", redact_url(&settings.database_url)))
 }
 
 impl App {
@@ -48,7 +50,7 @@ impl App {
         // Decide before generating: a new key over a database sealed with a lost one would
         // be left on disk and turn "no master key" into "the key does not match" next time.
         if let Some(path) = key_to_generate(&settings.master_key)
-            && !store.is_empty().await?
+            && !store.store().is_empty().await?
         {
             anyhow::bail!(
                 "no master key at {} but the database already holds sealed secrets; restore the master key (see README) or set --master-key-file",
@@ -59,14 +61,17 @@ impl App {
         if generated {
             tracing::info!(path = %settings.data_dir.join("master.key").display(), "generated a new master key (mode 0600); back it up with the database");
         }
-        verify_master_key(&store, &master).await?;
-        if let Some(path) =
-            dbcerts_server::bootstrap::bootstrap_if_empty(&store, &master, &settings.data_dir)
-                .await?
+        verify_master_key(store.store(), &master).await?;
+        if let Some(path) = dbcerts_server::bootstrap::bootstrap_if_empty(
+            store.store(),
+            &master,
+            &settings.data_dir,
+        )
+        .await?
         {
             tracing::info!(path = %path.display(), "created the organization and an Organization Owner API key; credentials written (mode 0600)");
         }
-        let nonce = nonce_key(&store, &master, settings.nonce_lifetime_secs).await?;
+        let nonce = nonce_key(store.store(), &master, settings.nonce_lifetime_secs).await?;
         let pool = KeyPool::start(
             settings.key_algorithm,
             settings.key_pool_size,
@@ -81,8 +86,7 @@ impl App {
             access: settings.access.clone(),
             tls: settings.tls.is_some(),
         };
-        let shared: Arc<dyn Store> = Arc::new(store.clone());
-        let state = AppState::new(shared, Arc::new(master), nonce, pool, config);
+        let state = AppState::new(store.shared(), Arc::new(master), nonce, pool, config);
         Ok(App {
             settings,
             store,
@@ -113,7 +117,7 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         reload_on_sighup(tls.clone())?;
     }
     let scheme = if tls.is_some() { "https" } else { "http" };
-    tracing::info!(%addr, tls = tls.is_some(), key_algorithm = %app.settings.key_algorithm, pool = app.settings.key_pool_size, "dbcerts listening");
+    tracing::info!(%addr, tls = tls.is_some(), database = app.store.kind(), key_algorithm = %app.settings.key_algorithm, pool = app.settings.key_pool_size, "dbcerts listening");
     // Tests start the server on port 0 and read the bound address from this line.
     println!("dbcerts listening on {scheme}://{addr}");
     let router = dbcerts_server::router(app.state.clone());
@@ -123,7 +127,7 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     tokio::task::spawn_blocking(move || pool.shutdown())
         .await
         .ok();
-    app.store.close().await;
+    app.store.store().close().await;
     tracing::info!("stopped");
     Ok(())
 }
@@ -216,6 +220,10 @@ fn reload_on_sighup(tls: TlsCertificate) -> anyhow::Result<()> {
 }
 
 /// The path of the master-key file that loading would generate (default location, not there).
+pub(crate) fn key_file_missing(source: &MasterKeySource) -> Option<&Path> {
+    key_to_generate(source)
+}
+
 fn key_to_generate(source: &MasterKeySource) -> Option<&Path> {
     match source {
         MasterKeySource::Generated(path) if !path.exists() => Some(path),
@@ -227,7 +235,7 @@ fn key_to_generate(source: &MasterKeySource) -> Option<&Path> {
 /// directly. Never generates a key: without one there is nothing to open.
 pub async fn open_checked_store(
     settings: &Settings,
-) -> anyhow::Result<(SqliteStore, dbcerts_ca::sealing::MasterKey)> {
+) -> anyhow::Result<(Backend, dbcerts_ca::sealing::MasterKey)> {
     if let Some(path) = key_to_generate(&settings.master_key) {
         anyhow::bail!(
             "no master key at {}; run `dbcerts serve` first or pass --master-key-file",
@@ -236,7 +244,7 @@ pub async fn open_checked_store(
     }
     let store = open_store(settings).await?;
     let (master, _) = load_master_key(&settings.master_key)?;
-    verify_master_key(&store, &master).await?;
+    verify_master_key(store.store(), &master).await?;
     Ok((store, master))
 }
 
@@ -246,12 +254,11 @@ pub async fn export_ca(settings: &Settings, project: &str) -> anyhow::Result<Str
         anyhow::anyhow!("{project:?} is not a project id (24 lowercase hex digits)")
     })?;
     let (store, master) = open_checked_store(settings).await?;
-    if store.get_project(project).await?.is_none() {
+    if store.store().get_project(project).await?.is_none() {
         anyhow::bail!("no project with id {project} exists");
     }
-    let shared: Arc<dyn Store> = Arc::new(store.clone());
     let ca = dbcerts_server::CaService::new(
-        shared,
+        store.shared(),
         Arc::new(master),
         settings.ca_names.clone(),
         settings.key_algorithm,
@@ -261,6 +268,6 @@ pub async fn export_ca(settings: &Settings, project: &str) -> anyhow::Result<Str
         .await
         .map_err(|e| anyhow::anyhow!("{}: {}", e.code, e.detail))?
         .cert_pem();
-    store.close().await;
+    store.store().close().await;
     Ok(pem)
 }

@@ -28,7 +28,8 @@ pub struct GlobalArgs {
     /// credentials [default: ./dbcerts-data]
     #[arg(long, env = "DBCERTS_DATA_DIR", global = true)]
     pub data_dir: Option<PathBuf>,
-    /// Database URL. Only `sqlite:` URLs are supported so far [default: <data-dir>/dbcerts.db]
+    /// Database URL: sqlite:///path/to/file.db, or postgres://user:password@host:port/db for
+    /// several nodes on one database [default: sqlite://<data-dir>/dbcerts.db]
     #[arg(long, env = "DBCERTS_DATABASE_URL", global = true)]
     pub database_url: Option<String>,
     /// File holding the base64 master key that seals CA keys and API-key secrets
@@ -59,6 +60,27 @@ pub enum Command {
     Apikey {
         #[command(subcommand)]
         command: ApikeyCommand,
+    },
+    /// Write a consistent copy of the SQLite database while the server keeps running.
+    ///
+    /// The copy is useless without the master key: keep <data-dir>/master.key (or your
+    /// --master-key-file) with it, somewhere else. For PostgreSQL use pg_dump (see README).
+    ///
+    /// Example: dbcerts backup --to /backups/dbcerts-2026-11-24.db
+    Backup {
+        /// The backup file to create (must not exist); written with mode 0600.
+        #[arg(long, value_name = "FILE")]
+        to: PathBuf,
+    },
+    /// Replace the SQLite database with a backup, after checking the backup's integrity and
+    /// that the master key opens it. The server must be stopped; the replaced database is kept
+    /// beside it as <db>.pre-restore-<time>.
+    ///
+    /// Example: dbcerts restore --from /backups/dbcerts-2026-11-24.db
+    Restore {
+        /// A file written by `dbcerts backup`.
+        #[arg(long, value_name = "FILE")]
+        from: PathBuf,
     },
 }
 

@@ -168,12 +168,8 @@ impl Settings {
             .clone()
             .or(file.database_url)
             .unwrap_or_else(|| format!("sqlite://{}", data_dir.join("dbcerts.db").display()));
-        if !database_url.starts_with("sqlite:") {
-            let scheme = database_url.split(':').next().unwrap_or("");
-            anyhow::bail!(
-                "--database-url scheme {scheme:?} is not supported by this build; use a sqlite: URL (PostgreSQL support is planned)"
-            );
-        }
+        dbcerts_store::Backend::check_url(&database_url)
+            .map_err(|e| anyhow::anyhow!("--database-url: {e}"))?;
         let public_url = serve.public_url.clone().or(file.public_url);
         if let Some(u) = &public_url
             && !(u.starts_with("http://") || u.starts_with("https://"))

@@ -43,6 +43,20 @@ pub fn run(cli: Cli) -> ExitCode {
                 let cfg = config::Settings::resolve(&cli.global, &Default::default())?;
                 run_audit(&cfg, command).await
             }
+            Command::Backup { to } => {
+                init_logging("text");
+                let cfg = config::Settings::resolve(&cli.global, &Default::default())?;
+                let summary = operator::backup(&cfg, &to).await?;
+                println!("{summary}");
+                Ok(())
+            }
+            Command::Restore { from } => {
+                init_logging("text");
+                let cfg = config::Settings::resolve(&cli.global, &Default::default())?;
+                let summary = operator::restore(&cfg, &from).await?;
+                println!("{summary}");
+                Ok(())
+            }
             Command::Apikey { command } => {
                 init_logging("text");
                 let cfg = config::Settings::resolve(&cli.global, &Default::default())?;
@@ -81,7 +95,7 @@ pub fn run(cli: Cli) -> ExitCode {
 async fn run_audit(cfg: &config::Settings, command: AuditCommand) -> anyhow::Result<()> {
     let (store, _) = app::open_checked_store(cfg).await?;
     let result = match command {
-        AuditCommand::Verify => match operator::verify_audit_chain(&store).await? {
+        AuditCommand::Verify => match operator::verify_audit_chain(store.store()).await? {
             operator::ChainCheck::Intact { entries } => {
                 println!("audit log intact: {entries} entries");
                 Ok(())
@@ -105,12 +119,12 @@ async fn run_audit(cfg: &config::Settings, command: AuditCommand) -> anyhow::Res
                 until_ms: until.as_deref().map(operator::parse_time_ms).transpose()?,
             };
             let mut out = std::io::stdout().lock();
-            operator::list_audit(&store, &filter, limit, json, &mut out)
+            operator::list_audit(store.store(), &filter, limit, json, &mut out)
                 .await
                 .map(|_| ())
         }
     };
-    store.close().await;
+    store.store().close().await;
     result
 }
 

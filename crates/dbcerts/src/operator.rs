@@ -1,16 +1,18 @@
 //! Operator commands that work on the store directly, for bootstrap and recovery: create an API
-//! key with given roles, rotate the bootstrap key, and read or verify the audit log.
+//! key with given roles, rotate the bootstrap key, read or verify the audit log, and back up or
+//! restore a SQLite database.
 
 use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::Path;
 
 use anyhow::Context;
 use dbcerts_server::bootstrap::new_api_key;
-use dbcerts_store::{AuditEntry, AuditEvent, AuditFilter, ProjectGrant, Store};
+use dbcerts_server::secrets::{load_master_key, verify_master_key};
+use dbcerts_store::{AuditEntry, AuditEvent, AuditFilter, Backend, ProjectGrant, Store};
 use serde::{Deserialize, Serialize};
 
-use crate::app::open_checked_store;
+use crate::app::{key_file_missing, open_checked_store};
 use crate::config::Settings;
 
 /// Entries read per store call while walking the log.
@@ -189,7 +191,8 @@ pub async fn create_api_key(
     org_roles: &[String],
     project_roles: &[String],
 ) -> anyhow::Result<Credentials> {
-    let (store, master) = open_checked_store(settings).await?;
+    let (backend, master) = open_checked_store(settings).await?;
+    let store = backend.store();
     let org_id = match org {
         Some(o) => o.to_owned(),
         None => bootstrap_org(&settings.data_dir)?,
@@ -238,7 +241,7 @@ pub async fn create_api_key(
     }
     store.create_api_key(&key, &grants).await?;
     operator_audit(
-        &store,
+        store,
         "operator.api_key.created",
         &key.public_key,
         serde_json::json!({ "orgRoles": org_roles, "projectRoles": project_roles }),
@@ -278,7 +281,8 @@ pub async fn rotate_bootstrap(settings: &Settings) -> anyhow::Result<Credentials
     let old_public = old["publicKey"]
         .as_str()
         .with_context(|| format!("{} has no publicKey", path.display()))?;
-    let (store, master) = open_checked_store(settings).await?;
+    let (backend, master) = open_checked_store(settings).await?;
+    let store = backend.store();
     let old_key = store
         .get_api_key(old_public)
         .await?
@@ -309,7 +313,7 @@ pub async fn rotate_bootstrap(settings: &Settings) -> anyhow::Result<Credentials
     write_private_file(&path, &serde_json::to_vec_pretty(&creds)?)?;
     store.delete_api_key(&old_key.id).await?;
     operator_audit(
-        &store,
+        store,
         "operator.api_key.rotated",
         &key.public_key,
         serde_json::json!({ "replaced": old_key.public_key }),
@@ -337,4 +341,164 @@ fn write_private_file(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
         std::fs::File::open(dir)?.sync_all()?;
     }
     Ok(())
+}
+
+/// `dbcerts backup --to FILE`: a consistent online copy of the SQLite database (`VACUUM INTO`),
+/// mode 0600, synced. Returns the line to print.
+pub async fn backup(settings: &Settings, to: &Path) -> anyhow::Result<String> {
+    let (backend, _master) = open_checked_store(settings).await?;
+    let Backend::Sqlite(store) = &backend else {
+        backend.store().close().await;
+        anyhow::bail!(
+            "dbcerts backup copies SQLite databases; back up PostgreSQL with its own tools (pg_dump or a base backup, see README), and keep the master key with it"
+        );
+    };
+    // VACUUM INTO writes into an empty file; creating it first sets the mode and refuses to
+    // overwrite anything.
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(to)
+        .with_context(|| format!("creating {}", to.display()))?;
+    let result = store.backup_to(to).await;
+    let counts = match &result {
+        Ok(()) => Some(count_rows(to).await),
+        Err(_) => None,
+    };
+    backend.store().close().await;
+    if let Err(e) = result {
+        let _ = std::fs::remove_file(to);
+        return Err(e).with_context(|| format!("backing up to {}", to.display()));
+    }
+    let counts = counts.expect("counted after a successful backup")?;
+    Ok(format!(
+        "backed up {counts} to {}; keep the master key with it, apart from it",
+        to.display()
+    ))
+}
+
+/// `dbcerts restore --from FILE`: checks the backup (SQLite integrity, and the master key opens
+/// it), then replaces the database file, keeping the replaced one (with its WAL) beside it.
+/// Refuses while any process has the database open.
+pub async fn restore(settings: &Settings, from: &Path) -> anyhow::Result<String> {
+    let db = dbcerts_store::sqlite_file(&settings.database_url)?.ok_or_else(|| {
+        anyhow::anyhow!(
+            "dbcerts restore restores SQLite databases; restore PostgreSQL with its own tools (pg_restore, see README)"
+        )
+    })?;
+    if !from.is_file() {
+        anyhow::bail!("{} is not a file", from.display());
+    }
+    if let Some(path) = key_file_missing(&settings.master_key) {
+        anyhow::bail!(
+            "no master key at {}; put back the master key kept with the backup (or pass --master-key-file) before restoring",
+            path.display()
+        );
+    }
+    let (master, _) = load_master_key(&settings.master_key)?;
+    if let Some(dir) = db.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .with_context(|| format!("creating {}", dir.display()))?;
+    }
+    let Some(_exclusive) = dbcerts_store::try_lock_unused(&db)? else {
+        anyhow::bail!(
+            "{} is in use (a dbcerts server or command has it open); stop it before restoring",
+            db.display()
+        );
+    };
+    // Check a copy, so that neither the backup nor the current database is touched until the
+    // copy is known to be good; opening it applies any newer migrations.
+    let staged = sibling(&db, ".restoring");
+    remove_database_files(&staged)?;
+    std::fs::copy(from, &staged).with_context(|| format!("copying {}", from.display()))?;
+    let checked = async {
+        let store = dbcerts_store::SqliteStore::open(&staged).await?;
+        let integrity = store.integrity_check().await?;
+        let key_ok = verify_master_key(&store, &master).await;
+        store.close().await;
+        if integrity != "ok" {
+            anyhow::bail!("the backup fails SQLite's integrity check: {integrity}");
+        }
+        key_ok.context("the master key does not open this backup")
+    }
+    .await;
+    let _ = std::fs::remove_file(dbcerts_store::lock_path(&staged, "serve"));
+    let _ = std::fs::remove_file(dbcerts_store::lock_path(&staged, "migrate"));
+    if let Err(e) = checked {
+        remove_database_files(&staged)?;
+        return Err(e);
+    }
+    let counts = count_rows(&staged).await?;
+    std::fs::File::open(&staged)?.sync_all()?;
+    let kept = if db.exists() {
+        let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%SZ");
+        let kept = sibling(&db, &format!(".pre-restore-{stamp}"));
+        for suffix in ["", "-wal", "-shm"] {
+            let (current, moved) = (sibling(&db, suffix), sibling(&kept, suffix));
+            if current.exists() {
+                std::fs::rename(&current, &moved)
+                    .with_context(|| format!("moving {} aside", current.display()))?;
+            }
+        }
+        Some(kept)
+    } else {
+        None
+    };
+    std::fs::rename(&staged, &db)
+        .with_context(|| format!("moving the backup to {}", db.display()))?;
+    if let Some(dir) = db.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::File::open(dir)?.sync_all()?;
+    }
+    Ok(match kept {
+        Some(kept) => format!(
+            "restored {counts} from {} into {}; the replaced database is at {}",
+            from.display(),
+            db.display(),
+            kept.display()
+        ),
+        None => format!(
+            "restored {counts} from {} into {}",
+            from.display(),
+            db.display()
+        ),
+    })
+}
+
+/// `<path><suffix>`.
+fn sibling(path: &Path, suffix: &str) -> std::path::PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(suffix);
+    name.into()
+}
+
+/// Removes a database file and its WAL and shared-memory files, if there.
+fn remove_database_files(db: &Path) -> anyhow::Result<()> {
+    for suffix in ["", "-wal", "-shm"] {
+        match std::fs::remove_file(sibling(db, suffix)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(e).with_context(|| format!("removing {}{suffix}", db.display()));
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// "N projects, N database users, N certificates" in the database file at `db`.
+async fn count_rows(db: &Path) -> anyhow::Result<String> {
+    let store = dbcerts_store::SqliteStore::open(db).await?;
+    let counts = store.row_counts().await;
+    store.close().await;
+    for what in ["serve", "migrate"] {
+        let _ = std::fs::remove_file(dbcerts_store::lock_path(db, what));
+    }
+    let c = counts?;
+    Ok(format!(
+        "{} projects, {} database users, {} certificates",
+        c.projects, c.database_users, c.certificates
+    ))
 }

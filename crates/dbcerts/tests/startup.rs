@@ -139,3 +139,48 @@ async fn ca_export_refuses_bad_or_unknown_projects() {
         .to_string();
     assert!(err.contains("no project"), "{err}");
 }
+
+/// An unreachable PostgreSQL stops startup within the connect timeout, with the URL in the
+/// message but not its password, and nothing is created in the data directory.
+#[tokio::test]
+async fn an_unreachable_database_stops_startup_with_a_clear_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut s = settings(dir.path());
+    s.database_url = format!("postgres://dbcerts:hunter2secret@127.0.0.1:{port}/dbcerts");
+    let started = std::time::Instant::now();
+    let err = format!("{:#}", build(s).await.err().expect("must refuse"));
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+    assert!(
+        err.contains(&format!(
+            "opening postgres://dbcerts:***@127.0.0.1:{port}/dbcerts"
+        )),
+        "{err}"
+    );
+    assert!(err.contains("unavailable"), "{err}");
+    assert!(!err.contains("hunter2secret"), "{err}");
+    assert!(!dir.path().join("master.key").exists());
+    assert!(!dir.path().join("bootstrap-credentials.json").exists());
+}
+
+/// Any scheme but sqlite: and postgres(ql): is refused before anything is opened.
+#[test]
+fn an_unknown_database_scheme_is_refused() {
+    for url in ["mysql://h/db", "redis://h", "dbcerts.db", "file:///x.db"] {
+        let global = GlobalArgs {
+            database_url: Some(url.into()),
+            ..Default::default()
+        };
+        let err = Settings::resolve(&global, &ServeArgs::default())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("unsupported database URL scheme"),
+            "{url}: {err}"
+        );
+    }
+}

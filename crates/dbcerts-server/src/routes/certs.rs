@@ -2,7 +2,8 @@
 //!
 //! Creation order: validate the body; find the project, the user, and check it is MANAGED and
 //! that no customer CA is set; take a pooled key (or generate one) and sign off the async
-//! runtime; durably commit the certificate row; only then return certificate and key.
+//! runtime; durably commit the certificate row; only then count it
+//! (`dbcerts_certificates_issued_total`) and return certificate and key.
 
 use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
@@ -186,6 +187,7 @@ pub async fn create_database_user_cert(
         match state.inner.store.insert_certificate(&rec, &audit).await {
             Ok(()) => {
                 tracing::info!(project = id.as_str(), serial, algorithm = %key.algorithm(), months, "issued certificate");
+                crate::observe::certificate_issued(id.as_str(), key.algorithm());
                 let pem = response_pem(&rec.cert_der, &key);
                 return Ok(pem_response(pem.as_str(), query.format, base.api));
             }

@@ -15,9 +15,9 @@
 
 use dbcerts_store::{
     AccessListEntry, ApiKeyAuth, ApiKeyRecord, AuditEntry, AuditEvent, AuditFilter, CaRecord,
-    CertificateRecord, CertificateSummary, DatabaseUserRecord, Org, Page, Project, ProjectGrant,
-    ServiceAccountAuth, ServiceAccountRecord, ServiceAccountSecretRecord, Store, StoreError,
-    StoreResult, UserSecurityRecord,
+    CertificateRecord, CertificateSummary, DatabaseUserRecord, ExpiringCount, Org, Page, Project,
+    ProjectGrant, ServiceAccountAuth, ServiceAccountRecord, ServiceAccountSecretRecord, Store,
+    StoreError, StoreResult, UserSecurityRecord,
 };
 
 /// Runs every check against one store, which must be fresh (contain no organization and no
@@ -25,6 +25,9 @@ use dbcerts_store::{
 pub async fn run_all(store: &dyn Store) {
     is_empty_until_first_org(store).await;
     audit_log_starts_at_genesis(store).await;
+    ping_answers(store).await;
+    bootstrap_first_org_happens_once(store).await;
+    expiring_certificates_counts_per_project(store).await;
     org_and_api_key_round_trip(store).await;
     create_org_with_key_is_atomic(store).await;
     secret_first_value_wins(store).await;
@@ -66,6 +69,61 @@ pub async fn run_all(store: &dyn Store) {
     audit_concurrent_appends_keep_the_chain(store).await;
     insert_certificate_appends_one_audit_entry(store).await;
     assert_audit_log_intact(store).await;
+}
+
+/// Calls `$test!(check, ...)` with every check that takes one store, so that each adapter's
+/// test file runs the same list, one test per check.
+#[macro_export]
+macro_rules! for_each_check {
+    ($test:ident) => {
+        $test!(
+            is_empty_until_first_org,
+            ping_answers,
+            bootstrap_first_org_happens_once,
+            expiring_certificates_counts_per_project,
+            org_and_api_key_round_trip,
+            create_org_with_key_is_atomic,
+            secret_first_value_wins,
+            secret_concurrent_inserts_agree,
+            project_round_trip,
+            project_name_unique_per_org,
+            list_projects_filters_orders_and_pages,
+            delete_project_cascades,
+            ca_first_insert_wins,
+            ca_concurrent_inserts_agree,
+            database_user_round_trip,
+            database_user_unique_key,
+            list_database_users_orders_and_pages,
+            update_database_user,
+            delete_database_user,
+            certificate_serial_unique,
+            list_unexpired_certificates_filters_orders_and_pages,
+            certificates_outlive_database_user_but_not_project,
+            user_security_default_put_overwrite_clear,
+            database_user_limit_is_atomic,
+            api_key_create_and_get,
+            api_key_public_key_unique,
+            create_api_key_with_grants_is_atomic,
+            list_api_keys_filters_orders_and_pages,
+            update_api_key_replaces_description_and_roles,
+            delete_api_key_takes_grants_and_access_list,
+            api_key_auth_bundles_grants_and_access_list,
+            grants_put_replace_list_delete,
+            access_list_add_keeps_existing_and_deletes_once,
+            service_account_round_trip,
+            list_service_accounts_filters_orders_and_pages,
+            update_service_account,
+            service_account_secrets_add_list_delete_touch,
+            delete_service_account_cascades,
+            service_account_auth_bundles_everything,
+            revoked_tokens_remembered_until_expiry,
+            audit_log_starts_at_genesis,
+            audit_append_chains_entries,
+            list_audit_filters,
+            audit_concurrent_appends_keep_the_chain,
+            insert_certificate_appends_one_audit_entry,
+        );
+    };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -396,6 +454,188 @@ pub async fn is_empty_until_first_org(store: &dyn Store) {
         !store.is_empty().await.unwrap(),
         "a store with an organization is not empty"
     );
+}
+
+/// A reachable store answers `ping`, repeatedly.
+pub async fn ping_answers(store: &dyn Store) {
+    for _ in 0..3 {
+        store.ping().await.expect("ping");
+    }
+}
+
+/// Of eight nodes bootstrapping at once, exactly one creates the first organization and its
+/// key; the losers leave nothing behind. On a store that has organizations already (as under
+/// [`run_all`]), nobody bootstraps.
+pub async fn bootstrap_first_org_happens_once(store: &dyn Store) {
+    let ns = Ns(43);
+    let was_empty = store.is_empty().await.unwrap();
+    let racers: Vec<(Org, ApiKeyRecord)> = (0..8)
+        .map(|n| {
+            let id = ns.org(n);
+            (org(&id), api_key(ns, n, &id))
+        })
+        .collect();
+    let results =
+        futures_join_all(racers.iter().map(|(o, k)| store.bootstrap_first_org(o, k))).await;
+    let winners: Vec<usize> = results
+        .into_iter()
+        .enumerate()
+        .filter_map(|(i, r)| r.expect("bootstrap_first_org").then_some(i))
+        .collect();
+    if was_empty {
+        assert_eq!(winners.len(), 1, "exactly one bootstrap wins: {winners:?}");
+    } else {
+        assert!(
+            winners.is_empty(),
+            "nobody bootstraps a store with organizations"
+        );
+    }
+    for (i, (o, k)) in racers.iter().enumerate() {
+        let won = winners.contains(&i);
+        assert_eq!(
+            store.get_org(&o.id).await.unwrap().is_some(),
+            won,
+            "org {i}"
+        );
+        assert_eq!(
+            store.get_api_key(&k.public_key).await.unwrap(),
+            won.then(|| k.clone()),
+            "key {i}"
+        );
+    }
+    assert!(!store.is_empty().await.unwrap());
+    // Once an organization exists, bootstrapping again does nothing.
+    let (late_org, late_key) = (org(&ns.org(100)), api_key(ns, 100, &ns.org(100)));
+    assert!(
+        !store
+            .bootstrap_first_org(&late_org, &late_key)
+            .await
+            .unwrap()
+    );
+    assert_eq!(store.get_org(&late_org.id).await.unwrap(), None);
+}
+
+/// `expiring_certificates` counts unexpired certificates per project by expiry horizon: the
+/// nearer count within the farther one, expired and far-off certificates in neither, projects
+/// with nothing expiring absent, in project-id order.
+pub async fn expiring_certificates_counts_per_project(store: &dyn Store) {
+    let ns = Ns(44);
+    let (p1, p2, quiet) = (
+        setup_project(store, ns, 1).await,
+        setup_project(store, ns, 2).await,
+        setup_project(store, ns, 3).await,
+    );
+    // "now" far in the future of every other check's certificates, so they do not count.
+    let now = 4_000_000_000;
+    let (soon, later) = (now + 7 * 86_400, now + 30 * 86_400);
+    let expiries: [(&str, i64); 9] = [
+        (&p1, now),               // expired at `now` exactly: not counted
+        (&p1, now + 1),           // soon
+        (&p1, soon),              // soon (inclusive)
+        (&p1, soon + 1),          // later only
+        (&p1, later),             // later (inclusive)
+        (&p1, later + 1),         // beyond both
+        (&p2, now + 3 * 86_400),  // soon
+        (&p2, now - 86_400),      // expired
+        (&quiet, later + 86_400), // beyond both
+    ];
+    for (i, (project, not_after)) in expiries.iter().enumerate() {
+        let c = cert(
+            ns.serial(i as i64 + 1),
+            project,
+            "CN=exp",
+            now - 86_400,
+            *not_after,
+        );
+        insert_cert(store, &c).await.unwrap();
+    }
+    let counts = store.expiring_certificates(now, soon, later).await.unwrap();
+    let ours: Vec<&ExpiringCount> = counts
+        .iter()
+        .filter(|c| [&p1, &p2, &quiet].contains(&&c.project_id))
+        .collect();
+    let mut expected = [
+        ExpiringCount {
+            project_id: p1.clone(),
+            within_soon: 2,
+            within_later: 4,
+        },
+        ExpiringCount {
+            project_id: p2.clone(),
+            within_soon: 1,
+            within_later: 1,
+        },
+    ];
+    expected.sort_by(|a, b| a.project_id.cmp(&b.project_id));
+    assert_eq!(ours, expected.iter().collect::<Vec<_>>());
+    let ids: Vec<&String> = counts.iter().map(|c| &c.project_id).collect();
+    let mut sorted = ids.clone();
+    sorted.sort();
+    assert_eq!(ids, sorted, "project-id order");
+    // Deleting a project takes its certificates out of the counts.
+    store.delete_project(&p2).await.unwrap();
+    let counts = store.expiring_certificates(now, soon, later).await.unwrap();
+    assert!(counts.iter().all(|c| c.project_id != p2));
+}
+
+/// Two nodes (two stores on one database) appending from spawned tasks still build one
+/// unbroken audit chain with consecutive seqs.
+pub async fn audit_chain_holds_across_two_nodes(
+    first: std::sync::Arc<dyn Store>,
+    second: std::sync::Arc<dyn Store>,
+) {
+    let before = audit_tip(&*first).await.0;
+    let mut tasks = Vec::new();
+    for w in 0..16u16 {
+        let store = if w % 2 == 0 {
+            first.clone()
+        } else {
+            second.clone()
+        };
+        tasks.push(tokio::spawn(async move {
+            let mut seqs = Vec::new();
+            for i in 0..5 {
+                let event = AuditEvent {
+                    at_ms: 1_700_000_000_000 + i,
+                    actor: format!("node-writer-{w}"),
+                    source_ip: None,
+                    action: "concurrent".into(),
+                    project_id: None,
+                    target: None,
+                    status: Some(w),
+                    details: "{}".into(),
+                };
+                seqs.push(store.append_audit(&event).await.unwrap().seq);
+            }
+            seqs
+        }));
+    }
+    let mut seqs = Vec::new();
+    for task in tasks {
+        seqs.extend(task.await.unwrap());
+    }
+    seqs.sort_unstable();
+    assert_eq!(seqs, (before + 1..=before + 80).collect::<Vec<i64>>());
+    assert_audit_log_intact(&*first).await;
+    assert_audit_log_intact(&*second).await;
+}
+
+/// Two nodes creating the same projects' CAs at the same moment end with one CA per project,
+/// the same on both.
+pub async fn ca_race_across_two_nodes(first: &dyn Store, second: &dyn Store) {
+    let ns = Ns(45);
+    for n in 0..10 {
+        let p = setup_project(first, ns, n).await;
+        let (a, b) = (ca(&p, 2 * n as u8), ca(&p, 2 * n as u8 + 1));
+        let (ra, rb) = tokio::join!(
+            first.insert_ca_if_absent(&a),
+            second.insert_ca_if_absent(&b)
+        );
+        let (ra, rb) = (ra.unwrap(), rb.unwrap());
+        assert_eq!(ra, rb, "both nodes get the same CA");
+        assert_eq!(second.get_active_ca(&p).await.unwrap(), Some(ra.clone()));
+        assert_eq!(first.get_active_ca(&p).await.unwrap(), Some(ra));
+    }
 }
 
 /// `get_org` and `get_api_key` return exactly what `create_org_with_key` stored.

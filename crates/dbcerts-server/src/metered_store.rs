@@ -1,0 +1,136 @@
+//! [`MeteredStore`]: a [`Store`] that times every call of the store it wraps, into the histogram
+//! `dbcerts_store_operation_duration_seconds{operation="<method name>"}`.
+//!
+//! It only delegates and measures: it never changes arguments, results or errors, retries, or
+//! caches. [`crate::AppState::new`] wraps the store it is given, so every handler is measured.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use async_trait::async_trait;
+use dbcerts_store::*;
+
+/// Times each call of the inner store, labelled with the method name.
+pub struct MeteredStore {
+    inner: Arc<dyn Store>,
+}
+
+impl MeteredStore {
+    pub fn new(inner: Arc<dyn Store>) -> MeteredStore {
+        MeteredStore { inner }
+    }
+}
+
+/// Implements `Store` for `MeteredStore`, one delegating, timed body per listed method. A method
+/// added to the trait and not listed here fails to compile, so none goes unmeasured.
+macro_rules! metered {
+    ($(fn $name:ident($($arg:ident: $ty:ty),* $(,)?) -> $ret:ty;)*) => {
+        #[async_trait]
+        impl Store for MeteredStore {
+            $(
+                async fn $name(&self, $($arg: $ty),*) -> $ret {
+                    let started = Instant::now();
+                    let out = self.inner.$name($($arg),*).await;
+                    crate::observe::store_operation(stringify!($name), started);
+                    out
+                }
+            )*
+        }
+    };
+}
+
+metered! {
+    fn ping() -> StoreResult<()>;
+    fn close() -> ();
+
+    fn is_empty() -> StoreResult<bool>;
+    fn bootstrap_first_org(org: &Org, key: &ApiKeyRecord) -> StoreResult<bool>;
+    fn create_org_with_key(org: &Org, key: &ApiKeyRecord) -> StoreResult<()>;
+    fn get_org(id: &str) -> StoreResult<Option<Org>>;
+
+    fn get_api_key(public_key: &str) -> StoreResult<Option<ApiKeyRecord>>;
+    fn create_api_key(key: &ApiKeyRecord, grants: &[ProjectGrant]) -> StoreResult<()>;
+    fn get_api_key_by_id(id: &str) -> StoreResult<Option<ApiKeyRecord>>;
+    fn list_api_keys(org_id: &str, page: Page) -> StoreResult<(Vec<ApiKeyRecord>, u64)>;
+    fn update_api_key(key: &ApiKeyRecord) -> StoreResult<bool>;
+    fn delete_api_key(id: &str) -> StoreResult<bool>;
+    fn get_api_key_auth(public_key: &str) -> StoreResult<Option<ApiKeyAuth>>;
+
+    fn list_grants(principal_id: &str) -> StoreResult<Vec<ProjectGrant>>;
+    fn list_project_grants(project_id: &str) -> StoreResult<Vec<ProjectGrant>>;
+    fn put_grant(grant: &ProjectGrant) -> StoreResult<()>;
+    fn delete_grant(principal_id: &str, project_id: &str) -> StoreResult<bool>;
+
+    fn add_access_list_entries(entries: &[AccessListEntry]) -> StoreResult<()>;
+    fn list_access_list(principal_id: &str) -> StoreResult<Vec<AccessListEntry>>;
+    fn delete_access_list_entry(principal_id: &str, cidr: &str) -> StoreResult<bool>;
+
+    fn create_service_account(
+        account: &ServiceAccountRecord,
+        secret: &ServiceAccountSecretRecord,
+    ) -> StoreResult<()>;
+    fn get_service_account(client_id: &str) -> StoreResult<Option<ServiceAccountRecord>>;
+    fn list_service_accounts(
+        org_id: &str,
+        page: Page,
+    ) -> StoreResult<(Vec<ServiceAccountRecord>, u64)>;
+    fn update_service_account(account: &ServiceAccountRecord) -> StoreResult<bool>;
+    fn delete_service_account(client_id: &str) -> StoreResult<bool>;
+    fn add_service_account_secret(secret: &ServiceAccountSecretRecord) -> StoreResult<()>;
+    fn list_service_account_secrets(
+        client_id: &str,
+    ) -> StoreResult<Vec<ServiceAccountSecretRecord>>;
+    fn delete_service_account_secret(client_id: &str, secret_id: &str) -> StoreResult<bool>;
+    fn touch_service_account_secret(secret_id: &str, at: i64) -> StoreResult<()>;
+    fn get_service_account_auth(client_id: &str) -> StoreResult<Option<ServiceAccountAuth>>;
+
+    fn revoke_token(jti: &str, expires: i64, now: i64) -> StoreResult<()>;
+    fn is_token_revoked(jti: &str) -> StoreResult<bool>;
+
+    fn append_audit(event: &AuditEvent) -> StoreResult<AuditEntry>;
+    fn list_audit(filter: &AuditFilter, after_seq: i64, limit: u32) -> StoreResult<Vec<AuditEntry>>;
+
+    fn get_or_insert_secret(name: &str, sealed: &[u8]) -> StoreResult<Vec<u8>>;
+
+    fn create_project(project: &Project) -> StoreResult<()>;
+    fn get_project(id: &str) -> StoreResult<Option<Project>>;
+    fn list_projects(org_ids: &[String], page: Page) -> StoreResult<(Vec<Project>, u64)>;
+    fn delete_project(id: &str) -> StoreResult<bool>;
+
+    fn get_active_ca(project_id: &str) -> StoreResult<Option<CaRecord>>;
+    fn insert_ca_if_absent(ca: &CaRecord) -> StoreResult<CaRecord>;
+
+    fn create_database_user(user: &DatabaseUserRecord) -> StoreResult<()>;
+    fn create_database_user_within_limit(
+        user: &DatabaseUserRecord,
+        max_per_project: u64,
+    ) -> StoreResult<()>;
+    fn get_database_user(
+        project_id: &str,
+        database_name: &str,
+        username: &str,
+    ) -> StoreResult<Option<DatabaseUserRecord>>;
+    fn list_database_users(
+        project_id: &str,
+        page: Page,
+    ) -> StoreResult<(Vec<DatabaseUserRecord>, u64)>;
+    fn count_database_users(project_id: &str) -> StoreResult<u64>;
+    fn update_database_user(user: &DatabaseUserRecord) -> StoreResult<bool>;
+    fn delete_database_user(
+        project_id: &str,
+        database_name: &str,
+        username: &str,
+    ) -> StoreResult<bool>;
+
+    fn insert_certificate(cert: &CertificateRecord, audit: &AuditEvent) -> StoreResult<()>;
+    fn list_unexpired_certificates(
+        project_id: &str,
+        username: &str,
+        now: i64,
+        page: Page,
+    ) -> StoreResult<(Vec<CertificateSummary>, u64)>;
+    fn expiring_certificates(now: i64, soon: i64, later: i64) -> StoreResult<Vec<ExpiringCount>>;
+
+    fn get_user_security(project_id: &str) -> StoreResult<UserSecurityRecord>;
+    fn put_user_security(project_id: &str, record: &UserSecurityRecord) -> StoreResult<()>;
+}

@@ -1,0 +1,330 @@
+//! Operator endpoints and metrics: `GET /health/live`, `GET /health/ready`, `GET /metrics`
+//! (Prometheus text format), the middleware that counts every request, and the process-wide
+//! Prometheus recorder.
+//!
+//! None of the three endpoints authenticates, so none may reveal more than it must: the health
+//! checks answer only `{"status":"ok"}` or `{"status":"unavailable"}` (never a version, the kind of
+//! database or an error), and failures are logged instead. `/metrics` carries project ids as
+//! labels; operators restrict it to their scrapers at the load balancer or reverse proxy. Nothing
+//! here writes to the store.
+//!
+//! The `metrics` crate keeps one recorder per process: [`recorder`] installs it on first use
+//! (every [`crate::AppState`] asks for it), so several states in one process share it.
+
+use std::collections::BTreeSet;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use dbcerts_store::Store;
+use metrics::{counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use serde::Serialize;
+
+use crate::AppState;
+
+/// Metric names, in one place.
+pub mod names {
+    /// Counter `{operation, status}`: every request answered.
+    pub const HTTP_REQUESTS: &str = "dbcerts_http_requests_total";
+    /// Histogram `{operation}`: seconds from the request to the response head.
+    pub const HTTP_DURATION: &str = "dbcerts_http_request_duration_seconds";
+    /// Counter `{group_id, algorithm}`: certificates durably recorded.
+    pub const CERTIFICATES_ISSUED: &str = "dbcerts_certificates_issued_total";
+    /// Gauge: leaf keys ready in the key pool, at scrape time.
+    pub const KEY_POOL_KEYS: &str = "dbcerts_key_pool_keys";
+    /// Histogram `{operation}`: seconds each `Store` method took.
+    pub const STORE_DURATION: &str = "dbcerts_store_operation_duration_seconds";
+    /// Gauge `{group_id, within}`: unexpired certificates expiring within 7 or 30 days.
+    pub const CERTIFICATES_EXPIRING: &str = "dbcerts_certificates_expiring";
+    /// Gauge: 1 when the store answered the last scrape's query, else 0.
+    pub const STORE_UP: &str = "dbcerts_store_up";
+}
+
+/// Histogram buckets, in seconds: from half a millisecond (a cached SQLite read) to ten seconds.
+const SECONDS_BUCKETS: &[f64] = &[
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+/// How often histogram samples are folded into their buckets when nobody scrapes.
+const UPKEEP_INTERVAL: Duration = Duration::from_secs(5);
+
+/// How long readiness and a scrape wait for the store.
+pub const STORE_TIMEOUT: Duration = Duration::from_secs(2);
+
+const DAY: i64 = 86_400;
+
+static RECORDER: OnceLock<PrometheusHandle> = OnceLock::new();
+
+/// The process's Prometheus recorder, installed as the global `metrics` recorder on first call.
+/// Should another recorder have been installed first, this one is kept apart (its `/metrics`
+/// then shows only what is set at scrape time) and a warning says so.
+pub fn recorder() -> &'static PrometheusHandle {
+    RECORDER.get_or_init(|| {
+        let builder = || {
+            PrometheusBuilder::new()
+                .set_buckets(SECONDS_BUCKETS)
+                .expect("the bucket list is not empty")
+        };
+        let handle = builder().install_recorder().unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "a metrics recorder was installed already; /metrics will not show request, store or issuance metrics");
+            builder().build_recorder().handle()
+        });
+        describe();
+        let upkeep = handle.clone();
+        // A plain thread, not a task: the recorder outlives any one async runtime.
+        if let Err(e) = std::thread::Builder::new()
+            .name("dbcerts-metrics-upkeep".into())
+            .spawn(move || {
+                loop {
+                    std::thread::sleep(UPKEEP_INTERVAL);
+                    upkeep.run_upkeep();
+                }
+            })
+        {
+            tracing::warn!(error = %e, "could not start the metrics upkeep thread; histograms are folded at scrape time only");
+        }
+        handle
+    })
+}
+
+fn describe() {
+    describe_counter!(
+        names::HTTP_REQUESTS,
+        "HTTP requests answered, by operation (method and route template, or `unmatched`) and status code."
+    );
+    describe_histogram!(
+        names::HTTP_DURATION,
+        "Seconds from receiving a request to sending its response head, by operation."
+    );
+    describe_counter!(
+        names::CERTIFICATES_ISSUED,
+        "Client certificates issued and durably recorded, by project and key algorithm."
+    );
+    describe_gauge!(
+        names::KEY_POOL_KEYS,
+        "Pre-generated leaf keys ready in the key pool."
+    );
+    describe_histogram!(
+        names::STORE_DURATION,
+        "Seconds each store operation took, by operation (successful or not)."
+    );
+    describe_gauge!(
+        names::CERTIFICATES_EXPIRING,
+        "Unexpired certificates whose notAfter falls within 7d or 30d (30d includes 7d), by project."
+    );
+    describe_gauge!(
+        names::STORE_UP,
+        "1 when the store answered the last scrape, 0 when it did not."
+    );
+}
+
+/// Records one certificate issued (call once it is durably recorded).
+pub fn certificate_issued(group_id: &str, algorithm: dbcerts_ca::KeyAlgorithm) {
+    counter!(
+        names::CERTIFICATES_ISSUED,
+        "group_id" => group_id.to_owned(),
+        "algorithm" => algorithm.as_str(),
+    )
+    .increment(1);
+}
+
+/// Records how long one store operation took.
+pub fn store_operation(operation: &'static str, started: Instant) {
+    histogram!(names::STORE_DURATION, "operation" => operation).record(started.elapsed());
+}
+
+/// What `/metrics` remembers between scrapes of one server.
+pub(crate) struct Observer {
+    handle: &'static PrometheusHandle,
+    /// Projects given an expiry gauge at the last scrape; taken for the whole refresh so that
+    /// concurrent scrapes cannot interleave an older answer over a newer one.
+    expiring: tokio::sync::Mutex<BTreeSet<String>>,
+}
+
+impl Observer {
+    pub(crate) fn new() -> Observer {
+        Observer {
+            handle: recorder(),
+            expiring: tokio::sync::Mutex::new(BTreeSet::new()),
+        }
+    }
+
+    /// Sets the expiry gauges (and `dbcerts_store_up`) from the store. Projects that had gauges
+    /// and no longer appear are set to zero. When the store does not answer, the gauges keep
+    /// their last values and `dbcerts_store_up` says they are stale.
+    async fn refresh_expiring(&self, store: &dyn Store) {
+        let mut reported = self.expiring.lock().await;
+        let now = chrono::Utc::now().timestamp();
+        let query = store.expiring_certificates(now, now + 7 * DAY, now + 30 * DAY);
+        let counts = match tokio::time::timeout(STORE_TIMEOUT, query).await {
+            Ok(Ok(counts)) => counts,
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "metrics: the store did not answer the expiry query");
+                gauge!(names::STORE_UP).set(0.0);
+                return;
+            }
+            Err(_) => {
+                tracing::warn!(
+                    timeout_ms = STORE_TIMEOUT.as_millis() as u64,
+                    "metrics: the expiry query timed out"
+                );
+                gauge!(names::STORE_UP).set(0.0);
+                return;
+            }
+        };
+        gauge!(names::STORE_UP).set(1.0);
+        let mut seen = BTreeSet::new();
+        for c in counts {
+            expiring(&c.project_id, "7d").set(c.within_soon as f64);
+            expiring(&c.project_id, "30d").set(c.within_later as f64);
+            seen.insert(c.project_id);
+        }
+        for gone in reported.difference(&seen) {
+            expiring(gone, "7d").set(0.0);
+            expiring(gone, "30d").set(0.0);
+        }
+        *reported = seen;
+    }
+}
+
+fn expiring(group_id: &str, within: &'static str) -> metrics::Gauge {
+    gauge!(
+        names::CERTIFICATES_EXPIRING,
+        "group_id" => group_id.to_owned(),
+        "within" => within,
+    )
+}
+
+/// The operator endpoints, outside `/api` (so outside authentication, rate limits and audit).
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/health/live", get(live))
+        .route("/health/ready", get(ready))
+        .route("/metrics", get(metrics))
+}
+
+/// The whole body of both health checks.
+#[derive(Serialize)]
+struct Health {
+    status: &'static str,
+}
+
+fn health(status: StatusCode, word: &'static str) -> Response {
+    let body = serde_json::to_vec(&Health { status: word }).expect("a health body serializes");
+    let mut res = (status, body).into_response();
+    let h = res.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    res
+}
+
+/// Liveness: the process can answer requests.
+async fn live() -> Response {
+    health(StatusCode::OK, "ok")
+}
+
+/// Readiness: the store answers a ping within [`STORE_TIMEOUT`].
+async fn ready(State(state): State<AppState>) -> Response {
+    match tokio::time::timeout(STORE_TIMEOUT, state.inner.store.ping()).await {
+        Ok(Ok(())) => health(StatusCode::OK, "ok"),
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "not ready: the store did not answer the ping");
+            health(StatusCode::SERVICE_UNAVAILABLE, "unavailable")
+        }
+        Err(_) => {
+            tracing::warn!(
+                timeout_ms = STORE_TIMEOUT.as_millis() as u64,
+                "not ready: the store ping timed out"
+            );
+            health(StatusCode::SERVICE_UNAVAILABLE, "unavailable")
+        }
+    }
+}
+
+/// Prometheus text exposition. Scrape-time gauges are set first; a store that does not answer
+/// leaves the other metrics served and `dbcerts_store_up` at 0.
+async fn metrics(State(state): State<AppState>) -> Response {
+    let inner = &state.inner;
+    gauge!(names::KEY_POOL_KEYS).set(inner.pool.stats().depth as f64);
+    inner.observer.refresh_expiring(&*inner.store).await;
+    let body = inner.observer.handle.render();
+    let mut res = (StatusCode::OK, body).into_response();
+    let h = res.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    res
+}
+
+/// Counts and times every request by operation (`GET /api/atlas/v2/groups/{groupId}`: the method
+/// and the matched route template, or `unmatched`) and status. Layered outside the panic
+/// catcher and the authentication, so refusals and panics are counted too.
+pub async fn count_requests(req: Request, next: Next) -> Response {
+    let operation = match req.extensions().get::<MatchedPath>() {
+        Some(path) => format!("{} {}", method_label(req.method()), path.as_str()),
+        None => "unmatched".to_owned(),
+    };
+    let started = Instant::now();
+    let res = next.run(req).await;
+    counter!(
+        names::HTTP_REQUESTS,
+        "operation" => operation.clone(),
+        "status" => res.status().as_u16().to_string(),
+    )
+    .increment(1);
+    histogram!(names::HTTP_DURATION, "operation" => operation).record(started.elapsed());
+    res
+}
+
+/// The method as a label: the standard ones by name, any other as `OTHER` (a client must not be
+/// able to mint new series).
+fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::OPTIONS => "OPTIONS",
+        Method::TRACE => "TRACE",
+        Method::CONNECT => "CONNECT",
+        _ => "OTHER",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn methods_outside_the_standard_set_share_one_label() {
+        assert_eq!(method_label(&Method::GET), "GET");
+        assert_eq!(method_label(&Method::PATCH), "PATCH");
+        assert_eq!(method_label(&Method::CONNECT), "CONNECT");
+        let custom = Method::from_bytes(b"PURGE").unwrap();
+        assert_eq!(method_label(&custom), "OTHER");
+    }
+
+    #[test]
+    fn health_bodies_are_exact() {
+        let res = health(StatusCode::SERVICE_UNAVAILABLE, "unavailable");
+        assert_eq!(res.headers()[header::CACHE_CONTROL], "no-store");
+        assert_eq!(res.headers()[header::CONTENT_TYPE], "application/json");
+        assert_eq!(
+            serde_json::to_string(&Health { status: "ok" }).unwrap(),
+            r#"{"status":"ok"}"#
+        );
+    }
+}

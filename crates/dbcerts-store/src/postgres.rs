@@ -1,0 +1,117 @@
+//! The PostgreSQL adapter, for several dbcerts nodes on one database.
+//!
+//! Writes that must see a stable store (the audit chain, the per-project user limit, the first
+//! organization) take one transaction-scoped advisory lock, the counterpart of SQLite's
+//! `BEGIN IMMEDIATE`. Migrations run under sqlx's session advisory lock, so nodes starting at
+//! once apply them one after the other. A database that cannot be reached answers
+//! [`StoreError::Unavailable`] within the acquire timeout; the pool reconnects by itself when it
+//! is back.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::Row;
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
+
+use crate::*;
+
+type Db = sqlx::Postgres;
+type DbRow = PgRow;
+type DbConn = sqlx::PgConnection;
+
+/// The advisory-lock key of the store-wide write lock ("dbcerts" in ASCII).
+const WRITE_LOCK: i64 = 0x0064_6263_6572_7473;
+
+/// How long a request waits for a connection before the store answers `Unavailable`.
+pub const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// A [`Store`] on a PostgreSQL database.
+#[derive(Clone, Debug)]
+pub struct PgStore {
+    pool: PgPool,
+}
+
+impl PgStore {
+    /// Connects to a `postgres://` URL and runs pending migrations. Fails (rather than waits)
+    /// when the database cannot be reached within [`ACQUIRE_TIMEOUT`].
+    pub async fn open_url(url: &str) -> StoreResult<PgStore> {
+        let options = PgConnectOptions::from_str(url)
+            .map_err(|e| StoreError::Internal(format!("bad PostgreSQL URL: {e}")))?
+            .application_name("dbcerts")
+            // A statement that runs this long is stuck; the request gets a 503, not a hang.
+            .options([("statement_timeout", "30s"), ("lock_timeout", "10s")]);
+        let pool = PgPoolOptions::new()
+            .max_connections(16)
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .connect_with(options)
+            .await
+            .map_err(map_err)?;
+        let mut migrator = sqlx::migrate!("./migrations/postgres");
+        // See the SQLite adapter: migrations are additive, so older nodes keep working.
+        migrator.set_ignore_missing(true);
+        migrator.run(&pool).await.map_err(|e| match e {
+            sqlx::migrate::MigrateError::Execute(e) => map_err(e),
+            e => StoreError::Internal(format!("migration failed: {e}")),
+        })?;
+        Ok(PgStore { pool })
+    }
+
+    /// A transaction holding the store-wide write lock until it ends.
+    async fn write_tx(&self) -> StoreResult<sqlx::Transaction<'static, Db>> {
+        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(WRITE_LOCK)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        Ok(tx)
+    }
+}
+
+/// Classifies an error. Lost connections, a server shutting down or starting up, too many
+/// connections, timeouts and serialization failures are `Unavailable` (503, retry); everything
+/// else is a bug or bad data.
+fn map_err(e: sqlx::Error) -> StoreError {
+    match &e {
+        sqlx::Error::PoolTimedOut
+        | sqlx::Error::Io(_)
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::WorkerCrashed => StoreError::Unavailable(e.to_string()),
+        sqlx::Error::Database(db) if db.is_foreign_key_violation() => StoreError::Gone,
+        sqlx::Error::Database(db) if db.code().as_deref().is_some_and(is_transient) => {
+            StoreError::Unavailable(e.to_string())
+        }
+        _ => StoreError::Internal(e.to_string()),
+    }
+}
+
+/// SQLSTATEs worth retrying: connection exceptions (08), insufficient resources (53), operator
+/// intervention such as shutdown (57, which includes statement and lock timeouts as 57014 and
+/// the lock_timeout's 55P03), serialization failure and deadlock (40001, 40P01).
+fn is_transient(code: &str) -> bool {
+    code.starts_with("08")
+        || code.starts_with("53")
+        || code.starts_with("57")
+        || matches!(code, "40001" | "40P01" | "55P03")
+}
+
+sql_store!(PgStore);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn transient_states() {
+        for code in [
+            "08006", "08001", "53300", "57P01", "57P03", "57014", "40001", "55P03",
+        ] {
+            assert!(is_transient(code), "{code}");
+        }
+        for code in ["23505", "23503", "42P01", "22P02"] {
+            assert!(!is_transient(code), "{code}");
+        }
+    }
+}

@@ -1,0 +1,210 @@
+//! The store conformance suite (`tests/conformance/mod.rs`) run against [`PgStore`] on a real
+//! PostgreSQL: one fresh database per test, created through the superuser URL in
+//! `DBCERTS_TEST_POSTGRES_URL` (which `scripts/test` sets after starting a throw-away cluster),
+//! plus the checks that need two nodes on one database and the migration lock.
+//!
+//! Without `DBCERTS_TEST_POSTGRES_URL` the tests say so and pass, unless `CI` is set, where a
+//! missing database is a failure: the CI run must exercise PostgreSQL.
+
+#[macro_use]
+mod conformance;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use dbcerts_store::{PgStore, Store, StoreError};
+use sqlx::Connection;
+
+/// The superuser URL of the test cluster, or `None` (outside CI) to skip.
+fn admin_url() -> Option<String> {
+    match std::env::var("DBCERTS_TEST_POSTGRES_URL") {
+        Ok(url) => Some(url),
+        Err(_) if std::env::var_os("CI").is_some() => {
+            panic!("DBCERTS_TEST_POSTGRES_URL is not set; run the suite through scripts/test")
+        }
+        Err(_) => {
+            eprintln!("skipped: DBCERTS_TEST_POSTGRES_URL is not set (scripts/test sets it)");
+            None
+        }
+    }
+}
+
+/// A new, empty database on the test cluster; returns its URL.
+async fn fresh_database(admin: &str) -> String {
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    let name = format!(
+        "conformance_{}_{}_{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos()
+    );
+    let mut conn = sqlx::PgConnection::connect(admin)
+        .await
+        .expect("connect to the test cluster");
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&mut conn)
+        .await
+        .expect("create database");
+    conn.close().await.ok();
+    let (base, _) = admin.rsplit_once('/').expect("URL with a database path");
+    format!("{base}/{name}")
+}
+
+async fn fresh_store() -> Option<(String, PgStore)> {
+    let admin = admin_url()?;
+    let url = fresh_database(&admin).await;
+    let store = PgStore::open_url(&url)
+        .await
+        .expect("open PostgreSQL store");
+    Some((url, store))
+}
+
+/// One `#[tokio::test]` per conformance check, each on its own fresh database.
+macro_rules! conformance_tests {
+    ($($check:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $check() {
+                let Some((_url, store)) = fresh_store().await else { return };
+                conformance::$check(&store).await;
+                conformance::assert_audit_log_intact(&store).await;
+                store.close().await;
+            }
+        )*
+    };
+}
+
+for_each_check!(conformance_tests);
+
+/// All checks, one after another, on a single database.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_all_on_one_store() {
+    let Some((_url, store)) = fresh_store().await else {
+        return;
+    };
+    conformance::run_all(&store).await;
+    store.close().await;
+}
+
+/// Two nodes (two pools on one database) build one audit chain between them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn audit_chain_holds_across_two_nodes() {
+    let Some((url, first)) = fresh_store().await else {
+        return;
+    };
+    let second = PgStore::open_url(&url).await.unwrap();
+    conformance::audit_chain_holds_across_two_nodes(
+        Arc::new(first.clone()),
+        Arc::new(second.clone()),
+    )
+    .await;
+    second.close().await;
+    first.close().await;
+}
+
+/// Two nodes racing to create the same CAs end with one CA per project.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn ca_race_across_two_nodes() {
+    let Some((url, first)) = fresh_store().await else {
+        return;
+    };
+    let second = PgStore::open_url(&url).await.unwrap();
+    conformance::ca_race_across_two_nodes(&first, &second).await;
+    second.close().await;
+    first.close().await;
+}
+
+/// Eight nodes starting at once on an empty database all succeed: migrations run once, under
+/// the migration lock, and every node sees the full schema.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn nodes_starting_at_once_migrate_once() {
+    let Some(admin) = admin_url() else { return };
+    let url = fresh_database(&admin).await;
+    let opened = futures_util_join(
+        (0..8)
+            .map(|_| {
+                let url = url.clone();
+                tokio::spawn(async move { PgStore::open_url(&url).await })
+            })
+            .collect(),
+    )
+    .await;
+    let stores: Vec<PgStore> = opened
+        .into_iter()
+        .map(|r| r.expect("node starts"))
+        .collect();
+    for store in &stores {
+        assert!(store.is_empty().await.unwrap());
+    }
+    let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
+    let applied: Vec<(i64, bool)> =
+        sqlx::query_as("SELECT version, success FROM _sqlx_migrations ORDER BY version")
+            .fetch_all(&mut conn)
+            .await
+            .unwrap();
+    assert_eq!(applied, vec![(1, true), (2, true), (3, true)]);
+    for store in stores {
+        store.close().await;
+    }
+}
+
+/// A node of an older release keeps starting on a database that a newer node has migrated
+/// further (the unknown migration is ignored, not an error).
+#[tokio::test]
+async fn older_node_starts_on_newer_schema() {
+    let Some((url, store)) = fresh_store().await else {
+        return;
+    };
+    store.close().await;
+    let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
+    sqlx::query("CREATE TABLE from_the_future (id BIGINT)")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    sqlx::query(
+        "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time)
+         VALUES (9999, 'from the future', TRUE, '\\x00', 1)",
+    )
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    let older = PgStore::open_url(&url).await.expect("older node starts");
+    older.ping().await.unwrap();
+    older.close().await;
+}
+
+/// An unreachable database is `Unavailable` at open, within the acquire timeout, not a hang.
+#[tokio::test]
+async fn unreachable_database_fails_fast() {
+    let Some(admin) = admin_url() else { return };
+    // A port nothing listens on: bind one, note it, close it.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("postgres://dbcerts@127.0.0.1:{port}/postgres");
+    let started = std::time::Instant::now();
+    let result = PgStore::open_url(&url).await;
+    assert!(
+        matches!(result, Err(StoreError::Unavailable(_))),
+        "{result:?}"
+    );
+    assert!(
+        started.elapsed() < dbcerts_store::PG_ACQUIRE_TIMEOUT + std::time::Duration::from_secs(2),
+        "took {:?}",
+        started.elapsed()
+    );
+    drop(admin);
+}
+
+async fn futures_util_join<T>(handles: Vec<tokio::task::JoinHandle<T>>) -> Vec<T> {
+    let mut out = Vec::new();
+    for h in handles {
+        out.push(h.await.expect("task"));
+    }
+    out
+}
