@@ -71,12 +71,24 @@ pub async fn verify_master_key(store: &dyn Store, master: &MasterKey) -> anyhow:
     let sealed = store
         .get_or_insert_secret(CHECK_NAME, &master.seal(CHECK_PLAINTEXT, CHECK_NAME))
         .await?;
-    match master.open(&sealed, CHECK_NAME) {
-        Ok(p) if p.as_slice() == CHECK_PLAINTEXT => Ok(()),
-        _ => anyhow::bail!(
+    if opens_check_value(master, &sealed) {
+        Ok(())
+    } else {
+        anyhow::bail!(
             "the master key does not match this database (it was sealed with another key)"
-        ),
+        )
     }
+}
+
+/// The name under which a store keeps its master-key check value.
+pub const MASTER_KEY_CHECK: &str = CHECK_NAME;
+
+/// Whether `sealed` is a master-key check value sealed under `master`. A store that has no check
+/// value was never used by dbcerts; one whose value does not open was sealed with another key.
+pub fn opens_check_value(master: &MasterKey, sealed: &[u8]) -> bool {
+    master
+        .open(sealed, CHECK_NAME)
+        .is_ok_and(|p| p.as_slice() == CHECK_PLAINTEXT)
 }
 
 /// The Digest nonce key shared by every node of this store.

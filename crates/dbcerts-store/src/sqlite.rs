@@ -136,6 +136,17 @@ impl SqliteStore {
         })
     }
 
+    /// A server secret, without creating it (what `restore` checks a backup with).
+    pub async fn server_secret(&self, name: &str) -> StoreResult<Option<Vec<u8>>> {
+        let row = sqlx::query("SELECT sealed FROM server_secrets WHERE name = $1")
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(map_err)?;
+        row.map(|r| r.try_get("sealed").map_err(map_err))
+            .transpose()
+    }
+
     /// The database file, unless the store is in memory.
     pub fn path(&self) -> Option<&Path> {
         self.path.as_deref()

@@ -8,7 +8,7 @@ use std::path::Path;
 
 use anyhow::Context;
 use dbcerts_server::bootstrap::new_api_key;
-use dbcerts_server::secrets::{load_master_key, verify_master_key};
+use dbcerts_server::secrets::{MASTER_KEY_CHECK, load_master_key, opens_check_value};
 use dbcerts_store::{AuditEntry, AuditEvent, AuditFilter, Backend, ProjectGrant, Store};
 use serde::{Deserialize, Serialize};
 
@@ -418,12 +418,23 @@ pub async fn restore(settings: &Settings, from: &Path) -> anyhow::Result<String>
     let checked = async {
         let store = dbcerts_store::SqliteStore::open(&staged).await?;
         let integrity = store.integrity_check().await?;
-        let key_ok = verify_master_key(&store, &master).await;
+        let check = store.server_secret(MASTER_KEY_CHECK).await;
         store.close().await;
         if integrity != "ok" {
             anyhow::bail!("the backup fails SQLite's integrity check: {integrity}");
         }
-        key_ok.context("the master key does not open this backup")
+        // Read, never created: a database without the check value is not a dbcerts backup
+        // (an empty file opens as an empty store, which must not replace a real one).
+        match check? {
+            None => anyhow::bail!(
+                "{} is not a dbcerts backup (it has no master-key check value)",
+                from.display()
+            ),
+            Some(sealed) if !opens_check_value(&master, &sealed) => anyhow::bail!(
+                "the master key does not open this backup (it was sealed with another key)"
+            ),
+            Some(_) => Ok(()),
+        }
     }
     .await;
     let _ = std::fs::remove_file(dbcerts_store::lock_path(&staged, "serve"));
@@ -435,8 +446,13 @@ pub async fn restore(settings: &Settings, from: &Path) -> anyhow::Result<String>
     let counts = count_rows(&staged).await?;
     std::fs::File::open(&staged)?.sync_all()?;
     let kept = if db.exists() {
-        let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%SZ");
-        let kept = sibling(&db, &format!(".pre-restore-{stamp}"));
+        let kept = unused_sibling(
+            &db,
+            &format!(
+                ".pre-restore-{}",
+                chrono::Utc::now().format("%Y%m%dT%H%M%SZ")
+            ),
+        );
         for suffix in ["", "-wal", "-shm"] {
             let (current, moved) = (sibling(&db, suffix), sibling(&kept, suffix));
             if current.exists() {
@@ -473,6 +489,20 @@ fn sibling(path: &Path, suffix: &str) -> std::path::PathBuf {
     let mut name = path.as_os_str().to_owned();
     name.push(suffix);
     name.into()
+}
+
+/// `<path><suffix>`, or `<path><suffix>.N` with the first N for which no such database file
+/// (nor its WAL or shared-memory file) exists: a kept database is never overwritten.
+fn unused_sibling(path: &Path, suffix: &str) -> std::path::PathBuf {
+    let taken = |p: &Path| ["", "-wal", "-shm"].iter().any(|s| sibling(p, s).exists());
+    let first = sibling(path, suffix);
+    if !taken(&first) {
+        return first;
+    }
+    (1..)
+        .map(|n| sibling(path, &format!("{suffix}.{n}")))
+        .find(|p| !taken(p))
+        .expect("some suffix is free")
 }
 
 /// Removes a database file and its WAL and shared-memory files, if there.
