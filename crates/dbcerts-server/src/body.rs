@@ -62,6 +62,24 @@ fn check_shape(value: &Value, path: &str, string_arrays: &[&str]) -> Result<(), 
     Ok(())
 }
 
+/// Whether JSON text holds the escape `\u0000` (a raw NUL is not valid JSON anyway). Escaped
+/// backslashes are skipped, so the six characters `\\u0000` (a backslash, then `u0000`) are not
+/// a NUL.
+fn has_escaped_nul(bytes: &[u8]) -> bool {
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'\\' {
+            if bytes.get(i + 1) == Some(&b'u') && bytes.get(i + 2..i + 6) == Some(b"0000") {
+                return true;
+            }
+            i += 2;
+        } else {
+            i += 1;
+        }
+    }
+    false
+}
+
 /// Parses `bytes` as `T`, in the order a client's mistakes are reported: syntax, then unknown
 /// attributes, then types and shapes. Every operation with a body requires one (the spec marks
 /// each request body required), so an empty body is `MALFORMED_JSON`.
@@ -122,6 +140,12 @@ pub fn parse_json_with<T: DeserializeOwned>(
         return Err(AtlasError::invalid_json());
     }
     check_shape(&shape, "", string_arrays)?;
+    // Last, after every error Atlas would report: no stored text may hold a NUL character
+    // (PostgreSQL's cannot); refuse it here, the same on every backend, rather than let one
+    // database take it and the other fail.
+    if has_escaped_nul(bytes) {
+        return Err(AtlasError::invalid_json());
+    }
     Ok(value)
 }
 
@@ -152,6 +176,14 @@ mod tests {
         assert_eq!(code(""), "MALFORMED_JSON");
         assert_eq!(code("[]"), "INVALID_JSON");
         assert_eq!(code("[3, null]"), "INVALID_JSON");
+        let e = parse_json::<Body>(br#"{"monthsUntilExpiration":1,"inner":{"cas":"a\u0000b"}}"#)
+            .unwrap_err();
+        assert_eq!(e.code, "INVALID_JSON", "an escaped NUL is refused");
+        assert!(has_escaped_nul(br#"{"\u0000":1}"#), "in a key too");
+        assert!(
+            !has_escaped_nul(br#"{"a":"\\u0000"}"#),
+            "an escaped backslash is not a NUL"
+        );
         let e = parse_json::<Body>(br#"{"x":[]}"#).unwrap_err();
         assert_eq!(
             (e.code, e.parameters[0].as_str().unwrap()),

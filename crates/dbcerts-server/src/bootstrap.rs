@@ -77,11 +77,16 @@ pub async fn bootstrap_if_empty(
     let path = data_dir.join("bootstrap-credentials.json");
     let tmp = data_dir.join(".bootstrap-credentials.json.tmp");
     if !store.is_empty().await? {
-        // A crash after the commit but before the rename left the credentials in `tmp`.
+        // A crash (or a lost commit acknowledgement) after the commit but before the rename left
+        // the credentials in `tmp`. They are ours only if their key is in the store: with
+        // several nodes, another node may have bootstrapped while this one waited.
         if tmp.exists() && !path.exists() {
-            std::fs::rename(&tmp, &path)?;
-            std::fs::File::open(data_dir)?.sync_all()?;
-            return Ok(Some(path));
+            if pending_key_committed(store, &tmp).await? {
+                std::fs::rename(&tmp, &path)?;
+                std::fs::File::open(data_dir)?.sync_all()?;
+                return Ok(Some(path));
+            }
+            std::fs::remove_file(&tmp)?;
         }
         return Ok(None);
     }
@@ -123,14 +128,27 @@ pub async fn bootstrap_if_empty(
             let _ = std::fs::remove_file(&tmp);
             return Ok(None);
         }
-        Err(e) => {
-            let _ = std::fs::remove_file(&tmp);
-            return Err(e.into());
-        }
+        // The commit may have happened even so (an acknowledgement lost with the connection):
+        // `tmp` stays, and the next start keeps it if its key is in the store.
+        Err(e) => return Err(e.into()),
     }
     std::fs::rename(&tmp, &path)?;
     std::fs::File::open(data_dir)?.sync_all()?;
     Ok(Some(path))
+}
+
+/// Whether the key in a pending credentials file was committed.
+async fn pending_key_committed(store: &dyn Store, tmp: &Path) -> anyhow::Result<bool> {
+    #[derive(serde::Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Pending {
+        public_key: String,
+    }
+    let text = zeroize::Zeroizing::new(std::fs::read(tmp)?);
+    let Ok(pending) = serde_json::from_slice::<Pending>(&text) else {
+        return Ok(false);
+    };
+    Ok(store.get_api_key(&pending.public_key).await?.is_some())
 }
 
 #[cfg(test)]

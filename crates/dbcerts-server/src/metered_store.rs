@@ -1,11 +1,14 @@
 //! [`MeteredStore`]: a [`Store`] that times every call of the store it wraps, into the histogram
-//! `dbcerts_store_operation_duration_seconds{operation="<method name>"}`.
+//! `dbcerts_store_operation_duration_seconds{operation="<method name>"}`, and bounds it: a call
+//! that has not finished after [`CALL_TIMEOUT`] is abandoned as `StoreError::Unavailable` (a 503),
+//! so that a database that stops answering (frozen, or cut off mid-query, where its own
+//! statement timeout cannot act) never holds a request open.
 //!
-//! It only delegates and measures: it never changes arguments, results or errors, retries, or
-//! caches. [`crate::AppState::new`] wraps the store it is given, so every handler is measured.
+//! Otherwise it only delegates: it never changes arguments, results or errors, retries, or
+//! caches. [`crate::AppState::new`] wraps the store it is given, so every handler is covered.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use dbcerts_store::*;
@@ -21,6 +24,28 @@ impl MeteredStore {
     }
 }
 
+/// The longest a store call may take: above PostgreSQL's lock timeout (10 s) plus the pool's
+/// acquire timeout (3 s), so that those, which say more, normally answer first.
+pub const CALL_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// What an abandoned call answers.
+trait TimedOut {
+    fn timed_out(operation: &str) -> Self;
+}
+
+impl<T> TimedOut for StoreResult<T> {
+    fn timed_out(operation: &str) -> Self {
+        Err(StoreError::Unavailable(format!(
+            "the store did not answer {operation} within {} s",
+            CALL_TIMEOUT.as_secs()
+        )))
+    }
+}
+
+impl TimedOut for () {
+    fn timed_out(_: &str) -> Self {}
+}
+
 /// Implements `Store` for `MeteredStore`, one delegating, timed body per listed method. A method
 /// added to the trait and not listed here fails to compile, so none goes unmeasured.
 macro_rules! metered {
@@ -30,7 +55,9 @@ macro_rules! metered {
             $(
                 async fn $name(&self, $($arg: $ty),*) -> $ret {
                     let started = Instant::now();
-                    let out = self.inner.$name($($arg),*).await;
+                    let out = tokio::time::timeout(CALL_TIMEOUT, self.inner.$name($($arg),*))
+                        .await
+                        .unwrap_or_else(|_| <$ret as TimedOut>::timed_out(stringify!($name)));
                     crate::observe::store_operation(stringify!($name), started);
                     out
                 }

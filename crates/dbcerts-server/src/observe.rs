@@ -145,14 +145,48 @@ pub(crate) struct Observer {
     /// Projects given an expiry gauge at the last scrape; taken for the whole refresh so that
     /// concurrent scrapes cannot interleave an older answer over a newer one.
     expiring: tokio::sync::Mutex<BTreeSet<String>>,
+    /// The last readiness answer and when it was found. Checks within [`READY_CACHE`] of it
+    /// reuse it, and one check runs at a time, so that a flood of unauthenticated probes costs
+    /// the store at most one ping per interval instead of taking every pooled connection.
+    readiness: tokio::sync::Mutex<Option<(Instant, bool)>>,
 }
+
+/// How long a readiness answer is reused.
+const READY_CACHE: Duration = Duration::from_secs(1);
 
 impl Observer {
     pub(crate) fn new() -> Observer {
         Observer {
             handle: recorder(),
             expiring: tokio::sync::Mutex::new(BTreeSet::new()),
+            readiness: tokio::sync::Mutex::new(None),
         }
+    }
+
+    /// Whether the store answers a ping, asked at most once per [`READY_CACHE`].
+    async fn store_ready(&self, store: &dyn Store) -> bool {
+        let mut last = self.readiness.lock().await;
+        if let Some((at, ready)) = *last
+            && at.elapsed() < READY_CACHE
+        {
+            return ready;
+        }
+        let ready = match tokio::time::timeout(STORE_TIMEOUT, store.ping()).await {
+            Ok(Ok(())) => true,
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "not ready: the store did not answer the ping");
+                false
+            }
+            Err(_) => {
+                tracing::warn!(
+                    timeout_ms = STORE_TIMEOUT.as_millis() as u64,
+                    "not ready: the store ping timed out"
+                );
+                false
+            }
+        };
+        *last = Some((Instant::now(), ready));
+        ready
     }
 
     /// Sets the expiry gauges (and `dbcerts_store_up`) from the store. Projects that had gauges
@@ -234,19 +268,10 @@ async fn live() -> Response {
 
 /// Readiness: the store answers a ping within [`STORE_TIMEOUT`].
 async fn ready(State(state): State<AppState>) -> Response {
-    match tokio::time::timeout(STORE_TIMEOUT, state.inner.store.ping()).await {
-        Ok(Ok(())) => health(StatusCode::OK, "ok"),
-        Ok(Err(e)) => {
-            tracing::warn!(error = %e, "not ready: the store did not answer the ping");
-            health(StatusCode::SERVICE_UNAVAILABLE, "unavailable")
-        }
-        Err(_) => {
-            tracing::warn!(
-                timeout_ms = STORE_TIMEOUT.as_millis() as u64,
-                "not ready: the store ping timed out"
-            );
-            health(StatusCode::SERVICE_UNAVAILABLE, "unavailable")
-        }
+    if state.inner.observer.store_ready(&*state.inner.store).await {
+        health(StatusCode::OK, "ok")
+    } else {
+        health(StatusCode::SERVICE_UNAVAILABLE, "unavailable")
     }
 }
 

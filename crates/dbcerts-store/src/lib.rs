@@ -15,7 +15,9 @@ mod sqlite;
 pub use open::{Backend, redact_url};
 pub use postgres::{ACQUIRE_TIMEOUT as PG_ACQUIRE_TIMEOUT, PgStore};
 pub use records::*;
-pub use sqlite::{RowCounts, SqliteStore, lock_path, sqlite_file, try_lock_unused};
+pub use sqlite::{
+    RowCounts, SqliteStore, checkpoint_file, lock_path, row_counts, sqlite_file, try_lock_unused,
+};
 
 use async_trait::async_trait;
 

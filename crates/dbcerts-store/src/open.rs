@@ -69,21 +69,37 @@ fn unsupported_scheme(url: &str) -> String {
     )
 }
 
-/// The URL with any password replaced by `***`, for messages and logs.
+/// The URL with any password replaced by `***` (in the user information and in `password` or
+/// `sslpassword` query parameters), for messages and logs. A URL that does not parse is not
+/// shown at all.
 pub fn redact_url(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
+    if !url.contains("://") {
+        // `sqlite:dbcerts.db` and the like: no authority, nothing secret.
         return url.to_owned();
-    };
-    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
-    let (authority, tail) = rest.split_at(authority_end);
-    match authority.rsplit_once('@') {
-        Some((userinfo, host)) => {
-            let user = userinfo.split_once(':').map_or(userinfo, |(u, _)| u);
-            let hidden = if userinfo.contains(':') { ":***" } else { "" };
-            format!("{scheme}://{user}{hidden}@{host}{tail}")
-        }
-        None => url.to_owned(),
     }
+    let Ok(mut parsed) = url::Url::parse(url) else {
+        return "<database URL that does not parse>".to_owned();
+    };
+    if parsed.password().is_some() {
+        let _ = parsed.set_password(Some("***"));
+    }
+    if parsed.query().is_some() {
+        let pairs: Vec<(String, String)> = parsed
+            .query_pairs()
+            .map(|(k, v)| {
+                let secret =
+                    k.eq_ignore_ascii_case("password") || k.eq_ignore_ascii_case("sslpassword");
+                let shown = if secret {
+                    "***".to_owned()
+                } else {
+                    v.into_owned()
+                };
+                (k.into_owned(), shown)
+            })
+            .collect();
+        parsed.query_pairs_mut().clear().extend_pairs(pairs);
+    }
+    parsed.to_string()
 }
 
 #[cfg(test)]
@@ -101,6 +117,16 @@ mod tests {
             "postgres://dbcerts@127.0.0.1/x"
         );
         assert_eq!(redact_url("sqlite:///tmp/a.db"), "sqlite:///tmp/a.db");
+        assert_eq!(
+            redact_url("postgres://dbcerts@db:5432/x?password=hunter2&sslmode=require"),
+            "postgres://dbcerts@db:5432/x?password=***&sslmode=require"
+        );
+        assert_eq!(
+            redact_url("postgresql://u@h/x?sslpassword=k3y"),
+            "postgresql://u@h/x?sslpassword=***"
+        );
+        let odd = redact_url("postgres://u:pa/ss@h/x");
+        assert!(!odd.contains("ss@"), "{odd}");
         assert_eq!(redact_url("sqlite:dbcerts.db"), "sqlite:dbcerts.db");
     }
 

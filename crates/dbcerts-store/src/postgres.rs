@@ -39,27 +39,57 @@ impl PgStore {
         let options = PgConnectOptions::from_str(url)
             .map_err(|e| StoreError::Internal(format!("bad PostgreSQL URL: {e}")))?
             .application_name("dbcerts")
-            // A statement that runs this long is stuck; the request gets a 503, not a hang.
-            .options([("statement_timeout", "30s"), ("lock_timeout", "10s")]);
+            .options([
+                // A statement that runs this long is stuck; the request gets a 503, not a hang.
+                ("statement_timeout", "15s"),
+                ("lock_timeout", "10s"),
+                // The write lock relies on each statement seeing what committed before it, and
+                // "committed" must mean on disk: a database, role or server default must not
+                // weaken either.
+                // (Option values are split at spaces; a backslash keeps this one whole.)
+                ("default_transaction_isolation", "read\\ committed"),
+                ("synchronous_commit", "on"),
+            ]);
         let pool = PgPoolOptions::new()
             .max_connections(16)
             .acquire_timeout(ACQUIRE_TIMEOUT)
-            .connect_with(options)
+            .connect_with(options.clone())
+            .await
+            .map_err(map_err)?;
+        Self::migrate(options).await?;
+        Ok(PgStore { pool })
+    }
+
+    /// Runs pending migrations under sqlx's advisory lock, on a connection of its own without
+    /// the pool's statement and lock timeouts: a node that starts while another migrates waits
+    /// for it, however long the migration takes, instead of failing.
+    async fn migrate(options: PgConnectOptions) -> StoreResult<()> {
+        let migration_pool = PgPoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .connect_with(options.options([("statement_timeout", "0"), ("lock_timeout", "0")]))
             .await
             .map_err(map_err)?;
         let mut migrator = sqlx::migrate!("./migrations/postgres");
         // See the SQLite adapter: migrations are additive, so older nodes keep working.
         migrator.set_ignore_missing(true);
-        migrator.run(&pool).await.map_err(|e| match e {
+        let result = migrator.run(&migration_pool).await.map_err(|e| match e {
             sqlx::migrate::MigrateError::Execute(e) => map_err(e),
             e => StoreError::Internal(format!("migration failed: {e}")),
-        })?;
-        Ok(PgStore { pool })
+        });
+        migration_pool.close().await;
+        result
     }
 
     /// A transaction holding the store-wide write lock until it ends.
     async fn write_tx(&self) -> StoreResult<sqlx::Transaction<'static, Db>> {
-        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        // READ COMMITTED explicitly: each statement after the lock must see what the previous
+        // holder committed (a snapshot taken at the lock statement would not).
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN ISOLATION LEVEL READ COMMITTED")
+            .await
+            .map_err(map_err)?;
         sqlx::query("SELECT pg_advisory_xact_lock($1)")
             .bind(WRITE_LOCK)
             .execute(&mut *tx)
@@ -78,6 +108,7 @@ fn map_err(e: sqlx::Error) -> StoreError {
         | sqlx::Error::Io(_)
         | sqlx::Error::PoolClosed
         | sqlx::Error::Tls(_)
+        | sqlx::Error::Protocol(_)
         | sqlx::Error::WorkerCrashed => StoreError::Unavailable(e.to_string()),
         sqlx::Error::Database(db) if db.is_foreign_key_violation() => StoreError::Gone,
         sqlx::Error::Database(db) if db.code().as_deref().is_some_and(is_transient) => {
@@ -88,13 +119,14 @@ fn map_err(e: sqlx::Error) -> StoreError {
 }
 
 /// SQLSTATEs worth retrying: connection exceptions (08), insufficient resources (53), operator
-/// intervention such as shutdown (57, which includes statement and lock timeouts as 57014 and
-/// the lock_timeout's 55P03), serialization failure and deadlock (40001, 40P01).
+/// intervention such as shutdown (57, which includes statement timeouts as 57014), the
+/// lock_timeout's 55P03, serialization failure and deadlock (40001, 40P01), and a write that
+/// reached a read-only server (25006: a standby or a demoted primary during failover).
 fn is_transient(code: &str) -> bool {
     code.starts_with("08")
         || code.starts_with("53")
         || code.starts_with("57")
-        || matches!(code, "40001" | "40P01" | "55P03")
+        || matches!(code, "40001" | "40P01" | "55P03" | "25006")
 }
 
 sql_store!(PgStore);
@@ -106,7 +138,7 @@ mod tests {
     #[test]
     fn transient_states() {
         for code in [
-            "08006", "08001", "53300", "57P01", "57P03", "57014", "40001", "55P03",
+            "08006", "08001", "53300", "57P01", "57P03", "57014", "40001", "55P03", "25006",
         ] {
             assert!(is_transient(code), "{code}");
         }

@@ -13,11 +13,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use sqlx::Row;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
     SqliteSynchronous,
 };
+use sqlx::{ConnectOptions, Connection, Row};
 
 use crate::*;
 
@@ -113,29 +113,6 @@ impl SqliteStore {
             .map_err(|e| StoreError::Internal(format!("syncing {}: {e}", to.display())))
     }
 
-    /// How many projects, database users and certificates the database holds (what `backup`
-    /// and `restore` report).
-    pub async fn row_counts(&self) -> StoreResult<RowCounts> {
-        let row = sqlx::query(
-            "SELECT (SELECT COUNT(*) FROM projects) AS projects,
-                    (SELECT COUNT(*) FROM database_users) AS users,
-                    (SELECT COUNT(*) FROM certificates) AS certificates",
-        )
-        .fetch_one(&self.pool)
-        .await
-        .map_err(map_err)?;
-        let count = |col| {
-            row.try_get::<i64, _>(col)
-                .map(|n| n as u64)
-                .map_err(map_err)
-        };
-        Ok(RowCounts {
-            projects: count("projects")?,
-            database_users: count("users")?,
-            certificates: count("certificates")?,
-        })
-    }
-
     /// A server secret, without creating it (what `restore` checks a backup with).
     pub async fn server_secret(&self, name: &str) -> StoreResult<Option<Vec<u8>>> {
         let row = sqlx::query("SELECT sealed FROM server_secrets WHERE name = $1")
@@ -168,6 +145,56 @@ pub struct RowCounts {
     pub projects: u64,
     pub database_users: u64,
     pub certificates: u64,
+}
+
+/// How many projects, database users and certificates the database file at `path` holds, read
+/// without changing it (read-only, no migrations, no lock or WAL files; the file must not be
+/// written meanwhile): what `backup` and `restore` report.
+pub async fn row_counts(path: &Path) -> StoreResult<RowCounts> {
+    let mut conn = SqliteConnectOptions::new()
+        .filename(path)
+        .read_only(true)
+        // Nobody writes the file meanwhile: SQLite takes no locks and creates no -wal/-shm.
+        .immutable(true)
+        .connect()
+        .await
+        .map_err(map_err)?;
+    let row = sqlx::query(
+        "SELECT (SELECT COUNT(*) FROM projects) AS projects,
+                (SELECT COUNT(*) FROM database_users) AS users,
+                (SELECT COUNT(*) FROM certificates) AS certificates",
+    )
+    .fetch_one(&mut conn)
+    .await
+    .map_err(map_err)?;
+    let count = |col| {
+        row.try_get::<i64, _>(col)
+            .map(|n| n as u64)
+            .map_err(map_err)
+    };
+    let counts = RowCounts {
+        projects: count("projects")?,
+        database_users: count("users")?,
+        certificates: count("certificates")?,
+    };
+    conn.close().await.map_err(map_err)?;
+    Ok(counts)
+}
+
+/// Folds the write-ahead log of the (closed) database at `path` into the database file and
+/// empties it, so that the file alone holds every commit. For `restore`, which holds the
+/// exclusive serve lock and so knows no store has the file open.
+pub async fn checkpoint_file(path: &Path) -> StoreResult<()> {
+    let mut conn = SqliteConnectOptions::new()
+        .filename(path)
+        .connect()
+        .await
+        .map_err(map_err)?;
+    sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+        .execute(&mut conn)
+        .await
+        .map_err(map_err)?;
+    conn.close().await.map_err(map_err)
 }
 
 /// The database file a `sqlite:` URL names; `None` for other schemes and in-memory databases.

@@ -48,6 +48,20 @@ async fn fresh_database(admin: &str) -> String {
         .execute(&mut conn)
         .await
         .expect("create database");
+    // Hostile defaults an operator may have set: the store must not depend on the server's
+    // default isolation level or commit durability (it sets its own).
+    sqlx::query(&format!(
+        "ALTER DATABASE {name} SET default_transaction_isolation = 'repeatable read'"
+    ))
+    .execute(&mut conn)
+    .await
+    .expect("alter database");
+    sqlx::query(&format!(
+        "ALTER DATABASE {name} SET synchronous_commit = off"
+    ))
+    .execute(&mut conn)
+    .await
+    .expect("alter database");
     conn.close().await.ok();
     let (base, _) = admin.rsplit_once('/').expect("URL with a database path");
     format!("{base}/{name}")
@@ -207,4 +221,50 @@ async fn futures_util_join<T>(handles: Vec<tokio::task::JoinHandle<T>>) -> Vec<T
         out.push(h.await.expect("task"));
     }
     out
+}
+
+/// A migration that must wait longer than the pool's lock timeout (10 s), here for a table that
+/// another session holds, still completes: migrations run without the request timeouts, so a
+/// node starting beside a long migration waits instead of failing.
+#[tokio::test]
+async fn a_migration_waits_out_a_long_lock() {
+    let Some((url, store)) = fresh_store().await else {
+        return;
+    };
+    store.close().await;
+    let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
+    // Undo migration 3, then hold the table it needs for longer than the lock timeout.
+    sqlx::query("DROP INDEX certificates_by_expiry")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    sqlx::query("DELETE FROM _sqlx_migrations WHERE version = 3")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let mut holder = sqlx::PgConnection::connect(&url).await.unwrap();
+    let mut tx = holder.begin().await.unwrap();
+    sqlx::query("LOCK TABLE certificates IN ACCESS EXCLUSIVE MODE")
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    let opening = tokio::spawn({
+        let url = url.clone();
+        async move { PgStore::open_url(&url).await }
+    });
+    tokio::time::sleep(std::time::Duration::from_secs(12)).await;
+    assert!(!opening.is_finished(), "the migration waits for the lock");
+    tx.commit().await.unwrap();
+    let store = opening
+        .await
+        .unwrap()
+        .expect("the node starts once the lock is free");
+    let applied: Vec<(i64,)> =
+        sqlx::query_as("SELECT version FROM _sqlx_migrations WHERE version = 3")
+            .fetch_all(&mut conn)
+            .await
+            .unwrap();
+    assert_eq!(applied, vec![(3,)]);
+    store.ping().await.unwrap();
+    store.close().await;
 }

@@ -64,7 +64,8 @@ pub enum Command {
     /// Write a consistent copy of the SQLite database while the server keeps running.
     ///
     /// The copy is useless without the master key: keep <data-dir>/master.key (or your
-    /// --master-key-file) with it, somewhere else. For PostgreSQL use pg_dump (see README).
+    /// --master-key-file) safe as well, but stored apart from the backups. For PostgreSQL use
+    /// pg_dump (see README).
     ///
     /// Example: dbcerts backup --to /backups/dbcerts-2026-11-24.db
     Backup {

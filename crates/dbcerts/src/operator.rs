@@ -346,11 +346,16 @@ fn write_private_file(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
 /// `dbcerts backup --to FILE`: a consistent online copy of the SQLite database (`VACUUM INTO`),
 /// mode 0600, synced. Returns the line to print.
 pub async fn backup(settings: &Settings, to: &Path) -> anyhow::Result<String> {
+    if let Some(db) = dbcerts_store::sqlite_file(&settings.database_url)?
+        && !db.exists()
+    {
+        anyhow::bail!("there is no database at {} to back up", db.display());
+    }
     let (backend, _master) = open_checked_store(settings).await?;
     let Backend::Sqlite(store) = &backend else {
         backend.store().close().await;
         anyhow::bail!(
-            "dbcerts backup copies SQLite databases; back up PostgreSQL with its own tools (pg_dump or a base backup, see README), and keep the master key with it"
+            "dbcerts backup copies SQLite databases; back up PostgreSQL with its own tools (pg_dump or a base backup, see README), and keep the master key safe, apart from the backups"
         );
     };
     // VACUUM INTO writes into an empty file; creating it first sets the mode and refuses to
@@ -373,7 +378,7 @@ pub async fn backup(settings: &Settings, to: &Path) -> anyhow::Result<String> {
     }
     let counts = counts.expect("counted after a successful backup")?;
     Ok(format!(
-        "backed up {counts} to {}; keep the master key with it, apart from it",
+        "backed up {counts} to {}; it needs the master key to be restored: keep that safe too, apart from the backups",
         to.display()
     ))
 }
@@ -445,7 +450,13 @@ pub async fn restore(settings: &Settings, from: &Path) -> anyhow::Result<String>
     }
     let counts = count_rows(&staged).await?;
     std::fs::File::open(&staged)?.sync_all()?;
+    // The swap: at every moment `db` is a complete database, the old one or the restored one.
+    // The old one's WAL is folded into it first, so that the file alone is complete, then the
+    // file is kept under another name (a hard link) and the restored file renamed over it.
     let kept = if db.exists() {
+        dbcerts_store::checkpoint_file(&db)
+            .await
+            .with_context(|| format!("checkpointing {}", db.display()))?;
         let kept = unused_sibling(
             &db,
             &format!(
@@ -453,11 +464,15 @@ pub async fn restore(settings: &Settings, from: &Path) -> anyhow::Result<String>
                 chrono::Utc::now().format("%Y%m%dT%H%M%SZ")
             ),
         );
-        for suffix in ["", "-wal", "-shm"] {
-            let (current, moved) = (sibling(&db, suffix), sibling(&kept, suffix));
-            if current.exists() {
-                std::fs::rename(&current, &moved)
-                    .with_context(|| format!("moving {} aside", current.display()))?;
+        std::fs::hard_link(&db, &kept)
+            .or_else(|_| std::fs::copy(&db, &kept).map(|_| ()))
+            .with_context(|| format!("keeping {} as {}", db.display(), kept.display()))?;
+        for suffix in ["-wal", "-shm"] {
+            match std::fs::remove_file(sibling(&db, suffix)) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(e).with_context(|| format!("removing {}{suffix}", db.display()));
+                }
+                _ => {}
             }
         }
         Some(kept)
@@ -518,15 +533,9 @@ fn remove_database_files(db: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// "N projects, N database users, N certificates" in the database file at `db`.
+/// "N projects, N database users, N certificates" in the database file at `db`, read only.
 async fn count_rows(db: &Path) -> anyhow::Result<String> {
-    let store = dbcerts_store::SqliteStore::open(db).await?;
-    let counts = store.row_counts().await;
-    store.close().await;
-    for what in ["serve", "migrate"] {
-        let _ = std::fs::remove_file(dbcerts_store::lock_path(db, what));
-    }
-    let c = counts?;
+    let c = dbcerts_store::row_counts(db).await?;
     Ok(format!(
         "{} projects, {} database users, {} certificates",
         c.projects, c.database_users, c.certificates

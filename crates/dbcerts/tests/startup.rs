@@ -184,3 +184,50 @@ fn an_unknown_database_scheme_is_refused() {
         );
     }
 }
+
+/// Pending credentials (`.bootstrap-credentials.json.tmp`, left by a crash between commit and
+/// rename) are put in place only if their key was committed; credentials of a key that is not
+/// in the store (another node bootstrapped while this one waited) are removed.
+#[tokio::test]
+async fn pending_bootstrap_credentials_are_kept_only_if_committed() {
+    let dir = tempfile::tempdir().unwrap();
+    let creds = dir.path().join("bootstrap-credentials.json");
+    let tmp = dir.path().join(".bootstrap-credentials.json.tmp");
+    build(settings(dir.path()))
+        .await
+        .unwrap()
+        .store
+        .close()
+        .await;
+    let committed = std::fs::read(&creds).unwrap();
+
+    std::fs::rename(&creds, &tmp).unwrap();
+    build(settings(dir.path()))
+        .await
+        .unwrap()
+        .store
+        .close()
+        .await;
+    assert_eq!(
+        std::fs::read(&creds).unwrap(),
+        committed,
+        "committed: put in place"
+    );
+    assert!(!tmp.exists());
+
+    let mut other: serde_json::Value = serde_json::from_slice(&committed).unwrap();
+    other["publicKey"] = "neverkey".into();
+    std::fs::remove_file(&creds).unwrap();
+    std::fs::write(&tmp, serde_json::to_vec(&other).unwrap()).unwrap();
+    build(settings(dir.path()))
+        .await
+        .unwrap()
+        .store
+        .close()
+        .await;
+    assert!(
+        !creds.exists(),
+        "uncommitted credentials must not be installed"
+    );
+    assert!(!tmp.exists(), "and are removed");
+}

@@ -102,8 +102,14 @@ pub fn hash_secret(secret: &str) -> Vec<u8> {
     Sha256::digest(secret.as_bytes()).to_vec()
 }
 
-/// Client credentials from `Authorization: Basic` or, failing that, the form body.
+/// Client credentials from `Authorization: Basic` or, failing that, the form body. Credentials
+/// holding a NUL character are none at all: no client id or secret has one.
 fn client_credentials(headers: &HeaderMap, form: &TokenForm) -> Option<(String, String)> {
+    given_credentials(headers, form)
+        .filter(|(id, secret)| !id.contains('\0') && !secret.contains('\0'))
+}
+
+fn given_credentials(headers: &HeaderMap, form: &TokenForm) -> Option<(String, String)> {
     if let Some(basic) = headers
         .get(header::AUTHORIZATION)
         .and_then(|h| h.to_str().ok())

@@ -175,17 +175,26 @@ where
     type Rejection = AtlasError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        // Inside a nested router `parts.uri` lacks the API prefix; name the path as sent.
+        let not_found = |parts: &Parts| {
+            let path = parts
+                .extensions
+                .get::<axum::extract::OriginalUri>()
+                .map_or_else(|| parts.uri.path().to_owned(), |u| u.path().to_owned());
+            AtlasError::resource_not_found(&path)
+        };
+        // A NUL character (`%00`) names nothing that can exist (no stored name holds one, and
+        // PostgreSQL text cannot): not found, on every backend alike.
+        let raw = axum::extract::RawPathParams::from_request_parts(parts, state)
+            .await
+            .map_err(|_| not_found(parts))?;
+        if raw.iter().any(|(_, value)| value.contains('\0')) {
+            return Err(not_found(parts));
+        }
         axum::extract::Path::<T>::from_request_parts(parts, state)
             .await
             .map(|p| AtlasPath(p.0))
-            .map_err(|_| {
-                // Inside a nested router `parts.uri` lacks the API prefix; name the path as sent.
-                let path = parts
-                    .extensions
-                    .get::<axum::extract::OriginalUri>()
-                    .map_or_else(|| parts.uri.path().to_owned(), |u| u.path().to_owned());
-                AtlasError::resource_not_found(&path)
-            })
+            .map_err(|_| not_found(parts))
     }
 }
 
