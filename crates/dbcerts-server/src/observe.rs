@@ -16,6 +16,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use axum::Router;
+use axum::body::Body;
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
@@ -171,20 +172,9 @@ impl Observer {
         {
             return ready;
         }
-        let ready = match tokio::time::timeout(STORE_TIMEOUT, store.ping()).await {
-            Ok(Ok(())) => true,
-            Ok(Err(e)) => {
-                tracing::warn!(error = %e, "not ready: the store did not answer the ping");
-                false
-            }
-            Err(_) => {
-                tracing::warn!(
-                    timeout_ms = STORE_TIMEOUT.as_millis() as u64,
-                    "not ready: the store ping timed out"
-                );
-                false
-            }
-        };
+        let ready = bounded("not ready: the store ping", store.ping())
+            .await
+            .is_some();
         *last = Some((Instant::now(), ready));
         ready
     }
@@ -196,21 +186,9 @@ impl Observer {
         let mut reported = self.expiring.lock().await;
         let now = chrono::Utc::now().timestamp();
         let query = store.expiring_certificates(now, now + 7 * DAY, now + 30 * DAY);
-        let counts = match tokio::time::timeout(STORE_TIMEOUT, query).await {
-            Ok(Ok(counts)) => counts,
-            Ok(Err(e)) => {
-                tracing::warn!(error = %e, "metrics: the store did not answer the expiry query");
-                gauge!(names::STORE_UP).set(0.0);
-                return;
-            }
-            Err(_) => {
-                tracing::warn!(
-                    timeout_ms = STORE_TIMEOUT.as_millis() as u64,
-                    "metrics: the expiry query timed out"
-                );
-                gauge!(names::STORE_UP).set(0.0);
-                return;
-            }
+        let Some(counts) = bounded("metrics: the expiry query", query).await else {
+            gauge!(names::STORE_UP).set(0.0);
+            return;
         };
         gauge!(names::STORE_UP).set(1.0);
         let mut seen = BTreeSet::new();
@@ -224,6 +202,28 @@ impl Observer {
             expiring(gone, "30d").set(0.0);
         }
         *reported = seen;
+    }
+}
+
+/// A store call's answer within [`STORE_TIMEOUT`], or `None` (logged as `what` failed or timed
+/// out).
+async fn bounded<T>(
+    what: &str,
+    call: impl std::future::Future<Output = dbcerts_store::StoreResult<T>>,
+) -> Option<T> {
+    match tokio::time::timeout(STORE_TIMEOUT, call).await {
+        Ok(Ok(answer)) => Some(answer),
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "{what} failed");
+            None
+        }
+        Err(_) => {
+            tracing::warn!(
+                timeout_ms = STORE_TIMEOUT.as_millis() as u64,
+                "{what} timed out"
+            );
+            None
+        }
     }
 }
 
@@ -251,12 +251,14 @@ struct Health {
 
 fn health(status: StatusCode, word: &'static str) -> Response {
     let body = serde_json::to_vec(&Health { status: word }).expect("a health body serializes");
-    let mut res = (status, body).into_response();
+    uncached(status, "application/json", body)
+}
+
+/// A response of `content_type` that no cache may keep (health and metrics are of the moment).
+fn uncached(status: StatusCode, content_type: &'static str, body: impl Into<Body>) -> Response {
+    let mut res = (status, body.into()).into_response();
     let h = res.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     res
 }
@@ -282,14 +284,7 @@ async fn metrics(State(state): State<AppState>) -> Response {
     gauge!(names::KEY_POOL_KEYS).set(inner.pool.stats().depth as f64);
     inner.observer.refresh_expiring(&*inner.store).await;
     let body = inner.observer.handle.render();
-    let mut res = (StatusCode::OK, body).into_response();
-    let h = res.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; version=0.0.4"),
-    );
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    res
+    uncached(StatusCode::OK, "text/plain; version=0.0.4", body)
 }
 
 /// Counts and times every request by operation (`GET /api/atlas/v2/groups/{groupId}`: the method

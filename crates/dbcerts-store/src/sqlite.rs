@@ -29,7 +29,6 @@ type DbConn = sqlx::SqliteConnection;
 #[derive(Clone, Debug)]
 pub struct SqliteStore {
     pool: SqlitePool,
-    path: Option<PathBuf>,
     /// The shared lock on `<db>.serve.lock`, released when the last clone is dropped.
     _in_use: Option<Arc<File>>,
 }
@@ -83,7 +82,6 @@ impl SqliteStore {
         drop(migrating);
         Ok(SqliteStore {
             pool,
-            path,
             _in_use: in_use,
         })
     }
@@ -122,11 +120,6 @@ impl SqliteStore {
             .map_err(map_err)?;
         row.map(|r| r.try_get("sealed").map_err(map_err))
             .transpose()
-    }
-
-    /// The database file, unless the store is in memory.
-    pub fn path(&self) -> Option<&Path> {
-        self.path.as_deref()
     }
 
     /// A transaction that holds the write lock from its first statement, so that what it reads
@@ -224,11 +217,7 @@ enum Lock {
 async fn lock_file(db: &Path, what: &str, mode: Lock) -> StoreResult<File> {
     let path = lock_path(db, what);
     tokio::task::spawn_blocking(move || {
-        let file = File::options()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)?;
+        let file = open_lock_file(&path)?;
         match mode {
             Lock::Shared => file.lock_shared()?,
             Lock::Exclusive => file.lock()?,
@@ -238,6 +227,15 @@ async fn lock_file(db: &Path, what: &str, mode: Lock) -> StoreResult<File> {
     .await
     .map_err(|e| StoreError::Internal(e.to_string()))?
     .map_err(|e: std::io::Error| StoreError::Internal(format!("locking {what} lock file: {e}")))
+}
+
+/// Opens (creating if needed, never truncating) a lock file.
+fn open_lock_file(path: &Path) -> std::io::Result<File> {
+    File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
 }
 
 /// The lock file `<db>.<what>.lock`.
@@ -250,11 +248,7 @@ pub fn lock_path(db: &Path, what: &str) -> PathBuf {
 /// Takes `<db>.serve.lock` exclusively, without waiting: `None` while any store has the
 /// database open (a running server, `backup`, another `restore`).
 pub fn try_lock_unused(db: &Path) -> std::io::Result<Option<File>> {
-    let file = File::options()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(lock_path(db, "serve"))?;
+    let file = open_lock_file(&lock_path(db, "serve"))?;
     match file.try_lock() {
         Ok(()) => Ok(Some(file)),
         Err(std::fs::TryLockError::WouldBlock) => Ok(None),

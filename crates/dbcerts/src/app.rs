@@ -127,7 +127,7 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     tokio::task::spawn_blocking(move || pool.shutdown())
         .await
         .ok();
-    app.store.store().close().await;
+    app.store.close().await;
     tracing::info!("stopped");
     Ok(())
 }
@@ -220,11 +220,7 @@ fn reload_on_sighup(tls: TlsCertificate) -> anyhow::Result<()> {
 }
 
 /// The path of the master-key file that loading would generate (default location, not there).
-pub(crate) fn key_file_missing(source: &MasterKeySource) -> Option<&Path> {
-    key_to_generate(source)
-}
-
-fn key_to_generate(source: &MasterKeySource) -> Option<&Path> {
+pub(crate) fn key_to_generate(source: &MasterKeySource) -> Option<&Path> {
     match source {
         MasterKeySource::Generated(path) if !path.exists() => Some(path),
         _ => None,
@@ -268,6 +264,6 @@ pub async fn export_ca(settings: &Settings, project: &str) -> anyhow::Result<Str
         .await
         .map_err(|e| anyhow::anyhow!("{}: {}", e.code, e.detail))?
         .cert_pem();
-    store.store().close().await;
+    store.close().await;
     Ok(pem)
 }

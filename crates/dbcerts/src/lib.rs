@@ -124,7 +124,7 @@ async fn run_audit(cfg: &config::Settings, command: AuditCommand) -> anyhow::Res
                 .map(|_| ())
         }
     };
-    store.store().close().await;
+    store.close().await;
     result
 }
 

@@ -12,7 +12,7 @@ use dbcerts_server::secrets::{MASTER_KEY_CHECK, load_master_key, opens_check_val
 use dbcerts_store::{AuditEntry, AuditEvent, AuditFilter, Backend, ProjectGrant, Store};
 use serde::{Deserialize, Serialize};
 
-use crate::app::{key_file_missing, open_checked_store};
+use crate::app::{key_to_generate, open_checked_store};
 use crate::config::Settings;
 
 /// Entries read per store call while walking the log.
@@ -353,7 +353,7 @@ pub async fn backup(settings: &Settings, to: &Path) -> anyhow::Result<String> {
     }
     let (backend, _master) = open_checked_store(settings).await?;
     let Backend::Sqlite(store) = &backend else {
-        backend.store().close().await;
+        backend.close().await;
         anyhow::bail!(
             "dbcerts backup copies SQLite databases; back up PostgreSQL with its own tools (pg_dump or a base backup, see README), and keep the master key safe, apart from the backups"
         );
@@ -371,7 +371,7 @@ pub async fn backup(settings: &Settings, to: &Path) -> anyhow::Result<String> {
         Ok(()) => Some(count_rows(to).await),
         Err(_) => None,
     };
-    backend.store().close().await;
+    backend.close().await;
     if let Err(e) = result {
         let _ = std::fs::remove_file(to);
         return Err(e).with_context(|| format!("backing up to {}", to.display()));
@@ -395,7 +395,7 @@ pub async fn restore(settings: &Settings, from: &Path) -> anyhow::Result<String>
     if !from.is_file() {
         anyhow::bail!("{} is not a file", from.display());
     }
-    if let Some(path) = key_file_missing(&settings.master_key) {
+    if let Some(path) = key_to_generate(&settings.master_key) {
         anyhow::bail!(
             "no master key at {}; put back the master key kept with the backup (or pass --master-key-file) before restoring",
             path.display()
@@ -467,14 +467,7 @@ pub async fn restore(settings: &Settings, from: &Path) -> anyhow::Result<String>
         std::fs::hard_link(&db, &kept)
             .or_else(|_| std::fs::copy(&db, &kept).map(|_| ()))
             .with_context(|| format!("keeping {} as {}", db.display(), kept.display()))?;
-        for suffix in ["-wal", "-shm"] {
-            match std::fs::remove_file(sibling(&db, suffix)) {
-                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                    return Err(e).with_context(|| format!("removing {}{suffix}", db.display()));
-                }
-                _ => {}
-            }
-        }
+        remove_siblings(&db, &["-wal", "-shm"])?;
         Some(kept)
     } else {
         None
@@ -522,7 +515,12 @@ fn unused_sibling(path: &Path, suffix: &str) -> std::path::PathBuf {
 
 /// Removes a database file and its WAL and shared-memory files, if there.
 fn remove_database_files(db: &Path) -> anyhow::Result<()> {
-    for suffix in ["", "-wal", "-shm"] {
+    remove_siblings(db, &["", "-wal", "-shm"])
+}
+
+/// Removes `<db><suffix>` for each suffix, where there.
+fn remove_siblings(db: &Path, suffixes: &[&str]) -> anyhow::Result<()> {
+    for suffix in suffixes {
         match std::fs::remove_file(sibling(db, suffix)) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
                 return Err(e).with_context(|| format!("removing {}{suffix}", db.display()));
