@@ -18,7 +18,7 @@ use zeroize::Zeroizing;
 use crate::credentials::{Credentials, Secret};
 use crate::digest::{self, DigestAuth};
 use crate::error::{self, ClientError};
-use crate::oauth::TokenSource;
+use crate::oauth::{CachedToken, TokenSource};
 
 /// Media type of the Atlas v2 operations (every operation dbcerts serves exists at 2023-01-01).
 pub const MEDIA_TYPE_2023_01_01: &str = "application/vnd.atlas.2023-01-01+json";
@@ -51,6 +51,7 @@ pub struct ClientBuilder {
     user_agent: String,
     root_certificates: Vec<reqwest::Certificate>,
     proxy: bool,
+    cached_token: Option<CachedToken>,
 }
 
 impl std::fmt::Debug for ClientBuilder {
@@ -77,6 +78,7 @@ impl ClientBuilder {
             user_agent: concat!("dbcerts-client/", env!("CARGO_PKG_VERSION")).to_owned(),
             root_certificates: Vec::new(),
             proxy: true,
+            cached_token: None,
         }
     }
 
@@ -120,6 +122,14 @@ impl ClientBuilder {
         Ok(self)
     }
 
+    /// Starts a service-account client with a token an earlier client obtained
+    /// ([`Client::cached_token`]), so that a short-lived process does not fetch a token on
+    /// every run. Ignored when the token is already due for renewal, and for API keys.
+    pub fn cached_token(mut self, token: CachedToken) -> ClientBuilder {
+        self.cached_token = Some(token);
+        self
+    }
+
     /// Ignores proxy settings from the environment (`HTTPS_PROXY`, …).
     pub fn no_proxy(mut self) -> ClientBuilder {
         self.proxy = false;
@@ -151,7 +161,7 @@ impl ClientBuilder {
                 Scheme::Digest(DigestAuth::new(public, private))
             }
             Some(Credentials::ServiceAccount { client_id, secret }) => {
-                Scheme::Bearer(TokenSource::new(client_id, secret))
+                Scheme::Bearer(TokenSource::new(client_id, secret, self.cached_token))
             }
         };
         Ok(Client {
@@ -397,6 +407,16 @@ impl Client {
             _ => Err(ClientError::InvalidInput(
                 "only a service-account client has an access token".into(),
             )),
+        }
+    }
+
+    /// The service account's current token and when it is due for renewal, for keeping it
+    /// until the next run ([`ClientBuilder::cached_token`]). `None` for other clients and
+    /// before the first request.
+    pub async fn cached_token(&self) -> Option<CachedToken> {
+        match &self.inner.auth {
+            Scheme::Bearer(t) => t.cached().await,
+            _ => None,
         }
     }
 

@@ -39,7 +39,9 @@ mod paging;
 pub use api::api_keys::{
     AccessListEntry, AccessListRequest, ApiKey, ApiKeyRole, ApiKeyUpdate, NewApiKey,
 };
-pub use api::certs::{ExpiringCertificate, IssuedCertificate, UserCert};
+pub use api::certs::{
+    ExpiringCertificate, IssuedCertificate, ManagedUserCerts, UserCert, expiring_before,
+};
 pub use api::database_users::{
     ADMIN, ComponentLabel, DatabaseUser, DatabaseUserRole, DatabaseUserUpdate, EXTERNAL,
     NewDatabaseUser, UserScope, X509Type,
@@ -57,6 +59,7 @@ pub use http::{
     API_V2, Client, ClientBuilder, DEFAULT_CONNECT_TIMEOUT, DEFAULT_TIMEOUT, MEDIA_TYPE_2023_01_01,
     MEDIA_TYPE_2024_08_05,
 };
+pub use oauth::CachedToken;
 pub use paging::{
     DEFAULT_ITEMS_PER_PAGE, Link, ListOptions, MAX_ITEMS_PER_PAGE, Page, Pages, list_all,
 };

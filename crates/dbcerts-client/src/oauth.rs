@@ -5,7 +5,7 @@
 //! request that finds the token due waits for the one fetch in progress). Tokens and the client
 //! secret are [`Secret`]s and never logged.
 
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -51,6 +51,28 @@ pub(crate) struct TokenSource {
 struct Cached {
     token: Secret,
     renew_at: Instant,
+    /// The same moment on the wall clock, for handing the token to a later process.
+    renew_at_wall: SystemTime,
+}
+
+/// An access token and the wall-clock time from which it is due for renewal: what a
+/// command-line tool keeps between runs ([`crate::ClientBuilder::cached_token`],
+/// [`crate::Client::cached_token`]). `Debug` never shows the token.
+#[derive(Clone)]
+pub struct CachedToken {
+    /// The bearer token.
+    pub token: Secret,
+    /// From this moment on the token is renewed before use.
+    pub renew_at: SystemTime,
+}
+
+impl std::fmt::Debug for CachedToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CachedToken")
+            .field("token", &"[redacted]")
+            .field("renew_at", &self.renew_at)
+            .finish()
+    }
 }
 
 /// A bearer token for one request, and whether it was fetched for that request.
@@ -67,12 +89,30 @@ struct TokenResponse {
 }
 
 impl TokenSource {
-    pub fn new(client_id: String, secret: Secret) -> TokenSource {
+    pub fn new(client_id: String, secret: Secret, seed: Option<CachedToken>) -> TokenSource {
+        let now = (Instant::now(), SystemTime::now());
+        let cached = seed.and_then(|c| {
+            // A token already due (or a clock that went backwards past it) is not used.
+            let left = c.renew_at.duration_since(now.1).ok()?;
+            Some(Cached {
+                token: c.token,
+                renew_at: now.0.checked_add(left)?,
+                renew_at_wall: c.renew_at,
+            })
+        });
         TokenSource {
             client_id,
             secret,
-            cached: Mutex::new(None),
+            cached: Mutex::new(cached),
         }
+    }
+
+    /// The cached token and when it is due, if there is one.
+    pub async fn cached(&self) -> Option<CachedToken> {
+        self.cached.lock().await.as_ref().map(|c| CachedToken {
+            token: c.token.clone(),
+            renew_at: c.renew_at_wall,
+        })
     }
 
     /// A token that is not yet due for renewal, fetched from `token_url` if needed.
@@ -90,10 +130,11 @@ impl TokenSource {
                 fresh: false,
             });
         }
-        let (token, renew_at) = self.fetch(http, token_url).await?;
+        let (token, renew_at, renew_at_wall) = self.fetch(http, token_url).await?;
         *cached = Some(Cached {
             token: token.clone(),
             renew_at,
+            renew_at_wall,
         });
         Ok(Token {
             value: token,
@@ -137,8 +178,9 @@ impl TokenSource {
         &self,
         http: &reqwest::Client,
         token_url: &reqwest::Url,
-    ) -> Result<(Secret, Instant), ClientError> {
+    ) -> Result<(Secret, Instant, SystemTime), ClientError> {
         let started = Instant::now();
+        let started_wall = SystemTime::now();
         let res = http
             .post(token_url.clone())
             .header(AUTHORIZATION, self.basic_authorization()?)
@@ -178,10 +220,14 @@ impl TokenSource {
             .expires_in
             .map_or(DEFAULT_LIFETIME, Duration::from_secs);
         // Counted from before the request was sent, so never later than the server's clock.
+        let usable = lifetime - renewal_margin(lifetime);
         let renew_at = started
-            .checked_add(lifetime - renewal_margin(lifetime))
+            .checked_add(usable)
             .unwrap_or(started + DEFAULT_LIFETIME);
-        Ok((parsed.access_token, renew_at))
+        let renew_at_wall = started_wall
+            .checked_add(usable)
+            .unwrap_or(started_wall + DEFAULT_LIFETIME);
+        Ok((parsed.access_token, renew_at, renew_at_wall))
     }
 }
 
@@ -201,7 +247,7 @@ mod tests {
 
     #[test]
     fn basic_credentials_are_form_encoded() {
-        let src = TokenSource::new("mdb_sa_id_x".into(), Secret::new("a:b"));
+        let src = TokenSource::new("mdb_sa_id_x".into(), Secret::new("a:b"), None);
         let v = src.basic_authorization().unwrap();
         assert!(v.is_sensitive());
         let text = v.to_str().unwrap().strip_prefix("Basic ").unwrap();

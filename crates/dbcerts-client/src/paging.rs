@@ -58,8 +58,8 @@ impl ListOptions {
     }
 }
 
-/// One page of a list.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+/// One page of a list. Serializes back to Atlas's shape (what `atlas … list -o json` prints).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Page<T> {
     /// `self`, and `next`/`previous` where those pages exist.

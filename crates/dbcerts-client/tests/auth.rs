@@ -208,6 +208,52 @@ async fn a_refused_cached_token_is_replaced_once() {
 }
 
 #[tokio::test]
+async fn a_token_handed_to_a_later_client_is_used_until_it_is_due() {
+    let server = TestServer::start().await;
+    let (first, creds) = server.service_account_client().await;
+    assert!(
+        first.cached_token().await.is_none(),
+        "no token before a call"
+    );
+    first
+        .list_groups(ListOptions::default())
+        .await
+        .expect("first call");
+    let kept = first.cached_token().await.expect("a cached token");
+    assert!(kept.renew_at > std::time::SystemTime::now());
+    assert!(!format!("{kept:?}").contains(kept.token.expose()));
+    assert_eq!(server.counters.token_requests(), 1);
+    // A later process starts with the kept token: no token request.
+    let second = dbcerts_client::Client::builder(&server.base_url)
+        .credentials(creds.clone())
+        .cached_token(kept.clone())
+        .build()
+        .expect("client");
+    second
+        .list_groups(ListOptions::default())
+        .await
+        .expect("call with the kept token");
+    assert_eq!(server.counters.token_requests(), 1);
+    // A kept token already due is not used.
+    let due = dbcerts_client::CachedToken {
+        token: kept.token.clone(),
+        renew_at: std::time::SystemTime::now() - Duration::from_secs(1),
+    };
+    let third = dbcerts_client::Client::builder(&server.base_url)
+        .credentials(creds)
+        .cached_token(due)
+        .build()
+        .expect("client");
+    third
+        .list_groups(ListOptions::default())
+        .await
+        .expect("call with a new token");
+    assert_eq!(server.counters.token_requests(), 2);
+    let renewed = third.cached_token().await.expect("the new token");
+    assert_ne!(renewed.token.expose(), kept.token.expose());
+}
+
+#[tokio::test]
 async fn a_missing_role_does_not_cost_a_new_token() {
     let server = TestServer::start().await;
     let (client, _) = server.service_account_with_role("ORG_MEMBER").await;

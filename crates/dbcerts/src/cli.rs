@@ -1,5 +1,8 @@
-//! The command line. Every `serve` flag also reads a `DBCERTS_*` environment variable; both
-//! override the TOML config file, which overrides the defaults.
+//! The command line. Server commands (`serve`, `ca`, `audit`, `apikey`, `backup`, `restore`)
+//! work on the store directly; every one of their flags also reads a `DBCERTS_*` environment
+//! variable, and both override the TOML config file, which overrides the defaults. Client
+//! commands (`config`, `projects`, `dbusers`, `security`, `orgs`, `serviceAccounts`,
+//! `mongod-config`, `completion`) talk to a server over HTTP; see [`crate::client`].
 
 use std::path::PathBuf;
 
@@ -9,11 +12,17 @@ use clap::{Args, Parser, Subcommand};
 #[command(
     name = "dbcerts",
     version,
-    about = "An Atlas-compatible X.509 certificate authority for MongoDB database users"
+    about = "An Atlas-compatible X.509 certificate authority for MongoDB database users",
+    after_help = "Examples:
+  dbcerts serve --data-dir /var/lib/dbcerts
+  dbcerts config init
+  dbcerts dbusers certs create --username alice --out alice.pem
+
+Client commands exit 0 on success, 1 on a local failure, 2 on a usage error, 3 when \
+authentication fails, 4 when something is not found, 5 on a server error, 6 when the server \
+cannot be reached."
 )]
 pub struct Cli {
-    #[command(flatten)]
-    pub global: GlobalArgs,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -22,30 +31,35 @@ pub struct Cli {
 #[derive(Debug, Clone, Default, Args)]
 pub struct GlobalArgs {
     /// TOML config file.
-    #[arg(long, env = "DBCERTS_CONFIG", global = true)]
+    #[arg(long, env = "DBCERTS_CONFIG")]
     pub config: Option<PathBuf>,
     /// Directory for the SQLite database, the generated master key and the bootstrap
     /// credentials [default: ./dbcerts-data]
-    #[arg(long, env = "DBCERTS_DATA_DIR", global = true)]
+    #[arg(long, env = "DBCERTS_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
     /// Database URL: sqlite:///path/to/file.db, or postgres://user:password@host:port/db for
     /// several nodes on one database [default: sqlite://<data-dir>/dbcerts.db]
-    #[arg(long, env = "DBCERTS_DATABASE_URL", global = true)]
+    #[arg(long, env = "DBCERTS_DATABASE_URL")]
     pub database_url: Option<String>,
     /// File holding the base64 master key that seals CA keys and API-key secrets
     /// [default: <data-dir>/master.key, generated on first start]
-    #[arg(long, env = "DBCERTS_MASTER_KEY_FILE", global = true)]
+    #[arg(long, env = "DBCERTS_MASTER_KEY_FILE")]
     pub master_key_file: Option<PathBuf>,
     /// Key algorithm of issued certificates and of new project CAs: rsa-4096 (Atlas), rsa-2048,
     /// ecdsa-p256, ecdsa-p384 [default: rsa-4096]
-    #[arg(long, env = "DBCERTS_KEY_ALGORITHM", global = true)]
+    #[arg(long, env = "DBCERTS_KEY_ALGORITHM")]
     pub key_algorithm: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the Atlas-compatible HTTP server.
-    Serve(ServeArgs),
+    Serve {
+        #[command(flatten)]
+        store: GlobalArgs,
+        #[command(flatten)]
+        serve: ServeArgs,
+    },
     /// Work with the projects' managed certificate authorities.
     Ca {
         #[command(subcommand)]
@@ -72,6 +86,8 @@ pub enum Command {
         /// The backup file to create (must not exist); written with mode 0600.
         #[arg(long, value_name = "FILE")]
         to: PathBuf,
+        #[command(flatten)]
+        store: GlobalArgs,
     },
     /// Replace the SQLite database with a backup, after checking the backup's integrity and
     /// that the master key opens it. The server must be stopped; the replaced database is kept
@@ -82,7 +98,11 @@ pub enum Command {
         /// A file written by `dbcerts backup`.
         #[arg(long, value_name = "FILE")]
         from: PathBuf,
+        #[command(flatten)]
+        store: GlobalArgs,
     },
+    #[command(flatten)]
+    Client(crate::client::args::ClientCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -90,7 +110,10 @@ pub enum AuditCommand {
     /// Check the hash chain of the whole audit log; exits non-zero at the first broken link.
     ///
     /// Example: dbcerts audit verify
-    Verify,
+    Verify {
+        #[command(flatten)]
+        store: GlobalArgs,
+    },
     /// Print audit entries, oldest first.
     ///
     /// Example: dbcerts audit list --project 5efda6aea3f2ed2e7dd6ce05 --since 2026-11-01
@@ -113,6 +136,8 @@ pub enum AuditCommand {
         /// One JSON object per line.
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        store: GlobalArgs,
     },
 }
 
@@ -134,12 +159,17 @@ pub enum ApikeyCommand {
         /// Description of the key.
         #[arg(long, default_value = "created by dbcerts apikey create")]
         description: String,
+        #[command(flatten)]
+        store: GlobalArgs,
     },
     /// Replace the bootstrap key with a new one holding the same roles; rewrites
     /// bootstrap-credentials.json (mode 0600), then deletes the old key.
     ///
     /// Example: dbcerts apikey rotate-bootstrap
-    RotateBootstrap,
+    RotateBootstrap {
+        #[command(flatten)]
+        store: GlobalArgs,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -151,6 +181,8 @@ pub enum CaCommand {
         /// The project (group) id.
         #[arg(long)]
         project: String,
+        #[command(flatten)]
+        store: GlobalArgs,
     },
 }
 

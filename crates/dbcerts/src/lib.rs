@@ -3,12 +3,13 @@
 
 pub mod app;
 pub mod cli;
+pub mod client;
 pub mod config;
 pub mod operator;
 
 use std::process::ExitCode;
 
-use cli::{ApikeyCommand, AuditCommand, CaCommand, Cli, Command};
+use cli::{ApikeyCommand, AuditCommand, CaCommand, Cli, Command, GlobalArgs};
 
 /// Runs a parsed command line and returns the process exit code.
 pub fn run(cli: Cli) -> ExitCode {
@@ -23,52 +24,46 @@ pub fn run(cli: Cli) -> ExitCode {
         }
     };
     let result = runtime.block_on(async move {
+        let settings = |store: &GlobalArgs| {
+            init_logging("text");
+            config::Settings::resolve(store, &Default::default())
+        };
         match cli.command {
-            Command::Serve(args) => {
-                let cfg = config::Settings::resolve(&cli.global, &args)?;
+            Command::Client(command) => return Ok(Some(client::run(command).await)),
+            Command::Serve { store, serve } => {
+                let cfg = config::Settings::resolve(&store, &serve)?;
                 init_logging(&cfg.log_format);
-                app::serve(cfg).await
+                app::serve(cfg).await?;
             }
             Command::Ca {
-                command: CaCommand::Export { project },
+                command: CaCommand::Export { project, store },
             } => {
-                init_logging("text");
-                let cfg = config::Settings::resolve(&cli.global, &Default::default())?;
-                let pem = app::export_ca(&cfg, &project).await?;
+                let pem = app::export_ca(&settings(&store)?, &project).await?;
                 print!("{pem}");
-                Ok(())
             }
             Command::Audit { command } => {
-                init_logging("text");
-                let cfg = config::Settings::resolve(&cli.global, &Default::default())?;
-                run_audit(&cfg, command).await
+                let store = match &command {
+                    AuditCommand::Verify { store } | AuditCommand::List { store, .. } => store,
+                };
+                run_audit(&settings(store)?, command).await?;
             }
-            Command::Backup { to } => {
-                init_logging("text");
-                let cfg = config::Settings::resolve(&cli.global, &Default::default())?;
-                let summary = operator::backup(&cfg, &to).await?;
-                println!("{summary}");
-                Ok(())
+            Command::Backup { to, store } => {
+                println!("{}", operator::backup(&settings(&store)?, &to).await?);
             }
-            Command::Restore { from } => {
-                init_logging("text");
-                let cfg = config::Settings::resolve(&cli.global, &Default::default())?;
-                let summary = operator::restore(&cfg, &from).await?;
-                println!("{summary}");
-                Ok(())
+            Command::Restore { from, store } => {
+                println!("{}", operator::restore(&settings(&store)?, &from).await?);
             }
             Command::Apikey { command } => {
-                init_logging("text");
-                let cfg = config::Settings::resolve(&cli.global, &Default::default())?;
                 let creds = match command {
                     ApikeyCommand::Create {
                         org,
                         roles,
                         project_roles,
                         description,
+                        store,
                     } => {
                         operator::create_api_key(
-                            &cfg,
+                            &settings(&store)?,
                             org.as_deref(),
                             &description,
                             &roles,
@@ -76,15 +71,18 @@ pub fn run(cli: Cli) -> ExitCode {
                         )
                         .await?
                     }
-                    ApikeyCommand::RotateBootstrap => operator::rotate_bootstrap(&cfg).await?,
+                    ApikeyCommand::RotateBootstrap { store } => {
+                        operator::rotate_bootstrap(&settings(&store)?).await?
+                    }
                 };
                 println!("{}", serde_json::to_string_pretty(&creds)?);
-                Ok(())
             }
         }
+        anyhow::Ok(None)
     });
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(Some(code)) => code,
+        Ok(None) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("dbcerts: {e:#}");
             ExitCode::FAILURE
@@ -95,7 +93,7 @@ pub fn run(cli: Cli) -> ExitCode {
 async fn run_audit(cfg: &config::Settings, command: AuditCommand) -> anyhow::Result<()> {
     let (store, _) = app::open_checked_store(cfg).await?;
     let result = match command {
-        AuditCommand::Verify => match operator::verify_audit_chain(store.store()).await? {
+        AuditCommand::Verify { .. } => match operator::verify_audit_chain(store.store()).await? {
             operator::ChainCheck::Intact { entries } => {
                 println!("audit log intact: {entries} entries");
                 Ok(())
@@ -111,6 +109,7 @@ async fn run_audit(cfg: &config::Settings, command: AuditCommand) -> anyhow::Res
             until,
             limit,
             json,
+            ..
         } => {
             let filter = dbcerts_store::AuditFilter {
                 project_id: project,

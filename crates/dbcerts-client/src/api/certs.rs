@@ -118,6 +118,20 @@ pub struct ExpiringCertificate {
     pub certificate: UserCert,
 }
 
+/// A `MANAGED` user and its unexpired certificates, found by
+/// [`Client::managed_user_certificates`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ManagedUserCerts {
+    /// The project.
+    pub group_id: String,
+    /// The project's name.
+    pub project_name: String,
+    /// The user.
+    pub username: String,
+    /// Its unexpired certificates, oldest first.
+    pub certificates: Vec<UserCert>,
+}
+
 impl Client {
     /// `GET /groups/{groupId}/databaseUsers/{username}/certs` (listDatabaseUserCerts): one
     /// page of the user's unexpired certificates, oldest first.
@@ -166,50 +180,92 @@ impl Client {
         })
     }
 
-    /// Every unexpired certificate, in every project the caller can see, of every `MANAGED`
-    /// user that still exists, whose `notAfter` is at or before `deadline`; soonest first.
-    /// Projects and users deleted during the sweep are skipped. (Certificates of deleted users
-    /// cannot be listed through the API.)
-    pub async fn certificates_expiring_before(
+    /// Every `MANAGED` user, with its unexpired certificates, of project `group_id`, or of
+    /// every project the caller can see when `None`; in listing order. Projects and users
+    /// deleted during the sweep are skipped. (Certificates of deleted users cannot be listed
+    /// through the API.)
+    pub async fn managed_user_certificates(
         &self,
-        deadline: DateTime<Utc>,
-    ) -> Result<Vec<ExpiringCertificate>, ClientError> {
+        group_id: Option<&str>,
+    ) -> Result<Vec<ManagedUserCerts>, ClientError> {
+        let projects = match group_id {
+            Some(id) => vec![self.get_group(id).await?],
+            None => self.list_all_groups().await?,
+        };
         let mut found = Vec::new();
-        for project in self.list_all_groups().await? {
+        for project in projects {
             let users = match self.list_all_database_users(&project.id).await {
-                Err(ClientError::NotFound(_)) => continue,
+                Err(ClientError::NotFound(_)) if group_id.is_none() => continue,
                 other => other?,
             };
-            for user in users.iter().filter(|u| u.x509_type == X509Type::Managed) {
-                let certs = match self
+            for user in users
+                .into_iter()
+                .filter(|u| u.x509_type == X509Type::Managed)
+            {
+                let certificates = match self
                     .list_all_database_user_certs(&project.id, &user.username)
                     .await
                 {
                     Err(ClientError::NotFound(_)) => continue,
                     other => other?,
                 };
-                found.extend(
-                    certs
-                        .into_iter()
-                        .filter(|c| c.not_after <= deadline)
-                        .map(|c| ExpiringCertificate {
-                            group_id: project.id.clone(),
-                            project_name: project.name.clone(),
-                            username: user.username.clone(),
-                            certificate: c,
-                        }),
-                );
+                found.push(ManagedUserCerts {
+                    group_id: project.id.clone(),
+                    project_name: project.name.clone(),
+                    username: user.username,
+                    certificates,
+                });
             }
         }
-        found.sort_by(|a, b| {
-            (a.certificate.not_after, &a.group_id, a.certificate.id).cmp(&(
-                b.certificate.not_after,
-                &b.group_id,
-                b.certificate.id,
-            ))
-        });
         Ok(found)
     }
+
+    /// Every unexpired certificate, in every project the caller can see, of every `MANAGED`
+    /// user that still exists, whose `notAfter` is at or before `deadline`; soonest first.
+    pub async fn certificates_expiring_before(
+        &self,
+        deadline: DateTime<Utc>,
+    ) -> Result<Vec<ExpiringCertificate>, ClientError> {
+        Ok(expiring_before(
+            self.managed_user_certificates(None).await?,
+            deadline,
+        ))
+    }
+}
+
+/// The certificates of `users` whose `notAfter` is at or before `deadline`, soonest first.
+pub fn expiring_before(
+    users: Vec<ManagedUserCerts>,
+    deadline: DateTime<Utc>,
+) -> Vec<ExpiringCertificate> {
+    let mut found: Vec<ExpiringCertificate> = users
+        .into_iter()
+        .flat_map(|u| {
+            let ManagedUserCerts {
+                group_id,
+                project_name,
+                username,
+                certificates,
+            } = u;
+            certificates
+                .into_iter()
+                .filter(move |c| c.not_after <= deadline)
+                .map(move |c| ExpiringCertificate {
+                    group_id: group_id.clone(),
+                    project_name: project_name.clone(),
+                    username: username.clone(),
+                    certificate: c,
+                })
+        })
+        .collect();
+    found.sort_by(|a, b| {
+        (a.certificate.not_after, &a.group_id, a.certificate.id).cmp(&(
+            b.certificate.not_after,
+            &b.group_id,
+            b.certificate.id,
+        ))
+    });
+    found
 }
 
 fn certs_call(method: Method, group_id: &str, username: &str) -> Result<Call, ClientError> {

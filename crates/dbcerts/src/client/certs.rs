@@ -1,0 +1,525 @@
+//! `dbusers certs list|create|expiring|renew`. Private keys go to 0600 files, or to stdout
+//! when it is not a terminal; never into a table, JSON output, error or log.
+
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use dbcerts_client::{IssuedCertificate, ManagedUserCerts, expiring_before};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use serde::Serialize;
+use tokio::sync::Semaphore;
+
+use super::args::CertsCommand;
+use super::output::{
+    CliError, Overwrite, SecretFile, one_line, print_json, print_table, protect_redirected_stdout,
+    time,
+};
+use super::profile::create_private_dir;
+use super::{Ctx, list_options};
+
+/// What is printed about an issued certificate: never its key.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Written {
+    group_id: String,
+    username: String,
+    serial: String,
+    not_after: DateTime<Utc>,
+    subject: String,
+    path: PathBuf,
+}
+
+/// Serial (decimal, as the API's `_id`), `notAfter` and subject of the issued certificate.
+fn certificate_facts(
+    issued: &IssuedCertificate,
+) -> Result<(String, DateTime<Utc>, String), String> {
+    let (_, pem) = x509_parser::pem::parse_x509_pem(issued.certificate_pem().as_bytes())
+        .map_err(|e| format!("the certificate PEM does not parse: {e}"))?;
+    let cert = pem
+        .parse_x509()
+        .map_err(|e| format!("the certificate does not parse: {e}"))?;
+    let not_after = DateTime::from_timestamp(cert.validity().not_after.timestamp(), 0)
+        .ok_or("the certificate's notAfter is out of range")?;
+    Ok((
+        cert.tbs_certificate.serial.to_string(),
+        not_after,
+        cert.subject().to_string(),
+    ))
+}
+
+/// Issues a certificate for `username` and writes it to `path`.
+async fn issue_to_file(
+    ctx: &Ctx,
+    group_id: &str,
+    username: &str,
+    months: Option<u32>,
+    path: &Path,
+    overwrite: Overwrite,
+) -> Result<Written, CliError> {
+    // The file is made ready first: nothing is issued for a file that cannot be written.
+    let file = SecretFile::prepare(path, overwrite)?;
+    let issued = ctx
+        .client
+        .create_database_user_cert(group_id, username, months)
+        .await?;
+    // The key is written before anything else can fail: the certificate is already on record.
+    file.commit(issued.pem().as_bytes())?;
+    let (serial, not_after, subject) = certificate_facts(&issued)
+        .map_err(|e| CliError::local(format!("{}: {e}", path.display())))?;
+    Ok(Written {
+        group_id: group_id.to_owned(),
+        username: username.to_owned(),
+        serial,
+        not_after,
+        subject,
+        path: path.to_owned(),
+    })
+}
+
+pub async fn run(ctx: Ctx, command: CertsCommand) -> Result<(), CliError> {
+    match command {
+        CertsCommand::List {
+            username,
+            project,
+            page,
+        } => {
+            let g = ctx.project(project.project_id)?;
+            let page = ctx
+                .client
+                .list_database_user_certs(&g, &username, list_options(page))
+                .await?;
+            if ctx.json() {
+                return print_json(&page);
+            }
+            let rows: Vec<Vec<String>> = page
+                .results
+                .iter()
+                .map(|c| {
+                    vec![
+                        c.id.to_string(),
+                        time(&c.created_at),
+                        time(&c.not_after),
+                        c.subject.clone(),
+                    ]
+                })
+                .collect();
+            print_table(&["ID", "CREATED AT", "NOT AFTER", "SUBJECT"], &rows)
+        }
+        CertsCommand::Create {
+            username,
+            months,
+            out,
+            force,
+            project,
+        } => {
+            let g = ctx.project(project.project_id)?;
+            let overwrite = if force {
+                Overwrite::Replace
+            } else {
+                Overwrite::Refuse
+            };
+            match out {
+                Some(path) => {
+                    let w = issue_to_file(&ctx, &g, &username, months, &path, overwrite).await?;
+                    if ctx.json() {
+                        return print_json(&w);
+                    }
+                    println!(
+                        "Certificate for '{}' (serial {}, expires {}) written to {}",
+                        w.username,
+                        w.serial,
+                        w.not_after.format("%Y-%m-%d"),
+                        w.path.display()
+                    );
+                    Ok(())
+                }
+                None => {
+                    if std::io::stdout().is_terminal() {
+                        return Err(CliError::usage(
+                            "refusing to print a private key to the terminal: pass --out FILE, \
+                             or redirect stdout",
+                        ));
+                    }
+                    protect_redirected_stdout();
+                    let issued = ctx
+                        .client
+                        .create_database_user_cert(&g, &username, months)
+                        .await?;
+                    let mut stdout = std::io::stdout().lock();
+                    stdout
+                        .write_all(issued.pem().as_bytes())
+                        .and_then(|_| stdout.flush())
+                        .map_err(|e| CliError::local(format!("cannot write to stdout: {e}")))
+                }
+            }
+        }
+        CertsCommand::Expiring { within, project } => {
+            let now = Utc::now();
+            let deadline = window_end(now, within)?;
+            let users = ctx
+                .client
+                .managed_user_certificates(project.project_id.as_deref())
+                .await?;
+            let found = expiring_before(users, deadline);
+            if ctx.json() {
+                let items: Vec<serde_json::Value> = found
+                    .iter()
+                    .map(|e| {
+                        serde_json::json!({
+                            "groupId": e.group_id,
+                            "projectName": e.project_name,
+                            "username": e.username,
+                            "serial": e.certificate.id.to_string(),
+                            "notAfter": e.certificate.not_after,
+                            "subject": e.certificate.subject,
+                        })
+                    })
+                    .collect();
+                return print_json(&items);
+            }
+            let rows: Vec<Vec<String>> = found
+                .iter()
+                .map(|e| {
+                    vec![
+                        e.group_id.clone(),
+                        e.username.clone(),
+                        e.certificate.id.to_string(),
+                        time(&e.certificate.not_after),
+                        remaining(e.certificate.not_after - now),
+                    ]
+                })
+                .collect();
+            print_table(
+                &[
+                    "PROJECT ID",
+                    "USERNAME",
+                    "SERIAL",
+                    "NOT AFTER",
+                    "EXPIRES IN",
+                ],
+                &rows,
+            )
+        }
+        CertsCommand::Renew {
+            expiring_within,
+            out_dir,
+            months,
+            force,
+            parallel,
+            project,
+        } => {
+            let overwrite = if force {
+                Overwrite::Replace
+            } else {
+                Overwrite::Refuse
+            };
+            let per_project_dirs = project.project_id.is_none();
+            let deadline = window_end(Utc::now(), expiring_within)?;
+            let users = ctx
+                .client
+                .managed_user_certificates(project.project_id.as_deref())
+                .await?;
+            let without: Vec<Named> = users
+                .iter()
+                .filter(|u| u.certificates.is_empty())
+                .map(|u| Named {
+                    group_id: u.group_id.clone(),
+                    username: u.username.clone(),
+                })
+                .collect();
+            let due = due_for_renewal(users, deadline);
+            let plan: Vec<Renewal> = due
+                .into_iter()
+                .map(|u| {
+                    let path = renewal_path(&out_dir, &u.group_id, &u.username, per_project_dirs);
+                    Renewal {
+                        group_id: u.group_id,
+                        username: u.username,
+                        path,
+                    }
+                })
+                .collect();
+            renew(ctx, plan, without, months, overwrite, parallel as usize).await
+        }
+    }
+}
+
+/// `now + window`, refused when beyond the calendar.
+fn window_end(now: DateTime<Utc>, window: Duration) -> Result<DateTime<Utc>, CliError> {
+    chrono::TimeDelta::from_std(window)
+        .ok()
+        .and_then(|w| now.checked_add_signed(w))
+        .ok_or_else(|| CliError::usage("the window is too long"))
+}
+
+/// `29d 23h`, or `expired` for a past moment.
+fn remaining(left: chrono::TimeDelta) -> String {
+    if left <= chrono::TimeDelta::zero() {
+        return "expired".into();
+    }
+    let hours = left.num_hours();
+    format!("{}d {}h", hours / 24, hours % 24)
+}
+
+/// The users whose certificates all expire by `deadline` (a user who already holds one that
+/// outlives it was renewed before, and is left alone).
+pub fn due_for_renewal(
+    users: Vec<ManagedUserCerts>,
+    deadline: DateTime<Utc>,
+) -> Vec<ManagedUserCerts> {
+    users
+        .into_iter()
+        .filter(|u| {
+            u.certificates
+                .iter()
+                .map(|c| c.not_after)
+                .max()
+                .is_some_and(|last| last <= deadline)
+        })
+        .collect()
+}
+
+/// `DIR/<username>.pem` for one project, `DIR/<groupId>/<username>.pem` across projects.
+/// Names from the server each become exactly one path component inside `DIR`.
+fn renewal_path(dir: &Path, group_id: &str, username: &str, per_project: bool) -> PathBuf {
+    let name = format!("{}.pem", path_component(username));
+    if per_project {
+        dir.join(path_component(group_id)).join(name)
+    } else {
+        dir.join(name)
+    }
+}
+
+/// `text` as one file name: `/`, `%`, NUL and a leading `.` percent-encoded (so no `..`, no
+/// absolute path, no hidden file).
+fn path_component(text: &str) -> String {
+    let mut out = String::new();
+    for (i, ch) in text.chars().enumerate() {
+        match ch {
+            '/' | '%' | '\0' => out.push_str(&format!("%{:02X}", ch as u32)),
+            '.' if i == 0 => out.push_str("%2E"),
+            c => out.push(c),
+        }
+    }
+    if out.is_empty() {
+        out.push_str("%00");
+    }
+    out
+}
+
+struct Renewal {
+    group_id: String,
+    username: String,
+    path: PathBuf,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Failure {
+    group_id: String,
+    username: String,
+    error: String,
+}
+
+/// A MANAGED user without an unexpired certificate: not renewed (there is nothing to renew;
+/// `dbusers certs create` issues its first), but reported.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Named {
+    group_id: String,
+    username: String,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Summary {
+    renewed: Vec<Written>,
+    failed: Vec<Failure>,
+    without_certificate: Vec<Named>,
+}
+
+async fn renew(
+    ctx: Ctx,
+    plan: Vec<Renewal>,
+    without_certificate: Vec<Named>,
+    months: Option<u32>,
+    overwrite: Overwrite,
+    parallel: usize,
+) -> Result<(), CliError> {
+    let total = plan.len();
+    for dir in plan.iter().filter_map(|r| r.path.parent()) {
+        create_private_dir(dir)?;
+    }
+    let bar = ProgressBar::with_draw_target(Some(total as u64), ProgressDrawTarget::stderr());
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{spinner} renewing [{bar:30}] {pos}/{len} certificates, ETA {eta} {msg}",
+        )
+        .map_err(|e| CliError::local(format!("progress bar: {e}")))?
+        .progress_chars("=> "),
+    );
+    if total > 0 {
+        bar.enable_steady_tick(Duration::from_millis(200));
+    }
+    let ctx = Arc::new(ctx);
+    let gate = Arc::new(Semaphore::new(parallel.max(1)));
+    let mut tasks = tokio::task::JoinSet::new();
+    for r in plan {
+        let (ctx, gate, bar) = (ctx.clone(), gate.clone(), bar.clone());
+        tasks.spawn(async move {
+            let _permit = gate.acquire_owned().await;
+            bar.set_message(one_line(&r.username));
+            let result =
+                issue_to_file(&ctx, &r.group_id, &r.username, months, &r.path, overwrite).await;
+            bar.inc(1);
+            result.map_err(|e| Failure {
+                group_id: r.group_id,
+                username: r.username,
+                error: one_line(&e.message),
+            })
+        });
+    }
+    let mut summary = Summary {
+        renewed: Vec::new(),
+        failed: Vec::new(),
+        without_certificate,
+    };
+    while let Some(joined) = tasks.join_next().await {
+        match joined {
+            Ok(Ok(w)) => summary.renewed.push(w),
+            Ok(Err(f)) => summary.failed.push(f),
+            Err(e) => {
+                return Err(CliError::local(format!("a renewal task failed: {e}")));
+            }
+        }
+    }
+    bar.finish_and_clear();
+    summary
+        .renewed
+        .sort_by(|a, b| (&a.group_id, &a.username).cmp(&(&b.group_id, &b.username)));
+    summary
+        .failed
+        .sort_by(|a, b| (&a.group_id, &a.username).cmp(&(&b.group_id, &b.username)));
+    if ctx.json() {
+        print_json(&summary)?;
+    } else {
+        println!(
+            "Renewed {} of {} certificates",
+            summary.renewed.len(),
+            total
+        );
+        for w in &summary.renewed {
+            println!(
+                "  {}/{}: serial {}, expires {}, {}",
+                one_line(&w.group_id),
+                one_line(&w.username),
+                w.serial,
+                w.not_after.format("%Y-%m-%d"),
+                w.path.display()
+            );
+        }
+        for f in &summary.failed {
+            println!(
+                "  FAILED {}/{}: {}",
+                one_line(&f.group_id),
+                one_line(&f.username),
+                f.error
+            );
+        }
+        if !summary.without_certificate.is_empty() {
+            println!(
+                "{} MANAGED users hold no unexpired certificate (not renewed; issue one with \
+                 `dbcerts dbusers certs create`):",
+                summary.without_certificate.len()
+            );
+            for n in &summary.without_certificate {
+                println!("  {}/{}", one_line(&n.group_id), one_line(&n.username));
+            }
+        }
+    }
+    if summary.failed.is_empty() {
+        Ok(())
+    } else {
+        Err(CliError::local(format!(
+            "{} of {} renewals failed",
+            summary.failed.len(),
+            total
+        )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use dbcerts_client::UserCert;
+
+    fn user(name: &str, not_afters: &[i64]) -> ManagedUserCerts {
+        ManagedUserCerts {
+            group_id: "g".into(),
+            project_name: "p".into(),
+            username: name.into(),
+            certificates: not_afters
+                .iter()
+                .enumerate()
+                .map(|(i, &days)| UserCert {
+                    id: i as i64 + 1,
+                    created_at: Utc::now(),
+                    group_id: "g".into(),
+                    not_after: Utc::now() + chrono::TimeDelta::days(days),
+                    subject: format!("CN={name}"),
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn only_users_without_a_certificate_beyond_the_window_are_due() {
+        let deadline = Utc::now() + chrono::TimeDelta::days(30);
+        let due = due_for_renewal(
+            vec![
+                user("soon", &[10]),
+                user("renewed-already", &[10, 90]),
+                user("fine", &[90]),
+                user("none", &[]),
+                user("two-soon", &[5, 20]),
+            ],
+            deadline,
+        );
+        let names: Vec<&str> = due.iter().map(|u| u.username.as_str()).collect();
+        assert_eq!(names, ["soon", "two-soon"]);
+    }
+
+    #[test]
+    fn renewal_paths_are_one_component_per_user() {
+        let d = Path::new("/out");
+        assert_eq!(
+            renewal_path(d, "g1", "alice", false),
+            Path::new("/out/alice.pem")
+        );
+        assert_eq!(
+            renewal_path(d, "g1", "alice", true),
+            Path::new("/out/g1/alice.pem")
+        );
+        assert_eq!(
+            renewal_path(d, "g1", "../etc/x", false),
+            Path::new("/out/%2E.%2Fetc%2Fx.pem")
+        );
+        assert_eq!(
+            renewal_path(d, "/etc", "x", true),
+            Path::new("/out/%2Fetc/x.pem")
+        );
+        assert_eq!(
+            renewal_path(d, "..", "x", true),
+            Path::new("/out/%2E./x.pem")
+        );
+    }
+
+    #[test]
+    fn remaining_time_reads_in_days_and_hours() {
+        assert_eq!(remaining(chrono::TimeDelta::hours(49)), "2d 1h");
+        assert_eq!(remaining(chrono::TimeDelta::seconds(-1)), "expired");
+    }
+}
