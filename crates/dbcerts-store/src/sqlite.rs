@@ -61,16 +61,19 @@ impl SqliteStore {
             Some(p) => Some(Arc::new(lock_file(p, "serve", Lock::Shared).await?)),
             None => None,
         };
+        // Held from before the first connection: that connection switches a new file to WAL,
+        // which stores opening the same file at once must not race (SQLite answers such a
+        // race with an immediate SQLITE_BUSY, busy timeout or not).
+        let migrating = match &path {
+            Some(p) => Some(lock_file(p, "migrate", Lock::Exclusive).await?),
+            None => None,
+        };
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
             .acquire_timeout(Duration::from_secs(5))
             .connect_with(options)
             .await
             .map_err(map_err)?;
-        let migrating = match &path {
-            Some(p) => Some(lock_file(p, "migrate", Lock::Exclusive).await?),
-            None => None,
-        };
         let mut migrator = sqlx::migrate!("./migrations/sqlite");
         // A node of the previous release keeps running on a schema that a newer node has
         // migrated: every migration is additive (see docs/ARCHITECTURE.md).
