@@ -855,7 +855,24 @@ def test_rate_limited_request_is_a_server_class_error(make_server, tmp_path):
     limited = s.call("GET", certs_path(gid, user))
     assert limited.status_code == 429, limited.text
     cli = login(s, tmp_path / "home", gid=gid)
-    error_line(cli.run("dbusers", "certs", "list", user), EXIT_SERVER, limited.json()["errorCode"])
+    # DBCERTS_RATE_LIMIT_WAIT=0: fail at once instead of waiting out the minute.
+    p = cli.run("dbusers", "certs", "list", user, env_extra={"DBCERTS_RATE_LIMIT_WAIT": "0"})
+    error_line(p, EXIT_SERVER, limited.json()["errorCode"])
+
+
+def test_a_rate_limited_command_waits_as_retry_after_says(make_server, tmp_path):
+    """By default a 429 is waited out (Retry-After), so long renewals survive Atlas's limits."""
+    s = make_server(rate_limit_certs_per_minute=60)
+    gid, user = s.create_project(), unique_user("patient")
+    s.create_user(gid, user)
+    while s.call("GET", certs_path(gid, user)).status_code != 429:
+        pass  # use up the minute's allowance
+    cli = login(s, tmp_path / "home", gid=gid)
+    started = time.monotonic()
+    out = cli.ok("dbusers", "certs", "create", "--username", user, "--out", tmp_path / "p.pem")
+    assert time.monotonic() - started >= 0.5, "it did not wait"
+    assert "written to" in out
+    check_pem_file(tmp_path / "p.pem", user)
 
 
 @pytest.mark.skipif(BACKEND != "sqlite", reason="holds the SQLite write lock from outside the server")

@@ -52,6 +52,7 @@ pub struct ClientBuilder {
     root_certificates: Vec<reqwest::Certificate>,
     proxy: bool,
     cached_token: Option<CachedToken>,
+    rate_limit_wait: Duration,
 }
 
 impl std::fmt::Debug for ClientBuilder {
@@ -79,6 +80,7 @@ impl ClientBuilder {
             root_certificates: Vec::new(),
             proxy: true,
             cached_token: None,
+            rate_limit_wait: Duration::ZERO,
         }
     }
 
@@ -130,6 +132,15 @@ impl ClientBuilder {
         self
     }
 
+    /// On 429 (rate limited), waits as `Retry-After` says (1 s when it says nothing) and sends
+    /// the call again, for up to `max_wait` in all per call; then the 429 is returned. A 429
+    /// is answered before the request is acted on, so repeating it is safe, POST included.
+    /// Off (zero) by default.
+    pub fn retry_rate_limited(mut self, max_wait: Duration) -> ClientBuilder {
+        self.rate_limit_wait = max_wait;
+        self
+    }
+
     /// Ignores proxy settings from the environment (`HTTPS_PROXY`, …).
     pub fn no_proxy(mut self) -> ClientBuilder {
         self.proxy = false;
@@ -170,6 +181,7 @@ impl ClientBuilder {
                 base,
                 token_url,
                 auth,
+                rate_limit_wait: self.rate_limit_wait,
             }),
         })
     }
@@ -206,6 +218,8 @@ struct Inner {
     base: String,
     token_url: Url,
     auth: Scheme,
+    /// How long one call may spend waiting out 429s.
+    rate_limit_wait: Duration,
 }
 
 enum Scheme {
@@ -507,10 +521,26 @@ impl Client {
     /// error the server answered with.
     pub(crate) async fn execute(&self, call: &Call) -> Result<Reply, ClientError> {
         let url = self.url(call)?;
-        let reply = match &self.inner.auth {
-            Scheme::Anonymous => self.send_once(call, &url, None).await?,
-            Scheme::Digest(d) => self.execute_digest(d, call, &url).await?,
-            Scheme::Bearer(t) => self.execute_bearer(t, call, &url).await?,
+        let mut waited = Duration::ZERO;
+        let reply = loop {
+            let reply = match &self.inner.auth {
+                Scheme::Anonymous => self.send_once(call, &url, None).await?,
+                Scheme::Digest(d) => self.execute_digest(d, call, &url).await?,
+                Scheme::Bearer(t) => self.execute_bearer(t, call, &url).await?,
+            };
+            if reply.status != StatusCode::TOO_MANY_REQUESTS {
+                break reply;
+            }
+            let wait = retry_after(&reply.headers);
+            if waited + wait > self.inner.rate_limit_wait {
+                break reply;
+            }
+            tracing::debug!(
+                wait_ms = wait.as_millis() as u64,
+                "dbcerts-client: rate limited, waiting"
+            );
+            tokio::time::sleep(wait).await;
+            waited += wait;
         };
         if reply.status.is_success() {
             Ok(reply)
@@ -610,6 +640,17 @@ impl Client {
     pub(crate) async fn unit(&self, call: &Call) -> Result<(), ClientError> {
         self.execute(call).await.map(drop)
     }
+}
+
+/// The wait a 429's `Retry-After` asks for: delta-seconds (an HTTP date, or nothing, counts
+/// as one second), at least 100 ms.
+fn retry_after(headers: &HeaderMap) -> Duration {
+    headers
+        .get(reqwest::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map_or(Duration::from_secs(1), Duration::from_secs)
+        .max(Duration::from_millis(100))
 }
 
 #[cfg(test)]

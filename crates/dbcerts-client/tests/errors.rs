@@ -256,3 +256,67 @@ async fn debug_output_never_shows_a_secret() {
         }
     }
 }
+
+#[tokio::test]
+async fn a_rate_limited_call_waits_as_retry_after_says_when_asked_to() {
+    let server = TestServer::start_with(common::Options {
+        certs_per_minute: Some(60),
+        ..common::Options::default()
+    })
+    .await;
+    let plain = server.digest_client();
+    let project = plain
+        .create_group(&NewProject::new("limited", &server.org_id))
+        .await
+        .expect("project");
+    plain
+        .create_database_user(&NewDatabaseUser::x509(
+            &project.id,
+            "alice",
+            X509Type::Managed,
+            vec![DatabaseUserRole::new("read", "sales")],
+        ))
+        .await
+        .expect("user");
+    // Use up the minute's allowance (60, one more a second).
+    let mut limited = None;
+    for _ in 0..70 {
+        match plain
+            .list_database_user_certs(&project.id, "alice", ListOptions::default())
+            .await
+        {
+            Ok(_) => {}
+            Err(e) => {
+                limited = Some(e);
+                break;
+            }
+        }
+    }
+    let e = limited.expect("the limit is reached");
+    assert_eq!(e.error_code(), Some("RATE_LIMITED"));
+    assert_eq!(e.class(), ErrorClass::Server);
+    // A client that may wait gets through after Retry-After (1 s here), POST included.
+    let patient = Client::builder(&server.base_url)
+        .credentials(Credentials::api_key(
+            &server.public_key,
+            server.private_key.as_str(),
+        ))
+        .retry_rate_limited(Duration::from_secs(10))
+        .build()
+        .expect("client");
+    let started = std::time::Instant::now();
+    patient
+        .create_database_user_cert(&project.id, "alice", Some(1))
+        .await
+        .expect("issued after waiting");
+    assert!(started.elapsed() >= Duration::from_millis(500), "it waited");
+    assert_eq!(
+        patient
+            .list_all_database_user_certs(&project.id, "alice")
+            .await
+            .map(|c| c.len())
+            .unwrap_or_else(|e| panic!("{e}")),
+        1,
+        "exactly one certificate, though the POST was sent more than once"
+    );
+}

@@ -57,6 +57,8 @@ impl Counters {
 pub struct Options {
     pub nonce_lifetime_secs: i64,
     pub token_lifetime_secs: i64,
+    /// Certificate requests per minute per caller (Atlas's figure when `None`).
+    pub certs_per_minute: Option<u32>,
 }
 
 impl Default for Options {
@@ -64,6 +66,7 @@ impl Default for Options {
         Options {
             nonce_lifetime_secs: 300,
             token_lifetime_secs: 3600,
+            certs_per_minute: None,
         }
     }
 }
@@ -107,9 +110,15 @@ impl TestServer {
         let pool = KeyPool::start(KeyAlgorithm::EcdsaP256, 0, 1);
         let config = ServerConfig {
             key_algorithm: KeyAlgorithm::EcdsaP256,
-            access: AccessConfig {
-                token_lifetime_secs: options.token_lifetime_secs,
-                ..AccessConfig::default()
+            access: {
+                let mut access = AccessConfig {
+                    token_lifetime_secs: options.token_lifetime_secs,
+                    ..AccessConfig::default()
+                };
+                if let Some(n) = options.certs_per_minute {
+                    access.rate_limits.certs = n;
+                }
+                access
             },
             ..ServerConfig::default()
         };

@@ -107,6 +107,22 @@ pub fn list_options(page: PageArgs) -> ListOptions {
     }
 }
 
+/// How long one call may wait out 429s: `DBCERTS_RATE_LIMIT_WAIT` seconds, default 60 (Atlas
+/// limits count per minute), 0 to fail at once.
+fn rate_limit_wait(env: profile::Env) -> Result<std::time::Duration, CliError> {
+    match env("DBCERTS_RATE_LIMIT_WAIT") {
+        None => Ok(std::time::Duration::from_secs(60)),
+        Some(text) => text
+            .parse::<u64>()
+            .map(std::time::Duration::from_secs)
+            .map_err(|_| {
+                CliError::usage(format!(
+                    "DBCERTS_RATE_LIMIT_WAIT {text:?}: expected whole seconds"
+                ))
+            }),
+    }
+}
+
 /// Builds the client from the profile and environment, runs `body`, and keeps a service
 /// account's token for the next run.
 async fn with_context<F, Fut>(opts: &Opts, body: F) -> Result<(), CliError>
@@ -147,7 +163,8 @@ where
     };
     let mut builder = Client::builder(&settings.base_url)
         .credentials(credentials)
-        .user_agent(concat!("dbcerts-cli/", env!("CARGO_PKG_VERSION")));
+        .user_agent(concat!("dbcerts-cli/", env!("CARGO_PKG_VERSION")))
+        .retry_rate_limited(rate_limit_wait(&env)?);
     let seed = cache.as_ref().and_then(TokenCache::load);
     if let Some(token) = seed.clone() {
         builder = builder.cached_token(token);
