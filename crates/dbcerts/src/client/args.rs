@@ -26,6 +26,23 @@ pub enum Format {
     Json,
 }
 
+impl Format {
+    /// The name `-o` takes and a profile's `output` holds.
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::Table => "table",
+            Format::Json => "json",
+        }
+    }
+
+    /// A profile's or the environment's `output` setting.
+    pub fn from_setting(text: &str) -> Result<Format, super::output::CliError> {
+        <Format as ValueEnum>::from_str(text, true).map_err(|_| {
+            super::output::CliError::usage(format!("output {text:?}: must be table or json"))
+        })
+    }
+}
+
 /// `--projectId`: the project (group) to work in.
 #[derive(Debug, Clone, Default, Args)]
 pub struct ProjectArg {

@@ -116,11 +116,7 @@ pub async fn run(ctx: Ctx, command: CertsCommand) -> Result<(), CliError> {
             project,
         } => {
             let g = ctx.project(project.project_id)?;
-            let overwrite = if force {
-                Overwrite::Replace
-            } else {
-                Overwrite::Refuse
-            };
+            let overwrite = Overwrite::forced(force);
             match out {
                 Some(path) => {
                     let w = issue_to_file(&ctx, &g, &username, months, &path, overwrite).await?;
@@ -211,11 +207,7 @@ pub async fn run(ctx: Ctx, command: CertsCommand) -> Result<(), CliError> {
             parallel,
             project,
         } => {
-            let overwrite = if force {
-                Overwrite::Replace
-            } else {
-                Overwrite::Refuse
-            };
+            let overwrite = Overwrite::forced(force);
             let per_project_dirs = project.project_id.is_none();
             let deadline = window_end(Utc::now(), expiring_within)?;
             let users = ctx

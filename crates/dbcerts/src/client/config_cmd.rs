@@ -16,7 +16,7 @@ pub fn run(opts: &Opts, command: ConfigCommand) -> Result<(), CliError> {
     match command {
         ConfigCommand::Init(init) => {
             let mut p = init_profile(init, std::io::stdin().is_terminal())?;
-            p.output = opts.output.map(|f| format_name(f).to_owned());
+            p.output = opts.output.map(|f| f.name().to_owned());
             file.profiles.insert(selected.clone(), p);
             file.save()?;
             println!("Profile \"{selected}\" saved to {}", file.path.display());
@@ -52,7 +52,12 @@ pub fn run(opts: &Opts, command: ConfigCommand) -> Result<(), CliError> {
             Ok(())
         }
         ConfigCommand::Set { property, value } => {
-            if property == "output" && !matches!(value.as_str(), "table" | "json") {
+            // Written as `-o` spells them, so every reader of the file agrees.
+            if property == "output"
+                && !<Format as clap::ValueEnum>::value_variants()
+                    .iter()
+                    .any(|f| f.name() == value)
+            {
                 return Err(CliError::usage("output must be table or json"));
             }
             let p = file.profiles.entry(selected.clone()).or_default();
@@ -82,13 +87,6 @@ pub fn run(opts: &Opts, command: ConfigCommand) -> Result<(), CliError> {
 
 fn no_profile(name: &str, file: &ProfileFile) -> CliError {
     CliError::usage(format!("no profile {name:?} in {}", file.path.display()))
-}
-
-fn format_name(f: Format) -> &'static str {
-    match f {
-        Format::Table => "table",
-        Format::Json => "json",
-    }
 }
 
 /// The profile `init` describes, asking on a terminal for what the flags leave out.

@@ -144,8 +144,7 @@ where
     let format = match (opts.output, settings.output.as_deref()) {
         (Some(f), _) => f,
         (None, None) => Format::Table,
-        (None, Some(text)) => <Format as clap::ValueEnum>::from_str(text, true)
-            .map_err(|_| CliError::usage(format!("output {text:?}: must be table or json")))?,
+        (None, Some(text)) => Format::from_setting(text)?,
     };
     let Some(credentials) = settings.credentials.clone() else {
         return Err(CliError::new(

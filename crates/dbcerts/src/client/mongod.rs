@@ -16,7 +16,7 @@ use dbcerts_client::{DatabaseUser, DatabaseUserRole, X509Type};
 use serde::Serialize;
 
 use super::Ctx;
-use super::output::{CliError, print_json};
+use super::output::{CliError, exists, print_json};
 use super::resources::role_text;
 
 /// Actions of MongoDB's `read` role that apply to a collection.
@@ -294,10 +294,7 @@ fn write_public_file(path: &Path, bytes: &[u8], force: bool) -> Result<(), CliEr
     }
     let mut file = options.open(path).map_err(|e| {
         if e.kind() == std::io::ErrorKind::AlreadyExists {
-            CliError::usage(format!(
-                "{} exists; pass --force to replace it",
-                path.display()
-            ))
+            exists(path)
         } else {
             CliError::local(format!("cannot write {}: {e}", path.display()))
         }

@@ -176,6 +176,17 @@ pub enum Overwrite {
     Replace,
 }
 
+impl Overwrite {
+    /// What `--force` asks for.
+    pub fn forced(force: bool) -> Overwrite {
+        if force {
+            Overwrite::Replace
+        } else {
+            Overwrite::Refuse
+        }
+    }
+}
+
 /// A file for a private key, made ready before the key exists: a 0600 temporary file in the
 /// target's directory, so that a missing or unwritable directory or an existing target is
 /// found before a certificate is issued. [`SecretFile::commit`] writes, syncs and links it
@@ -245,7 +256,8 @@ impl SecretFile {
     }
 }
 
-fn exists(path: &Path) -> CliError {
+/// The refusal to replace `path` without `--force`.
+pub fn exists(path: &Path) -> CliError {
     CliError::usage(format!(
         "{} exists; pass --force to replace it",
         path.display()
