@@ -18,6 +18,7 @@ pub enum ManagedNameProblem {
     Empty,
     TooLong,
     ControlCharacter,
+    InvisibleCharacter(char),
     Metacharacter(char),
     LeadingOrTrailingSpace,
     LeadingHash,
@@ -29,6 +30,9 @@ impl std::fmt::Display for ManagedNameProblem {
             Self::Empty => f.write_str("it is empty"),
             Self::TooLong => write!(f, "it is longer than {MAX_USERNAME_CHARS} characters"),
             Self::ControlCharacter => f.write_str("it contains a control character"),
+            Self::InvisibleCharacter(c) => {
+                write!(f, "it contains the invisible character U+{:04X}", *c as u32)
+            }
             Self::Metacharacter(c) => write!(f, "it contains the DN metacharacter {c:?}"),
             Self::LeadingOrTrailingSpace => f.write_str("it starts or ends with white space"),
             Self::LeadingHash => f.write_str("it starts with '#'"),
@@ -54,6 +58,9 @@ pub fn check_managed_username(username: &str) -> Result<(), ManagedNameProblem> 
     if username.chars().any(char::is_control) {
         return Err(ManagedNameProblem::ControlCharacter);
     }
+    if let Some(c) = username.chars().find(|&c| is_invisible(c)) {
+        return Err(ManagedNameProblem::InvisibleCharacter(c));
+    }
     if username.starts_with(char::is_whitespace) || username.ends_with(char::is_whitespace) {
         return Err(ManagedNameProblem::LeadingOrTrailingSpace);
     }
@@ -61,6 +68,30 @@ pub fn check_managed_username(username: &str) -> Result<(), ManagedNameProblem> 
         return Err(ManagedNameProblem::LeadingHash);
     }
     Ok(())
+}
+
+/// Unicode format characters that change how a name is shown without being seen themselves:
+/// bidirectional overrides and isolates (`\u{202E}alice` displays as `ecila`), zero-width
+/// spaces and joiners, the soft hyphen and the byte-order mark. In a certificate subject they
+/// would make two different identities look alike to the operator who grants them roles.
+fn is_invisible(c: char) -> bool {
+    matches!(
+        c,
+        '\u{00AD}'
+            | '\u{061C}'
+            | '\u{115F}'
+            | '\u{1160}'
+            | '\u{180E}'
+            | '\u{200B}'..='\u{200F}'
+            | '\u{202A}'..='\u{202E}'
+            | '\u{2060}'..='\u{206F}'
+            | '\u{3164}'
+            | '\u{FE00}'..='\u{FE0F}'
+            | '\u{FEFF}'
+            | '\u{FFA0}'
+            | '\u{FFF9}'..='\u{FFFB}'
+            | '\u{E0000}'..='\u{E007F}'
+    )
 }
 
 /// Escapes an attribute value per RFC 4514 section 2.4.
@@ -119,6 +150,10 @@ mod tests {
             "nul\0byte",
             "new\nline",
             "",
+            "\u{202E}alice",
+            "ali\u{200B}ce",
+            "\u{FEFF}alice",
+            "alice\u{2066}",
         ] {
             assert!(
                 check_managed_username(bad).is_err(),

@@ -10,6 +10,20 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use serde_json::Value;
 
+/// Whether `error` or anything in its chain of sources is an `E`.
+pub fn caused_by<E: std::error::Error + 'static>(
+    error: &(dyn std::error::Error + 'static),
+) -> bool {
+    let mut next = Some(error);
+    while let Some(e) = next {
+        if e.is::<E>() {
+            return true;
+        }
+        next = e.source();
+    }
+    false
+}
+
 /// An error response in Atlas's format.
 #[derive(Debug, Clone)]
 pub struct AtlasError {
@@ -362,6 +376,17 @@ impl AtlasError {
             StatusCode::CONFLICT,
             "AUTH_TYPE_CANNOT_BE_CHANGED",
             "Cannot modify the authentication type of an existing database user.",
+        )
+    }
+    /// A request body not received in time (dbcerts' own: Atlas's figure is not known).
+    pub fn request_timeout(limit: std::time::Duration) -> Self {
+        Self::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "REQUEST_TIMEOUT",
+            format!(
+                "The request body was not received within {} seconds.",
+                limit.as_secs()
+            ),
         )
     }
     pub fn payload_too_large(limit: usize) -> Self {

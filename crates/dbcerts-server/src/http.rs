@@ -11,6 +11,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::timeout::RequestBodyTimeoutLayer;
 
 use crate::AppState;
 use crate::error::{AtlasError, LoggedCause};
@@ -52,6 +53,9 @@ pub fn router(state: AppState) -> Router {
             crate::auth::authenticate_api,
         ))
         .layer(DefaultBodyLimit::max(body_limit))
+        .layer(RequestBodyTimeoutLayer::new(
+            state.inner.config.body_timeout,
+        ))
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(
             |_: Box<dyn std::any::Any + Send>| {
                 AtlasError::unexpected("a request handler panicked").into_response()
@@ -160,7 +164,7 @@ async fn log_requests(req: Request, next: Next) -> Response {
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v != "0");
     let mut res = next.run(req).await;
-    // A middleware answer (401 challenge, 406, 404/405 fallback, 413) leaves the request body
+    // A middleware answer (401 challenge, 406, 404/405 fallback, 413, 408) leaves the request body
     // unread, and hyper then closes the connection. Saying so lets a Digest client send its
     // authenticated retry on a new connection instead of failing on a dead one.
     if has_body
@@ -171,6 +175,7 @@ async fn log_requests(req: Request, next: Next) -> Response {
                 | StatusCode::METHOD_NOT_ALLOWED
                 | StatusCode::NOT_ACCEPTABLE
                 | StatusCode::PAYLOAD_TOO_LARGE
+                | StatusCode::REQUEST_TIMEOUT
         )
     {
         res.headers_mut()

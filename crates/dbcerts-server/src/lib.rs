@@ -42,6 +42,8 @@ pub struct ServerConfig {
     pub max_database_users_per_project: u64,
     /// The largest request body accepted, in bytes.
     pub body_limit: usize,
+    /// The longest a client may take to send a request body; slower bodies get 408.
+    pub body_timeout: std::time::Duration,
     /// Token lifetimes, rate limits and failed-authentication throttling.
     pub access: AccessConfig,
     /// Whether the API itself is served over TLS (links built from `Host` then use `https`).
@@ -106,6 +108,7 @@ impl Default for ServerConfig {
             ca_names: ManagedCaParams::default(),
             max_database_users_per_project: 100,
             body_limit: 1024 * 1024,
+            body_timeout: std::time::Duration::from_secs(30),
             access: AccessConfig::default(),
             tls: false,
         }

@@ -2,6 +2,7 @@
 //! with a certificate, HTTPS ([`tls`]); either way handlers see the peer address as
 //! `ConnectInfo<SocketAddr>`.
 
+pub mod connections;
 pub mod tls;
 
 use std::future::Future;
@@ -21,6 +22,8 @@ use tokio::net::TcpListener;
 use tokio::signal::unix::{Signal, SignalKind, signal};
 
 use crate::config::Settings;
+pub use connections::ConnectionLimits;
+use connections::{LimitedListener, Peer};
 pub use tls::TlsCertificate;
 
 /// An opened store and master key, ready to serve.
@@ -83,6 +86,7 @@ impl App {
             ca_names: settings.ca_names.clone(),
             max_database_users_per_project: settings.max_database_users_per_project,
             body_limit: settings.body_limit,
+            body_timeout: settings.body_timeout,
             access: settings.access.clone(),
             tls: settings.tls.is_some(),
         };
@@ -121,7 +125,8 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     // Tests start the server on port 0 and read the bound address from this line.
     println!("dbcerts listening on {scheme}://{addr}");
     let router = dbcerts_server::router(app.state.clone());
-    serve_router(listener, router, tls, shutdown.recv()).await?;
+    let limits = app.settings.connections.fit_to_open_file_limit();
+    serve_router(listener, router, tls, limits, shutdown.recv()).await?;
     tracing::info!("shutting down: stopping the key pool and closing the database");
     let pool = Arc::clone(app.state.pool());
     tokio::task::spawn_blocking(move || pool.shutdown())
@@ -132,16 +137,17 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Serves `router` on `listener`, over TLS if `tls` is given, until `shutdown` completes; then
-/// stops accepting, lets in-flight requests finish for up to [`SHUTDOWN_GRACE`] and closes the
-/// remaining connections. Requests carry the peer's `ConnectInfo<SocketAddr>`.
+/// Serves `router` on `listener`, over TLS if `tls` is given, within `limits`, until `shutdown`
+/// completes; then stops accepting, lets in-flight requests finish for up to [`SHUTDOWN_GRACE`]
+/// and closes the remaining connections. Requests carry the peer's `ConnectInfo<SocketAddr>`.
 pub async fn serve_router(
     listener: TcpListener,
     router: axum::Router,
     tls: Option<TlsCertificate>,
+    limits: ConnectionLimits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let handle = axum_server::Handle::<SocketAddr>::new();
+    let handle = axum_server::Handle::<Peer>::new();
     tokio::spawn({
         let handle = handle.clone();
         async move {
@@ -150,16 +156,24 @@ pub async fn serve_router(
         }
     });
     let service = router.into_make_service_with_connect_info::<SocketAddr>();
-    let server = axum_server::Server::<SocketAddr>::from_listener(listener)
+    let listener = LimitedListener::new(listener, limits);
+    let mut server = axum_server::Server::<Peer>::from_listener(listener)
         .handle(handle)
+        // A TLS handshake is bounded by the acceptor's own timeout; this bounds the rest of the
+        // first request, and hyper's header timeout every later one.
+        .first_request_timeout(limits.header_timeout)
         .accept_error_handler(|peer, e| match peer {
             // A client that does not trust the certificate, or speaks plain HTTP to the TLS port.
-            Some(peer) => {
+            Some(Peer(peer)) => {
                 tracing::debug!(%peer, error = %e, "connection failed before its first request");
             }
             // The listener itself, e.g. out of file descriptors; accepting resumes shortly.
             None => tracing::warn!(error = %e, "accepting a connection failed"),
         });
+    server
+        .http_builder()
+        .http1()
+        .header_read_timeout(limits.header_timeout);
     let served = match tls {
         None => server.serve(service).await,
         Some(tls) => {

@@ -4,6 +4,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use anyhow::Context;
 use dbcerts_ca::{KeyAlgorithm, ManagedCaParams};
@@ -11,6 +12,7 @@ use dbcerts_server::secrets::MasterKeySource;
 use dbcerts_server::{AccessConfig, RateLimits};
 use serde::Deserialize;
 
+use crate::app::ConnectionLimits;
 use crate::cli::{GlobalArgs, ServeArgs};
 
 /// The TOML file. Every key is optional; unknown keys are errors.
@@ -30,6 +32,10 @@ pub struct FileConfig {
     pub ca_organizational_unit: Option<String>,
     pub max_database_users_per_project: Option<u64>,
     pub body_limit_bytes: Option<usize>,
+    pub body_timeout_secs: Option<u64>,
+    pub max_connections: Option<usize>,
+    pub max_connections_per_address: Option<usize>,
+    pub header_timeout_secs: Option<u64>,
     pub digest_nonce_lifetime_secs: Option<i64>,
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
@@ -62,6 +68,10 @@ pub struct Settings {
     pub ca_names: ManagedCaParams,
     pub max_database_users_per_project: u64,
     pub body_limit: usize,
+    /// The longest a client may take to send a request body.
+    pub body_timeout: Duration,
+    /// Open connections at once, and the header (and idle) timeout.
+    pub connections: ConnectionLimits,
     pub nonce_lifetime_secs: i64,
     /// The API's own certificate and key; `None` serves plain HTTP.
     pub tls: Option<TlsFiles>,
@@ -239,6 +249,21 @@ impl Settings {
             },
             max_database_users_per_project: file.max_database_users_per_project.unwrap_or(100),
             body_limit: file.body_limit_bytes.unwrap_or(1024 * 1024),
+            body_timeout: Duration::from_secs(file.body_timeout_secs.unwrap_or(30).max(1)),
+            connections: ConnectionLimits {
+                max_connections: file
+                    .max_connections
+                    .unwrap_or(ConnectionLimits::default().max_connections)
+                    .max(1),
+                max_connections_per_address: file
+                    .max_connections_per_address
+                    .unwrap_or(ConnectionLimits::default().max_connections_per_address)
+                    .max(1),
+                header_timeout: file
+                    .header_timeout_secs
+                    .map(|s| Duration::from_secs(s.max(1)))
+                    .unwrap_or(ConnectionLimits::default().header_timeout),
+            },
             nonce_lifetime_secs: file.digest_nonce_lifetime_secs.unwrap_or(300),
             access,
             tls,

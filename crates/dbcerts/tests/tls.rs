@@ -10,7 +10,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::extract::ConnectInfo;
 use axum::routing::get;
-use dbcerts::app::{TlsCertificate, serve_router};
+use dbcerts::app::{ConnectionLimits, TlsCertificate, serve_router};
 use dbcerts::config::TlsFiles;
 use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair, KeyUsagePurpose};
 use rustls::pki_types::{CertificateDer, ServerName};
@@ -96,9 +96,15 @@ async fn start(tls: Option<TlsCertificate>) -> Running {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = oneshot::channel::<()>();
-    let task = tokio::spawn(serve_router(listener, router(), tls, async {
-        let _ = stopped.await;
-    }));
+    let task = tokio::spawn(serve_router(
+        listener,
+        router(),
+        tls,
+        ConnectionLimits::default(),
+        async {
+            let _ = stopped.await;
+        },
+    ));
     Running { addr, stop, task }
 }
 

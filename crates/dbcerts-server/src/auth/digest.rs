@@ -14,7 +14,9 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 pub const REALM: &str = "MMS Public API";
-const MAX_HEADER_LEN: usize = 4096;
+/// Room for the `uri` parameter of the longest legal request: a path holding a 1,024-character
+/// username of 4-byte UTF-8 characters, each byte percent-encoded (12 KiB), and the rest.
+const MAX_HEADER_LEN: usize = 16 * 1024;
 const MAX_PARAMS: usize = 16;
 /// Nonce layout: 4 bytes of issue time and 6 random bytes, then a 14-byte MAC over both.
 const HEAD_LEN: usize = 10;

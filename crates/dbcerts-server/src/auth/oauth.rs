@@ -156,6 +156,45 @@ fn oauth_error(status: StatusCode, error: &str, description: &str) -> Response {
     res
 }
 
+/// A token or revocation request body. One too large or not received within the body timeout
+/// is answered in OAuth's error format (RFC 6749 §5.2), as every other error here is.
+pub struct OAuthBody(Bytes);
+
+impl axum::extract::FromRequest<AppState> for OAuthBody {
+    type Rejection = Response;
+
+    async fn from_request(req: axum::extract::Request, state: &AppState) -> Result<Self, Response> {
+        Bytes::from_request(req, state)
+            .await
+            .map(OAuthBody)
+            .map_err(|e| {
+                let mut res = if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                    oauth_error(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        "invalid_request",
+                        "The request body is too large.",
+                    )
+                } else if crate::error::caused_by::<tower_http::timeout::TimeoutError>(&e) {
+                    oauth_error(
+                        StatusCode::REQUEST_TIMEOUT,
+                        "invalid_request",
+                        "The request body was not received in time.",
+                    )
+                } else {
+                    oauth_error(
+                        StatusCode::BAD_REQUEST,
+                        "invalid_request",
+                        "The request body could not be read.",
+                    )
+                };
+                // The rest of the body is not read; the client must not reuse the connection.
+                res.headers_mut()
+                    .insert(header::CONNECTION, HeaderValue::from_static("close"));
+                res
+            })
+    }
+}
+
 fn invalid_client() -> Response {
     oauth_error(
         StatusCode::UNAUTHORIZED,
@@ -240,7 +279,7 @@ pub async fn token(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
     headers: HeaderMap,
-    body: Bytes,
+    OAuthBody(body): OAuthBody,
 ) -> Response {
     let (form, client_id, secret) = match read_request(&headers, &body) {
         Ok(r) => r,
@@ -317,7 +356,7 @@ pub async fn revoke(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
     headers: HeaderMap,
-    body: Bytes,
+    OAuthBody(body): OAuthBody,
 ) -> Response {
     let (form, client_id, secret) = match read_request(&headers, &body) {
         Ok(r) => r,

@@ -198,7 +198,8 @@ where
     }
 }
 
-/// The raw request body, with an over-limit body answered as Atlas-format 413.
+/// The raw request body, with an over-limit body answered as Atlas-format 413 and one not
+/// received within the body timeout as 408.
 pub struct AtlasBody(pub Bytes);
 
 impl FromRequest<AppState> for AtlasBody {
@@ -211,6 +212,8 @@ impl FromRequest<AppState> for AtlasBody {
             .map_err(|e| {
                 if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
                     AtlasError::payload_too_large(state.inner.config.body_limit)
+                } else if crate::error::caused_by::<tower_http::timeout::TimeoutError>(&e) {
+                    AtlasError::request_timeout(state.inner.config.body_timeout)
                 } else {
                     AtlasError::malformed_json()
                 }
