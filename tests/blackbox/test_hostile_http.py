@@ -7,6 +7,7 @@ that waiting for one takes seconds; the defaults are 10 s and 30 s (docs/RELIABI
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import os
@@ -19,7 +20,7 @@ import pytest
 import requests
 
 from _certs_util import unique_user
-from conftest import V2, session_from
+from conftest import V2, create_service_account, get_token, session_from
 from test_digest_auth import REALM, challenge, digest_header, nonce_of
 from test_errors import assert_challenge
 
@@ -451,3 +452,63 @@ def test_encoded_slash_in_username_issues_for_that_user_only(server, victim):
     assert cert.subject.rfc4514_string() == "CN=a/b"
     alice = server.call("GET", f"/groups/{victim}/databaseUsers/alice/certs").json()
     assert alice["totalCount"] == 1
+
+
+# ------------------------------------------------------------------ malformed Bearer tokens
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+@pytest.fixture(scope="module")
+def real_token(server) -> str:
+    account = create_service_account(server)
+    return get_token(server, account["clientId"], account["secrets"][0]["secret"])
+
+
+BEARER = {
+    "empty": lambda t: "",
+    "spaces": lambda t: "   ",
+    "one-part": lambda t: t.split(".")[0],
+    "two-parts": lambda t: ".".join(t.split(".")[:2]),
+    "four-parts": lambda t: t + ".extra",
+    "alg-none": lambda t: ".".join(
+        [_b64(b'{"alg":"none","typ":"JWT"}'), t.split(".")[1], ""]
+    ),
+    "alg-hs256-with-public-material": lambda t: ".".join(
+        [_b64(b'{"alg":"HS256","typ":"JWT"}'), t.split(".")[1], t.split(".")[2]]
+    ),
+    "claims-swapped-expiry": lambda t: ".".join(
+        [t.split(".")[0], _b64(json.dumps({**_claims(t), "exp": 4102444800}).encode()), t.split(".")[2]]
+    ),
+    "claims-not-json": lambda t: ".".join([t.split(".")[0], _b64(b"\xff\xfe not json"), t.split(".")[2]]),
+    "header-not-base64": lambda t: "!!!." + ".".join(t.split(".")[1:]),
+    "huge": lambda t: "A" * 60_000,
+    "huge-claims": lambda t: ".".join([t.split(".")[0], _b64(b"{" + b'"a":1,' * 10_000 + b'"b":2}'), t.split(".")[2]]),
+    "nested-json": lambda t: ".".join([t.split(".")[0], _b64(b"[" * 5000 + b"]" * 5000), t.split(".")[2]]),
+}
+
+
+def _claims(token: str) -> dict:
+    part = token.split(".")[1]
+    return json.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)))
+
+
+@pytest.mark.parametrize("case", sorted(BEARER))
+def test_malformed_bearer_token_is_401(server, real_token, case):
+    r = requests.get(
+        server.url("/groups"),
+        headers={"Accept": V2, "Authorization": f"Bearer {BEARER[case](real_token)}"},
+        timeout=30,
+    )
+    assert r.status_code == 401, (r.status_code, r.text[:300])
+    assert r.json()["error"] == 401
+    assert r.headers["WWW-Authenticate"].startswith('Digest realm="MMS Public API"')
+
+
+def test_the_real_token_those_cases_start_from_is_accepted(server, real_token):
+    r = requests.get(
+        server.url("/groups"), headers={"Accept": V2, "Authorization": f"Bearer {real_token}"}, timeout=30
+    )
+    assert r.status_code == 200, r.text
