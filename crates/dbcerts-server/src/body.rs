@@ -18,7 +18,7 @@ pub type ReadOnly = Value;
 /// The only members whose value may be a JSON array; every element must be an object.
 /// Serde's derived structs also accept the sequence form (`[3, null]` for a two-field struct);
 /// Atlas does not, so arrays anywhere else are refused.
-const ARRAY_MEMBERS: [&str; 6] = [
+pub const ARRAY_MEMBERS: [&str; 6] = [
     "labels",
     "links",
     "roles",

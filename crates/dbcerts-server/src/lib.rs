@@ -18,6 +18,16 @@ pub mod params;
 mod routes;
 pub mod secrets;
 
+/// The request body of each operation, exactly as its handler parses it (with
+/// [`body::parse_json`], or [`request_bodies::parse_json_array`] for array bodies), for the fuzz
+/// targets and property tests; fields the handlers alone use stay private.
+pub mod request_bodies {
+    pub use crate::routes::{
+        AccountIn, CustomerX509In, EntryIn, GroupIn, KeyIn, LabelIn, LdapIn, MappingIn,
+        ResourceTag, RoleIn, ScopeIn, UserCertIn, UserIn, UserSecurityIn, parse_json_array,
+    };
+}
+
 use std::sync::Arc;
 
 use dbcerts_ca::pool::KeyPool;

@@ -57,9 +57,9 @@ struct EntryOut {
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct KeyIn {
+pub struct KeyIn {
     desc: Option<String>,
-    roles: Option<Vec<String>>,
+    pub roles: Option<Vec<String>>,
     #[serde(rename = "id")]
     _id: Option<ReadOnly>,
     #[serde(rename = "links")]

@@ -41,8 +41,8 @@ struct UserCertOut {
 /// fields are accepted and ignored.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct UserCertIn {
-    months_until_expiration: Option<i64>,
+pub struct UserCertIn {
+    pub months_until_expiration: Option<i64>,
     #[serde(rename = "_id")]
     _id: Option<ReadOnly>,
     #[serde(rename = "createdAt")]

@@ -91,21 +91,21 @@ struct UserOut {
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct RoleIn {
+pub struct RoleIn {
     collection_name: Option<String>,
     database_name: Option<String>,
     role_name: Option<String>,
 }
 
 #[derive(Deserialize)]
-struct ScopeIn {
+pub struct ScopeIn {
     name: Option<String>,
     #[serde(rename = "type")]
     kind: Option<String>,
 }
 
 #[derive(Deserialize)]
-struct LabelIn {
+pub struct LabelIn {
     key: Option<String>,
     value: Option<String>,
 }
@@ -114,7 +114,7 @@ struct LabelIn {
 /// decide what is required for create and what may change on update.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct UserIn {
+pub struct UserIn {
     #[serde(rename = "awsIAMType")]
     aws_iam_type: Option<String>,
     database_name: Option<String>,
@@ -125,9 +125,9 @@ struct UserIn {
     ldap_auth_type: Option<String>,
     oidc_auth_type: Option<String>,
     password: Option<String>,
-    roles: Option<Vec<RoleIn>>,
+    pub roles: Option<Vec<RoleIn>>,
     scopes: Option<Vec<ScopeIn>>,
-    username: Option<String>,
+    pub username: Option<String>,
     x509_type: Option<String>,
     #[serde(rename = "links")]
     _links: Option<ReadOnly>,

@@ -9,6 +9,15 @@ mod projects;
 mod service_accounts;
 mod user_security;
 
+// The request bodies, for `crate::request_bodies`.
+pub use access::{EntryIn, parse_json_array};
+pub use api_keys::KeyIn;
+pub use certs::UserCertIn;
+pub use database_users::{LabelIn, RoleIn, ScopeIn, UserIn};
+pub use projects::{GroupIn, ResourceTag};
+pub use service_accounts::AccountIn;
+pub use user_security::{CustomerX509In, LdapIn, MappingIn, UserSecurityIn};
+
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Request};

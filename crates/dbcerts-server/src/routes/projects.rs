@@ -43,10 +43,10 @@ pub struct GroupOut {
 /// `Group` as a client sends it. Read-only fields that SDKs echo back are accepted and ignored.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct GroupIn {
-    name: Option<String>,
+pub struct GroupIn {
+    pub name: Option<String>,
     org_id: Option<String>,
-    tags: Option<Vec<ResourceTag>>,
+    pub tags: Option<Vec<ResourceTag>>,
     with_default_alerts_settings: Option<bool>,
     #[serde(rename = "id")]
     _id: Option<ReadOnly>,

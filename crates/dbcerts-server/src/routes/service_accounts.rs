@@ -82,7 +82,7 @@ struct GroupOut {
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct AccountIn {
+pub struct AccountIn {
     name: Option<String>,
     description: Option<String>,
     roles: Option<Vec<String>>,

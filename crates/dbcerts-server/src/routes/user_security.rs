@@ -79,14 +79,14 @@ struct UserSecurityOut {
 }
 
 #[derive(Deserialize)]
-struct CustomerX509In {
-    cas: Option<String>,
+pub struct CustomerX509In {
+    pub cas: Option<String>,
     #[serde(rename = "links")]
     _links: Option<ReadOnly>,
 }
 
 #[derive(Deserialize)]
-struct MappingIn {
+pub struct MappingIn {
     #[serde(rename = "ldapQuery")]
     ldap_query: Option<String>,
     #[serde(rename = "match")]
@@ -96,7 +96,7 @@ struct MappingIn {
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct LdapIn {
+pub struct LdapIn {
     authentication_enabled: Option<bool>,
     authorization_enabled: Option<bool>,
     authz_query_template: Option<String>,
@@ -112,9 +112,9 @@ struct LdapIn {
 }
 
 #[derive(Deserialize)]
-struct UserSecurityIn {
+pub struct UserSecurityIn {
     #[serde(rename = "customerX509")]
-    customer_x509: Option<CustomerX509In>,
+    pub customer_x509: Option<CustomerX509In>,
     ldap: Option<LdapIn>,
     #[serde(rename = "links")]
     _links: Option<ReadOnly>,
