@@ -408,6 +408,18 @@ def proc_status(pid: int) -> dict[str, int]:
     return fields
 
 
+def data_dir_bytes(path: pathlib.Path) -> int:
+    """The size of the server's data directory (the SQLite database, WAL, log; on PostgreSQL
+    only the log): the data set grows with the audit trail, which the RSS must not follow."""
+    total = 0
+    for entry in os.scandir(path):
+        try:
+            total += entry.stat().st_size if entry.is_file() else 0
+        except FileNotFoundError:
+            pass
+    return total
+
+
 class Load:
     """Mixed load against a running `conftest.Server`."""
 
@@ -451,7 +463,7 @@ class Load:
             done, bad = self.results.requests, self.results.unexpected_count
         row = {"t": round(time.monotonic() - self.started, 1), "rss_kib": status["VmRSS"],
                "hwm_kib": status["VmHWM"], "fds": status["fds"], "threads": status["Threads"],
-               "requests": done, "unexpected": bad}
+               "requests": done, "unexpected": bad, "data_dir_bytes": data_dir_bytes(self.server.data_dir)}
         self.samples.append(row)
         return row
 
@@ -473,7 +485,8 @@ class Load:
                 if row.get("gone"):
                     break
                 self.log(f"  t={row['t']:6.0f}s rss={row['rss_kib'] / 1024:7.1f} MiB fds={row['fds']:3d} "
-                         f"threads={row['threads']:3d} requests={row['requests']} unexpected={row['unexpected']}")
+                         f"threads={row['threads']:3d} requests={row['requests']} unexpected={row['unexpected']} "
+                         f"data={row['data_dir_bytes'] / 2**20:.0f} MiB")
                 next_sample += self.sample_interval
             self.stop.wait(min(max(0.0, next_sample - now), max(0.0, deadline - now), 1.0))
         self.stop.set()
