@@ -36,6 +36,11 @@ pub fn check_bundle(text: &str, now: DateTime<Utc>) -> Result<Vec<AcceptedCa>, B
         Ok(accepted) => {
             let blocks = blocks.as_ref().expect("accepted text is valid PEM");
             assert!(!accepted.is_empty(), "an empty bundle accepted");
+            assert_eq!(
+                text.matches("-----BEGIN").count(),
+                blocks.len(),
+                "accepted a bundle with a BEGIN line no END closes"
+            );
             assert!(accepted.len() <= MAX_BUNDLE_CERTIFICATES);
             assert_eq!(accepted.len(), blocks.len());
             let mut latest_start = i64::MIN;
@@ -63,7 +68,15 @@ pub fn check_bundle(text: &str, now: DateTime<Utc>) -> Result<Vec<AcceptedCa>, B
         }
         Err(problem) => {
             let _ = problem.to_string();
-            check_refusal(problem, blocks.as_deref().ok(), now);
+            // A BEGIN line that no END line closes: the pem crate skips it, dbcerts refuses it.
+            let unclosed = blocks
+                .as_ref()
+                .is_ok_and(|b| text.matches("-----BEGIN").count() != b.len());
+            if unclosed {
+                assert!(matches!(problem, BundleProblem::BadPem(_)), "{problem:?}");
+            } else {
+                check_refusal(problem, blocks.as_deref().ok(), now);
+            }
         }
     }
     // Prose before the first block (openssl's `subject=` lines) changes nothing.

@@ -73,10 +73,11 @@ def test_a_ten_megabyte_bundle_is_413(server, project, ca_pem):
     "name",
     ["near-limit-garbage", "near-limit-one-line", "random-base64-cert", "begin-without-end",
      "nested-begin", "binary-as-text", "end-before-begin", "header-only", "many-empty-blocks",
-     "ca-then-garbage-block"],
+     "ca-then-garbage-block", "ca-then-truncated-ca"],
 )
 def test_malformed_bundle_is_400(server, project, ca_pem, name):
     rnd = os.urandom(600)
+    second_ca = make_cert("Hostile Test Second CA")
     cases = {
         "near-limit-garbage": "garbage " * 110_000,  # ~880 KB, under the body limit
         "near-limit-one-line": "-----BEGIN CERTIFICATE-----\n" + "A" * 900_000 + "\n-----END CERTIFICATE-----\n",
@@ -91,6 +92,9 @@ def test_malformed_bundle_is_400(server, project, ca_pem, name):
         "header-only": "-----BEGIN CERTIFICATE-----\n",
         "many-empty-blocks": "-----BEGIN CERTIFICATE-----\n-----END CERTIFICATE-----\n" * 5000,
         "ca-then-garbage-block": ca_pem + "-----BEGIN CERTIFICATE-----\nnot base64!\n-----END CERTIFICATE-----\n",
+        # A good CA and a second one cut off before its END line (found by fuzzing: the PEM
+        # reader skipped the unclosed block, and the cut text was accepted and stored).
+        "ca-then-truncated-ca": ca_pem + second_ca[: len(second_ca) // 2],
     }
     body = _refused(server, project, ca_pem, cases[name])
     assert body["parameters"][0].startswith("customerX509.cas: "), body

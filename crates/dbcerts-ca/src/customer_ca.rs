@@ -102,6 +102,15 @@ pub fn validate_bundle(text: &str, now: DateTime<Utc>) -> Result<Vec<AcceptedCa>
         return Err(BundleProblem::TooLarge);
     }
     let blocks = ::pem::parse_many(text).map_err(|e| BundleProblem::BadPem(e.to_string()))?;
+    // The pem crate passes over a BEGIN line that no END line closes: a bundle whose last
+    // certificate is cut off would otherwise be accepted (and stored) as the ones before it.
+    let begins = text.matches("-----BEGIN").count();
+    if begins != blocks.len() {
+        return Err(BundleProblem::BadPem(format!(
+            "{} of {begins} PEM blocks are not closed by an END line",
+            begins - blocks.len().min(begins)
+        )));
+    }
     if blocks.is_empty() {
         return Err(BundleProblem::NoCertificate);
     }
