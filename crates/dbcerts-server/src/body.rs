@@ -11,6 +11,36 @@ use serde_json::Value;
 
 use crate::error::AtlasError;
 
+/// Why a request body could not be read. Each surface answers these in its own format
+/// (Atlas's for the API, OAuth's for `/api/oauth/*`).
+pub(crate) enum BodyFailure {
+    /// Over the body limit (`DefaultBodyLimit`).
+    TooLarge,
+    /// Not received within the body timeout (tower-http's `RequestBodyTimeoutLayer`).
+    TimedOut,
+    /// Anything else: the client went away, a broken chunked encoding.
+    Unreadable,
+}
+
+/// Reads a whole request body, classifying a failure.
+pub(crate) async fn read_body<S: Send + Sync>(
+    req: axum::extract::Request,
+    state: &S,
+) -> Result<axum::body::Bytes, BodyFailure> {
+    use axum::extract::FromRequest;
+    axum::body::Bytes::from_request(req, state)
+        .await
+        .map_err(|e| {
+            if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+                BodyFailure::TooLarge
+            } else if crate::error::caused_by::<tower_http::timeout::TimeoutError>(&e) {
+                BodyFailure::TimedOut
+            } else {
+                BodyFailure::Unreadable
+            }
+        })
+}
+
 /// A read-only field that clients (the Go SDK, the CLI, a GET body sent back as a PATCH) may
 /// echo: accepted, whatever its value, and ignored.
 pub type ReadOnly = Value;

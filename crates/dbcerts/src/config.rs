@@ -227,6 +227,7 @@ impl Settings {
             .or(file.allow_plaintext)
             .unwrap_or(false);
         let defaults = ManagedCaParams::default();
+        let default_connections = ConnectionLimits::default();
         Ok(Settings {
             listen,
             data_dir,
@@ -253,16 +254,16 @@ impl Settings {
             connections: ConnectionLimits {
                 max_connections: file
                     .max_connections
-                    .unwrap_or(ConnectionLimits::default().max_connections)
+                    .unwrap_or(default_connections.max_connections)
                     .max(1),
                 max_connections_per_address: file
                     .max_connections_per_address
-                    .unwrap_or(ConnectionLimits::default().max_connections_per_address)
+                    .unwrap_or(default_connections.max_connections_per_address)
                     .max(1),
                 header_timeout: file
                     .header_timeout_secs
                     .map(|s| Duration::from_secs(s.max(1)))
-                    .unwrap_or(ConnectionLimits::default().header_timeout),
+                    .unwrap_or(default_connections.header_timeout),
             },
             nonce_lifetime_secs: file.digest_nonce_lifetime_secs.unwrap_or(300),
             access,

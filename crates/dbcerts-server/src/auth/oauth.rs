@@ -20,6 +20,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use crate::AppState;
+use crate::body::BodyFailure;
 use crate::error::AtlasError;
 
 const ISSUER: &str = "dbcerts";
@@ -164,29 +165,25 @@ impl axum::extract::FromRequest<AppState> for OAuthBody {
     type Rejection = Response;
 
     async fn from_request(req: axum::extract::Request, state: &AppState) -> Result<Self, Response> {
-        Bytes::from_request(req, state)
+        crate::body::read_body(req, state)
             .await
             .map(OAuthBody)
-            .map_err(|e| {
-                let mut res = if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                    oauth_error(
+            .map_err(|failure| {
+                let (status, description) = match failure {
+                    BodyFailure::TooLarge => (
                         StatusCode::PAYLOAD_TOO_LARGE,
-                        "invalid_request",
                         "The request body is too large.",
-                    )
-                } else if crate::error::caused_by::<tower_http::timeout::TimeoutError>(&e) {
-                    oauth_error(
+                    ),
+                    BodyFailure::TimedOut => (
                         StatusCode::REQUEST_TIMEOUT,
-                        "invalid_request",
                         "The request body was not received in time.",
-                    )
-                } else {
-                    oauth_error(
+                    ),
+                    BodyFailure::Unreadable => (
                         StatusCode::BAD_REQUEST,
-                        "invalid_request",
                         "The request body could not be read.",
-                    )
+                    ),
                 };
+                let mut res = oauth_error(status, "invalid_request", description);
                 // The rest of the body is not read; the client must not reuse the connection.
                 res.headers_mut()
                     .insert(header::CONNECTION, HeaderValue::from_static("close"));

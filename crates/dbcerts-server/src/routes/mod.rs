@@ -27,6 +27,7 @@ use dbcerts_store::Project;
 
 use crate::AppState;
 use crate::auth::{Caller, ProjectRole};
+use crate::body::BodyFailure;
 use crate::error::AtlasError;
 use crate::params::GroupId;
 
@@ -215,17 +216,17 @@ impl FromRequest<AppState> for AtlasBody {
     type Rejection = AtlasError;
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
-        Bytes::from_request(req, state)
+        crate::body::read_body(req, state)
             .await
             .map(AtlasBody)
-            .map_err(|e| {
-                if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+            .map_err(|failure| match failure {
+                BodyFailure::TooLarge => {
                     AtlasError::payload_too_large(state.inner.config.body_limit)
-                } else if crate::error::caused_by::<tower_http::timeout::TimeoutError>(&e) {
-                    AtlasError::request_timeout(state.inner.config.body_timeout)
-                } else {
-                    AtlasError::malformed_json()
                 }
+                BodyFailure::TimedOut => {
+                    AtlasError::request_timeout(state.inner.config.body_timeout)
+                }
+                BodyFailure::Unreadable => AtlasError::malformed_json(),
             })
     }
 }
