@@ -317,3 +317,40 @@ def mutual_tls(srv: ServerTls, trusted_client_ca: pathlib.Path, client_chain: pa
     t.join(30)
     assert not t.is_alive(), "TLS server thread hung"
     return HandshakeResult(out["peer"], out["error"], received, client_error)
+
+
+def make_cert(
+    cn: str,
+    *,
+    ca: bool | None = True,
+    key_cert_sign: bool | None = True,
+    not_before: dt.datetime | None = None,
+    not_after: dt.datetime | None = None,
+) -> str:
+    """A self-signed certificate as PEM. `ca=None` omits BasicConstraints; `key_cert_sign=None`
+    omits KeyUsage."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = dt.datetime.now(dt.timezone.utc)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+    b = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(not_before or now - dt.timedelta(days=1))
+        .not_valid_after(not_after or now + dt.timedelta(days=365))
+    )
+    if ca is not None:
+        b = b.add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+    if key_cert_sign is not None:
+        b = b.add_extension(
+            x509.KeyUsage(
+                digital_signature=True, content_commitment=False, key_encipherment=False,
+                data_encipherment=False, key_agreement=False, key_cert_sign=key_cert_sign,
+                crl_sign=key_cert_sign, encipher_only=False, decipher_only=False,
+            ),
+            critical=True,
+        )
+    cert = b.sign(key, hashes.SHA256())
+    return cert.public_bytes(serialization.Encoding.PEM).decode()

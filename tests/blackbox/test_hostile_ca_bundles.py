@@ -10,22 +10,11 @@ import os
 
 import pytest
 
-from test_errors import _user_security, assert_atlas_error, make_cert
+from _certs_util import make_cert
+# ca_pem and ca_project (a project whose customer CA is ca_pem) are test_errors.py's fixtures.
+from test_errors import _user_security, assert_atlas_error, ca_pem, ca_project  # noqa: F401
 
 MAX_CERTS = 100  # docs/COMPATIBILITY.md: at most 100 certificates / 256 KiB per bundle
-
-
-@pytest.fixture(scope="module")
-def ca_pem() -> str:
-    return make_cert("Hostile Test Root CA")
-
-
-@pytest.fixture(scope="module")
-def project(server, ca_pem):
-    gid = server.create_project()
-    r = server.call("PATCH", f"/groups/{gid}/userSecurity", json={"customerX509": {"cas": ca_pem}})
-    assert r.status_code == 202, r.text
-    return gid
 
 
 @pytest.fixture(scope="module")
@@ -42,8 +31,8 @@ def _refused(server, gid, ca_pem, cas: str, status: int = 400, code: str = "VALI
     return body
 
 
-def test_a_thousand_certificate_bundle_is_refused(server, project, ca_pem, many_cas):
-    body = _refused(server, project, ca_pem, "".join(many_cas))
+def test_a_thousand_certificate_bundle_is_refused(server, ca_project, ca_pem, many_cas):
+    body = _refused(server, ca_project, ca_pem, "".join(many_cas))
     assert body["parameters"][0].startswith("customerX509.cas: "), body
     # 1,000 certificates of ~600 bytes are over the size limit before the count is reached.
     assert body["parameters"][0] == "customerX509.cas: the CA bundle is larger than 262144 bytes", body
@@ -60,10 +49,10 @@ def test_the_largest_bundle_allowed_is_accepted_and_one_more_is_not(server, many
     assert _user_security(server, gid)["customerX509"] == {"cas": bundle}
 
 
-def test_a_ten_megabyte_bundle_is_413(server, project, ca_pem):
+def test_a_ten_megabyte_bundle_is_413(server, ca_project, ca_pem):
     """Larger than the request body limit (1 MiB): refused before it is parsed, as 413."""
     cas = ca_pem * (10 * 1024 * 1024 // len(ca_pem))
-    body = _refused(server, project, ca_pem, cas, status=413, code="VALIDATION_ERROR")
+    body = _refused(server, ca_project, ca_pem, cas, status=413, code="VALIDATION_ERROR")
     assert body["detail"] == (
         "The request content produced the validation error: the request body is larger than 1048576 bytes."
     )
@@ -75,7 +64,7 @@ def test_a_ten_megabyte_bundle_is_413(server, project, ca_pem):
      "nested-begin", "binary-as-text", "end-before-begin", "header-only", "many-empty-blocks",
      "ca-then-garbage-block", "ca-then-truncated-ca"],
 )
-def test_malformed_bundle_is_400(server, project, ca_pem, name):
+def test_malformed_bundle_is_400(server, ca_project, ca_pem, name):
     rnd = os.urandom(600)
     second_ca = make_cert("Hostile Test Second CA")
     cases = {
@@ -96,7 +85,7 @@ def test_malformed_bundle_is_400(server, project, ca_pem, name):
         # reader skipped the unclosed block, and the cut text was accepted and stored).
         "ca-then-truncated-ca": ca_pem + second_ca[: len(second_ca) // 2],
     }
-    body = _refused(server, project, ca_pem, cases[name])
+    body = _refused(server, ca_project, ca_pem, cases[name])
     assert body["parameters"][0].startswith("customerX509.cas: "), body
     # The message says what is wrong in a line, without echoing the input back.
     assert len(body["detail"]) < 400, body["detail"]

@@ -134,15 +134,16 @@ def test_slowloris_headers_are_cut_off(short):
     assert _served(short).status_code == 200
 
 
-def _signed_post(server, path: str, body_len: int, sent: bytes) -> socket.socket:
+def _signed_request(server, method: str, path: str, headers: str = "", sent: bytes = b"") -> socket.socket:
+    """Sends a Digest-signed request over a raw socket, `path` exactly as written (no
+    client-side normalisation of dots or escapes), then `sent` (all or part of a body)."""
     nonce = nonce_of(challenge(server))
-    header = digest_header("POST", path, server.public_key, server.private_key, nonce)
+    header = digest_header(method, path, server.public_key, server.private_key, nonce)
     s = _connect(server)
     s.sendall(
         (
-            f"POST {path} HTTP/1.1\r\nHost: {server.host_port}\r\nAccept: {V2}\r\n"
-            f"Content-Type: application/json\r\nAuthorization: {header}\r\n"
-            f"Content-Length: {body_len}\r\n\r\n"
+            f"{method} {path} HTTP/1.1\r\nHost: {server.host_port}\r\nAccept: {V2}\r\n"
+            f"Authorization: {header}\r\n{headers}\r\n"
         ).encode()
         + sent
     )
@@ -162,7 +163,9 @@ def test_a_slow_body_gets_408_in_atlas_format_and_issues_nothing(short):
     short.create_user(gid, name)
     path = f"/api/atlas/v2/groups/{gid}/databaseUsers/{name}/certs"
     body = b'{"monthsUntilExpiration":3}'
-    s = _signed_post(short, path, len(body), body[:5])
+    s = _signed_request(
+        short, "POST", path, f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n", body[:5]
+    )
     took, data = _closed_after(s, 15)
     status, headers, payload = _response(data)
     assert status == "HTTP/1.1 408 Request Timeout", data[:200]
@@ -339,26 +342,27 @@ def test_the_well_formed_header_those_cases_start_from_is_accepted(server):
     assert r.status_code == 200, r.text
 
 
-def test_a_control_byte_in_a_header_is_a_protocol_error_not_a_crash(server):
-    """A raw control byte is not allowed in an HTTP header value at all: the HTTP layer answers
-    400 before any handler runs (docs/COMPATIBILITY.md), and the server goes on serving."""
+def _raw_authorization(server, value: bytes) -> tuple[str, bytes]:
+    """The status line and body answering an `Authorization` header of exactly these bytes."""
     s = _connect(server)
     s.sendall(
         b"GET /api/atlas/v2/groups HTTP/1.1\r\nHost: x\r\nAccept: " + V2.encode()
-        + b'\r\nAuthorization: Digest username="a\x01b", realm="MMS Public API"\r\n\r\n'
+        + b"\r\nAuthorization: " + value + b"\r\n\r\n"
     )
-    status, _, _ = _response(s.recv(65536))
+    status, _, body = _response(s.recv(65536))
+    return status, body
+
+
+def test_a_control_byte_in_a_header_is_a_protocol_error_not_a_crash(server):
+    """A raw control byte is not allowed in an HTTP header value at all: the HTTP layer answers
+    400 before any handler runs (docs/COMPATIBILITY.md), and the server goes on serving."""
+    status, _ = _raw_authorization(server, b'Digest username="a\x01b", realm="MMS Public API"')
     assert status.startswith("HTTP/1.1 400"), status
     assert server.call("GET", "/groups").status_code == 200
 
 
 def test_a_raw_header_with_invalid_utf8_is_401(server):
-    s = _connect(server)
-    s.sendall(
-        b"GET /api/atlas/v2/groups HTTP/1.1\r\nHost: x\r\nAccept: " + V2.encode()
-        + b'\r\nAuthorization: Digest username="\xff\xfe", realm="MMS Public API"\r\n\r\n'
-    )
-    status, _, body = _response(s.recv(65536))
+    status, body = _raw_authorization(server, b'Digest username="\xff\xfe", realm="MMS Public API"')
     assert status.startswith("HTTP/1.1 401"), status
     assert json.loads(body)["error"] == 401
 
@@ -367,14 +371,7 @@ def test_a_raw_header_with_invalid_utf8_is_401(server):
 
 
 def _raw_get(server, raw_path: str) -> tuple[int, dict]:
-    """Sends `raw_path` exactly as written (no client-side normalisation of dots or escapes)."""
-    nonce = nonce_of(challenge(server))
-    header = digest_header("GET", raw_path, server.public_key, server.private_key, nonce)
-    s = _connect(server)
-    s.sendall(
-        f"GET {raw_path} HTTP/1.1\r\nHost: {server.host_port}\r\nAccept: {V2}\r\n"
-        f"Authorization: {header}\r\nConnection: close\r\n\r\n".encode()
-    )
+    s = _signed_request(server, "GET", raw_path, "Connection: close\r\n")
     _, data = _closed_after(s, 30)
     status, _, body = _response(data)
     return int(status.split()[1]), json.loads(body) if body else {}

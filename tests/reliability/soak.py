@@ -64,6 +64,7 @@ ROOT = HERE.parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "blackbox"))
 
 import conftest  # noqa: E402  (the black-box helpers: Server, UNTHROTTLED, service accounts)
+from _certs_util import make_cert  # noqa: E402  (a self-signed CA for customerX509.cas)
 import pg_cluster  # noqa: E402
 
 V2 = conftest.V2
@@ -116,39 +117,6 @@ WEIGHTS = {
     "updateUserSecurity": 6,
     "disableCustomerX509": 2,
 }
-
-
-def make_customer_ca() -> str:
-    """A self-signed CA certificate (valid now, cA=TRUE, keyCertSign) for customerX509.cas."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.hazmat.primitives.serialization import Encoding
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "soak customer CA")])
-    now = datetime.datetime.now(datetime.timezone.utc)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(hours=1))
-        .not_valid_after(now + datetime.timedelta(days=365))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=False, content_commitment=False, key_encipherment=False,
-                data_encipherment=False, key_agreement=False, key_cert_sign=True, crl_sign=True,
-                encipher_only=False, decipher_only=False,
-            ),
-            critical=True,
-        )
-        .sign(key, hashes.SHA256())
-    )
-    return cert.public_bytes(Encoding.PEM).decode()
 
 
 class BearerToken(requests.auth.AuthBase):
@@ -434,7 +402,7 @@ class Load:
         self.samples: list[dict] = []
         self.log = log
         self.started = time.monotonic()
-        self.customer_ca = make_customer_ca()
+        self.customer_ca = make_cert("soak customer CA")
         self.listing: list[str] = []
         self.service_account: tuple[str, str] = ("", "")
 
