@@ -287,7 +287,7 @@ async fn stores_opening_at_once_migrate_once() {
             .fetch_all(&db)
             .await
             .unwrap();
-    assert_eq!(applied, vec![(1, true), (2, true), (3, true)]);
+    assert_eq!(applied, vec![(1, true), (2, true), (3, true), (4, true)]);
     db.close().await;
     for s in stores {
         assert!(s.is_empty().await.unwrap());
