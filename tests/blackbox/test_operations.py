@@ -169,8 +169,14 @@ def test_metrics_count_issued_certificates_requests_and_the_key_pool(make_server
 
     hist = "dbcerts_store_operation_duration_seconds"
     assert m.types[hist] == "histogram"
-    assert m.get(f"{hist}_count", operation="insert_certificate") == 4
-    assert m.get(f"{hist}_bucket", operation="insert_certificate", le="+Inf") == 4
+    # Every write of the calls above went through the journal's group commit: 4 certificates (each
+    # with its audit entry), the audit entries of 4 creations (projects, users) and of the one
+    # failed authentication. They came one after another, so each was a commit of its own.
+    assert m.types["dbcerts_journal_commits_total"] == "counter"
+    assert m.get("dbcerts_journal_writes_total") == 9
+    assert m.get("dbcerts_journal_commits_total") == 9
+    assert m.get(f"{hist}_count", operation="commit_batch") == 9
+    assert m.get(f"{hist}_bucket", operation="commit_batch", le="+Inf") == 9
 
     # The next scrape counts the previous one; the figures above did not move.
     m2, _, _ = scrape(s)

@@ -35,6 +35,14 @@ impl KeyAlgorithm {
         }
     }
 
+    /// Whether generating a key of this kind, and signing with one, is cheap enough (tens of
+    /// microseconds: ECDSA) to do on an async worker thread. Handing such work to a blocking
+    /// thread costs more in wake-ups than it saves; RSA (milliseconds to sign, up to a second to
+    /// generate) must not block the runtime.
+    pub fn is_cheap(self) -> bool {
+        matches!(self, KeyAlgorithm::EcdsaP256 | KeyAlgorithm::EcdsaP384)
+    }
+
     /// The signature algorithm a key of this kind signs with: sha256WithRSAEncryption for RSA
     /// (the Atlas profile), ecdsa-with-SHA256 for P-256 and ecdsa-with-SHA384 for P-384.
     pub(crate) fn signature_algorithm(self) -> &'static SignatureAlgorithm {

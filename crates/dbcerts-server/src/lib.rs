@@ -11,6 +11,7 @@ pub mod ca_service;
 pub mod error;
 pub mod format;
 mod http;
+pub mod journal;
 pub mod links;
 pub mod metered_store;
 pub mod observe;
@@ -138,6 +139,7 @@ pub(crate) struct Inner {
     pub nonce_counts: auth::digest::NonceCounts,
     pub pool: Arc<KeyPool>,
     pub ca: CaService,
+    pub journal: journal::Journal,
     pub config: ServerConfig,
     /// A sealed throw-away secret, opened for unknown API keys so that they take as long as
     /// known ones.
@@ -173,6 +175,7 @@ impl AppState {
             config.access.token_lifetime_secs,
         );
         let limits = auth::throttle::Limits::new(&config.access);
+        let journal = journal::Journal::new(Arc::clone(&store));
         AppState {
             inner: Arc::new(Inner {
                 store,
@@ -181,6 +184,7 @@ impl AppState {
                 nonce_key,
                 pool,
                 ca,
+                journal,
                 config,
                 dummy_sealed_key,
                 tokens,

@@ -149,7 +149,7 @@ metered! {
         username: &str,
     ) -> StoreResult<bool>;
 
-    fn insert_certificate(cert: &CertificateRecord, audit: &AuditEvent) -> StoreResult<()>;
+    fn commit_batch(batch: &[BatchWrite]) -> StoreResult<Vec<Recorded>>;
     fn list_unexpired_certificates(
         project_id: &str,
         username: &str,

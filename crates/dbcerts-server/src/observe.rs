@@ -37,6 +37,10 @@ pub mod names {
     pub const HTTP_DURATION: &str = "dbcerts_http_request_duration_seconds";
     /// Counter `{group_id, algorithm}`: certificates durably recorded.
     pub const CERTIFICATES_ISSUED: &str = "dbcerts_certificates_issued_total";
+    /// Group commits of the journal (issued certificates, request audit entries).
+    pub const JOURNAL_COMMITS: &str = "dbcerts_journal_commits_total";
+    /// Writes those commits carried.
+    pub const JOURNAL_WRITES: &str = "dbcerts_journal_writes_total";
     /// Gauge: leaf keys ready in the key pool, at scrape time.
     pub const KEY_POOL_KEYS: &str = "dbcerts_key_pool_keys";
     /// Histogram `{operation}`: seconds each `Store` method took.
@@ -107,6 +111,14 @@ fn describe() {
         names::CERTIFICATES_ISSUED,
         "Client certificates issued and durably recorded, by project and key algorithm."
     );
+    describe_counter!(
+        names::JOURNAL_COMMITS,
+        "Transactions that recorded issued certificates and request audit entries; concurrent requests share one (group commit)."
+    );
+    describe_counter!(
+        names::JOURNAL_WRITES,
+        "Writes carried by those transactions (divide by dbcerts_journal_commits_total for the mean batch)."
+    );
     describe_gauge!(
         names::KEY_POOL_KEYS,
         "Pre-generated leaf keys ready in the key pool."
@@ -133,6 +145,12 @@ pub fn certificate_issued(group_id: &str, algorithm: dbcerts_ca::KeyAlgorithm) {
         "algorithm" => algorithm.as_str(),
     )
     .increment(1);
+}
+
+/// Records one group commit of `writes` writes (call as it starts).
+pub fn journal_commit(writes: usize) {
+    counter!(names::JOURNAL_COMMITS).increment(1);
+    counter!(names::JOURNAL_WRITES).increment(writes as u64);
 }
 
 /// Records how long one store operation took.

@@ -297,9 +297,23 @@ async fn metrics_count_requests_issuance_store_latency_and_expiry() {
         )
     };
     assert_eq!(
-        store_count(&after, "insert_certificate") - store_count(&before, "insert_certificate"),
-        2.0
+        store_count(&after, "commit_batch") - store_count(&before, "commit_batch"),
+        2.0,
+        "two certificates, each its call's only audit entry"
     );
+    // Each POST made one journal write (the certificate with its audit entry), one after the
+    // other, so each was a group commit of its own.
+    let counter = |s: &Scrape, name: &str| s.get(name, &[]);
+    for name in [
+        "dbcerts_journal_commits_total",
+        "dbcerts_journal_writes_total",
+    ] {
+        assert_eq!(
+            counter(&after, name) - counter(&before, name),
+            2.0,
+            "{name}"
+        );
+    }
     assert_eq!(
         store_count(&after, "expiring_certificates")
             - store_count(&before, "expiring_certificates"),
@@ -308,14 +322,14 @@ async fn metrics_count_requests_issuance_store_latency_and_expiry() {
     assert_eq!(
         after.get(
             "dbcerts_store_operation_duration_seconds_bucket",
-            &[("operation", "insert_certificate"), ("le", "+Inf")]
+            &[("operation", "commit_batch"), ("le", "+Inf")]
         ),
-        store_count(&after, "insert_certificate")
+        store_count(&after, "commit_batch")
     );
     assert!(
         after.get(
             "dbcerts_store_operation_duration_seconds_sum",
-            &[("operation", "insert_certificate")]
+            &[("operation", "commit_batch")]
         ) > 0.0
     );
 

@@ -22,7 +22,7 @@ pub use sqlite::{
 use async_trait::async_trait;
 
 /// What can go wrong in the store, in the terms callers act on.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     /// A uniqueness constraint refused the write; the string names the constraint.
     #[error("conflict on {0}")]
@@ -210,13 +210,30 @@ pub trait Store: Send + Sync + 'static {
         username: &str,
     ) -> StoreResult<bool>;
 
-    /// Durably records an issued certificate and its audit entry, in one transaction. A serial
-    /// that exists already is a `Conflict("certificate serial")`.
+    /// Durably records a batch of writes in one transaction (one commit, so one log flush, for
+    /// the whole batch: the group commit of `dbcerts_server::journal`), audit entries chained
+    /// in batch order. Answers, per write and in order, whether it was recorded: a certificate
+    /// that was not leaves neither row nor audit entry and does not affect the others; an audit
+    /// entry alone is always recorded. An error means none was.
+    async fn commit_batch(&self, batch: &[BatchWrite]) -> StoreResult<Vec<Recorded>>;
+
+    /// Durably records one issued certificate and its audit entry. A serial that exists already
+    /// is a `Conflict("certificate serial")`, a project that does not exist (any more) `Gone`.
     async fn insert_certificate(
         &self,
         cert: &CertificateRecord,
         audit: &AuditEvent,
-    ) -> StoreResult<()>;
+    ) -> StoreResult<()> {
+        let batch = [BatchWrite::Certificate(cert.clone(), audit.clone())];
+        match self.commit_batch(&batch).await?.as_slice() {
+            [outcome] => outcome.into_result(),
+            other => Err(StoreError::Internal(format!(
+                "one certificate inserted, {} outcomes",
+                other.len()
+            ))),
+        }
+    }
+
     /// Certificates of (project, username) with `not_after > now`, oldest first (by `not_before`,
     /// then `created_ms`, then serial), and their count.
     async fn list_unexpired_certificates(

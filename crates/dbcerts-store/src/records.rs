@@ -94,6 +94,37 @@ pub struct CertificateRecord {
     pub cert_der: Vec<u8>,
 }
 
+/// One write of a group commit ([`crate::Store::commit_batch`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BatchWrite {
+    /// An issued certificate and its audit entry.
+    Certificate(CertificateRecord, AuditEvent),
+    /// An audit entry alone.
+    Audit(AuditEvent),
+}
+
+/// What became of one write of [`crate::Store::commit_batch`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Recorded {
+    /// Recorded (a certificate with its audit entry).
+    Yes,
+    /// Not recorded: a certificate with this serial exists already.
+    SerialTaken,
+    /// Not recorded: the project does not exist (it was deleted meanwhile).
+    ProjectGone,
+}
+
+impl Recorded {
+    /// `Ok` when recorded; otherwise the error a single insert reports.
+    pub fn into_result(self) -> crate::StoreResult<()> {
+        match self {
+            Recorded::Yes => Ok(()),
+            Recorded::SerialTaken => Err(crate::StoreError::Conflict("certificate serial")),
+            Recorded::ProjectGone => Err(crate::StoreError::Gone),
+        }
+    }
+}
+
 /// What the certificate list shows.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CertificateSummary {

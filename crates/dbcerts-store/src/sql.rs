@@ -188,20 +188,29 @@ macro_rules! sql_store {
             })
         }
 
-        /// Appends `event` after the last entry. The caller's transaction must hold the write lock
-        /// (`BEGIN IMMEDIATE`), so that no other writer can take the same `seq`.
-        async fn append_audit_in(
-            conn: &mut DbConn,
-            event: &AuditEvent,
-        ) -> StoreResult<AuditEntry> {
+        /// The last audit entry's `seq` and hash (0 and the genesis hash in an empty log). The
+        /// caller's transaction must hold the write lock (`BEGIN IMMEDIATE`), so that no other
+        /// writer can append meanwhile.
+        async fn audit_head(conn: &mut DbConn) -> StoreResult<(i64, Vec<u8>)> {
             let last = sqlx::query("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")
                 .fetch_optional(&mut *conn)
                 .await
                 .map_err(map_err)?;
-            let (seq, prev_hash) = match last {
-                Some(r) => (get::<i64>(&r, "seq")? + 1, get::<Vec<u8>>(&r, "hash")?),
-                None => (1, AuditEntry::GENESIS.to_vec()),
-            };
+            match last {
+                Some(r) => Ok((get::<i64>(&r, "seq")?, get::<Vec<u8>>(&r, "hash")?)),
+                None => Ok((0, AuditEntry::GENESIS.to_vec())),
+            }
+        }
+
+        /// Appends `event` after the entry `(seq, hash)` that `head` names, and moves `head` to
+        /// the new entry. The caller's transaction must hold the write lock.
+        async fn append_audit_after(
+            conn: &mut DbConn,
+            head: &mut (i64, Vec<u8>),
+            event: &AuditEvent,
+        ) -> StoreResult<AuditEntry> {
+            let seq = head.0 + 1;
+            let prev_hash = std::mem::take(&mut head.1);
             let hash = AuditEntry::chain_hash(&prev_hash, seq, event);
             sqlx::query(
                 "INSERT INTO audit_log (seq, at_ms, actor, source_ip, action, project_id, target, status, details, prev_hash, hash)
@@ -221,12 +230,22 @@ macro_rules! sql_store {
             .execute(&mut *conn)
             .await
             .map_err(map_err)?;
+            *head = (seq, hash.clone());
             Ok(AuditEntry {
                 seq,
                 event: event.clone(),
                 prev_hash,
                 hash,
             })
+        }
+
+        /// Appends `event` after the last entry. The caller's transaction must hold the write lock.
+        async fn append_audit_in(
+            conn: &mut DbConn,
+            event: &AuditEvent,
+        ) -> StoreResult<AuditEntry> {
+            let mut head = audit_head(&mut *conn).await?;
+            append_audit_after(conn, &mut head, event).await
         }
 
         async fn insert_api_key_in(
@@ -1001,34 +1020,57 @@ macro_rules! sql_store {
                 Ok(done.rows_affected() > 0)
             }
 
-            async fn insert_certificate(
-                &self,
-                c: &CertificateRecord,
-                audit: &AuditEvent,
-            ) -> StoreResult<()> {
+            async fn commit_batch(&self, batch: &[BatchWrite]) -> StoreResult<Vec<Recorded>> {
                 let mut tx = self.write_tx().await?;
-                sqlx::query(
-                    "INSERT INTO certificates (serial, project_id, username, subject, not_before, not_after, created_ms, cert)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-                )
-                .bind(c.serial)
-                .bind(&c.project_id)
-                .bind(&c.username)
-                .bind(&c.subject)
-                .bind(c.not_before)
-                .bind(c.not_after)
-                .bind(c.created_ms)
-                .bind(&c.cert_der)
-                .execute(&mut *tx)
-                .await
-                .map_err(|e| match &e {
-                    sqlx::Error::Database(db) if db.is_unique_violation() => {
-                        StoreError::Conflict("certificate serial")
-                    }
-                    _ => map_err(e),
-                })?;
-                append_audit_in(&mut tx, audit).await?;
-                tx.commit().await.map_err(map_err)
+                let mut head = audit_head(&mut tx).await?;
+                let mut outcomes = Vec::with_capacity(batch.len());
+                for write in batch {
+                    let (c, audit) = match write {
+                        BatchWrite::Audit(event) => {
+                            append_audit_after(&mut tx, &mut head, event).await?;
+                            outcomes.push(Recorded::Yes);
+                            continue;
+                        }
+                        BatchWrite::Certificate(c, audit) => (c, audit),
+                    };
+                    // Neither a taken serial (ON CONFLICT) nor a project deleted meanwhile
+                    // (EXISTS) is an error here: either would abort the transaction that the
+                    // rest of the batch shares. Each skips only its certificate.
+                    let done = sqlx::query(
+                        "INSERT INTO certificates (serial, project_id, username, subject, not_before, not_after, created_ms, cert)
+                         SELECT $1, $2, $3, $4, $5, $6, $7, $8
+                         WHERE EXISTS (SELECT 1 FROM projects WHERE id = $2)
+                         ON CONFLICT (serial) DO NOTHING",
+                    )
+                    .bind(c.serial)
+                    .bind(&c.project_id)
+                    .bind(&c.username)
+                    .bind(&c.subject)
+                    .bind(c.not_before)
+                    .bind(c.not_after)
+                    .bind(c.created_ms)
+                    .bind(&c.cert_der)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(map_err)?;
+                    let outcome = if done.rows_affected() == 1 {
+                        append_audit_after(&mut tx, &mut head, audit).await?;
+                        Recorded::Yes
+                    } else if sqlx::query("SELECT 1 FROM projects WHERE id = $1")
+                        .bind(&c.project_id)
+                        .fetch_optional(&mut *tx)
+                        .await
+                        .map_err(map_err)?
+                        .is_some()
+                    {
+                        Recorded::SerialTaken
+                    } else {
+                        Recorded::ProjectGone
+                    };
+                    outcomes.push(outcome);
+                }
+                tx.commit().await.map_err(map_err)?;
+                Ok(outcomes)
             }
 
             async fn list_unexpired_certificates(

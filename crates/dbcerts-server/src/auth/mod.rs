@@ -76,6 +76,13 @@ pub fn access_list_allows(entries: &[AccessListEntry], ip: IpAddr) -> bool {
     })
 }
 
+/// Marks a response whose handler recorded the call's audit entry itself, in the same
+/// transaction as what the call wrote (an issued certificate's `certificate.issued` entry,
+/// which names the caller, address, project, user and status): the middleware then adds no
+/// second, generic `<METHOD> <path>` entry for the same call.
+#[derive(Debug, Clone, Copy)]
+pub struct Audited;
+
 /// Appends an audit entry; a failure to write is logged, never shown to the client.
 #[allow(clippy::too_many_arguments)]
 pub async fn audit(
@@ -98,7 +105,7 @@ pub async fn audit(
         status,
         details: details.to_string(),
     };
-    if let Err(e) = state.inner.store.append_audit(&event).await {
+    if let Err(e) = state.inner.journal.append_audit(event).await {
         tracing::error!(error = %e, action, "could not append to the audit log");
     }
 }
@@ -251,7 +258,8 @@ pub async fn authenticate_api(
         "ratelimit-remaining",
         HeaderValue::from(allowance.remaining),
     );
-    if ![Method::GET, Method::HEAD, Method::OPTIONS].contains(&method) {
+    let audited = res.extensions_mut().remove::<Audited>().is_some();
+    if !audited && ![Method::GET, Method::HEAD, Method::OPTIONS].contains(&method) {
         audit(
             &state,
             actor,

@@ -1,9 +1,10 @@
 //! X.509 certificates of managed users: listDatabaseUserCerts and createDatabaseUserCert.
 //!
 //! Creation order: validate the body; find the project, the user, and check it is MANAGED and
-//! that no customer CA is set; take a pooled key (or generate one) and sign off the async
-//! runtime; durably commit the certificate row; only then count it
-//! (`dbcerts_certificates_issued_total`) and return certificate and key.
+//! that no customer CA is set; take a pooled key (or generate one) and sign, off the async
+//! runtime for RSA (ECDSA takes tens of microseconds, less than the hand-off); durably commit
+//! the certificate row (shared with concurrent requests, see [`crate::journal`]); only then
+//! count it (`dbcerts_certificates_issued_total`) and return certificate and key.
 
 use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
@@ -127,12 +128,7 @@ pub async fn create_database_user_cert(
         return Err(AtlasError::advanced_x509());
     }
     let ca = state.inner.ca.get_or_create(id.as_str()).await?;
-    let pool = std::sync::Arc::clone(&state.inner.pool);
-    let key = tokio::task::spawn_blocking(move || pool.take_or_generate())
-        .await
-        .map_err(|e| AtlasError::unexpected(format!("key task: {e}")))?
-        .map_err(|e| AtlasError::unexpected(format!("key generation: {e}")))?;
-    let key = std::sync::Arc::new(key);
+    let key = std::sync::Arc::new(take_key(&state).await?);
     for _ in 0..SERIAL_ATTEMPTS {
         let now = chrono::Utc::now();
         let (not_before, not_after) = leaf_validity(now, months)
@@ -143,7 +139,7 @@ pub async fn create_database_user_cert(
             std::sync::Arc::clone(&key),
             user.username.clone(),
         );
-        let issued = tokio::task::spawn_blocking(move || {
+        let issued = off_runtime_unless(ca.algorithm().is_cheap(), move || {
             ca2.issue(
                 &LeafRequest {
                     username: &name,
@@ -154,8 +150,7 @@ pub async fn create_database_user_cert(
                 &key2,
             )
         })
-        .await
-        .map_err(|e| AtlasError::unexpected(format!("signing task: {e}")))?
+        .await?
         .map_err(|e| AtlasError::unexpected(format!("signing: {e}")))?;
         let rec = CertificateRecord {
             serial,
@@ -184,12 +179,19 @@ pub async fn create_database_user_cert(
             })
             .to_string(),
         };
-        match state.inner.store.insert_certificate(&rec, &audit).await {
+        match state
+            .inner
+            .journal
+            .insert_certificate(rec.clone(), audit)
+            .await
+        {
             Ok(()) => {
                 tracing::info!(project = id.as_str(), serial, algorithm = %key.algorithm(), months, "issued certificate");
                 crate::observe::certificate_issued(id.as_str(), key.algorithm());
                 let pem = response_pem(&rec.cert_der, &key);
-                return Ok(pem_response(pem.as_str(), query.format, base.api));
+                let mut res = pem_response(pem.as_str(), query.format, base.api);
+                res.extensions_mut().insert(crate::auth::Audited);
+                return Ok(res);
             }
             Err(StoreError::Conflict(_)) => {
                 tracing::warn!(
@@ -203,6 +205,31 @@ pub async fn create_database_user_cert(
     Err(AtlasError::unexpected(
         "could not find a free certificate serial",
     ))
+}
+
+/// A leaf key: a pooled one if ready, else a new one, generated off the async runtime unless
+/// the algorithm is cheap.
+async fn take_key(state: &AppState) -> Result<dbcerts_ca::LeafKey, AtlasError> {
+    if let Some(key) = state.inner.pool.try_take() {
+        return Ok(key);
+    }
+    let pool = std::sync::Arc::clone(&state.inner.pool);
+    off_runtime_unless(pool.algorithm().is_cheap(), move || pool.take_or_generate())
+        .await?
+        .map_err(|e| AtlasError::unexpected(format!("key generation: {e}")))
+}
+
+/// Runs `work` on this thread when `cheap`, else on a blocking thread.
+async fn off_runtime_unless<T: Send + 'static>(
+    cheap: bool,
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, AtlasError> {
+    if cheap {
+        return Ok(work());
+    }
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| AtlasError::unexpected(format!("blocking task: {e}")))
 }
 
 /// 201 with the raw PEM as the body (Atlas sends it under the JSON media type, unquoted), or

@@ -14,10 +14,10 @@
 //! there before it started, never against absolute sequence numbers.
 
 use dbcerts_store::{
-    AccessListEntry, ApiKeyAuth, ApiKeyRecord, AuditEntry, AuditEvent, AuditFilter, CaRecord,
-    CertificateRecord, CertificateSummary, DatabaseUserRecord, ExpiringCount, Org, Page, Project,
-    ProjectGrant, ServiceAccountAuth, ServiceAccountRecord, ServiceAccountSecretRecord, Store,
-    StoreError, StoreResult, UserSecurityRecord,
+    AccessListEntry, ApiKeyAuth, ApiKeyRecord, AuditEntry, AuditEvent, AuditFilter, BatchWrite,
+    CaRecord, CertificateRecord, CertificateSummary, DatabaseUserRecord, ExpiringCount, Org, Page,
+    Project, ProjectGrant, Recorded, ServiceAccountAuth, ServiceAccountRecord,
+    ServiceAccountSecretRecord, Store, StoreError, StoreResult, UserSecurityRecord,
 };
 
 /// Runs every check against one store, which must be fresh (contain no organization and no
@@ -68,6 +68,7 @@ pub async fn run_all(store: &dyn Store) {
     list_audit_filters(store).await;
     audit_concurrent_appends_keep_the_chain(store).await;
     insert_certificate_appends_one_audit_entry(store).await;
+    commit_batch_skips_only_the_refused(store).await;
     assert_audit_log_intact(store).await;
 }
 
@@ -122,6 +123,7 @@ macro_rules! for_each_check {
             list_audit_filters,
             audit_concurrent_appends_keep_the_chain,
             insert_certificate_appends_one_audit_entry,
+            commit_batch_skips_only_the_refused,
         );
     };
 }
@@ -3837,7 +3839,10 @@ pub async fn insert_certificate_appends_one_audit_entry(store: &dyn Store) {
     );
     // A project that does not exist: no certificate, no audit entry.
     let orphan = cert(ns.serial(2), &ns.project(99), "CN=ivy", T0, T0 + 1000);
-    assert!(insert_cert(store, &orphan).await.is_err());
+    assert!(matches!(
+        insert_cert(store, &orphan).await,
+        Err(StoreError::Gone)
+    ));
     assert_eq!(
         store
             .list_audit(&AuditFilter::default(), base, 100)
@@ -3894,6 +3899,79 @@ pub async fn insert_certificate_appends_one_audit_entry(store: &dyn Store) {
             .unwrap(),
         after
     );
+    assert_audit_log_intact(store).await;
+}
+
+/// `commit_batch` (the server's group commit) records a batch in one transaction: a taken
+/// serial (stored before, or earlier in the same batch) and a missing project each skip only
+/// their certificate; the recorded certificates and the audit entries alone get consecutive
+/// audit entries, in batch order.
+pub async fn commit_batch_skips_only_the_refused(store: &dyn Store) {
+    let ns = Ns(46);
+    let p = setup_project(store, ns, 0).await;
+    let earlier = cert(ns.serial(1), &p, "CN=jo", T0, T0 + 1000);
+    insert_cert(store, &earlier).await.unwrap();
+    let (base, tip) = audit_tip(store).await;
+    let first = cert(ns.serial(2), &p, "CN=jo", T0 + 1, T0 + 1000);
+    let taken_before = cert(ns.serial(1), &p, "CN=jo", T0 + 2, T0 + 1000);
+    let taken_in_batch = cert(ns.serial(2), &p, "CN=other", T0 + 3, T0 + 1000);
+    let orphan = cert(ns.serial(3), &ns.project(99), "CN=jo", T0 + 4, T0 + 1000);
+    let last = cert(ns.serial(4), &p, "CN=jo", T0 + 5, T0 + 1000);
+    let request = AuditEvent {
+        actor: ns.actor(2),
+        action: "POST /request".into(),
+        ..issued(&first)
+    };
+    let mut batch: Vec<_> = [&first, &taken_before, &taken_in_batch, &orphan]
+        .into_iter()
+        .map(|c| BatchWrite::Certificate(c.clone(), issued(c)))
+        .collect();
+    batch.push(BatchWrite::Audit(request.clone()));
+    batch.push(BatchWrite::Certificate(last.clone(), issued(&last)));
+    assert_eq!(
+        store.commit_batch(&batch).await.unwrap(),
+        [
+            Recorded::Yes,
+            Recorded::SerialTaken,
+            Recorded::SerialTaken,
+            Recorded::ProjectGone,
+            Recorded::Yes,
+            Recorded::Yes
+        ]
+    );
+    let entries = store
+        .list_audit(&AuditFilter::default(), base, 100)
+        .await
+        .unwrap();
+    assert_eq!(
+        entries
+            .iter()
+            .map(|e| (e.seq, &e.event))
+            .collect::<Vec<_>>(),
+        [
+            (base + 1, &issued(&first)),
+            (base + 2, &request),
+            (base + 3, &issued(&last))
+        ]
+    );
+    assert_eq!(entries[0].prev_hash, tip);
+    assert!(entries.windows(2).all(|w| w[1].prev_hash == w[0].hash));
+    assert!(entries.iter().all(AuditEntry::is_intact));
+    assert_eq!(
+        store
+            .list_unexpired_certificates(&p, "CN=jo", T0 + 100, NO_PAGE)
+            .await
+            .unwrap(),
+        (summaries([&earlier, &first, &last]), 3)
+    );
+    assert_eq!(
+        store
+            .list_unexpired_certificates(&p, "CN=other", T0 + 100, NO_PAGE)
+            .await
+            .unwrap(),
+        (vec![], 0)
+    );
+    assert_eq!(store.commit_batch(&[]).await.unwrap(), []);
     assert_audit_log_intact(store).await;
 }
 
