@@ -1080,8 +1080,10 @@ macro_rules! sql_store {
                 now: i64,
                 page: Page,
             ) -> StoreResult<(Vec<CertificateSummary>, u64)> {
+                // Issued minus expired (migration 0005): the scan touches expired entries only.
                 let count = sqlx::query(
-                    "SELECT COUNT(*) AS n FROM certificates WHERE project_id = $1 AND username = $2 AND not_after > $3",
+                    "SELECT COALESCE((SELECT issued FROM certificate_counts WHERE project_id = $1 AND username = $2), 0)
+                          - (SELECT COUNT(*) FROM certificates WHERE project_id = $1 AND username = $2 AND not_after <= $3) AS n",
                 )
                 .bind(project_id)
                 .bind(username)
@@ -1090,9 +1092,12 @@ macro_rules! sql_store {
                 .await
                 .map_err(map_err)?;
                 let (lim, off) = limit(page);
+                // `+not_after`: a range on not_after must not lure the planner to the expiry index
+                // (which would sort all the user's certificates for every page); the page comes
+                // in the order of certificates_by_user_page, which holds not_after too.
                 let rows = sqlx::query(
                     "SELECT serial, subject, not_before, not_after FROM certificates
-                     WHERE project_id = $1 AND username = $2 AND not_after > $3
+                     WHERE project_id = $1 AND username = $2 AND +not_after > $3
                      ORDER BY not_before, created_ms, serial LIMIT $4 OFFSET $5",
                 )
                 .bind(project_id)

@@ -287,7 +287,10 @@ async fn stores_opening_at_once_migrate_once() {
             .fetch_all(&db)
             .await
             .unwrap();
-    assert_eq!(applied, vec![(1, true), (2, true), (3, true), (4, true)]);
+    assert_eq!(
+        applied,
+        vec![(1, true), (2, true), (3, true), (4, true), (5, true)]
+    );
     db.close().await;
     for s in stores {
         assert!(s.is_empty().await.unwrap());
@@ -334,4 +337,129 @@ async fn serve_lock_is_held_while_open() {
     drop(clone);
     let exclusive = dbcerts_store::try_lock_unused(&path).unwrap();
     assert!(exclusive.is_some(), "free once every store is dropped");
+}
+
+/// Migration 5 counts the certificates a store already holds, and its triggers count the ones
+/// written by anything, including a writer that knows nothing of the count (a node still on the
+/// previous version): the list's totals stay right across the upgrade.
+#[tokio::test]
+async fn certificate_counts_cover_existing_and_directly_written_rows() {
+    let (dir, store) = fresh_store().await;
+    let org = Org {
+        id: format!("{:024x}", 11),
+        name: "counted".into(),
+        created: 1_700_000_000,
+    };
+    let key = ApiKeyRecord {
+        id: format!("{:024x}", 12),
+        org_id: org.id.clone(),
+        public_key: "COUNTEDKEY".into(),
+        sealed_private_key: vec![1, 2, 3],
+        description: "bootstrap".into(),
+        org_roles: vec!["ORG_OWNER".into()],
+        created: 1_700_000_001,
+    };
+    let project = Project {
+        id: format!("{:024x}", 13),
+        org_id: org.id.clone(),
+        name: "counted project".into(),
+        created: 1_700_000_002,
+        with_default_alerts_settings: false,
+        tags_json: "[]".into(),
+    };
+    store.create_org_with_key(&org, &key).await.unwrap();
+    store.create_project(&project).await.unwrap();
+    let now = 1_800_000_000;
+    let cert = |serial: i64, username: &str, not_after: i64| CertificateRecord {
+        serial,
+        project_id: project.id.clone(),
+        username: username.into(),
+        subject: format!("CN={username}"),
+        not_before: now - 1000 + serial,
+        not_after,
+        created_ms: (now - 1000 + serial) * 1000,
+        cert_der: vec![0x30, 0x00],
+    };
+    let audit = AuditEvent {
+        at_ms: now * 1000,
+        actor: "test".into(),
+        source_ip: None,
+        action: "certificate.issued".into(),
+        project_id: Some(project.id.clone()),
+        target: None,
+        status: None,
+        details: "{}".into(),
+    };
+    for c in [
+        cert(1, "alice", now + 10),
+        cert(2, "alice", now - 10),
+        cert(3, "bob", now + 10),
+    ] {
+        store.insert_certificate(&c, &audit).await.unwrap();
+    }
+    store.close().await;
+    drop(store);
+
+    // The store as the previous version left it: no count, no triggers, no migration 5.
+    let url = format!("sqlite://{}", db_path(dir.path()).display());
+    let db = sqlx::SqlitePool::connect(&url).await.unwrap();
+    for statement in [
+        "DROP TRIGGER certificates_counted_on_insert",
+        "DROP TRIGGER certificates_counted_on_delete",
+        "DROP INDEX certificates_by_user_expiry",
+        "DROP TABLE certificate_counts",
+        "DELETE FROM _sqlx_migrations WHERE version = 5",
+    ] {
+        sqlx::query(statement).execute(&db).await.unwrap();
+    }
+    let direct = "INSERT INTO certificates (serial, project_id, username, subject, not_before, not_after, created_ms, cert)
+                  VALUES ($1, $2, 'alice', 'CN=alice', $3, $4, $5, x'3000')";
+    // An old node's write before the upgrade.
+    sqlx::query(direct)
+        .bind(4_i64)
+        .bind(&project.id)
+        .bind(now - 900)
+        .bind(now + 10)
+        .bind((now - 900) * 1000)
+        .execute(&db)
+        .await
+        .unwrap();
+    db.close().await;
+
+    let store = SqliteStore::open(&db_path(dir.path())).await.unwrap();
+    // An old node's write after the upgrade.
+    let db = sqlx::SqlitePool::connect(&url).await.unwrap();
+    sqlx::query(direct)
+        .bind(5_i64)
+        .bind(&project.id)
+        .bind(now - 800)
+        .bind(now + 10)
+        .bind((now - 800) * 1000)
+        .execute(&db)
+        .await
+        .unwrap();
+    db.close().await;
+    let page = Page {
+        offset: 0,
+        limit: 100,
+    };
+    let listed = |user: &'static str| {
+        let store = &store;
+        let project = project.id.clone();
+        async move {
+            let (certs, total) = store
+                .list_unexpired_certificates(&project, user, now, page)
+                .await
+                .unwrap();
+            (certs.iter().map(|c| c.serial).collect::<Vec<_>>(), total)
+        }
+    };
+    assert_eq!(listed("alice").await, (vec![1, 4, 5], 3));
+    assert_eq!(listed("bob").await, (vec![3], 1));
+    assert_eq!(listed("nobody").await, (vec![], 0));
+    // Deleting the project takes its counts with it.
+    assert!(store.delete_project(&project.id).await.unwrap());
+    store.create_project(&project).await.unwrap();
+    assert_eq!(listed("alice").await, (vec![], 0));
+    store.close().await;
 }
