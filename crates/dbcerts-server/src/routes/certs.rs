@@ -10,7 +10,7 @@ use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use dbcerts_ca::{LeafRequest, leaf_validity, random_serial, response_pem};
-use dbcerts_store::{AuditEvent, CertificateRecord, StoreError};
+use dbcerts_store::{CertificateRecord, StoreError};
 use serde::{Deserialize, Serialize};
 
 use super::database_users::find_cert_user;
@@ -162,23 +162,12 @@ pub async fn create_database_user_cert(
             created_ms: now.timestamp_millis(),
             cert_der: issued.der,
         };
-        let audit = AuditEvent {
-            at_ms: now.timestamp_millis(),
-            actor: caller.actor(),
-            source_ip: caller.ip.map(|ip| ip.to_string()),
-            action: "certificate.issued".into(),
-            project_id: Some(rec.project_id.clone()),
-            target: Some(rec.username.clone()),
-            status: Some(201),
-            details: serde_json::json!({
-                "serial": serial,
-                "subject": rec.subject,
-                "notBefore": rec.not_before,
-                "notAfter": rec.not_after,
-                "algorithm": key.algorithm().to_string(),
-            })
-            .to_string(),
-        };
+        let audit = crate::journal::certificate_issued_event(
+            &rec,
+            caller.actor(),
+            caller.ip.map(|ip| ip.to_string()),
+            key.algorithm(),
+        );
         match state
             .inner
             .journal
