@@ -291,6 +291,26 @@ def sqlite_bytes(data_dir: pathlib.Path) -> tuple[int, int]:
     return db.stat().st_size, n
 
 
+def storage_baseline(server: Dbcerts) -> tuple[int, int] | None:
+    """On SQLite, restarts the server around a measurement of its database: (bytes, certificates)."""
+    if server.database_url:
+        return None
+    server.stop()
+    baseline = sqlite_bytes(server.data_dir)
+    server.start()
+    return baseline
+
+
+def record_storage(results: dict, algorithm: str, server: Dbcerts, baseline: tuple[int, int] | None) -> None:
+    """Bytes the stopped server's SQLite file grew by, per certificate issued since `baseline`."""
+    if baseline is None:
+        return
+    size, certs = sqlite_bytes(server.data_dir)
+    grown, issued = size - baseline[0], certs - baseline[1]
+    results.setdefault("storage", {})[algorithm] = {
+        "bytes": grown, "certificates": issued, "bytes_per_certificate": grown / issued}
+
+
 def w1(args, work: pathlib.Path, backends: list[str], results: dict) -> None:
     """ECDSA P-256 issuance at concurrency 8 and 32, durable, vs cfssl (P-256 and RSA-2048)."""
     out = results.setdefault("w1", {})
@@ -299,10 +319,7 @@ def w1(args, work: pathlib.Path, backends: list[str], results: dict) -> None:
         server = Dbcerts(work / f"w1-{backend}", "ecdsa-p256", database_for(backend, "w1"))
         server.start()
         group = server.project_with_user("w1user")
-        if backend == "sqlite":
-            server.stop()
-            size0, certs0 = sqlite_bytes(server.data_dir)
-            server.start()
+        baseline = storage_baseline(server)
         url = f"{server.root}/api/atlas/v2/groups/{group}/databaseUsers/w1user/certs"
         for c in (8, 32):
             log(f"W1 dbcerts {backend} P-256 c={c}")
@@ -314,11 +331,7 @@ def w1(args, work: pathlib.Path, backends: list[str], results: dict) -> None:
         out[f"dbcerts-{backend}-journal"] = {"commits": commits, "writes": writes,
                                              "mean_batch": writes / commits if commits else 0}
         server.stop()
-        if backend == "sqlite":
-            size1, certs1 = sqlite_bytes(server.data_dir)
-            results.setdefault("storage", {})["ecdsa-p256"] = {
-                "bytes": size1 - size0, "certificates": certs1 - certs0,
-                "bytes_per_certificate": (size1 - size0) / (certs1 - certs0)}
+        record_storage(results, "ecdsa-p256", server, baseline)
     for algo, size in (("ecdsa", 256), ("rsa", 2048)):
         peer = Cfssl(work / f"cfssl-{algo}", algo, size)
         body = peer.body
@@ -342,10 +355,7 @@ def w2(args, work: pathlib.Path, backends: list[str], results: dict) -> None:
                          "--key-pool-size", str(pool))
         server.start()
         group = server.project_with_user("w2user")
-        if backend == "sqlite":
-            server.stop()
-            size0, certs0 = sqlite_bytes(server.data_dir)
-            server.start()
+        baseline = storage_baseline(server)
         token = server.token()
         url = f"{server.root}/api/atlas/v2/groups/{group}/databaseUsers/w2user/certs"
         post = dict(method="POST", body='{"monthsUntilExpiration":3}', auth=digest(server), pid=server.proc.pid)
@@ -374,11 +384,7 @@ def w2(args, work: pathlib.Path, backends: list[str], results: dict) -> None:
             "list_during_refill": {"median": median_of(refill), "raw": refill},
         }
         server.stop()
-        if backend == "sqlite":
-            size1, certs1 = sqlite_bytes(server.data_dir)
-            results.setdefault("storage", {})["rsa-4096"] = {
-                "bytes": size1 - size0, "certificates": certs1 - certs0,
-                "bytes_per_certificate": (size1 - size0) / (certs1 - certs0)}
+        record_storage(results, "rsa-4096", server, baseline)
 
 
 def keygen_rate(work: pathlib.Path, algorithm: str, threads: int, keys: int) -> dict:
