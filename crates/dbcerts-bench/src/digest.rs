@@ -7,9 +7,8 @@
 //! one request in flight at a time, so its counts reach the server in order.
 
 use anyhow::Context;
-use digest_auth::{AuthContext, HttpMethod, Qop, WwwAuthenticateHeader};
+use digest_auth::{AuthContext, HttpMethod, WwwAuthenticateHeader};
 use hyper::HeaderMap;
-use hyper::header::WWW_AUTHENTICATE;
 
 /// One worker's credentials and the challenge it is answering.
 pub(crate) struct DigestSession {
@@ -55,7 +54,7 @@ impl DigestSession {
     /// Takes the Digest challenge of a 401 response's headers, replacing the current one (and
     /// so restarting `nc` at 1); `false` when the response carries none this client can answer.
     pub fn accept_challenge(&mut self, headers: &HeaderMap) -> bool {
-        match challenge_of(headers) {
+        match dbcerts_client::answerable_challenge(headers) {
             Some(challenge) => {
                 self.challenge = Some(challenge);
                 true
@@ -65,32 +64,10 @@ impl DigestSession {
     }
 }
 
-/// The first Digest challenge among `headers`' `WWW-Authenticate` values offering `qop=auth`
-/// (or no qop, RFC 2069), restricted to `qop=auth` (no body hashing).
-fn challenge_of(headers: &HeaderMap) -> Option<WwwAuthenticateHeader> {
-    headers
-        .get_all(WWW_AUTHENTICATE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .filter(|v| {
-            v.trim_start()
-                .get(..6)
-                .is_some_and(|s| s.eq_ignore_ascii_case("digest"))
-        })
-        .filter_map(|v| digest_auth::parse(v).ok())
-        .find(|h| h.qop.as_ref().is_none_or(|q| q.contains(&Qop::AUTH)))
-        .map(|mut h| {
-            if h.qop.is_some() {
-                h.qop = Some(vec![Qop::AUTH]);
-            }
-            h
-        })
-}
-
 #[cfg(test)]
 mod tests {
-    use digest_auth::AuthorizationHeader;
-    use hyper::header::HeaderValue;
+    use digest_auth::{AuthorizationHeader, Qop};
+    use hyper::header::{HeaderValue, WWW_AUTHENTICATE};
 
     use super::*;
 

@@ -96,6 +96,13 @@ impl DigestAuth {
 
 /// The Digest challenge of a 401 response, if it carries one this client can answer.
 pub(crate) fn challenge_of(headers: &HeaderMap) -> Option<Challenge> {
+    answerable_challenge(headers).map(|header| Challenge { header })
+}
+
+/// The first Digest challenge among `headers`' `WWW-Authenticate` values, if it can be answered
+/// with `qop=auth` (or without qop, RFC 2069), restricted to `qop=auth`. Shared with the
+/// benchmark load generator, so both Digest clients read challenges alike.
+pub fn answerable_challenge(headers: &HeaderMap) -> Option<WwwAuthenticateHeader> {
     headers
         .get_all(WWW_AUTHENTICATE)
         .iter()
@@ -118,7 +125,7 @@ pub(crate) fn challenge_of(headers: &HeaderMap) -> Option<Challenge> {
             if header.qop.is_some() {
                 header.qop = Some(vec![digest_auth::Qop::AUTH]);
             }
-            Challenge { header }
+            header
         })
 }
 

@@ -54,6 +54,7 @@ pub use api::user_security::{
     CustomerX509, LdapSettings, UserSecurity, UserSecurityUpdate, UserToDnMapping,
 };
 pub use credentials::{Credentials, Secret};
+pub use digest::answerable_challenge;
 pub use error::{ApiError, ClientError, ErrorClass};
 pub use http::{
     API_V2, Client, ClientBuilder, DEFAULT_CONNECT_TIMEOUT, DEFAULT_TIMEOUT, MEDIA_TYPE_2023_01_01,
