@@ -26,6 +26,34 @@ fn db_path(dir: &Path) -> PathBuf {
     dir.join("dbcerts.db")
 }
 
+/// An organization, its bootstrap API key and a project, with ids `first`, `first + 1` and
+/// `first + 2` (24 hex digits).
+fn org_key_project(first: u64, name: &str, public_key: &str) -> (Org, ApiKeyRecord, Project) {
+    let org = Org {
+        id: format!("{first:024x}"),
+        name: name.into(),
+        created: 1_700_000_000,
+    };
+    let key = ApiKeyRecord {
+        id: format!("{:024x}", first + 1),
+        org_id: org.id.clone(),
+        public_key: public_key.into(),
+        sealed_private_key: vec![1, 2, 3],
+        description: "bootstrap".into(),
+        org_roles: vec!["ORG_OWNER".into()],
+        created: 1_700_000_001,
+    };
+    let project = Project {
+        id: format!("{:024x}", first + 2),
+        org_id: org.id.clone(),
+        name: format!("{name} project"),
+        created: 1_700_000_002,
+        with_default_alerts_settings: false,
+        tags_json: "[]".into(),
+    };
+    (org, key, project)
+}
+
 /// One `#[tokio::test]` per conformance check, each on its own fresh database file.
 macro_rules! conformance_tests {
     ($($check:ident),* $(,)?) => {
@@ -102,28 +130,7 @@ async fn ca_race_across_two_nodes() {
 async fn data_survives_close_and_reopen() {
     let dir = tempfile::tempdir().unwrap();
     let path = db_path(dir.path());
-    let org = Org {
-        id: format!("{:024x}", 1),
-        name: "durable".into(),
-        created: 1_700_000_000,
-    };
-    let key = ApiKeyRecord {
-        id: format!("{:024x}", 2),
-        org_id: org.id.clone(),
-        public_key: "DURABLEKEY".into(),
-        sealed_private_key: vec![1, 2, 3],
-        description: "bootstrap".into(),
-        org_roles: vec!["ORG_OWNER".into()],
-        created: 1_700_000_001,
-    };
-    let project = Project {
-        id: format!("{:024x}", 3),
-        org_id: org.id.clone(),
-        name: "durable project".into(),
-        created: 1_700_000_002,
-        with_default_alerts_settings: false,
-        tags_json: "[]".into(),
-    };
+    let (org, key, project) = org_key_project(1, "durable", "DURABLEKEY");
     let ca = CaRecord {
         project_id: project.id.clone(),
         algorithm: "RSA".into(),
@@ -345,28 +352,7 @@ async fn serve_lock_is_held_while_open() {
 #[tokio::test]
 async fn certificate_counts_cover_existing_and_directly_written_rows() {
     let (dir, store) = fresh_store().await;
-    let org = Org {
-        id: format!("{:024x}", 11),
-        name: "counted".into(),
-        created: 1_700_000_000,
-    };
-    let key = ApiKeyRecord {
-        id: format!("{:024x}", 12),
-        org_id: org.id.clone(),
-        public_key: "COUNTEDKEY".into(),
-        sealed_private_key: vec![1, 2, 3],
-        description: "bootstrap".into(),
-        org_roles: vec!["ORG_OWNER".into()],
-        created: 1_700_000_001,
-    };
-    let project = Project {
-        id: format!("{:024x}", 13),
-        org_id: org.id.clone(),
-        name: "counted project".into(),
-        created: 1_700_000_002,
-        with_default_alerts_settings: false,
-        tags_json: "[]".into(),
-    };
+    let (org, key, project) = org_key_project(11, "counted", "COUNTEDKEY");
     store.create_org_with_key(&org, &key).await.unwrap();
     store.create_project(&project).await.unwrap();
     let now = 1_800_000_000;
