@@ -179,6 +179,32 @@ pub fn parse_json_with<T: DeserializeOwned>(
     Ok(value)
 }
 
+/// An optional integer attribute that also takes an integral number written with a fraction
+/// (`14.0`): JSON Schema counts it as an integer, and Atlas's Jackson accepts it. Anything else
+/// that is not an integer of `T`'s range is the attribute's type error.
+pub fn integral<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: TryFrom<i64>,
+{
+    use serde::Deserialize;
+    use serde::de::Error;
+    let Some(n) = Option::<serde_json::Number>::deserialize(d)? else {
+        return Ok(None);
+    };
+    // 2^53: every integer up to it is exactly an f64.
+    const EXACT: f64 = 9_007_199_254_740_992.0;
+    n.as_i64()
+        .or_else(|| {
+            n.as_f64()
+                .filter(|f| f.fract() == 0.0 && f.abs() <= EXACT)
+                .map(|f| f as i64)
+        })
+        .and_then(|v| T::try_from(v).ok())
+        .map(Some)
+        .ok_or_else(|| D::Error::custom("not an integer in range"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -187,6 +213,7 @@ mod tests {
     #[derive(Debug, Deserialize, PartialEq)]
     #[serde(rename_all = "camelCase")]
     struct Body {
+        #[serde(default, deserialize_with = "integral")]
         months_until_expiration: Option<i64>,
         inner: Option<Inner>,
     }
@@ -267,5 +294,27 @@ mod tests {
         );
         assert_eq!(code(""), "MALFORMED_JSON");
         assert_eq!(code(" \n"), "MALFORMED_JSON");
+    }
+
+    #[test]
+    fn integral_numbers_with_a_fraction_are_integers() {
+        let months =
+            |text: &str| parse_json::<Body>(text.as_bytes()).map(|b| b.months_until_expiration);
+        assert_eq!(
+            months(r#"{"monthsUntilExpiration": 14.0}"#).unwrap(),
+            Some(14)
+        );
+        assert_eq!(months(r#"{"monthsUntilExpiration": 3}"#).unwrap(), Some(3));
+        assert_eq!(months("{}").unwrap(), None);
+        for bad in [
+            r#"{"monthsUntilExpiration": 14.5}"#,
+            r#"{"monthsUntilExpiration": "3"}"#,
+        ] {
+            assert_eq!(
+                parse_json::<Body>(bad.as_bytes()).unwrap_err().code,
+                "INVALID_JSON_ATTRIBUTE",
+                "{bad}"
+            );
+        }
     }
 }

@@ -38,13 +38,25 @@ pub struct AtlasError {
 }
 
 /// The error body. Field order is alphabetical, as Atlas emits it.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = ApiError)]
 pub struct ApiErrorBody<'a> {
+    /// The message, with the parameters substituted.
+    #[schema(value_type = String)]
     pub detail: &'a str,
+    /// The HTTP status.
+    #[schema(value_type = i32)]
     pub error: u16,
+    /// Atlas's error code, also sent as the `X-Error-Code` header.
     #[serde(rename = "errorCode")]
+    #[schema(value_type = String)]
     pub error_code: &'a str,
+    /// The values substituted into the message: strings and numbers (MongoDB's specification
+    /// types them as objects; Atlas sends plain values).
+    #[schema(schema_with = crate::openapi::error_parameters)]
     pub parameters: &'a [Value],
+    /// The HTTP reason phrase.
+    #[schema(value_type = String)]
     pub reason: &'a str,
 }
 

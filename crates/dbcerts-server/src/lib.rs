@@ -15,8 +15,9 @@ pub mod journal;
 pub mod links;
 pub mod metered_store;
 pub mod observe;
+pub mod openapi;
 pub mod params;
-mod routes;
+pub(crate) mod routes;
 pub mod secrets;
 
 /// The request body of each operation, exactly as its handler parses it (with

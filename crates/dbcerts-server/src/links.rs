@@ -30,7 +30,7 @@ const SEGMENT: &AsciiSet = &CONTROLS
     .add(b'^')
     .add(b'|');
 
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct Link {
     pub href: String,
     pub rel: String,
@@ -247,11 +247,13 @@ mod tests {
 
 /// A page of a list, as every Atlas list returns it: `links`, `results`, `totalCount`.
 /// With `includeCount=false`, `totalCount` is 0, as observed on Atlas lists.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Paginated<T> {
     links: Vec<Link>,
     results: Vec<T>,
+    /// The number of items in the whole list; 0 with `includeCount=false`.
     #[serde(rename = "totalCount")]
+    #[schema(value_type = i64, minimum = 0)]
     total_count: u64,
 }
 

@@ -262,8 +262,10 @@ pub fn routes() -> Router<AppState> {
 }
 
 /// The whole body of both health checks.
-#[derive(Serialize)]
-struct Health {
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Health {
+    /// `ok` or `unavailable`.
+    #[schema(value_type = String)]
     status: &'static str,
 }
 
@@ -282,12 +284,31 @@ fn uncached(status: StatusCode, content_type: &'static str, body: impl Into<Body
 }
 
 /// Liveness: the process can answer requests.
-async fn live() -> Response {
+#[utoipa::path(
+    get,
+    path = "/health/live",
+    operation_id = "getHealthLive",
+    tag = "Operations",
+    security(()),
+    responses((status = 200, description = "The process answers.", content_type = "application/json", body = Health)),
+)]
+pub async fn live() -> Response {
     health(StatusCode::OK, "ok")
 }
 
 /// Readiness: the store answers a ping within [`STORE_TIMEOUT`].
-async fn ready(State(state): State<AppState>) -> Response {
+#[utoipa::path(
+    get,
+    path = "/health/ready",
+    operation_id = "getHealthReady",
+    tag = "Operations",
+    security(()),
+    responses(
+        (status = 200, description = "The store answers.", content_type = "application/json", body = Health),
+        (status = 503, description = "The store does not answer in time.", content_type = "application/json", body = Health),
+    ),
+)]
+pub async fn ready(State(state): State<AppState>) -> Response {
     if state.inner.observer.store_ready(&*state.inner.store).await {
         health(StatusCode::OK, "ok")
     } else {
@@ -297,7 +318,15 @@ async fn ready(State(state): State<AppState>) -> Response {
 
 /// Prometheus text exposition. Scrape-time gauges are set first; a store that does not answer
 /// leaves the other metrics served and `dbcerts_store_up` at 0.
-async fn metrics(State(state): State<AppState>) -> Response {
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    operation_id = "getMetrics",
+    tag = "Operations",
+    security(()),
+    responses((status = 200, description = "Prometheus text exposition.", content_type = "text/plain; version=0.0.4", body = String)),
+)]
+pub async fn metrics(State(state): State<AppState>) -> Response {
     let inner = &state.inner;
     gauge!(names::KEY_POOL_KEYS).set(inner.pool.stats().depth as f64);
     inner.observer.refresh_expiring(&*inner.store).await;

@@ -90,6 +90,66 @@ pub struct Query {
     pub paging: Paging,
 }
 
+/// The `{groupId}` path parameter, for the OpenAPI document ([`GroupId::parse`] checks it; a
+/// malformed one is 404).
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Path, rename_all = "camelCase")]
+#[allow(dead_code)]
+pub struct GroupPath {
+    /// The project: 24 hexadecimal digits.
+    #[param(pattern = "^([a-f0-9]{24})$")]
+    group_id: String,
+}
+
+/// The `{orgId}` path parameter, for the OpenAPI document.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Path, rename_all = "camelCase")]
+#[allow(dead_code)]
+pub struct OrgPath {
+    /// The organization: 24 hexadecimal digits.
+    #[param(pattern = "^([a-f0-9]{24})$")]
+    org_id: String,
+}
+
+/// The query parameters of [`Accepts::Entity`], for the OpenAPI document.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub struct EntityParams {
+    /// Wrap the body as `{"content": <body>, "status": <HTTP status>}` (errors are never wrapped).
+    envelope: Option<bool>,
+    /// Indent the JSON body the way Atlas does.
+    pretty: Option<bool>,
+}
+
+/// The query parameters of [`Accepts::EnvelopeOnly`], for the OpenAPI document.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub struct EnvelopeParams {
+    /// Wrap the body as `{"content": <body>, "status": <HTTP status>}` (errors are never wrapped).
+    envelope: Option<bool>,
+}
+
+/// The query parameters of [`Accepts::List`], for the OpenAPI document.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query, rename_all = "camelCase")]
+#[allow(dead_code)]
+pub struct ListParams {
+    /// Add `status` to the list object (errors are never wrapped).
+    envelope: Option<bool>,
+    /// Indent the JSON body the way Atlas does.
+    pretty: Option<bool>,
+    /// Count the whole list into `totalCount` (default true; 0 when false).
+    include_count: Option<bool>,
+    /// Items per page, 1 to 500 (default 100).
+    #[param(minimum = 1, maximum = 500)]
+    items_per_page: Option<i32>,
+    /// The page, from 1 (default 1); a 32-bit integer, as in Atlas.
+    #[param(minimum = 1, maximum = 2147483647)]
+    page_num: Option<i32>,
+}
+
 /// Which parameters an operation takes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Accepts {
@@ -149,7 +209,10 @@ impl Query {
                         .ok_or_else(bad)?
                 }
                 "pageNum" => {
-                    query.paging.page_num = parse_int(value).filter(|n| *n >= 1).ok_or_else(bad)?
+                    // A 32-bit integer, as Atlas (Java) reads it.
+                    query.paging.page_num = parse_int(value)
+                        .filter(|n| (1..=i32::MAX as u32).contains(n))
+                        .ok_or_else(bad)?
                 }
                 _ => unreachable!("filtered above"),
             }

@@ -5,7 +5,7 @@
 //! Project Database Access Admin and a key with no roles. Each of the last four is an
 //! Organization Member that holds its role in P1 ("my project") only. P2 is "someone else's
 //! project". The expectations are built here from the spec's `x-rolesRequirements`
-//! (`shared/atlas/BEHAVIOUR.md` §9, `spec-keys.md` §3.2, the README for the CA extension) and the
+//! (the Atlas behaviour reference, §9, `spec-keys.md` §3.2, the README for the CA extension) and the
 //! documented hierarchy. They are never taken from the server's code:
 //! * Organization Owner implies Project Owner in every project of its organization.
 //! * Project Owner implies every other project role.

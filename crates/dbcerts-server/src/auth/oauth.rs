@@ -271,7 +271,54 @@ async fn authenticate_client(
     }
 }
 
-/// `POST /api/oauth/token`.
+/// A token response (RFC 6749 §5.1).
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct TokenResponse {
+    access_token: String,
+    /// Seconds.
+    expires_in: i64,
+    /// `Bearer`.
+    #[schema(value_type = String)]
+    token_type: &'static str,
+}
+
+/// An OAuth error (RFC 6749 §5.2).
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct OAuthError {
+    error: String,
+    error_description: String,
+}
+
+/// The form of both OAuth endpoints (`application/x-www-form-urlencoded`); the client may
+/// authenticate with HTTP Basic instead of `client_id`/`client_secret`.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct OAuthForm {
+    /// `client_credentials` (token endpoint).
+    grant_type: Option<String>,
+    client_id: Option<String>,
+    client_secret: Option<String>,
+    /// The access token to revoke (revocation endpoint).
+    token: Option<String>,
+}
+
+/// `POST /api/oauth/token`: an access token for a service account (client credentials grant).
+#[utoipa::path(
+    post,
+    path = "/api/oauth/token",
+    operation_id = "createOAuthToken",
+    tag = "OAuth",
+    security(("ClientCredentials" = [])),
+    request_body(content = OAuthForm, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 200, description = "The token.", content_type = "application/json", body = TokenResponse),
+        (status = 400, description = "A malformed request or unsupported grant type.", content_type = "application/json", body = OAuthError),
+        (status = 401, description = "The client did not authenticate.", content_type = "application/json", body = OAuthError),
+        (status = 408, description = "The body did not arrive in time.", content_type = "application/json", body = OAuthError),
+        (status = 413, description = "The body is too large.", content_type = "application/json", body = OAuthError),
+        (status = 429, description = "Too many token requests (Atlas's error format).", content_type = "application/json", body = crate::error::ApiErrorBody),
+    ),
+)]
 pub async fn token(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
@@ -332,12 +379,13 @@ pub async fn token(
         serde_json::json!({ "expiresAt": claims.exp, "secretId": secret_id }),
     )
     .await;
-    let body = serde_json::json!({
-        "access_token": token,
-        "expires_in": state.inner.tokens.lifetime_secs(),
-        "token_type": "Bearer",
-    });
-    let mut res = (StatusCode::OK, body.to_string()).into_response();
+    let body = TokenResponse {
+        access_token: token,
+        expires_in: state.inner.tokens.lifetime_secs(),
+        token_type: "Bearer",
+    };
+    let body = serde_json::to_string(&body).expect("a token response serializes");
+    let mut res = (StatusCode::OK, body).into_response();
     res.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
@@ -349,6 +397,21 @@ pub async fn token(
 
 /// `POST /api/oauth/revoke`: 200 whether or not the token was valid (RFC 7009 §2.2), once the
 /// client has authenticated. A client can revoke only its own tokens.
+#[utoipa::path(
+    post,
+    path = "/api/oauth/revoke",
+    operation_id = "revokeOAuthToken",
+    tag = "OAuth",
+    security(("ClientCredentials" = [])),
+    request_body(content = OAuthForm, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 200, description = "Revoked, or was not a valid token of this client."),
+        (status = 400, description = "A malformed request.", content_type = "application/json", body = OAuthError),
+        (status = 401, description = "The client did not authenticate.", content_type = "application/json", body = OAuthError),
+        (status = 408, description = "The body did not arrive in time.", content_type = "application/json", body = OAuthError),
+        (status = 413, description = "The body is too large.", content_type = "application/json", body = OAuthError),
+    ),
+)]
 pub async fn revoke(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,

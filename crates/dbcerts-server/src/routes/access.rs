@@ -100,27 +100,36 @@ pub fn parse_json_array<T: DeserializeOwned>(
 }
 
 /// One access-list entry as requested: exactly one of `ipAddress` and `cidrBlock`.
-#[derive(Debug, serde::Deserialize)]
+#[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = AccessListEntryRequest)]
 pub struct EntryIn {
     pub ip_address: Option<String>,
     pub cidr_block: Option<String>,
     // Read-only fields a client may echo back from a GET.
     #[serde(rename = "created")]
+    #[schema(schema_with = crate::openapi::echoed)]
     _created: Option<crate::body::ReadOnly>,
     #[serde(rename = "createdAt")]
+    #[schema(schema_with = crate::openapi::echoed)]
     _created_at: Option<crate::body::ReadOnly>,
     #[serde(rename = "lastUsed")]
+    #[schema(schema_with = crate::openapi::echoed)]
     _last_used: Option<crate::body::ReadOnly>,
     #[serde(rename = "lastUsedAt")]
+    #[schema(schema_with = crate::openapi::echoed)]
     _last_used_at: Option<crate::body::ReadOnly>,
     #[serde(rename = "lastUsedAddress")]
+    #[schema(schema_with = crate::openapi::echoed)]
     _last_used_address: Option<crate::body::ReadOnly>,
     #[serde(rename = "count")]
+    #[schema(schema_with = crate::openapi::echoed)]
     _count: Option<crate::body::ReadOnly>,
     #[serde(rename = "requestCount")]
+    #[schema(schema_with = crate::openapi::echoed)]
     _request_count: Option<crate::body::ReadOnly>,
     #[serde(rename = "links")]
+    #[schema(schema_with = crate::openapi::echoed)]
     _links: Option<crate::body::ReadOnly>,
 }
 

@@ -20,12 +20,14 @@ use crate::bootstrap::{api_key_purpose, new_api_key};
 use crate::error::AtlasError;
 use crate::format::{Shape, atlas_time};
 use crate::links::{Base, Link, Paginated};
-use crate::params::{Accepts, Query, is_object_id};
+use crate::openapi::ATLAS_2023;
+use crate::params::{Accepts, EntityParams, GroupPath, ListParams, OrgPath, Query, is_object_id};
 
 /// Atlas's `ApiKeyUserDetails`, keys in alphabetical order.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct KeyOut {
+#[schema(as = ApiKeyUserDetails)]
+pub struct KeyOut {
     desc: String,
     id: String,
     links: Vec<Link>,
@@ -34,9 +36,10 @@ struct KeyOut {
     roles: Vec<RoleOut>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct RoleOut {
+#[schema(as = CloudAccessRoleAssignment)]
+pub struct RoleOut {
     #[serde(skip_serializing_if = "Option::is_none")]
     group_id: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -45,9 +48,10 @@ struct RoleOut {
 }
 
 /// `UserAccessListResponse`.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct EntryOut {
+#[schema(as = UserAccessListResponse)]
+pub struct EntryOut {
     cidr_block: String,
     created: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -55,26 +59,33 @@ struct EntryOut {
     links: Vec<Link>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = ApiKeyRequest)]
 pub struct KeyIn {
     desc: Option<String>,
     pub roles: Option<Vec<String>>,
     #[serde(rename = "id")]
+    #[schema(schema_with = crate::openapi::echoed)]
     _id: Option<ReadOnly>,
     #[serde(rename = "links")]
+    #[schema(schema_with = crate::openapi::echoed)]
     _links: Option<ReadOnly>,
     #[serde(rename = "privateKey")]
+    #[schema(schema_with = crate::openapi::echoed)]
     _private_key: Option<ReadOnly>,
     #[serde(rename = "publicKey")]
+    #[schema(schema_with = crate::openapi::echoed)]
     _public_key: Option<ReadOnly>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct AssignmentIn {
+#[schema(as = UserAccessRoleAssignment)]
+pub struct AssignmentIn {
     roles: Option<Vec<String>>,
     #[serde(rename = "userId")]
+    #[schema(schema_with = crate::openapi::echoed)]
     _user_id: Option<ReadOnly>,
 }
 
@@ -185,6 +196,17 @@ async fn manage_key(
 }
 
 /// `POST /orgs/{orgId}/apiKeys` (createOrgApiKey), Organization Owner. 200, private key shown.
+#[utoipa::path(
+    post,
+    path = "/api/atlas/v2/orgs/{orgId}/apiKeys",
+    operation_id = "createOrgApiKey",
+    tag = "Programmatic API Keys",
+    params(OrgPath, EntityParams),
+    request_body(content = KeyIn, content_type = ATLAS_2023),
+    responses(
+        (status = 200, description = "The new key, with its private key shown this once.", content_type = ATLAS_2023, body = KeyOut),
+    ),
+)]
 pub async fn create_org_api_key(
     State(state): State<AppState>,
     caller: Caller,
@@ -214,6 +236,16 @@ pub async fn create_org_api_key(
 }
 
 /// `GET /orgs/{orgId}/apiKeys` (listOrgApiKeys), Organization Member.
+#[utoipa::path(
+    get,
+    path = "/api/atlas/v2/orgs/{orgId}/apiKeys",
+    operation_id = "listOrgApiKeys",
+    tag = "Programmatic API Keys",
+    params(OrgPath, ListParams),
+    responses(
+        (status = 200, description = "A page of keys.", content_type = ATLAS_2023, body = Paginated<KeyOut>),
+    ),
+)]
 pub async fn list_org_api_keys(
     State(state): State<AppState>,
     caller: Caller,
@@ -243,6 +275,16 @@ pub async fn list_org_api_keys(
 }
 
 /// `GET /orgs/{orgId}/apiKeys/{apiUserId}` (getOrgApiKey), Organization Member.
+#[utoipa::path(
+    get,
+    path = "/api/atlas/v2/orgs/{orgId}/apiKeys/{apiUserId}",
+    operation_id = "getOrgApiKey",
+    tag = "Programmatic API Keys",
+    params(OrgPath, ("apiUserId" = String, Path, description = "The API key's id."), EntityParams),
+    responses(
+        (status = 200, description = "The key, private key masked.", content_type = ATLAS_2023, body = KeyOut),
+    ),
+)]
 pub async fn get_org_api_key(
     State(state): State<AppState>,
     caller: Caller,
@@ -258,6 +300,17 @@ pub async fn get_org_api_key(
 }
 
 /// `PATCH /orgs/{orgId}/apiKeys/{apiUserId}` (updateOrgApiKey), Organization Owner.
+#[utoipa::path(
+    patch,
+    path = "/api/atlas/v2/orgs/{orgId}/apiKeys/{apiUserId}",
+    operation_id = "updateOrgApiKey",
+    tag = "Programmatic API Keys",
+    params(OrgPath, ("apiUserId" = String, Path, description = "The API key's id."), EntityParams),
+    request_body(content = KeyIn, content_type = ATLAS_2023),
+    responses(
+        (status = 200, description = "The key as changed.", content_type = ATLAS_2023, body = KeyOut),
+    ),
+)]
 pub async fn update_org_api_key(
     State(state): State<AppState>,
     caller: Caller,
@@ -290,6 +343,16 @@ pub async fn update_org_api_key(
 
 /// `DELETE /orgs/{orgId}/apiKeys/{apiUserId}` (deleteOrgApiKey), Organization Owner. Removes
 /// the key from every project and drops its access list. 204.
+#[utoipa::path(
+    delete,
+    path = "/api/atlas/v2/orgs/{orgId}/apiKeys/{apiUserId}",
+    operation_id = "deleteOrgApiKey",
+    tag = "Programmatic API Keys",
+    params(OrgPath, ("apiUserId" = String, Path, description = "The API key's id."), EntityParams),
+    responses(
+        (status = 204, description = "Deleted."),
+    ),
+)]
 pub async fn delete_org_api_key(
     State(state): State<AppState>,
     caller: Caller,
@@ -343,6 +406,16 @@ fn access_list_page(
 }
 
 /// `GET /orgs/{orgId}/apiKeys/{apiUserId}/accessList`, Organization Member.
+#[utoipa::path(
+    get,
+    path = "/api/atlas/v2/orgs/{orgId}/apiKeys/{apiUserId}/accessList",
+    operation_id = "listOrgApiKeyAccessListEntries",
+    tag = "Programmatic API Keys",
+    params(OrgPath, ("apiUserId" = String, Path, description = "The API key's id."), ListParams),
+    responses(
+        (status = 200, description = "A page of entries.", content_type = ATLAS_2023, body = Paginated<EntryOut>),
+    ),
+)]
 pub async fn list_access_list(
     State(state): State<AppState>,
     caller: Caller,
@@ -359,6 +432,17 @@ pub async fn list_access_list(
 
 /// `POST /orgs/{orgId}/apiKeys/{apiUserId}/accessList`: adds entries, returns the whole list
 /// (200). The spec names no role; Organization Owner is required, as for the key itself.
+#[utoipa::path(
+    post,
+    path = "/api/atlas/v2/orgs/{orgId}/apiKeys/{apiUserId}/accessList",
+    operation_id = "createOrgApiKeyAccessListEntry",
+    tag = "Programmatic API Keys",
+    params(OrgPath, ("apiUserId" = String, Path, description = "The API key's id."), ListParams),
+    request_body(content = Vec<crate::routes::access::EntryIn>, content_type = ATLAS_2023),
+    responses(
+        (status = 200, description = "The key's whole access list.", content_type = ATLAS_2023, body = Paginated<EntryOut>),
+    ),
+)]
 pub async fn create_access_list(
     State(state): State<AppState>,
     caller: Caller,
@@ -375,6 +459,16 @@ pub async fn create_access_list(
 }
 
 /// `GET /orgs/{orgId}/apiKeys/{apiUserId}/accessList/{ipAddress}`, Organization Member.
+#[utoipa::path(
+    get,
+    path = "/api/atlas/v2/orgs/{orgId}/apiKeys/{apiUserId}/accessList/{ipAddress}",
+    operation_id = "getOrgApiKeyAccessListEntry",
+    tag = "Programmatic API Keys",
+    params(OrgPath, ("apiUserId" = String, Path, description = "The API key's id."), ("ipAddress" = String, Path, description = "An IP address or CIDR block (with / as %2F)."), EntityParams),
+    responses(
+        (status = 200, description = "The entry.", content_type = ATLAS_2023, body = EntryOut),
+    ),
+)]
 pub async fn get_access_list_entry(
     State(state): State<AppState>,
     caller: Caller,
@@ -399,6 +493,16 @@ pub async fn get_access_list_entry(
 
 /// `DELETE /orgs/{orgId}/apiKeys/{apiUserId}/accessList/{ipAddress}`, Organization Owner. A
 /// key cannot remove the entry that admits its own request.
+#[utoipa::path(
+    delete,
+    path = "/api/atlas/v2/orgs/{orgId}/apiKeys/{apiUserId}/accessList/{ipAddress}",
+    operation_id = "deleteOrgApiKeyAccessListEntry",
+    tag = "Programmatic API Keys",
+    params(OrgPath, ("apiUserId" = String, Path, description = "The API key's id."), ("ipAddress" = String, Path, description = "An IP address or CIDR block (with / as %2F)."), EntityParams),
+    responses(
+        (status = 204, description = "Deleted."),
+    ),
+)]
 pub async fn delete_access_list_entry(
     State(state): State<AppState>,
     caller: Caller,
@@ -415,6 +519,16 @@ pub async fn delete_access_list_entry(
 // ---- project assignments ----
 
 /// `GET /groups/{groupId}/apiKeys` (listGroupApiKeys), Project Read Only.
+#[utoipa::path(
+    get,
+    path = "/api/atlas/v2/groups/{groupId}/apiKeys",
+    operation_id = "listGroupApiKeys",
+    tag = "Programmatic API Keys",
+    params(GroupPath, ListParams),
+    responses(
+        (status = 200, description = "A page of the keys assigned to the project.", content_type = ATLAS_2023, body = Paginated<KeyOut>),
+    ),
+)]
 pub async fn list_group_api_keys(
     State(state): State<AppState>,
     caller: Caller,
@@ -448,6 +562,17 @@ pub async fn list_group_api_keys(
 
 /// `POST /groups/{groupId}/apiKeys` (createGroupApiKey): a new organization key (Organization
 /// Member) with project roles here. Project Access Manager. 200, private key shown.
+#[utoipa::path(
+    post,
+    path = "/api/atlas/v2/groups/{groupId}/apiKeys",
+    operation_id = "createGroupApiKey",
+    tag = "Programmatic API Keys",
+    params(GroupPath, EntityParams),
+    request_body(content = KeyIn, content_type = ATLAS_2023),
+    responses(
+        (status = 200, description = "The new key, with its private key shown this once.", content_type = ATLAS_2023, body = KeyOut),
+    ),
+)]
 pub async fn create_group_api_key(
     State(state): State<AppState>,
     caller: Caller,
@@ -485,6 +610,17 @@ pub async fn create_group_api_key(
 
 /// `POST /groups/{groupId}/apiKeys/{apiUserId}` (addGroupApiKey), Project Owner. Body
 /// `[{"roles": [...]}]`. 204.
+#[utoipa::path(
+    post,
+    path = "/api/atlas/v2/groups/{groupId}/apiKeys/{apiUserId}",
+    operation_id = "addGroupApiKey",
+    tag = "Programmatic API Keys",
+    params(GroupPath, ("apiUserId" = String, Path, description = "The API key's id."), EntityParams),
+    request_body(content = Vec<AssignmentIn>, content_type = ATLAS_2023),
+    responses(
+        (status = 204, description = "Assigned."),
+    ),
+)]
 pub async fn add_group_api_key(
     State(state): State<AppState>,
     caller: Caller,
@@ -517,6 +653,17 @@ pub async fn add_group_api_key(
 
 /// `PATCH /groups/{groupId}/apiKeys/{apiUserId}` (updateGroupApiKeyRoles): replaces the key's
 /// roles in this project, and optionally its description. Project Access Manager.
+#[utoipa::path(
+    patch,
+    path = "/api/atlas/v2/groups/{groupId}/apiKeys/{apiUserId}",
+    operation_id = "updateGroupApiKeyRoles",
+    tag = "Programmatic API Keys",
+    params(GroupPath, ("apiUserId" = String, Path, description = "The API key's id."), ListParams),
+    request_body(content = KeyIn, content_type = ATLAS_2023),
+    responses(
+        (status = 200, description = "The key as changed.", content_type = ATLAS_2023, body = KeyOut),
+    ),
+)]
 pub async fn update_group_api_key(
     State(state): State<AppState>,
     caller: Caller,
@@ -564,6 +711,16 @@ pub async fn update_group_api_key(
 
 /// `DELETE /groups/{groupId}/apiKeys/{apiUserId}` (removeGroupApiKey): unassigns the key from
 /// this project only. Project Access Manager. 204.
+#[utoipa::path(
+    delete,
+    path = "/api/atlas/v2/groups/{groupId}/apiKeys/{apiUserId}",
+    operation_id = "removeGroupApiKey",
+    tag = "Programmatic API Keys",
+    params(GroupPath, ("apiUserId" = String, Path, description = "The API key's id."), EntityParams),
+    responses(
+        (status = 204, description = "Unassigned."),
+    ),
+)]
 pub async fn remove_group_api_key(
     State(state): State<AppState>,
     caller: Caller,

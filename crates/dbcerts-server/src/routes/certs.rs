@@ -21,40 +21,59 @@ use crate::body::{ReadOnly, parse_json};
 use crate::error::AtlasError;
 use crate::format::{Format, Shape, atlas_time, envelope, json_response, with_content_type};
 use crate::links::{Base, Paginated};
-use crate::params::{Accepts, Query};
+use crate::openapi::ATLAS_2023;
+use crate::params::{Accepts, EntityParams, GroupPath, ListParams, Query};
 
 /// Serial collisions are astronomically rare (63 random bits); retry a few times anyway.
 const SERIAL_ATTEMPTS: usize = 4;
 
 /// `UserCert` as Atlas lists it: no `links`, no `monthsUntilExpiration`.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct UserCertOut {
+#[schema(as = UserCert)]
+pub struct UserCertOut {
+    /// The certificate's serial number.
     #[serde(rename = "_id")]
     id: i64,
+    #[schema(format = DateTime)]
     created_at: String,
+    #[schema(pattern = "^([a-f0-9]{24})$")]
     group_id: String,
+    #[schema(format = DateTime)]
     not_after: String,
+    /// `CN=<username>`, the whole subject of a certificate dbcerts issues (MongoDB's
+    /// specification's pattern, taken from LDAP DNs, requires DC= components).
+    #[schema(pattern = "^CN=.+$")]
     subject: String,
 }
 
 /// `UserCert` as a client sends it: only `monthsUntilExpiration` is writable; the read-only
 /// fields are accepted and ignored.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = UserCertRequest)]
 pub struct UserCertIn {
+    /// 1 to 24, default 3.
+    #[serde(default, deserialize_with = "crate::body::integral")]
+    #[schema(minimum = 1, maximum = 24, value_type = Option<i32>)]
     pub months_until_expiration: Option<i64>,
     #[serde(rename = "_id")]
+    #[schema(schema_with = crate::openapi::echoed)]
     _id: Option<ReadOnly>,
     #[serde(rename = "createdAt")]
+    #[schema(schema_with = crate::openapi::echoed)]
     _created_at: Option<ReadOnly>,
     #[serde(rename = "groupId")]
+    #[schema(schema_with = crate::openapi::echoed)]
     _group_id: Option<ReadOnly>,
     #[serde(rename = "notAfter")]
+    #[schema(schema_with = crate::openapi::echoed)]
     _not_after: Option<ReadOnly>,
     #[serde(rename = "subject")]
+    #[schema(schema_with = crate::openapi::echoed)]
     _subject: Option<ReadOnly>,
     #[serde(rename = "links")]
+    #[schema(schema_with = crate::openapi::echoed)]
     _links: Option<ReadOnly>,
 }
 
@@ -70,6 +89,15 @@ fn months(value: Option<i64>) -> Result<u32, AtlasError> {
     }
 }
 
+/// The user's unexpired certificates issued by dbcerts.
+#[utoipa::path(
+    get,
+    path = "/api/atlas/v2/groups/{groupId}/databaseUsers/{username}/certs",
+    operation_id = "listGroupDatabaseUserCerts",
+    tag = "X.509 Authentication",
+    params(GroupPath, ("username" = String, Path, description = "A MANAGED x.509 user."), ListParams),
+    responses((status = 200, description = "A page of certificates.", content_type = ATLAS_2023, body = Paginated<UserCertOut>)),
+)]
 pub async fn list_database_user_certs(
     State(state): State<AppState>,
     caller: Caller,
@@ -101,6 +129,20 @@ pub async fn list_database_user_certs(
     Ok(base.respond(StatusCode::OK, &body, Shape::List, query.format))
 }
 
+/// Issues a certificate for a MANAGED x.509 user, signed by the project's CA, with a new private
+/// key that dbcerts does not keep.
+#[utoipa::path(
+    post,
+    path = "/api/atlas/v2/groups/{groupId}/databaseUsers/{username}/certs",
+    operation_id = "createGroupDatabaseUserCert",
+    tag = "X.509 Authentication",
+    params(GroupPath, ("username" = String, Path, description = "A MANAGED x.509 user."), EntityParams),
+    request_body(content = UserCertIn, content_type = ATLAS_2023),
+    responses(
+        (status = 201, content_type = ATLAS_2023, body = String, description = "The certificate then its unencrypted PKCS#8 private key, as PEM text. As Atlas does, the PEM is the raw body (not a quoted JSON string) under this media type; with envelope=true it is the JSON string `content` of the envelope.",
+            example = "-----BEGIN CERTIFICATE-----\n...\n-----END CERTIFICATE-----\n-----BEGIN PRIVATE KEY-----\n...\n-----END PRIVATE KEY-----\n"),
+    ),
+)]
 pub async fn create_database_user_cert(
     State(state): State<AppState>,
     caller: Caller,

@@ -13,10 +13,22 @@ use super::{AtlasBody, AtlasPath, load_project};
 use crate::AppState;
 use crate::auth::{Caller, ProjectRole};
 use crate::body::{ReadOnly, parse_json};
+use crate::error::ApiErrorBody;
 use crate::error::AtlasError;
 use crate::format::{ApiVersion, Shape, atlas_time, with_content_type};
 use crate::links::{Base, Link, Paginated};
-use crate::params::{Accepts, GroupId, Query};
+use crate::openapi::{ATLAS_2023, JSON};
+use crate::params::{Accepts, EntityParams, GroupId, GroupPath, ListParams, Query};
+
+/// The `{databaseName}/{username}` path parameters, for the OpenAPI document.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Path, rename_all = "camelCase")]
+#[allow(dead_code)]
+pub struct UserPath {
+    /// `admin` or `$external`.
+    database_name: String,
+    username: String,
+}
 
 pub const EXTERNAL: &str = "$external";
 pub const ADMIN: &str = "admin";
@@ -28,8 +40,37 @@ const WRITERS: &[ProjectRole] = &[
 static SCOPE_NAME: LazyLock<regex::Regex> =
     LazyLock::new(|| regex::Regex::new(r"^[a-zA-Z0-9][a-zA-Z0-9-]*$").expect("valid regex"));
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+/// The authentication-method enumerations, as the handlers check them and the OpenAPI document
+/// lists them.
+const X509_TYPES: [&str; 3] = ["NONE", "CUSTOMER", "MANAGED"];
+const AWS_IAM_TYPES: [&str; 3] = ["NONE", "USER", "ROLE"];
+const LDAP_AUTH_TYPES: [&str; 3] = ["NONE", "GROUP", "USER"];
+const OIDC_AUTH_TYPES: [&str; 3] = ["NONE", "IDP_GROUP", "USER"];
+const DATABASE_NAMES: [&str; 2] = [ADMIN, EXTERNAL];
+const SCOPE_TYPES: [&str; 3] = ["CLUSTER", "DATA_LAKE", "STREAM"];
+
+fn x509_types() -> utoipa::openapi::Object {
+    crate::openapi::string_enum(&X509_TYPES)
+}
+fn aws_iam_types() -> utoipa::openapi::Object {
+    crate::openapi::string_enum(&AWS_IAM_TYPES)
+}
+fn ldap_auth_types() -> utoipa::openapi::Object {
+    crate::openapi::string_enum(&LDAP_AUTH_TYPES)
+}
+fn oidc_auth_types() -> utoipa::openapi::Object {
+    crate::openapi::string_enum(&OIDC_AUTH_TYPES)
+}
+fn database_names() -> utoipa::openapi::Object {
+    crate::openapi::string_enum(&DATABASE_NAMES)
+}
+fn scope_types() -> utoipa::openapi::Object {
+    crate::openapi::string_enum(&SCOPE_TYPES)
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = DatabaseUserRole)]
 pub struct RoleDoc {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub collection_name: Option<String>,
@@ -37,15 +78,18 @@ pub struct RoleDoc {
     pub role_name: String,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
+#[schema(as = UserScope)]
 pub struct ScopeDoc {
     pub name: String,
     #[serde(rename = "type")]
+    #[schema(schema_with = scope_types)]
     pub kind: String,
 }
 
 /// `ComponentLabel`: both members are optional in the spec, 1 to 255 characters when given.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
+#[schema(as = ComponentLabel)]
 pub struct LabelDoc {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub key: Option<String>,
@@ -67,69 +111,114 @@ pub struct UserDoc {
     pub delete_after_date: Option<i64>,
 }
 
-/// `CloudDatabaseUser` as Atlas returns it (keys alphabetical; no password, ever).
-#[derive(Serialize)]
+/// `CloudDatabaseUser` as Atlas returns it (keys alphabetical; no password, ever). `groupId` is
+/// returned, as Atlas does (MongoDB's specification marks it write-only).
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct UserOut {
+#[schema(as = CloudDatabaseUser)]
+pub struct UserOut {
     #[serde(rename = "awsIAMType")]
+    #[schema(schema_with = aws_iam_types)]
     aws_iam_type: String,
+    #[schema(schema_with = database_names)]
     database_name: String,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(format = DateTime)]
     delete_after_date: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     description: Option<String>,
+    #[schema(pattern = "^([a-f0-9]{24})$")]
     group_id: String,
     labels: Vec<LabelDoc>,
+    #[schema(schema_with = ldap_auth_types)]
     ldap_auth_type: String,
     links: Vec<Link>,
+    #[schema(schema_with = oidc_auth_types)]
     oidc_auth_type: String,
     roles: Vec<RoleDoc>,
     scopes: Vec<ScopeDoc>,
     username: String,
+    #[schema(schema_with = x509_types)]
     x509_type: String,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = DatabaseUserRoleRequest)]
 pub struct RoleIn {
     collection_name: Option<String>,
+    #[schema(required = true, min_length = 1)]
     database_name: Option<String>,
+    /// A built-in role (`atlasAdmin`, `readWriteAnyDatabase`, ...) or a custom role's name.
+    #[schema(required = true, min_length = 1)]
     role_name: Option<String>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(as = UserScopeRequest)]
 pub struct ScopeIn {
+    #[schema(required = true, pattern = "^[a-zA-Z0-9][a-zA-Z0-9-]*$")]
     name: Option<String>,
     #[serde(rename = "type")]
+    #[schema(required = true, schema_with = scope_types)]
     kind: Option<String>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(as = ComponentLabelRequest)]
 pub struct LabelIn {
+    #[schema(min_length = 1, max_length = 255)]
     key: Option<String>,
+    #[schema(min_length = 1, max_length = 255)]
     value: Option<String>,
 }
 
 /// `CloudDatabaseUser` as a client sends it. Every field is optional here; the rules below
 /// decide what is required for create and what may change on update.
-#[derive(Deserialize)]
+///
+/// In the OpenAPI document this is `CloudDatabaseUserCreate` (what creation requires; without
+/// `groupId` on `/api/atlas/v1.0`) and `CloudDatabaseUserUpdate` (nothing required).
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = CloudDatabaseUserCreate)]
 pub struct UserIn {
+    /// Default NONE.
     #[serde(rename = "awsIAMType")]
+    #[schema(schema_with = aws_iam_types)]
     aws_iam_type: Option<String>,
+    /// `$external` for x.509, AWS IAM, LDAP user and OIDC user; `admin` (the default) otherwise.
+    #[schema(schema_with = database_names)]
     database_name: Option<String>,
+    /// A future date at most one week away.
+    #[schema(format = DateTime)]
     delete_after_date: Option<String>,
+    #[schema(max_length = 100)]
     description: Option<String>,
+    /// The project in the path.
+    #[schema(required = true, pattern = "^([a-f0-9]{24})$")]
     group_id: Option<String>,
     labels: Option<Vec<LabelIn>>,
+    /// Default NONE.
+    #[schema(schema_with = ldap_auth_types)]
     ldap_auth_type: Option<String>,
+    /// Default NONE.
+    #[schema(schema_with = oidc_auth_types)]
     oidc_auth_type: Option<String>,
+    /// Required for a SCRAM user (no other method), refused for any other.
+    #[schema(min_length = 8, write_only)]
     password: Option<String>,
+    #[schema(required = true)]
     pub roles: Option<Vec<RoleIn>>,
     scopes: Option<Vec<ScopeIn>>,
+    /// A MANAGED x.509 user's name is its certificate's CN; CUSTOMER x.509 and LDAP names are
+    /// RFC 2253 DNs with a CN. `certs` is refused.
+    #[schema(required = true, min_length = 1, max_length = 1024)]
     pub username: Option<String>,
+    /// Default NONE.
+    #[schema(schema_with = x509_types)]
     x509_type: Option<String>,
     #[serde(rename = "links")]
+    #[schema(schema_with = crate::openapi::echoed)]
     _links: Option<ReadOnly>,
 }
 
@@ -285,7 +374,7 @@ fn parse_scopes(scopes: Vec<ScopeIn>) -> Result<Vec<ScopeDoc>, AtlasError> {
             if !SCOPE_NAME.is_match(&name) {
                 return Err(AtlasError::invalid_attribute("scopes.name"));
             }
-            let kind = enum_value(Some(kind), &["CLUSTER", "DATA_LAKE", "STREAM"], "")?;
+            let kind = enum_value(Some(kind), &SCOPE_TYPES, "")?;
             Ok(ScopeDoc { name, kind })
         })
         .collect()
@@ -398,6 +487,15 @@ fn check_group_id(body: &Option<String>, path: &GroupId) -> Result<(), AtlasErro
     }
 }
 
+/// The project's database users.
+#[utoipa::path(
+    get,
+    path = "/api/atlas/v2/groups/{groupId}/databaseUsers",
+    operation_id = "listGroupDatabaseUsers",
+    tag = "Database Users",
+    params(GroupPath, ListParams),
+    responses((status = 200, description = "A page of users.", content_type = ATLAS_2023, body = Paginated<UserOut>)),
+)]
 pub async fn list_database_users(
     State(state): State<AppState>,
     caller: Caller,
@@ -421,6 +519,19 @@ pub async fn list_database_users(
     Ok(base.respond(StatusCode::OK, &body, Shape::List, query.format))
 }
 
+/// Creates a database user with exactly one authentication method.
+#[utoipa::path(
+    post,
+    path = "/api/atlas/v2/groups/{groupId}/databaseUsers",
+    operation_id = "createGroupDatabaseUser",
+    tag = "Database Users",
+    params(GroupPath, EntityParams),
+    request_body(content = UserIn, content_type = ATLAS_2023),
+    responses(
+        (status = 201, description = "The new user.", content_type = ATLAS_2023, body = UserOut),
+        (status = 409, description = "The user exists (USER_ALREADY_EXISTS), or the project holds the most users it may.", content_type = JSON, body = ApiErrorBody),
+    ),
+)]
 pub async fn create_database_user(
     State(state): State<AppState>,
     caller: Caller,
@@ -441,11 +552,11 @@ pub async fn create_database_user(
             .roles
             .ok_or_else(|| AtlasError::missing_attribute("roles"))?,
     )?;
-    let x509_type = enum_value(input.x509_type, &["NONE", "CUSTOMER", "MANAGED"], "NONE")?;
-    let aws = enum_value(input.aws_iam_type, &["NONE", "USER", "ROLE"], "NONE")?;
-    let ldap = enum_value(input.ldap_auth_type, &["NONE", "GROUP", "USER"], "NONE")?;
-    let oidc = enum_value(input.oidc_auth_type, &["NONE", "IDP_GROUP", "USER"], "NONE")?;
-    let database_name = enum_value(input.database_name, &[ADMIN, EXTERNAL], ADMIN)?;
+    let x509_type = enum_value(input.x509_type, &X509_TYPES, "NONE")?;
+    let aws = enum_value(input.aws_iam_type, &AWS_IAM_TYPES, "NONE")?;
+    let ldap = enum_value(input.ldap_auth_type, &LDAP_AUTH_TYPES, "NONE")?;
+    let oidc = enum_value(input.oidc_auth_type, &OIDC_AUTH_TYPES, "NONE")?;
+    let database_name = enum_value(input.database_name, &DATABASE_NAMES, ADMIN)?;
     let method = Method::of(&x509_type, &aws, &ldap, &oidc, input.password.is_some())?;
     if method == Method::X509 && input.delete_after_date.is_some() {
         return Err(AtlasError::x509_cannot_be_temporary());
@@ -517,6 +628,15 @@ async fn load_user(
         .ok_or_else(|| AtlasError::username_not_found(username))
 }
 
+/// One database user.
+#[utoipa::path(
+    get,
+    path = "/api/atlas/v2/groups/{groupId}/databaseUsers/{databaseName}/{username}",
+    operation_id = "getGroupDatabaseUser",
+    tag = "Database Users",
+    params(GroupPath, UserPath, EntityParams),
+    responses((status = 200, description = "The user.", content_type = ATLAS_2023, body = UserOut)),
+)]
 pub async fn get_database_user(
     State(state): State<AppState>,
     caller: Caller,
@@ -532,6 +652,20 @@ pub async fn get_database_user(
     Ok(base.respond(StatusCode::OK, &body, Shape::Entity, query.format))
 }
 
+/// Changes a user's roles, scopes, labels, description, password or deleteAfterDate; its name,
+/// database and authentication method cannot change (409).
+#[utoipa::path(
+    patch,
+    path = "/api/atlas/v2/groups/{groupId}/databaseUsers/{databaseName}/{username}",
+    operation_id = "updateGroupDatabaseUser",
+    tag = "Database Users",
+    params(GroupPath, UserPath, EntityParams),
+    request_body(content = UserIn, content_type = ATLAS_2023),
+    responses(
+        (status = 200, description = "The user as changed.", content_type = ATLAS_2023, body = UserOut),
+        (status = 409, description = "The body names another username, database or authentication method.", content_type = JSON, body = ApiErrorBody),
+    ),
+)]
 pub async fn update_database_user(
     State(state): State<AppState>,
     caller: Caller,
@@ -608,6 +742,15 @@ pub async fn update_database_user(
     Ok(base.respond(StatusCode::OK, &body, Shape::Entity, query.format))
 }
 
+/// Deletes a database user (its certificates stay valid until they expire).
+#[utoipa::path(
+    delete,
+    path = "/api/atlas/v2/groups/{groupId}/databaseUsers/{databaseName}/{username}",
+    operation_id = "deleteGroupDatabaseUser",
+    tag = "Database Users",
+    params(GroupPath, UserPath, EntityParams),
+    responses((status = 204, description = "Deleted; no body.")),
+)]
 pub async fn delete_database_user(
     State(state): State<AppState>,
     caller: Caller,

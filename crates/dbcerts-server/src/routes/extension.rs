@@ -12,6 +12,22 @@ use crate::AppState;
 use crate::auth::{Caller, ProjectRole};
 use crate::error::AtlasError;
 
+/// The project's managed CA certificate, for `net.tls.CAFile` of `mongod`.
+#[utoipa::path(
+    get,
+    path = "/api/dbcerts/v1/groups/{groupId}/ca",
+    operation_id = "getProjectCa",
+    tag = "dbcerts",
+    params(crate::params::GroupPath),
+    responses(
+        (status = 200, description = "The CA certificate, PEM.", content_type = crate::openapi::PEM, body = String),
+        (status = 401, description = "No valid credentials.", content_type = crate::openapi::JSON, body = crate::error::ApiErrorBody),
+        (status = 403, description = "The caller's address is not on its access list.", content_type = crate::openapi::JSON, body = crate::error::ApiErrorBody),
+        (status = 404, description = "No such project, or (for a caller who may not create it) no CA yet.", content_type = crate::openapi::JSON, body = crate::error::ApiErrorBody),
+        (status = 429, description = "Too many requests.", content_type = crate::openapi::JSON, body = crate::error::ApiErrorBody),
+        (status = 500, description = "An unexpected error.", content_type = crate::openapi::JSON, body = crate::error::ApiErrorBody),
+    ),
+)]
 pub async fn get_project_ca(
     State(state): State<AppState>,
     caller: Caller,

@@ -1,13 +1,13 @@
 //! One handler per Atlas operationId, grouped by resource, plus helpers they share.
 
-mod access;
-mod api_keys;
-mod certs;
-mod database_users;
-mod extension;
-mod projects;
-mod service_accounts;
-mod user_security;
+pub(crate) mod access;
+pub(crate) mod api_keys;
+pub(crate) mod certs;
+pub(crate) mod database_users;
+pub(crate) mod extension;
+pub(crate) mod projects;
+pub(crate) mod service_accounts;
+pub(crate) mod user_security;
 
 // The request bodies, for `crate::request_bodies`.
 pub use access::{EntryIn, parse_json_array};
@@ -167,10 +167,12 @@ pub fn oauth_routes() -> Router<AppState> {
 
 /// Non-Atlas extensions, under a path Atlas does not use.
 pub fn extension_routes() -> Router<AppState> {
-    Router::new().route(
-        "/api/dbcerts/v1/groups/{groupId}/ca",
-        get(extension::get_project_ca),
-    )
+    Router::new()
+        .route(
+            "/api/dbcerts/v1/groups/{groupId}/ca",
+            get(extension::get_project_ca),
+        )
+        .route(crate::openapi::PATH, get(crate::openapi::serve))
 }
 
 /// Path parameters, with a malformed path (for example invalid UTF-8 after percent-decoding)

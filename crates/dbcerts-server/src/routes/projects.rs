@@ -12,55 +12,74 @@ use super::{AtlasBody, AtlasPath, load_project};
 use crate::AppState;
 use crate::auth::{Caller, ProjectRole};
 use crate::body::{ReadOnly, parse_json};
+use crate::error::ApiErrorBody;
 use crate::error::AtlasError;
 use crate::format::{Shape, atlas_time};
 use crate::links::{Base, Link, Paginated};
-use crate::params::{Accepts, Query, is_object_id};
+use crate::openapi::{ATLAS_2023, JSON};
+use crate::params::{Accepts, EntityParams, GroupPath, ListParams, Query, is_object_id};
 
 static GROUP_NAME: LazyLock<regex::Regex> =
     LazyLock::new(|| regex::Regex::new(r"^[\p{L}\p{N}\-_.(),:&@+']{1,64}$").expect("valid regex"));
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct ResourceTag {
+    #[schema(min_length = 1, max_length = 255)]
     pub key: String,
+    #[schema(min_length = 1, max_length = 255)]
     pub value: String,
 }
 
 /// `Group` as Atlas returns it.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = Group)]
 pub struct GroupOut {
+    /// Always 0: dbcerts runs no clusters.
     cluster_count: i64,
+    #[schema(format = DateTime)]
     created: String,
+    #[schema(pattern = "^([a-f0-9]{24})$")]
     id: String,
     links: Vec<Link>,
     name: String,
+    #[schema(pattern = "^([a-f0-9]{24})$")]
     org_id: String,
     tags: Vec<ResourceTag>,
     with_default_alerts_settings: bool,
 }
 
 /// `Group` as a client sends it. Read-only fields that SDKs echo back are accepted and ignored.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = GroupCreate)]
 pub struct GroupIn {
+    #[schema(required = true, pattern = r"^[\p{L}\p{N}\-_.(),:&@+']{1,64}$")]
     pub name: Option<String>,
+    /// The caller's organization.
+    #[schema(required = true, pattern = "^([a-f0-9]{24})$")]
     org_id: Option<String>,
     pub tags: Option<Vec<ResourceTag>>,
+    /// Default true.
     with_default_alerts_settings: Option<bool>,
     #[serde(rename = "id")]
+    #[schema(schema_with = crate::openapi::echoed)]
     _id: Option<ReadOnly>,
     #[serde(rename = "created")]
+    #[schema(schema_with = crate::openapi::echoed)]
     _created: Option<ReadOnly>,
     #[serde(rename = "clusterCount")]
+    #[schema(schema_with = crate::openapi::echoed)]
     _cluster_count: Option<ReadOnly>,
     #[serde(rename = "links")]
+    #[schema(schema_with = crate::openapi::echoed)]
     _links: Option<ReadOnly>,
 }
 
 /// An empty JSON object, the body of a project deletion.
-#[derive(Serialize)]
-struct Empty {}
+#[derive(Serialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Empty {}
 
 /// The seven links of a single project, as Atlas emits them.
 fn project_links(base: &Base, id: &str) -> Vec<Link> {
@@ -112,6 +131,15 @@ fn check_key_values<'a>(
     Ok(())
 }
 
+/// The projects the caller can see.
+#[utoipa::path(
+    get,
+    path = "/api/atlas/v2/groups",
+    operation_id = "listGroups",
+    tag = "Projects",
+    params(ListParams),
+    responses((status = 200, description = "A page of projects.", content_type = ATLAS_2023, body = Paginated<GroupOut>)),
+)]
 pub async fn list_groups(
     State(state): State<AppState>,
     caller: Caller,
@@ -148,6 +176,24 @@ pub async fn list_groups(
     Ok(base.respond(StatusCode::OK, &body, Shape::List, query.format))
 }
 
+/// Creates a project in the caller's organization. Atlas answers 201, as dbcerts does; MongoDB's
+/// specification documents 200.
+#[utoipa::path(
+    post,
+    path = "/api/atlas/v2/groups",
+    operation_id = "createGroup",
+    tag = "Projects",
+    params(
+        EntityParams,
+        ("projectOwnerId" = Option<String>, Query, pattern = "^([a-f0-9]{24})$", description = "Accepted and checked for shape; dbcerts has no Atlas users to make owner."),
+    ),
+    request_body(content = GroupIn, content_type = ATLAS_2023),
+    responses(
+        (status = 201, description = "The new project; Location names it.", content_type = ATLAS_2023, body = GroupOut,
+            headers(("Location" = String, description = "The project's URL."))),
+        (status = 409, description = "A project of that name exists (GROUP_ALREADY_EXISTS).", content_type = JSON, body = ApiErrorBody),
+    ),
+)]
 pub async fn create_group(
     State(state): State<AppState>,
     caller: Caller,
@@ -225,6 +271,15 @@ pub async fn create_group(
     Ok(res)
 }
 
+/// One project.
+#[utoipa::path(
+    get,
+    path = "/api/atlas/v2/groups/{groupId}",
+    operation_id = "getGroup",
+    tag = "Projects",
+    params(GroupPath, EntityParams),
+    responses((status = 200, description = "The project.", content_type = ATLAS_2023, body = GroupOut)),
+)]
 pub async fn get_group(
     State(state): State<AppState>,
     caller: Caller,
@@ -238,6 +293,16 @@ pub async fn get_group(
     Ok(base.respond(StatusCode::OK, &body, Shape::Entity, query.format))
 }
 
+/// Deletes a project with its users, certificates and CA. Atlas answers 202 with `{}`, as dbcerts
+/// does; MongoDB's specification documents 204.
+#[utoipa::path(
+    delete,
+    path = "/api/atlas/v2/groups/{groupId}",
+    operation_id = "deleteGroup",
+    tag = "Projects",
+    params(GroupPath, EntityParams),
+    responses((status = 202, description = "Deleted.", content_type = ATLAS_2023, body = Empty)),
+)]
 pub async fn delete_group(
     State(state): State<AppState>,
     caller: Caller,

@@ -30,7 +30,8 @@ use crate::bootstrap::new_object_id;
 use crate::error::AtlasError;
 use crate::format::{Shape, atlas_time};
 use crate::links::{Base, Paginated};
-use crate::params::{Accepts, Query};
+use crate::openapi::ATLAS_2023;
+use crate::params::{Accepts, EntityParams, GroupPath, ListParams, OrgPath, Query};
 
 /// The spec's pattern for names and descriptions.
 static TEXT: LazyLock<Regex> =
@@ -40,9 +41,10 @@ static TEXT: LazyLock<Regex> =
 const SECRET_HOURS: std::ops::RangeInclusive<i64> = 8..=8760;
 
 /// `OrgServiceAccount` / `GroupServiceAccount`, keys in alphabetical order.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct AccountOut {
+#[schema(as = ServiceAccount)]
+pub struct AccountOut {
     client_id: String,
     created_at: String,
     description: String,
@@ -51,9 +53,10 @@ struct AccountOut {
     secrets: Vec<SecretOut>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct SecretOut {
+#[schema(as = ServiceAccountSecret)]
+pub struct SecretOut {
     created_at: String,
     expires_at: String,
     id: String,
@@ -64,39 +67,46 @@ struct SecretOut {
     secret: Option<String>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct EntryOut {
+#[schema(as = ServiceAccountIPAccessListEntry)]
+pub struct EntryOut {
     cidr_block: String,
     created_at: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     ip_address: Option<String>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct GroupOut {
+#[schema(as = ServiceAccountProject)]
+pub struct GroupOut {
     group_id: String,
     roles: Vec<String>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = ServiceAccountRequest)]
 pub struct AccountIn {
     name: Option<String>,
     description: Option<String>,
     roles: Option<Vec<String>>,
+    #[serde(default, deserialize_with = "crate::body::integral")]
     secret_expires_after_hours: Option<i64>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct SecretIn {
+#[schema(as = ServiceAccountSecretRequest)]
+pub struct SecretIn {
+    #[serde(default, deserialize_with = "crate::body::integral")]
     secret_expires_after_hours: Option<i64>,
 }
 
-#[derive(Deserialize)]
-struct RolesIn {
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(as = ServiceAccountRolesRequest)]
+pub struct RolesIn {
     roles: Option<Vec<String>>,
 }
 
@@ -243,6 +253,17 @@ async fn secrets_of(
 }
 
 /// `POST /orgs/{orgId}/serviceAccounts`, Organization Owner. 201 with the secret shown.
+#[utoipa::path(
+    post,
+    path = "/api/atlas/v2/orgs/{orgId}/serviceAccounts",
+    operation_id = "createOrgServiceAccount",
+    tag = "Service Accounts",
+    params(OrgPath, EntityParams),
+    request_body(content = AccountIn, content_type = ATLAS_2023),
+    responses(
+        (status = 201, description = "The new account, with its first secret shown this once.", content_type = ATLAS_2023, body = AccountOut),
+    ),
+)]
 pub async fn create_org_service_account(
     State(state): State<AppState>,
     caller: Caller,
@@ -279,6 +300,16 @@ pub async fn create_org_service_account(
 }
 
 /// `GET /orgs/{orgId}/serviceAccounts`, Organization Read Only.
+#[utoipa::path(
+    get,
+    path = "/api/atlas/v2/orgs/{orgId}/serviceAccounts",
+    operation_id = "listOrgServiceAccounts",
+    tag = "Service Accounts",
+    params(OrgPath, ListParams),
+    responses(
+        (status = 200, description = "A page of accounts.", content_type = ATLAS_2023, body = Paginated<AccountOut>),
+    ),
+)]
 pub async fn list_org_service_accounts(
     State(state): State<AppState>,
     caller: Caller,
@@ -309,6 +340,16 @@ pub async fn list_org_service_accounts(
 }
 
 /// `GET /orgs/{orgId}/serviceAccounts/{clientId}`, Organization Read Only.
+#[utoipa::path(
+    get,
+    path = "/api/atlas/v2/orgs/{orgId}/serviceAccounts/{clientId}",
+    operation_id = "getOrgServiceAccount",
+    tag = "Service Accounts",
+    params(OrgPath, ("clientId" = String, Path, description = "The service account's client id."), EntityParams),
+    responses(
+        (status = 200, description = "The account.", content_type = ATLAS_2023, body = AccountOut),
+    ),
+)]
 pub async fn get_org_service_account(
     State(state): State<AppState>,
     caller: Caller,
@@ -325,6 +366,17 @@ pub async fn get_org_service_account(
 }
 
 /// `PATCH /orgs/{orgId}/serviceAccounts/{clientId}`, Organization Owner: partial update.
+#[utoipa::path(
+    patch,
+    path = "/api/atlas/v2/orgs/{orgId}/serviceAccounts/{clientId}",
+    operation_id = "updateOrgServiceAccount",
+    tag = "Service Accounts",
+    params(OrgPath, ("clientId" = String, Path, description = "The service account's client id."), EntityParams),
+    request_body(content = AccountIn, content_type = ATLAS_2023),
+    responses(
+        (status = 200, description = "The account as changed.", content_type = ATLAS_2023, body = AccountOut),
+    ),
+)]
 pub async fn update_org_service_account(
     State(state): State<AppState>,
     caller: Caller,
@@ -360,6 +412,16 @@ pub async fn update_org_service_account(
 
 /// `DELETE /orgs/{orgId}/serviceAccounts/{clientId}`, Organization Owner: the account, its
 /// secrets (so its tokens stop working), grants and access list. 204.
+#[utoipa::path(
+    delete,
+    path = "/api/atlas/v2/orgs/{orgId}/serviceAccounts/{clientId}",
+    operation_id = "deleteOrgServiceAccount",
+    tag = "Service Accounts",
+    params(OrgPath, ("clientId" = String, Path, description = "The service account's client id."), EntityParams),
+    responses(
+        (status = 204, description = "Deleted."),
+    ),
+)]
 pub async fn delete_org_service_account(
     State(state): State<AppState>,
     caller: Caller,
@@ -378,6 +440,16 @@ pub async fn delete_org_service_account(
 }
 
 /// `GET /orgs/{orgId}/serviceAccounts/{clientId}/groups`, Organization Read Only.
+#[utoipa::path(
+    get,
+    path = "/api/atlas/v2/orgs/{orgId}/serviceAccounts/{clientId}/groups",
+    operation_id = "getOrgServiceAccountGroups",
+    tag = "Service Accounts",
+    params(OrgPath, ("clientId" = String, Path, description = "The service account's client id."), ListParams),
+    responses(
+        (status = 200, description = "A page of the account's projects.", content_type = ATLAS_2023, body = Paginated<GroupOut>),
+    ),
+)]
 pub async fn list_service_account_groups(
     State(state): State<AppState>,
     caller: Caller,
@@ -610,6 +682,17 @@ async fn delete_access(
 }
 
 /// `POST /orgs/{orgId}/serviceAccounts/{clientId}/secrets`, Organization Owner.
+#[utoipa::path(
+    post,
+    path = "/api/atlas/v2/orgs/{orgId}/serviceAccounts/{clientId}/secrets",
+    operation_id = "createOrgServiceAccountSecret",
+    tag = "Service Accounts",
+    params(OrgPath, ("clientId" = String, Path, description = "The service account's client id."), EntityParams),
+    request_body(content = SecretIn, content_type = ATLAS_2023),
+    responses(
+        (status = 201, description = "The new secret, shown this once.", content_type = ATLAS_2023, body = SecretOut),
+    ),
+)]
 pub async fn create_service_account_secret(
     State(state): State<AppState>,
     caller: Caller,
@@ -632,6 +715,17 @@ pub async fn create_service_account_secret(
 }
 
 /// `POST /groups/{groupId}/serviceAccounts/{clientId}/secrets`, Project Owner.
+#[utoipa::path(
+    post,
+    path = "/api/atlas/v2/groups/{groupId}/serviceAccounts/{clientId}/secrets",
+    operation_id = "createGroupServiceAccountSecret",
+    tag = "Service Accounts",
+    params(GroupPath, ("clientId" = String, Path, description = "The service account's client id."), EntityParams),
+    request_body(content = SecretIn, content_type = ATLAS_2023),
+    responses(
+        (status = 201, description = "The new secret, shown this once.", content_type = ATLAS_2023, body = SecretOut),
+    ),
+)]
 pub async fn create_group_service_account_secret(
     State(state): State<AppState>,
     caller: Caller,
@@ -654,6 +748,16 @@ pub async fn create_group_service_account_secret(
 }
 
 /// `DELETE /orgs/{orgId}/serviceAccounts/{clientId}/secrets/{secretId}`, Organization Owner.
+#[utoipa::path(
+    delete,
+    path = "/api/atlas/v2/orgs/{orgId}/serviceAccounts/{clientId}/secrets/{secretId}",
+    operation_id = "deleteOrgServiceAccountSecret",
+    tag = "Service Accounts",
+    params(OrgPath, ("clientId" = String, Path, description = "The service account's client id."), ("secretId" = String, Path, description = "The secret's id."), EntityParams),
+    responses(
+        (status = 204, description = "Deleted."),
+    ),
+)]
 pub async fn delete_service_account_secret(
     State(state): State<AppState>,
     caller: Caller,
@@ -665,6 +769,16 @@ pub async fn delete_service_account_secret(
 }
 
 /// `DELETE /groups/{groupId}/serviceAccounts/{clientId}/secrets/{secretId}`, Project Owner.
+#[utoipa::path(
+    delete,
+    path = "/api/atlas/v2/groups/{groupId}/serviceAccounts/{clientId}/secrets/{secretId}",
+    operation_id = "deleteGroupServiceAccountSecret",
+    tag = "Service Accounts",
+    params(GroupPath, ("clientId" = String, Path, description = "The service account's client id."), ("secretId" = String, Path, description = "The secret's id."), EntityParams),
+    responses(
+        (status = 204, description = "Deleted."),
+    ),
+)]
 pub async fn delete_group_service_account_secret(
     State(state): State<AppState>,
     caller: Caller,
@@ -676,6 +790,16 @@ pub async fn delete_group_service_account_secret(
 }
 
 /// `GET /orgs/{orgId}/serviceAccounts/{clientId}/accessList`, Organization Read Only.
+#[utoipa::path(
+    get,
+    path = "/api/atlas/v2/orgs/{orgId}/serviceAccounts/{clientId}/accessList",
+    operation_id = "listOrgServiceAccountAccessList",
+    tag = "Service Accounts",
+    params(OrgPath, ("clientId" = String, Path, description = "The service account's client id."), ListParams),
+    responses(
+        (status = 200, description = "A page of entries.", content_type = ATLAS_2023, body = Paginated<EntryOut>),
+    ),
+)]
 pub async fn list_service_account_access_list(
     State(state): State<AppState>,
     caller: Caller,
@@ -695,6 +819,16 @@ pub async fn list_service_account_access_list(
 }
 
 /// `GET /groups/{groupId}/serviceAccounts/{clientId}/accessList`, Project Read Only.
+#[utoipa::path(
+    get,
+    path = "/api/atlas/v2/groups/{groupId}/serviceAccounts/{clientId}/accessList",
+    operation_id = "listGroupServiceAccountAccessList",
+    tag = "Service Accounts",
+    params(GroupPath, ("clientId" = String, Path, description = "The service account's client id."), ListParams),
+    responses(
+        (status = 200, description = "A page of entries.", content_type = ATLAS_2023, body = Paginated<EntryOut>),
+    ),
+)]
 pub async fn list_group_service_account_access_list(
     State(state): State<AppState>,
     caller: Caller,
@@ -714,6 +848,17 @@ pub async fn list_group_service_account_access_list(
 }
 
 /// `POST /orgs/{orgId}/serviceAccounts/{clientId}/accessList`, Organization Owner.
+#[utoipa::path(
+    post,
+    path = "/api/atlas/v2/orgs/{orgId}/serviceAccounts/{clientId}/accessList",
+    operation_id = "createOrgServiceAccountAccessList",
+    tag = "Service Accounts",
+    params(OrgPath, ("clientId" = String, Path, description = "The service account's client id."), ListParams),
+    request_body(content = Vec<crate::routes::access::EntryIn>, content_type = ATLAS_2023),
+    responses(
+        (status = 200, description = "The account's whole access list.", content_type = ATLAS_2023, body = Paginated<EntryOut>),
+    ),
+)]
 pub async fn create_service_account_access_list(
     State(state): State<AppState>,
     caller: Caller,
@@ -736,6 +881,17 @@ pub async fn create_service_account_access_list(
 }
 
 /// `POST /groups/{groupId}/serviceAccounts/{clientId}/accessList`, Project Access Manager.
+#[utoipa::path(
+    post,
+    path = "/api/atlas/v2/groups/{groupId}/serviceAccounts/{clientId}/accessList",
+    operation_id = "createGroupServiceAccountAccessList",
+    tag = "Service Accounts",
+    params(GroupPath, ("clientId" = String, Path, description = "The service account's client id."), ListParams),
+    request_body(content = Vec<crate::routes::access::EntryIn>, content_type = ATLAS_2023),
+    responses(
+        (status = 200, description = "The account's whole access list.", content_type = ATLAS_2023, body = Paginated<EntryOut>),
+    ),
+)]
 pub async fn create_group_service_account_access_list(
     State(state): State<AppState>,
     caller: Caller,
@@ -758,6 +914,16 @@ pub async fn create_group_service_account_access_list(
 }
 
 /// `DELETE /orgs/{orgId}/serviceAccounts/{clientId}/accessList/{ipAddress}`, Organization Owner.
+#[utoipa::path(
+    delete,
+    path = "/api/atlas/v2/orgs/{orgId}/serviceAccounts/{clientId}/accessList/{ipAddress}",
+    operation_id = "deleteOrgServiceAccountAccessListEntry",
+    tag = "Service Accounts",
+    params(OrgPath, ("clientId" = String, Path, description = "The service account's client id."), ("ipAddress" = String, Path, description = "An IP address or CIDR block (with / as %2F)."), EntityParams),
+    responses(
+        (status = 204, description = "Deleted."),
+    ),
+)]
 pub async fn delete_service_account_access_list_entry(
     State(state): State<AppState>,
     caller: Caller,
@@ -777,6 +943,16 @@ pub async fn delete_service_account_access_list_entry(
 
 /// `DELETE /groups/{groupId}/serviceAccounts/{clientId}/accessList/{ipAddress}`, Project
 /// Access Manager.
+#[utoipa::path(
+    delete,
+    path = "/api/atlas/v2/groups/{groupId}/serviceAccounts/{clientId}/accessList/{ipAddress}",
+    operation_id = "deleteGroupServiceAccountAccessListEntry",
+    tag = "Service Accounts",
+    params(GroupPath, ("clientId" = String, Path, description = "The service account's client id."), ("ipAddress" = String, Path, description = "An IP address or CIDR block (with / as %2F)."), EntityParams),
+    responses(
+        (status = 204, description = "Deleted."),
+    ),
+)]
 pub async fn delete_group_service_account_access_list_entry(
     State(state): State<AppState>,
     caller: Caller,
@@ -813,6 +989,16 @@ async fn project_grant(
 }
 
 /// `GET /groups/{groupId}/serviceAccounts`, Project Read Only.
+#[utoipa::path(
+    get,
+    path = "/api/atlas/v2/groups/{groupId}/serviceAccounts",
+    operation_id = "listGroupServiceAccounts",
+    tag = "Service Accounts",
+    params(GroupPath, ListParams),
+    responses(
+        (status = 200, description = "A page of the project's accounts.", content_type = ATLAS_2023, body = Paginated<AccountOut>),
+    ),
+)]
 pub async fn list_group_service_accounts(
     State(state): State<AppState>,
     caller: Caller,
@@ -851,6 +1037,17 @@ pub async fn list_group_service_accounts(
 
 /// `POST /groups/{groupId}/serviceAccounts`, Project Owner: a new account, Organization
 /// Member, with the given project roles here. 201 with the secret shown.
+#[utoipa::path(
+    post,
+    path = "/api/atlas/v2/groups/{groupId}/serviceAccounts",
+    operation_id = "createGroupServiceAccount",
+    tag = "Service Accounts",
+    params(GroupPath, EntityParams),
+    request_body(content = AccountIn, content_type = ATLAS_2023),
+    responses(
+        (status = 201, description = "The new account, with its first secret shown this once.", content_type = ATLAS_2023, body = AccountOut),
+    ),
+)]
 pub async fn create_group_service_account(
     State(state): State<AppState>,
     caller: Caller,
@@ -897,6 +1094,16 @@ pub async fn create_group_service_account(
 }
 
 /// `GET /groups/{groupId}/serviceAccounts/{clientId}`, Project Read Only.
+#[utoipa::path(
+    get,
+    path = "/api/atlas/v2/groups/{groupId}/serviceAccounts/{clientId}",
+    operation_id = "getGroupServiceAccount",
+    tag = "Service Accounts",
+    params(GroupPath, ("clientId" = String, Path, description = "The service account's client id."), EntityParams),
+    responses(
+        (status = 200, description = "The account.", content_type = ATLAS_2023, body = AccountOut),
+    ),
+)]
 pub async fn get_group_service_account(
     State(state): State<AppState>,
     caller: Caller,
@@ -915,6 +1122,17 @@ pub async fn get_group_service_account(
 
 /// `PATCH /groups/{groupId}/serviceAccounts/{clientId}`, Project Owner: name, description, and
 /// the project roles here.
+#[utoipa::path(
+    patch,
+    path = "/api/atlas/v2/groups/{groupId}/serviceAccounts/{clientId}",
+    operation_id = "updateGroupServiceAccount",
+    tag = "Service Accounts",
+    params(GroupPath, ("clientId" = String, Path, description = "The service account's client id."), EntityParams),
+    request_body(content = AccountIn, content_type = ATLAS_2023),
+    responses(
+        (status = 200, description = "The account as changed.", content_type = ATLAS_2023, body = AccountOut),
+    ),
+)]
 pub async fn update_group_service_account(
     State(state): State<AppState>,
     caller: Caller,
@@ -957,6 +1175,16 @@ pub async fn update_group_service_account(
 
 /// `DELETE /groups/{groupId}/serviceAccounts/{clientId}`, Project Owner: removes the account
 /// from this project only; it stays in the organization with working credentials. 204.
+#[utoipa::path(
+    delete,
+    path = "/api/atlas/v2/groups/{groupId}/serviceAccounts/{clientId}",
+    operation_id = "deleteGroupServiceAccount",
+    tag = "Service Accounts",
+    params(GroupPath, ("clientId" = String, Path, description = "The service account's client id."), EntityParams),
+    responses(
+        (status = 204, description = "Removed from the project."),
+    ),
+)]
 pub async fn delete_group_service_account(
     State(state): State<AppState>,
     caller: Caller,
@@ -982,6 +1210,17 @@ pub async fn delete_group_service_account(
 
 /// `POST /groups/{groupId}/serviceAccounts/{clientId}:invite`, Organization Owner: assigns
 /// the account to the project with the given roles. 200.
+#[utoipa::path(
+    post,
+    path = "/api/atlas/v2/groups/{groupId}/serviceAccounts/{clientId}:invite",
+    operation_id = "inviteGroupServiceAccount",
+    tag = "Service Accounts",
+    params(GroupPath, ("clientId" = String, Path, description = "The service account's client id."), EntityParams),
+    request_body(content = RolesIn, content_type = ATLAS_2023),
+    responses(
+        (status = 200, description = "The account, now in the project.", content_type = ATLAS_2023, body = AccountOut),
+    ),
+)]
 pub async fn invite_group_service_account(
     State(state): State<AppState>,
     caller: Caller,

@@ -17,7 +17,8 @@ use crate::body::{ReadOnly, parse_json};
 use crate::error::AtlasError;
 use crate::format::Shape;
 use crate::links::Base;
-use crate::params::{Accepts, GroupId, Query};
+use crate::openapi::ATLAS_2023;
+use crate::params::{Accepts, EntityParams, EnvelopeParams, GroupId, GroupPath, Query};
 
 static BIND_USERNAME: LazyLock<regex::Regex> = LazyLock::new(|| {
     regex::Regex::new(r"^(?:(?<cn>CN=(?<name>[^,]*)),)?(?:(?<path>(?:(?:CN|OU)=[^,]+,?)+),)?(?<domain>(?:DC=[^,]+,?)+)$")
@@ -31,7 +32,8 @@ static HOSTNAME: LazyLock<regex::Regex> = LazyLock::new(|| {
         .expect("valid regex")
 });
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
+#[schema(as = UserToDNMapping)]
 pub struct UserToDnMapping {
     #[serde(rename = "ldapQuery", skip_serializing_if = "Option::is_none")]
     ldap_query: Option<String>,
@@ -43,8 +45,9 @@ pub struct UserToDnMapping {
 
 /// Stored (and returned) LDAP settings. `bindPassword` is write-only and is not kept: dbcerts
 /// never connects to an LDAP server.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = LDAPSecuritySettings)]
 pub struct LdapOut {
     authentication_enabled: bool,
     authorization_enabled: bool,
@@ -62,61 +65,84 @@ pub struct LdapOut {
     user_to_dn_mapping: Option<Vec<UserToDnMapping>>,
 }
 
-#[derive(Serialize)]
-struct CustomerX509Out {
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = DBUserTLSX509Settings)]
+pub struct CustomerX509Out {
     #[serde(skip_serializing_if = "Option::is_none")]
     cas: Option<String>,
 }
 
 /// `UserSecurity` as Atlas returns it: `customerX509` is `{}` when no CA is set; no top-level
 /// links.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct UserSecurityOut {
+#[schema(as = UserSecurity)]
+pub struct UserSecurityOut {
     #[serde(rename = "customerX509")]
     customer_x509: CustomerX509Out,
     ldap: LdapOut,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(as = DBUserTLSX509SettingsRequest)]
 pub struct CustomerX509In {
+    /// PEM CA certificates to trust for CUSTOMER x.509 users (not expired); the empty string
+    /// clears them.
     pub cas: Option<String>,
     #[serde(rename = "links")]
+    #[schema(schema_with = crate::openapi::echoed)]
     _links: Option<ReadOnly>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(as = UserToDNMappingRequest)]
 pub struct MappingIn {
     #[serde(rename = "ldapQuery")]
     ldap_query: Option<String>,
     #[serde(rename = "match")]
+    #[schema(required = true)]
     pattern: Option<String>,
     substitution: Option<String>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = LDAPSecuritySettingsRequest)]
 pub struct LdapIn {
     authentication_enabled: Option<bool>,
     authorization_enabled: Option<bool>,
     authz_query_template: Option<String>,
+    /// Write-only, and not kept: dbcerts never connects to an LDAP server.
+    #[schema(write_only)]
     bind_password: Option<String>,
+    #[schema(
+        pattern = "^(?:(?<cn>CN=(?<name>[^,]*)),)?(?:(?<path>(?:(?:CN|OU)=[^,]+,?)+),)?(?<domain>(?:DC=[^,]+,?)+)$"
+    )]
     bind_username: Option<String>,
     ca_certificate: Option<String>,
+    /// Matched in full, as Atlas does.
+    #[schema(
+        pattern = "^(?:([0-9]{1,3}\\.){3}[0-9]{1,3}|([0-9a-f]{1,4}:){7}([0-9a-f]{1,4})|(([a-z0-9]+\\.){1,10}[a-z]+)?)$"
+    )]
     hostname: Option<String>,
+    #[serde(default, deserialize_with = "crate::body::integral")]
+    #[schema(minimum = 1, maximum = 65535)]
     port: Option<i32>,
     #[serde(rename = "userToDNMapping")]
     user_to_dn_mapping: Option<Vec<MappingIn>>,
     #[serde(rename = "links")]
+    #[schema(schema_with = crate::openapi::echoed)]
     _links: Option<ReadOnly>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(as = UserSecurityRequest)]
 pub struct UserSecurityIn {
     #[serde(rename = "customerX509")]
     pub customer_x509: Option<CustomerX509In>,
     ldap: Option<LdapIn>,
     #[serde(rename = "links")]
+    #[schema(schema_with = crate::openapi::echoed)]
     _links: Option<ReadOnly>,
 }
 
@@ -210,6 +236,15 @@ async fn load(
     Ok((id, rec))
 }
 
+/// The project's customer CA and LDAP settings.
+#[utoipa::path(
+    get,
+    path = "/api/atlas/v2/groups/{groupId}/userSecurity",
+    operation_id = "getGroupUserSecurity",
+    tag = "LDAP Configuration",
+    params(GroupPath, EntityParams),
+    responses((status = 200, description = "The settings; customerX509 is {} when no CA is set.", content_type = ATLAS_2023, body = UserSecurityOut)),
+)]
 pub async fn get_user_security(
     State(state): State<AppState>,
     caller: Caller,
@@ -222,6 +257,16 @@ pub async fn get_user_security(
     Ok(base.respond(StatusCode::OK, &out(&rec)?, Shape::Entity, query.format))
 }
 
+/// Sets the customer CA (Self-Managed X.509) and LDAP settings given; the rest stay.
+#[utoipa::path(
+    patch,
+    path = "/api/atlas/v2/groups/{groupId}/userSecurity",
+    operation_id = "updateGroupUserSecurity",
+    tag = "LDAP Configuration",
+    params(GroupPath, EntityParams),
+    request_body(content = UserSecurityIn, content_type = ATLAS_2023),
+    responses((status = 202, description = "The settings as changed.", content_type = ATLAS_2023, body = UserSecurityOut)),
+)]
 pub async fn update_user_security(
     State(state): State<AppState>,
     caller: Caller,
@@ -265,6 +310,15 @@ pub async fn update_user_security(
     ))
 }
 
+/// Clears the customer CA, so the project's users authenticate with dbcerts' managed CA again.
+#[utoipa::path(
+    delete,
+    path = "/api/atlas/v2/groups/{groupId}/userSecurity/customerX509",
+    operation_id = "disableGroupUserSecurityCustomerX509",
+    tag = "X.509 Authentication",
+    params(GroupPath, EnvelopeParams),
+    responses((status = 202, description = "The settings as changed.", content_type = ATLAS_2023, body = UserSecurityOut)),
+)]
 pub async fn disable_customer_x509(
     State(state): State<AppState>,
     caller: Caller,
