@@ -1,14 +1,17 @@
-"""Where real Atlas deliberately differs from MongoDB's OpenAPI spec, and how test_schemathesis.py
-tolerates exactly that and nothing more.
+"""What dbcerts' own OpenAPI document (docs/openapi.json, which the server serves) cannot express,
+and how test_schemathesis.py tolerates exactly that and nothing more.
 
-Every schemathesis check stays on for every operation. A failure a check reports is dropped only
-when it matches one entry of `DIVERGENCES` below: one check, the named operations, a precise
-condition on the request and response, and a `reason` (copied verbatim into
-docs/COMPATIBILITY.md). Where dropping a failure would leave part of a response unchecked, the
-`atlas_compensating_checks` check validates that part in Atlas's shape instead:
+The document states dbcerts' statuses, media types, request constraints and error bodies, so
+schemathesis checks them as they are. What no OpenAPI schema can say stays here, in
+`DIVERGENCES`: preconditions on stored state (the user must be MANAGED, no customer CA), rules
+across fields (one authentication method per user, x.509 users on `$external`), time windows
+(deleteAfterDate), PEM validity, the raw PEM body under a JSON media type, the `envelope=true`
+shape, and NUL characters. Every schemathesis check stays on for every operation. A failure a
+check reports is dropped only when it matches one entry: one check, the named operations, a
+precise condition on the request and response, and a `reason` (docs/COMPATIBILITY.md quotes
+them). Where dropping a failure would leave part of a response unchecked, the
+`atlas_compensating_checks` check validates that part instead:
 
-* a `createGroup` 201 is validated against the spec's 200 entry (schema, content type, headers);
-* a `deleteGroup` 202 must carry the 204 entry's content type and exactly `{}`;
 * an `envelope=true` success is unwrapped and its content validated against the documented schema;
 * a raw-PEM `createGroupDatabaseUserCert` 201 must be one certificate and its matching PKCS#8 key.
 """
@@ -23,15 +26,13 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-import yaml
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from schemathesis import Case, Response
 from schemathesis.core.failures import Failure, FailureGroup, MalformedJson
-from schemathesis.openapi.checks import JsonSchemaError, RejectedPositiveData, UndefinedStatusCode
-from schemathesis.specs.openapi.checks import content_type_conformance, response_headers_conformance
+from schemathesis.openapi.checks import JsonSchemaError, RejectedPositiveData
 
-from conftest import SPEC_DIR
+from conftest import ROOT
 
 ATLAS_V2 = "application/vnd.atlas.2023-01-01+json"
 
@@ -78,49 +79,33 @@ def json_body(case: Case) -> dict[str, Any]:
     return case.body if isinstance(case.body, dict) else {}
 
 
-# ---------------------------------------------------------------------------------------------
-# The request-body schemas as MongoDB wrote them, to tell a declared attribute from an unknown one
-# ---------------------------------------------------------------------------------------------
+# dbcerts' own document, committed; crates/dbcerts-server/tests/openapi.rs checks that it is byte
+# for byte what the server serves at /api/dbcerts/v1/openapi.json.
+SPEC_PATH = ROOT / "docs" / "openapi.json"
 
-
-class RawSpec:
-    def __init__(self, path: Any) -> None:
-        with open(path, encoding="utf-8") as f:
-            self.doc = yaml.safe_load(f)
-
-    def resolve(self, node: Any) -> Any:
-        while isinstance(node, dict) and "$ref" in node:
-            ref = node["$ref"]
-            assert ref.startswith("#/"), ref
-            target: Any = self.doc
-            for part in ref[2:].split("/"):
-                target = target[part]
-            node = target
-        return node
-
-    def request_schema(self, case: Case) -> dict[str, Any]:
-        op = self.doc["paths"][case.operation.path][case.method.lower()]
-        return self.resolve(op["requestBody"]["content"][ATLAS_V2]["schema"])
-
-    def declares(self, case: Case, dotted: str) -> bool:
-        """Whether the spec's request schema declares every segment of `a.0.b`."""
-        node = self.request_schema(case)
-        for segment in dotted.split("."):
-            node = self.resolve(node)
-            if node.get("type") == "array":
-                # Atlas names a field of an array item with or without the item's index.
-                node = self.resolve(node.get("items", {}))
-                if segment.isdigit():
-                    continue
-            props = node.get("properties", {})
-            if segment not in props:
-                return False
-            node = props[segment]
-        return True
-
-
-SPEC_PATH = SPEC_DIR / "atlas-x509-subset.yaml"
-SPEC = RawSpec(SPEC_PATH)
+# The operations schemathesis exercises: the X.509 authentication resource under /api/atlas/v2
+# (the operations of docs/fidelity/atlas-operations.json). The API-key and service-account
+# operations manage the very credentials the test authenticates with; stateful scenarios would
+# delete them. Those operations have black-box tests of their own (test_access_control.py,
+# test_oauth.py, test_escalation.py).
+OPERATIONS = frozenset(
+    {
+        "listGroups",
+        "createGroup",
+        "getGroup",
+        "deleteGroup",
+        "listGroupDatabaseUsers",
+        "createGroupDatabaseUser",
+        "getGroupDatabaseUser",
+        "updateGroupDatabaseUser",
+        "deleteGroupDatabaseUser",
+        "listGroupDatabaseUserCerts",
+        "createGroupDatabaseUserCert",
+        "getGroupUserSecurity",
+        "updateGroupUserSecurity",
+        "disableGroupUserSecurityCustomerX509",
+    }
+)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -130,7 +115,7 @@ SPEC = RawSpec(SPEC_PATH)
 
 @dataclass(frozen=True)
 class Divergence:
-    """One failure that observed or documented Atlas behaviour makes expected."""
+    """One failure that a rule the document cannot express makes expected."""
 
     key: str
     # The schemathesis check whose failure is dropped (each `failure` class must report it).
@@ -139,36 +124,15 @@ class Divergence:
     operations: frozenset[str] | None  # None: every operation
     # Whether this failure, for this request and response, is exactly the divergence.
     applies: Callable[[Case, Response, Failure], bool]
-    # Why, for docs/COMPATIBILITY.md: what Atlas does, the source, and how narrow the exemption is.
+    # Why, for docs/COMPATIBILITY.md: the rule, its source, and how narrow the exemption is.
     reason: str
-
-
-def _schema_path(failure: Failure) -> list[str]:
-    return [str(p) for p in getattr(failure, "schema_path", [])]
-
-
-def _instance_path(failure: Failure) -> list[str]:
-    return [str(p) for p in getattr(failure, "instance_path", [])]
 
 
 def _pem_body(response: Response) -> bool:
     return response.content.startswith(b"-----BEGIN CERTIFICATE-----\n")
 
 
-def _undeclared_attribute(case: Case, response: Response) -> bool:
-    if response.status_code != 400 or error_code(response) != "INVALID_ATTRIBUTE":
-        return False
-    params = error_parameters(response)
-    return len(params) == 1 and isinstance(params[0], str) and not SPEC.declares(case, params[0])
-
-
 _METHOD_FIELDS = ("x509Type", "awsIAMType", "ldapAuthType", "oidcAuthType")
-
-
-def _hostname_matches_in_full(value: str) -> bool:
-    """Whether the spec's ldap.hostname pattern, as written, matches all of `value`."""
-    pattern = SPEC.doc["components"]["schemas"]["LDAPSecuritySettings"]["properties"]["hostname"]["pattern"]
-    return re.fullmatch(pattern, value) is not None
 
 
 def _member(body: dict[str, Any], name: str) -> dict[str, Any]:
@@ -235,102 +199,18 @@ def _holds_nul(value) -> bool:
 
 DIVERGENCES: list[Divergence] = [
     Divergence(
-        key="createGroup-201",
-        check="status_code_conformance",
-        failure=(UndefinedStatusCode,),
-        operations=frozenset({"createGroup"}),
-        applies=lambda case, response, failure: response.status_code == 201,
-        reason=(
-            "POST /groups: Atlas answers 201 Created (observed); the spec documents 200. "
-            "status_code_conformance is off for createGroup status 201 only; the 201 response is "
-            "still checked against the spec's 200 entry (schema, content type, headers)."
-        ),
-    ),
-    Divergence(
-        key="deleteGroup-202",
-        check="status_code_conformance",
-        failure=(UndefinedStatusCode,),
-        operations=frozenset({"deleteGroup"}),
-        applies=lambda case, response, failure: response.status_code == 202,
-        reason=(
-            "DELETE /groups/{groupId}: Atlas answers 202 Accepted with body {} (observed); the spec "
-            "documents 204 No Content. status_code_conformance is off for deleteGroup status 202 "
-            "only; the 202 must still carry the 204 entry's content type and a body of exactly {}."
-        ),
-    ),
-    Divergence(
         key="createGroupDatabaseUserCert-raw-pem",
         check="response_schema_conformance",
         failure=(MalformedJson,),
         operations=frozenset({"createGroupDatabaseUserCert"}),
         applies=lambda case, response, failure: response.status_code == 201 and _pem_body(response),
         reason=(
-            "POST .../databaseUsers/{username}/certs: Atlas returns the PEM (certificate, then its "
-            "unencrypted PKCS#8 private key) raw and unquoted under "
-            "application/vnd.atlas.2023-01-01+json, where the spec's 201 schema says a JSON string "
-            "(observed). response_schema_conformance is off for this operation's 201 only; the body "
-            "must instead be exactly one CERTIFICATE block for CN=<username> followed by the "
-            "matching PRIVATE KEY block."
-        ),
-    ),
-    Divergence(
-        key="ApiError-parameters-scalars",
-        check="response_schema_conformance",
-        failure=(JsonSchemaError,),
-        operations=None,
-        applies=lambda case, response, failure: (
-            response.status_code >= 400
-            and _schema_path(failure)[-3:] == ["parameters", "items", "type"]
-            and isinstance(getattr(failure, "instance", None), (str, int, float))
-            and not isinstance(getattr(failure, "instance", None), bool)
-        ),
-        reason=(
-            "Error bodies: Atlas fills ApiError.parameters with the plain values substituted into "
-            'the message, strings and numbers (observed: ["111111111111111111111111"], '
-            '["/api/oauth/token",50,1]); the spec types the items as objects. Only that '
-            "items-type violation, for string or number items, is ignored; the rest of every error "
-            "body is validated."
-        ),
-    ),
-    Divergence(
-        key="CloudDatabaseUser-groupId-returned",
-        check="response_schema_conformance",
-        failure=(JsonSchemaError,),
-        operations=frozenset(
-            {
-                "listGroupDatabaseUsers",
-                "createGroupDatabaseUser",
-                "getGroupDatabaseUser",
-                "updateGroupDatabaseUser",
-            }
-        ),
-        applies=lambda case, response, failure: (
-            200 <= response.status_code < 300
-            and _instance_path(failure)[-1:] == ["groupId"]
-            and _schema_path(failure)[-3:] == ["properties", "groupId", "not"]
-        ),
-        reason=(
-            "Database users: Atlas returns groupId in every CloudDatabaseUser it sends (observed); "
-            "the spec marks groupId writeOnly. Only the presence of groupId in a database-user "
-            "response is tolerated."
-        ),
-    ),
-    Divergence(
-        key="UserCert-subject-pattern",
-        check="response_schema_conformance",
-        failure=(JsonSchemaError,),
-        operations=frozenset({"listGroupDatabaseUserCerts"}),
-        applies=lambda case, response, failure: (
-            response.status_code == 200
-            and _instance_path(failure)[-1:] == ["subject"]
-            and _schema_path(failure)[-1:] == ["pattern"]
-            and isinstance(getattr(failure, "instance", None), str)
-            and re.fullmatch(r"CN=[^,]+", failure.instance) is not None  # type: ignore[attr-defined]
-        ),
-        reason=(
-            "Certificate list: Atlas-managed certificates have subject CN=<username> and nothing "
-            "else (observed: CN=user389); the spec's subject pattern (copied from LDAP bind DNs) "
-            "requires DC= components. Only a subject of the form CN=<name> is tolerated."
+            "POST .../databaseUsers/{username}/certs: as Atlas does, dbcerts returns the PEM "
+            "(certificate, then its unencrypted PKCS#8 private key) raw and unquoted under "
+            "application/vnd.atlas.2023-01-01+json; the document says so in words, but a schema "
+            "under a JSON media type can only describe JSON. response_schema_conformance is off "
+            "for this operation's 201 only; the body must instead be exactly one CERTIFICATE block "
+            "for CN=<username> followed by the matching PRIVATE KEY block."
         ),
     ),
     Divergence(
@@ -340,56 +220,11 @@ DIVERGENCES: list[Divergence] = [
         operations=None,
         applies=lambda case, response, failure: is_enveloped(response),
         reason=(
-            'envelope=true: Atlas wraps a single entity as {"content": <entity>, "status": <HTTP '
-            "status>} and adds status to a list object (DOCS-REF, Envelopes); the spec's response "
-            "schemas describe only the bare entity. For an enveloped success the schema is checked "
-            "on the unwrapped content instead, and status must equal the HTTP status."
-        ),
-    ),
-    Divergence(
-        key="undocumented-400-invalid-query-parameter",
-        check="status_code_conformance",
-        failure=(UndefinedStatusCode,),
-        operations=frozenset(
-            {
-                "listGroupDatabaseUsers",
-                "getGroupDatabaseUser",
-                "deleteGroupDatabaseUser",
-                "getGroupUserSecurity",
-                "disableGroupUserSecurityCustomerX509",
-            }
-        ),
-        applies=lambda case, response, failure: (
-            response.status_code == 400 and error_code(response) == "INVALID_QUERY_PARAMETER"
-        ),
-        reason=(
-            "listGroupDatabaseUsers, getGroupDatabaseUser, deleteGroupDatabaseUser, "
-            "getGroupUserSecurity, disableGroupUserSecurityCustomerX509 take typed query parameters "
-            "(envelope, pretty; includeCount, itemsPerPage, pageNum on the list) but the spec lists "
-            "no 400 response for them. Atlas's answer to a malformed query parameter is 400 "
-            "INVALID_QUERY_PARAMETER (DOCS-ERR). status_code_conformance tolerates a 400 on these "
-            "operations only with that error code."
-        ),
-    ),
-    Divergence(
-        key="unknown-body-attribute",
-        check="positive_data_acceptance",
-        failure=(RejectedPositiveData,),
-        operations=frozenset(
-            {
-                "createGroup",
-                "createGroupDatabaseUser",
-                "updateGroupDatabaseUser",
-                "createGroupDatabaseUserCert",
-                "updateGroupUserSecurity",
-            }
-        ),
-        applies=lambda case, response, failure: _undeclared_attribute(case, response),
-        reason=(
-            "Request bodies: the spec's schemas do not set additionalProperties: false, so a body "
-            "with extra attributes is schema-valid; Atlas rejects any attribute it does not define "
-            "with 400 INVALID_ATTRIBUTE naming it (DOCS-REF, JSON). Tolerated only when the named "
-            "attribute is not declared in the spec's request schema."
+            'envelope=true: as Atlas does, dbcerts wraps a single entity as {"content": <entity>, '
+            '"status": <HTTP status>} and adds status to a list object; a response schema depends '
+            "on no query parameter, so the document describes the bare entity (and the envelope "
+            "in the parameter's description). For an enveloped success the schema is checked on "
+            "the unwrapped content instead, and status must equal the HTTP status."
         ),
     ),
     Divergence(
@@ -407,41 +242,6 @@ DIVERGENCES: list[Divergence] = [
             "dbcerts refuses a body holding one with 400 INVALID_JSON on every backend, because "
             "PostgreSQL text cannot store it (see docs/COMPATIBILITY.md, Outside the Atlas API). "
             "Tolerated only when the body really holds a NUL."
-        ),
-    ),
-    Divergence(
-        key="createGroup-regionUsageRestrictions",
-        check="positive_data_acceptance",
-        failure=(RejectedPositiveData,),
-        operations=frozenset({"createGroup"}),
-        applies=lambda case, response, failure: (
-            response.status_code == 400
-            and error_code(response) == "INVALID_ATTRIBUTE"
-            and error_parameters(response) == ["regionUsageRestrictions"]
-        ),
-        reason=(
-            "POST /groups: regionUsageRestrictions is in the spec's Group schema, but the spec's "
-            'own description says "In Commercial Atlas, this field will be rejected in requests"; '
-            "Atlas answers 400 INVALID_ATTRIBUTE."
-        ),
-    ),
-    Divergence(
-        key="createGroupDatabaseUserCert-months-not-positive",
-        check="positive_data_acceptance",
-        failure=(RejectedPositiveData,),
-        operations=frozenset({"createGroupDatabaseUserCert"}),
-        applies=lambda case, response, failure: (
-            response.status_code == 400
-            and isinstance(json_body(case).get("monthsUntilExpiration"), int)
-            and not isinstance(json_body(case).get("monthsUntilExpiration"), bool)
-            and json_body(case)["monthsUntilExpiration"] <= 0
-            and error_parameters(response) == ["monthsUntilExpiration"]
-        ),
-        reason=(
-            "POST .../certs: the spec gives monthsUntilExpiration a maximum of 24 but no minimum; a "
-            "certificate needs at least one month (the Terraform provider validates 1 to 24, the v1 "
-            "Go client refuses 0; Atlas's own error for a value <= 0 is unconfirmed). A 400 naming "
-            "monthsUntilExpiration is tolerated only for a value <= 0."
         ),
     ),
     Divergence(
@@ -476,23 +276,6 @@ DIVERGENCES: list[Divergence] = [
             "are CN=<name>); it answers 400 with "
             + ", ".join(sorted(DATABASE_USER_RULE_CODES))
             + " (DOCS-ERR). A 400 is tolerated for a schema-valid body only with one of these codes."
-        ),
-    ),
-    Divergence(
-        key="database-user-empty-username",
-        check="positive_data_acceptance",
-        failure=(RejectedPositiveData,),
-        operations=frozenset({"createGroupDatabaseUser"}),
-        applies=lambda case, response, failure: (
-            response.status_code == 400
-            and error_parameters(response) == ["username"]
-            and json_body(case).get("username") == ""
-        ),
-        reason=(
-            "POST .../databaseUsers: username has a maxLength but no minLength in the schema; the "
-            "spec's username table requires a name in each method's format (alphanumeric string, "
-            "ARN, DN, IdP id/name), which the empty string is not. A 400 naming username is "
-            "tolerated only for an empty username."
         ),
     ),
     Divergence(
@@ -549,26 +332,6 @@ DIVERGENCES: list[Divergence] = [
         ),
     ),
     Divergence(
-        key="database-user-empty-role-database",
-        check="positive_data_acceptance",
-        failure=(RejectedPositiveData,),
-        operations=frozenset({"createGroupDatabaseUser", "updateGroupDatabaseUser"}),
-        applies=lambda case, response, failure: (
-            response.status_code == 400
-            and error_parameters(response) == ["roles"]
-            and any(
-                isinstance(r, dict) and r.get("databaseName") == ""
-                for r in (json_body(case).get("roles") or [])
-            )
-        ),
-        reason=(
-            "Database users: a role's databaseName may be empty in the schema; Atlas validates "
-            "role databases (ATLAS_INVALID_ROLE_DATABASE, DOCS-ERR). A 400 naming roles is "
-            "tolerated only for a body with a role on the empty database name (Atlas's exact "
-            "error code for it is unconfirmed)."
-        ),
-    ),
-    Divergence(
         key="updateGroupUserSecurity-customer-ca-is-pem",
         check="positive_data_acceptance",
         failure=(RejectedPositiveData,),
@@ -580,59 +343,6 @@ DIVERGENCES: list[Divergence] = [
             "expired CA (EXPIRED_X509_CA_CERTIFICATE, DOCS-ERR). A 400 is tolerated for a "
             "non-empty cas only with EXPIRED_X509_CA_CERTIFICATE or a VALIDATION_ERROR about "
             "customerX509.cas."
-        ),
-    ),
-    Divergence(
-        key="updateGroupUserSecurity-ldap-port-range",
-        check="positive_data_acceptance",
-        failure=(RejectedPositiveData,),
-        operations=frozenset({"updateGroupUserSecurity"}),
-        applies=lambda case, response, failure: (
-            response.status_code == 400
-            and error_parameters(response) == ["ldap.port"]
-            and isinstance(_member(json_body(case), "ldap").get("port"), int)
-            and not 1 <= json_body(case)["ldap"]["port"] <= 65535
-        ),
-        reason=(
-            "PATCH .../userSecurity: ldap.port is any int32 in the schema, but it is the TCP port "
-            "of the LDAP host, 1 to 65535. A 400 naming ldap.port is tolerated only for a value "
-            "outside that range (Atlas's exact answer is unconfirmed)."
-        ),
-    ),
-    Divergence(
-        key="updateGroupUserSecurity-ldap-hostname-anchored",
-        check="positive_data_acceptance",
-        failure=(RejectedPositiveData,),
-        operations=frozenset({"updateGroupUserSecurity"}),
-        applies=lambda case, response, failure: (
-            response.status_code == 400
-            and error_parameters(response) == ["ldap.hostname"]
-            and isinstance(_member(json_body(case), "ldap").get("hostname"), str)
-            and not _hostname_matches_in_full(json_body(case)["ldap"]["hostname"])
-        ),
-        reason=(
-            "PATCH .../userSecurity: the spec's ldap.hostname pattern has unanchored alternatives "
-            "(^a|b|c?$), so as a JSON Schema pattern (a search) it matches every string; Atlas "
-            "validates with Java's String.matches, which must match the whole value (inferred). "
-            "A 400 naming ldap.hostname is tolerated only for a hostname the pattern does not "
-            "match in full."
-        ),
-    ),
-    Divergence(
-        key="pageNum-beyond-int32",
-        check="positive_data_acceptance",
-        failure=(RejectedPositiveData,),
-        operations=frozenset({"listGroups", "listGroupDatabaseUsers", "listGroupDatabaseUserCerts"}),
-        applies=lambda case, response, failure: (
-            response.status_code == 400
-            and error_code(response) == "INVALID_QUERY_PARAMETER"
-            and error_parameters(response) == ["pageNum"]
-            and all(v.isdigit() and int(v) > 2**31 - 1 for v in sent_query(response).get("pageNum", ["x"]))
-        ),
-        reason=(
-            "Lists: the spec gives pageNum a minimum of 1 and no maximum; Atlas (Java) reads it as a "
-            "32-bit int (inferred). A 400 INVALID_QUERY_PARAMETER naming pageNum is tolerated only "
-            "for a pageNum above 2147483647."
         ),
     ),
 ]
@@ -763,22 +473,7 @@ def atlas_compensating_checks(ctx: Any, response: Response, case: Case) -> bool 
             _raise(case, response, failures)
         content = unwrapped
 
-    if op == "createGroup" and status == 201:
-        shadow = _shadow(response, status=200, content=content)
-        failures += _validate_as_documented(case, shadow)
-        failures += _collect(lambda: content_type_conformance(ctx, shadow, case))
-        failures += _collect(lambda: response_headers_conformance(ctx, shadow, case))
-    elif op == "deleteGroup" and status == 202:
-        shadow = _shadow(response, status=204, content=content)
-        failures += _collect(lambda: content_type_conformance(ctx, shadow, case))
-        failures += _collect(lambda: response_headers_conformance(ctx, shadow, case))
-        try:
-            empty = json.loads(content) == {}
-        except ValueError:
-            empty = False
-        if not empty:
-            failures.append(_violation(case, f"deleteGroup 202: expected the body {{}}, got {content[:200]!r}"))
-    elif op == "createGroupDatabaseUserCert" and status == 201:
+    if op == "createGroupDatabaseUserCert" and status == 201:
         if enveloped:
             # `{"content": "<PEM>", "status": 201}`: the content is the JSON string the spec says.
             failures += _validate_as_documented(case, _shadow(response, content=content))

@@ -25,7 +25,6 @@ from requests.auth import HTTPDigestAuth
 import pg_cluster
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
-SPEC_DIR = ROOT.parent / "shared" / "spec"
 V2 = "application/vnd.atlas.2023-01-01+json"
 BACKEND = os.environ.get("DBCERTS_TEST_BACKEND", "sqlite")
 assert BACKEND in ("sqlite", "postgres"), BACKEND
