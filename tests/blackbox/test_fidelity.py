@@ -131,3 +131,14 @@ def test_every_difference_from_mongodb_is_documented():
         f"({SECTION!r}): {undocumented}"
     )
     assert not stale, f"docs/COMPATIBILITY.md lists differences that no longer exist: {stale}"
+
+
+def test_the_server_serves_the_committed_document(server):
+    """Over a real socket and without credentials, the running binary serves docs/openapi.json
+    byte for byte (what schemathesis and this test read)."""
+    import requests
+
+    r = requests.get(f"{server.root}/api/dbcerts/v1/openapi.json", timeout=30)
+    assert r.status_code == 200, r.text
+    assert r.headers["Content-Type"] == "application/json"
+    assert r.content == DOCUMENT.read_bytes()
