@@ -146,6 +146,27 @@ async fn audit_len(h: &Harness) -> usize {
         .len()
 }
 
+/// The notAfter (Unix seconds) of the certificate that opens an issuing response's PEM.
+fn not_after_of(response_pem: &str) -> i64 {
+    let (_, pem) = x509_parser::pem::parse_x509_pem(response_pem.as_bytes()).expect("a PEM block");
+    assert_eq!(pem.label, "CERTIFICATE");
+    let cert = pem.parse_x509().expect("an X.509 certificate");
+    cert.validity().not_after.timestamp()
+}
+
+/// What `dbcerts_certificates_expiring` says, `(7d, 30d)`, for certificates expiring at
+/// `not_afters` when the scrape's clock reads `now`: as the store counts, a certificate
+/// expiring at `now` is gone and one expiring at `now + window` is within it.
+fn expected_expiring(not_afters: &[i64], now: i64) -> (f64, f64) {
+    let within = |days: i64| {
+        not_afters
+            .iter()
+            .filter(|&&na| na > now && na <= now + days * 86_400)
+            .count() as f64
+    };
+    (within(7), within(30))
+}
+
 #[tokio::test]
 async fn health_answers_without_credentials_and_reveals_nothing() {
     let _turn = SERIAL.lock().await;
@@ -223,11 +244,14 @@ async fn metrics_count_requests_issuance_store_latency_and_expiry() {
     let before = Scrape::of(&h.app).await;
 
     let certs = format!("/groups/{gid}/databaseUsers/alice/certs");
+    // Each certificate's own notAfter, read from the PEM the server answered.
+    let mut not_afters = Vec::new();
     for _ in 0..2 {
         let r = h
             .v2("POST", &certs, Some(r#"{"monthsUntilExpiration":1}"#))
             .await;
         assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+        not_afters.push(not_after_of(&r.text));
     }
     // A certificate expiring in three days, written through the store directly (not metered).
     let now = chrono::Utc::now();
@@ -252,6 +276,7 @@ async fn metrics_count_requests_issuance_store_latency_and_expiry() {
         details: "{}".into(),
     };
     h.store.insert_certificate(&soon, &audit).await.unwrap();
+    not_afters.push(soon.not_after);
     assert_eq!(
         fetch(&h.app, "GET", "/health/live").await.status,
         StatusCode::OK
@@ -260,7 +285,10 @@ async fn metrics_count_requests_issuance_store_latency_and_expiry() {
         fetch(&h.app, "GET", "/no/such/path").await.status,
         StatusCode::NOT_FOUND
     );
+    // The expiry gauges count from the scrape's "now", which lies between these two.
+    let scraped_from = chrono::Utc::now().timestamp();
     let after = Scrape::of(&h.app).await;
+    let scraped_to = chrono::Utc::now().timestamp();
     let delta = |op: &str, status: &str| count(&after, op, status) - count(&before, op, status);
 
     // Requests, by route template and status: each Digest call is two 401s (challenge, nonce)
@@ -333,15 +361,25 @@ async fn metrics_count_requests_issuance_store_latency_and_expiry() {
         ) > 0.0
     );
 
-    // Expiry: two one-month certificates are within 30 days only; the three-day one is in both.
+    // Expiry: the three-day certificate is in both windows. A one-month certificate lives 28
+    // to 31 days, so whether it is within 30 days depends on the month it was issued in
+    // (issued on 7 December it expires on 7 January, 31 days later): the expected counts
+    // come from the certificates' real notAfter, at every second the scrape may have read.
     let within = |s: &Scrape, w: &str| {
         s.get(
             "dbcerts_certificates_expiring",
             &[("group_id", gid.as_str()), ("within", w)],
         )
     };
-    assert_eq!(within(&after, "7d"), 1.0);
-    assert_eq!(within(&after, "30d"), 3.0);
+    let got = (within(&after, "7d"), within(&after, "30d"));
+    let allowed: Vec<(f64, f64)> = (scraped_from..=scraped_to)
+        .map(|now| expected_expiring(&not_afters, now))
+        .collect();
+    assert!(
+        allowed.contains(&got),
+        "{got:?}, expected one of {allowed:?}"
+    );
+    assert_eq!(got.0, 1.0, "the three-day certificate, and only it");
     assert_eq!(after.get("dbcerts_store_up", &[]), 1.0);
 
     // A project that disappears is set to zero, not left at its last value.
