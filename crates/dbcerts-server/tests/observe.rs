@@ -1,5 +1,6 @@
-//! The operator endpoints: `/health/live`, `/health/ready` and `/metrics`, without credentials,
-//! over a real SQLite file; every metric is read back by parsing the exposition text.
+//! The operator endpoints: `/health/live`, `/health/ready` (the API's router) and `/metrics`
+//! (the metrics listener's router, never the API's), without credentials, over a real SQLite
+//! file; every metric is read back by parsing the exposition text.
 //!
 //! The metrics recorder is process-wide, so the tests of this file take turns (`SERIAL`) and
 //! compare counters before and after what they do.
@@ -182,10 +183,23 @@ async fn health_answers_without_credentials_and_reveals_nothing() {
         assert!(!a.headers.contains_key("www-authenticate"), "{path}");
         assert!(!a.headers.contains_key("ratelimit-limit"), "{path}");
     }
-    let m = fetch(&h.app, "GET", "/metrics").await;
+    let m = fetch(&h.metrics, "GET", "/metrics").await;
     assert_eq!(m.status, StatusCode::OK);
     assert_eq!(m.headers["cache-control"], "no-store");
     assert!(!m.headers.contains_key("ratelimit-limit"));
+    // The API's address does not serve metrics (they name every organization's projects): it is
+    // Atlas's 404 there. The metrics listener serves nothing else.
+    let on_api = fetch(&h.app, "GET", "/metrics").await;
+    assert_eq!(on_api.status, StatusCode::NOT_FOUND);
+    assert_eq!(on_api.headers["x-error-code"], "RESOURCE_NOT_FOUND");
+    assert!(!on_api.text.contains("dbcerts_"), "{}", on_api.text);
+    for path in ["/health/live", "/api/atlas/v2/groups", "/"] {
+        let a = fetch(&h.metrics, "GET", path).await;
+        assert_eq!(a.status, StatusCode::NOT_FOUND, "{path}");
+        assert_eq!(a.headers["x-error-code"], "RESOURCE_NOT_FOUND", "{path}");
+    }
+    let post = fetch(&h.metrics, "POST", "/metrics").await;
+    assert_eq!(post.status, StatusCode::METHOD_NOT_ALLOWED);
     // Another method is Atlas's 405, not a framework body.
     let post = fetch(&h.app, "POST", "/health/live").await;
     assert_eq!(post.status, StatusCode::METHOD_NOT_ALLOWED);
@@ -202,7 +216,7 @@ async fn ready_turns_unavailable_when_the_store_is_closed() {
         fetch(&h.app, "GET", "/health/ready").await.status,
         StatusCode::OK
     );
-    let before = Scrape::of(&h.app).await;
+    let before = Scrape::of(&h.metrics).await;
     assert_eq!(before.get("dbcerts_store_up", &[]), 1.0);
 
     h.store.close().await;
@@ -227,7 +241,7 @@ async fn ready_turns_unavailable_when_the_store_is_closed() {
     assert_eq!(live.text, r#"{"status":"ok"}"#);
 
     // /metrics still answers, and says the store is down.
-    let after = Scrape::of(&h.app).await;
+    let after = Scrape::of(&h.metrics).await;
     assert_eq!(after.get("dbcerts_store_up", &[]), 0.0);
     let delta = |op: &str, status: &str| count(&after, op, status) - count(&before, op, status);
     assert_eq!(delta("GET /health/ready", "503"), 1.0);
@@ -241,7 +255,7 @@ async fn metrics_count_requests_issuance_store_latency_and_expiry() {
     let h = Harness::new().await;
     let gid = h.project("observed").await;
     h.managed_user(&gid, "alice").await;
-    let before = Scrape::of(&h.app).await;
+    let before = Scrape::of(&h.metrics).await;
 
     let certs = format!("/groups/{gid}/databaseUsers/alice/certs");
     // Each certificate's own notAfter, read from the PEM the server answered.
@@ -287,7 +301,7 @@ async fn metrics_count_requests_issuance_store_latency_and_expiry() {
     );
     // The expiry gauges count from the scrape's "now", which lies between these two.
     let scraped_from = chrono::Utc::now().timestamp();
-    let after = Scrape::of(&h.app).await;
+    let after = Scrape::of(&h.metrics).await;
     let scraped_to = chrono::Utc::now().timestamp();
     let delta = |op: &str, status: &str| count(&after, op, status) - count(&before, op, status);
 
@@ -384,7 +398,7 @@ async fn metrics_count_requests_issuance_store_latency_and_expiry() {
 
     // A project that disappears is set to zero, not left at its last value.
     assert!(h.store.delete_project(&gid).await.unwrap());
-    let gone = Scrape::of(&h.app).await;
+    let gone = Scrape::of(&h.metrics).await;
     assert!(gone.has(
         "dbcerts_certificates_expiring",
         &[("group_id", gid.as_str()), ("within", "7d")]
@@ -416,7 +430,7 @@ async fn the_pool_gauge_shows_the_keys_ready() {
         ..ServerConfig::default()
     };
     let store: Arc<dyn Store> = Arc::new(h.store.clone());
-    let app = dbcerts_server::router(AppState::new(
+    let app = dbcerts_server::metrics_router(AppState::new(
         store,
         Arc::new(master),
         nonce,
