@@ -1232,6 +1232,41 @@ def test_renew_carries_on_past_a_user_whose_file_exists(make_server, tmp_path):
     assert len(api_serials(s, gid, users[1])) == 2
 
 
+def test_renew_warns_when_the_window_reaches_the_new_certificates_life(make_server, tmp_path):
+    """A window at least as long as the new certificates' life cannot settle: `renew` says so
+    before it starts, and the next run finds the same user due again and stops at its file.
+    Longer certificates settle the same window."""
+    s = make_server()
+    gid = s.create_project()
+    user = unique_user("churn")
+    s.create_user(gid, user)
+    s.create_cert(gid, user, months=1)
+    cli = login(s, tmp_path / "home", gid=gid)
+    out_dir = tmp_path / "out"
+    pem = out_dir / f"{user}.pem"
+    # Certificates of 3 months (the default) end 89 to 92 days on: inside 120 days, on any date.
+    renew = ["dbusers", "certs", "renew", "--expiring-within", "120d", "--out-dir", out_dir, "--projectId", gid]
+
+    p = cli.expect(0, *renew)
+    assert "Renewed 1 of 1 certificates" in p.stdout, show(p)
+    assert "Warning:" in p.stderr and "(3 months," in p.stderr and "--force" in p.stderr, show(p)
+    check_pem_file(pem, user, project_ca(s, gid))
+    written = pem.read_bytes()
+
+    p = cli.expect(EXIT_LOCAL, *renew)
+    assert "Warning:" in p.stderr, show(p)
+    assert "Renewed 0 of 1 certificates" in p.stdout and "exists; pass --force" in p.stdout, show(p)
+    assert pem.read_bytes() == written
+    assert len(api_serials(s, gid, user)) == 2, "nothing issued for a file that cannot be written"
+
+    # 6-month certificates (181 to 184 days) outlive the window: no warning, and then nothing due.
+    p = cli.expect(0, *renew, "--monthsUntilExpiration", "6", "--force")
+    assert "Renewed 1 of 1 certificates" in p.stdout and "Warning" not in p.stderr, show(p)
+    p = cli.expect(0, *renew, "--monthsUntilExpiration", "6")
+    assert "Renewed 0 of 0 certificates" in p.stdout and "Warning" not in p.stderr, show(p)
+    assert len(api_serials(s, gid, user)) == 3
+
+
 # ------------------------------------------------------------------ 12. mongod-config
 
 

@@ -112,15 +112,17 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         .as_ref()
         .map(TlsCertificate::load)
         .transpose()?;
-    let app = App::build(settings).await?;
-    let listener = TcpListener::bind(app.settings.listen)
+    // Bind before anything is created on disk: a port already taken stops startup without
+    // leaving a data directory, master key, organization or credentials file behind.
+    let listener = TcpListener::bind(settings.listen)
         .await
-        .with_context(|| format!("binding {}", app.settings.listen))?;
+        .with_context(|| format!("binding {}", settings.listen))?;
     let addr = listener.local_addr()?;
-    let metrics_listener = TcpListener::bind(app.settings.metrics_listen)
+    let metrics_listener = TcpListener::bind(settings.metrics_listen)
         .await
-        .with_context(|| format!("binding --metrics-listen {}", app.settings.metrics_listen))?;
+        .with_context(|| format!("binding --metrics-listen {}", settings.metrics_listen))?;
     let metrics_addr = metrics_listener.local_addr()?;
+    let app = App::build(settings).await?;
     // Take over the signals before announcing the address: a signal sent as soon as the line
     // below appears must not meet the default action (which ends the process on SIGHUP).
     let shutdown = ShutdownSignals::install()?;
@@ -281,8 +283,11 @@ pub async fn open_checked_store(
 ) -> anyhow::Result<(Backend, dbcerts_ca::sealing::MasterKey)> {
     if let Some(path) = key_to_generate(&settings.master_key) {
         anyhow::bail!(
-            "no master key at {}; run `dbcerts serve` first or pass --master-key-file",
-            path.display()
+            "no master key at {}, so {} is not the data directory of a dbcerts server: pass \
+             the --data-dir (or DBCERTS_DATA_DIR) that `dbcerts serve` uses, --master-key-file \
+             if the key is kept elsewhere, or run `dbcerts serve` first",
+            path.display(),
+            settings.data_dir.display()
         );
     }
     let store = open_store(settings).await?;

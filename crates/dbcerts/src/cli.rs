@@ -174,13 +174,22 @@ pub enum ApikeyCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum CaCommand {
-    /// Print a project's managed CA certificate (PEM), for `net.tls.CAFile` of mongod.
+    /// Print a project's managed CA certificate (PEM), for `net.tls.CAFile` of mongod, or write
+    /// it to a file with --out. Opens the store directly: run it with the --data-dir (and
+    /// --database-url) that `dbcerts serve` uses.
     ///
-    /// Example: dbcerts ca export --project 5efda6aea3f2ed2e7dd6ce05 > atlas-managed-ca.pem
+    /// Example: dbcerts ca export --project 5efda6aea3f2ed2e7dd6ce05 --out dbcerts-ca.pem
     Export {
         /// The project (group) id.
         #[arg(long)]
         project: String,
+        /// Write the PEM to FILE (mode 0644: a certificate is public) instead of stdout; FILE
+        /// appears only once the export has succeeded, complete
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+        /// Replace FILE if it exists
+        #[arg(long, requires = "out")]
+        force: bool,
         #[command(flatten)]
         store: GlobalArgs,
     },

@@ -209,7 +209,11 @@ pub async fn run(ctx: Ctx, command: CertsCommand) -> Result<(), CliError> {
         } => {
             let overwrite = Overwrite::forced(force);
             let per_project_dirs = project.project_id.is_none();
-            let deadline = window_end(Utc::now(), expiring_within)?;
+            let now = Utc::now();
+            let deadline = window_end(now, expiring_within)?;
+            if let Some(warning) = renewal_churn(now, deadline, months) {
+                eprintln!("Warning: {warning}");
+            }
             let users = ctx
                 .client
                 .managed_user_certificates(project.project_id.as_deref())
@@ -245,6 +249,32 @@ fn window_end(now: DateTime<Utc>, window: Duration) -> Result<DateTime<Utc>, Cli
         .ok()
         .and_then(|w| now.checked_add_signed(w))
         .ok_or_else(|| CliError::usage("the window is too long"))
+}
+
+/// The life of a certificate when `--monthsUntilExpiration` is not given: the server's
+/// default, Atlas's.
+const DEFAULT_MONTHS: u32 = 3;
+
+/// Why a renewal with this window cannot settle, if it cannot: the certificates it issues
+/// (valid `months` from `now`) would themselves expire by `deadline`, so every later run with
+/// the same window finds the same users due again, and stops at their existing files unless
+/// `--force` (which issues yet another certificate each time).
+fn renewal_churn(
+    now: DateTime<Utc>,
+    deadline: DateTime<Utc>,
+    months: Option<u32>,
+) -> Option<String> {
+    let months = months.unwrap_or(DEFAULT_MONTHS);
+    let new_not_after = dbcerts_ca::add_months(now, months).ok()?;
+    (new_not_after <= deadline).then(|| {
+        format!(
+            "the window reaches past the new certificates' own expiry ({months} months, \
+             {}), so they are due again at once: the next run with this window renews the \
+             same users again and stops at their existing files unless --force. Use a window \
+             shorter than {months} months, or a longer --monthsUntilExpiration.",
+            new_not_after.format("%Y-%m-%d")
+        )
+    })
 }
 
 /// `29d 23h`, or `expired` for a past moment.
@@ -507,6 +537,24 @@ mod tests {
             renewal_path(d, "..", "x", true),
             Path::new("/out/%2E./x.pem")
         );
+    }
+
+    #[test]
+    fn a_window_reaching_past_the_new_certificates_life_is_warned_about() {
+        use chrono::TimeZone;
+        let window = |now, days: u64| window_end(now, Duration::from_secs(days * 86_400)).unwrap();
+        // 31 January + 3 months is 30 April: 89 days.
+        let now = Utc.with_ymd_and_hms(2027, 1, 31, 23, 30, 0).unwrap();
+        assert_eq!(renewal_churn(now, window(now, 88), None), None);
+        let warning = renewal_churn(now, window(now, 89), None).expect("89 days reach it");
+        assert!(warning.contains("3 months, 2027-04-30"), "{warning}");
+        assert!(renewal_churn(now, window(now, 120), None).is_some());
+        assert_eq!(renewal_churn(now, window(now, 120), Some(6)), None);
+        assert!(renewal_churn(now, window(now, 31), Some(1)).is_some());
+        // 29 February + 12 months is 28 February.
+        let leap = Utc.with_ymd_and_hms(2028, 2, 29, 12, 0, 0).unwrap();
+        assert_eq!(renewal_churn(leap, window(leap, 364), Some(12)), None);
+        assert!(renewal_churn(leap, window(leap, 365), Some(12)).is_some());
     }
 
     #[test]
