@@ -38,6 +38,15 @@ SECRETS: set[str] = set()
 SERVER_LOGS: list[pathlib.Path] = []
 
 
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers",
+        "dates: what the test checks depends on the date or time of day it runs at (month lengths, "
+        "leap days, year ends, expiry windows); scripts/test runs these once more on another date "
+        "under libfaketime (scripts/at-date), scripts/reliability calendar runs everything so",
+    )
+
+
 def remember_secret(secret: str) -> str:
     SECRETS.add(secret)
     return secret

@@ -47,7 +47,7 @@ from cryptography import x509
 from cryptography.x509.oid import NameOID
 from requests.auth import HTTPDigestAuth
 
-from _certs_util import make_server_tls, split_pem, unique_user
+from _certs_util import add_months, make_server_tls, split_pem, unique_user
 from conftest import (
     BACKEND,
     SA_V,
@@ -686,6 +686,7 @@ def test_dbusers_update_replaces_roles_and_delete_needs_force(cli):
 # ------------------------------------------------------------------ 6. certificates
 
 
+@pytest.mark.dates
 def test_certs_create_writes_a_private_file_and_never_prints_the_key(cli, tmp_path):
     s, gid = cli.server, cli.gid
     user = unique_user("cert")
@@ -728,8 +729,9 @@ def test_certs_create_writes_a_private_file_and_never_prints_the_key(cli, tmp_pa
     assert str(shown["serial"]) == str(short.cert.serial_number)
     assert parse_time(shown["notAfter"]) == short.cert.not_valid_after_utc
     assert pathlib.Path(shown["path"]).resolve() == path2.resolve()
-    days = (short.cert.not_valid_after_utc - dt.datetime.now(dt.timezone.utc)).days
-    assert 26 <= days <= 31, days  # one calendar month
+    # One calendar month from its creation (notBefore + 1 h), clamped to the month's end.
+    created = short.cert.not_valid_before_utc + dt.timedelta(hours=1)
+    assert short.cert.not_valid_after_utc == add_months(created, 1)
     assert len(api_serials(s, gid, user)) == 3
 
 
@@ -1096,6 +1098,7 @@ def assert_no_progress_bar(p: subprocess.CompletedProcess) -> None:
         assert "\r" not in stream and "\x1b[" not in stream, f"terminal control characters on a pipe:\n{show(p)}"
 
 
+@pytest.mark.dates
 def test_expiring_and_renew_chores(make_server, tmp_path):
     s = make_server()
     gid, other = s.create_project(), s.create_project()
@@ -1192,6 +1195,7 @@ def test_expiring_and_renew_chores(make_server, tmp_path):
     assert len(api_serials(s, other, other_user)) == 2
 
 
+@pytest.mark.dates
 def test_renew_carries_on_past_a_user_whose_file_exists(make_server, tmp_path):
     s = make_server()
     gid = s.create_project()
@@ -1389,6 +1393,7 @@ def test_mongod_config_grants_only_roles_mongodb_has(cli):
     assert any(ln.startswith("// Note:") and "myCustomRole@admin" in ln for ln in out.splitlines()), out
 
 
+@pytest.mark.dates
 def test_renew_reports_managed_users_without_any_unexpired_certificate(cli, tmp_path):
     s, gid = cli.server, cli.gid
     bare = unique_user("bare")

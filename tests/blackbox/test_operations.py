@@ -16,6 +16,7 @@ import secrets
 import subprocess
 import time
 
+import pytest
 import requests
 
 from _certs_util import split_pem, unique_user
@@ -192,6 +193,7 @@ def test_metrics_count_issued_certificates_requests_and_the_key_pool(make_server
         assert p.cert_b64[:64] not in m2.text
 
 
+@pytest.mark.dates
 def test_expiry_gauges_follow_real_not_after(make_server):
     s = make_server()
     gid, later_gid = s.create_project(), s.create_project()
