@@ -343,7 +343,8 @@ async fn check_digest(
     if !state
         .inner
         .nonce_counts
-        .advance(&creds.nonce, issued, nc, now)
+        .accept(&creds.nonce, issued, nc, now)
+        .await?
     {
         tracing::warn!(public_key = %auth.key.public_key, "Digest nonce count reused (replay); answering stale=true");
         return Ok(Outcome::Challenge { stale: true });
