@@ -95,6 +95,7 @@ class Dbcerts:
 
     def args(self, port: int) -> list[str]:
         a = [str(DBCERTS), "serve", "--data-dir", str(self.data_dir), "--listen", f"127.0.0.1:{port}",
+             "--metrics-listen", f"127.0.0.1:{self.metrics_port}",
              "--config", str(self.config), "--key-algorithm", self.key_algorithm, *self.extra]
         if self.database_url:
             a += ["--database-url", self.database_url]
@@ -102,8 +103,10 @@ class Dbcerts:
 
     def start(self) -> float:
         """Starts the server; returns the seconds from spawn to its first answered request."""
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        # serve refuses a data directory that others can enter.
+        self.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.port = free_port()
+        self.metrics_port = free_port()
         self.log = open(self.data_dir / "server.log", "ab")
         started = time.perf_counter()
         self.proc = subprocess.Popen(self.args(self.port), stdout=subprocess.DEVNULL, stderr=self.log)
@@ -147,7 +150,7 @@ class Dbcerts:
         return r.json()["access_token"]
 
     def metric(self, name: str) -> float:
-        text = requests.get(f"{self.root}/metrics", timeout=30).text
+        text = requests.get(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=30).text
         for line in text.splitlines():
             if line.startswith(name + " ") or line.startswith(name + "{"):
                 return float(line.rsplit(" ", 1)[1])

@@ -113,6 +113,7 @@ class Server:
             str(data_dir),
             "--listen",
             "127.0.0.1:0",
+            *(() if "--metrics-listen" in extra_args else ("--metrics-listen", "127.0.0.1:0")),
             *extra_args,
         ]
         self.proc: subprocess.Popen | None = None
@@ -130,6 +131,12 @@ class Server:
             raise RuntimeError(f"server did not start: {line!r}\n{self.log_path.read_text()}")
         self.root = line.strip().rsplit(" ", 1)[-1]
         self.host_port = self.root.split("://", 1)[1]  # http:// or, with --tls-cert, https://
+        # The second line names the metrics listener: "dbcerts metrics on http://ADDR/metrics".
+        line = self.proc.stdout.readline().decode()
+        if "metrics on" not in line:
+            self.proc.kill()
+            raise RuntimeError(f"server did not announce its metrics listener: {line!r}")
+        self.metrics_url = line.strip().rsplit(" ", 1)[-1]
         creds = json.loads((self.data_dir / "bootstrap-credentials.json").read_text())
         self.org_id = creds["orgId"]
         self.public_key = creds["publicKey"]

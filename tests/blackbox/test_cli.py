@@ -346,7 +346,7 @@ def user_security(server, gid: str) -> dict:
 def token_requests(server) -> float:
     """How many token requests the server answered 200: the sum of the matching
     dbcerts_http_requests_total series (any label order; absent counts as 0)."""
-    text = requests.get(f"{server.root}/metrics", timeout=30).text
+    text = requests.get(server.metrics_url, timeout=30).text
     wanted = {"operation": "POST /api/oauth/token", "status": "200"}
     total = 0.0
     for line in text.splitlines():

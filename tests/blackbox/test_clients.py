@@ -88,10 +88,11 @@ def test_curl_docs_list_certs_pretty(server, project, tmp_path):
     assert r.body in (jackson_pretty(doc), jackson_pretty(doc) + "\n"), r.body
     assert r.body.startswith('{\n  "links" : [ {\n    "href" : "http://'), r.body
     assert list(doc) == ["links", "results", "totalCount"]
+    # The link echoes what the request gave, then the observed includeCount and the paging.
     assert doc["links"] == [
         {
             "href": f"http://{host}/api/atlas/v2/groups/{gid}/databaseUsers/{user}/certs"
-            "?includeCount=true&pageNum=1&itemsPerPage=100",
+            "?pretty=true&includeCount=true&pageNum=1&itemsPerPage=100",
             "rel": "self",
         }
     ]
@@ -169,10 +170,11 @@ def test_curl_legacy_v1_list(server, project, tmp_path):
     assert r.headers["content-type"].split(";")[0].strip() == "application/json"
     doc = json.loads(r.body)
     assert "\n" not in r.body.strip() and '" : ' not in r.body  # not pretty unless asked
+    # v1.0 echoes only the parameters given, then the paging (no includeCount added).
     assert doc["links"] == [
         {
             "href": f"http://{host}/api/atlas/v1.0/groups/{gid}/databaseUsers/{user}/certs"
-            "?includeCount=true&pageNum=1&itemsPerPage=100",
+            "?pageNum=1&itemsPerPage=100",
             "rel": "self",
         }
     ]
@@ -182,6 +184,29 @@ def test_curl_legacy_v1_list(server, project, tmp_path):
     assert item["_id"] == pem.cert.serial_number
     # Same resource as v2.
     assert doc["results"] == _list(server, gid, user)["results"]
+
+
+def test_curl_legacy_v1_list_pretty_as_the_legacy_docs_show(server, project, tmp_path):
+    """The legacy v1.0 documentation's example: `GET .../certs?pretty=true` answers with a
+    `self` link of `.../certs?pretty=true&pageNum=1&itemsPerPage=100`."""
+    gid = project[0]
+    user = _fresh_user(server, gid)
+    server.create_cert(gid, user)
+    host = server.host_port
+    url = f"http://{host}/api/atlas/v1.0/groups/{gid}/databaseUsers/{user}/certs"
+    r = curl(
+        f'curl --digest --user "{server.public_key}:{server.private_key}" -X GET "{url}?pretty=true"',
+        tmp_path,
+    )
+    assert r.all_statuses == [401, 200], (r.all_statuses, r.body)
+    assert '" : ' in r.body  # pretty
+    doc = json.loads(r.body)
+    assert doc["links"] == [{"href": f"{url}?pretty=true&pageNum=1&itemsPerPage=100", "rel": "self"}]
+    # v2 keeps the observed includeCount, after what the request gave.
+    v2 = server.call("GET", f"/groups/{gid}/databaseUsers/{user}/certs?pretty=true").json()
+    assert v2["links"][0]["href"] == (
+        server.url(f"/groups/{gid}/databaseUsers/{user}/certs") + "?pretty=true&includeCount=true&pageNum=1&itemsPerPage=100"
+    )
 
 
 def test_curl_legacy_v1_create(server, project, tmp_path):

@@ -260,7 +260,8 @@ def test_with_store_replay_checks_no_node_takes_what_another_took(make_server):
     node A accepted, sent to node B, is a replay there too (401, stale=true, nothing issued);
     the nonce keeps working on either node with the counts that follow."""
     a = make_server(digest_replay_check="store")
-    b = Server(a.data_dir, *a.args[6:])  # the same store, database URL and configuration
+    # The same store, database URL and configuration: A's arguments after its --listen.
+    b = Server(a.data_dir, *a.args[a.args.index("--listen") + 2:])
     try:
         gid, user, uri, captured, nonce = issue_with_captured_header(a, "xnode")
         serials = listed_serials(a, gid, user)

@@ -1173,3 +1173,33 @@ def test_create_user_requires_group_id(server):
     assert_atlas_error(r, 404, "USERNAME_NOT_FOUND")
     body["groupId"] = gid
     assert server.call("POST", f"/groups/{gid}/databaseUsers", json=body).status_code == 201
+
+
+def test_v1_create_user_takes_the_project_from_the_path(server):
+    """On v1.0, a body without groupId takes the project from the path: the shape a
+    third-party client has sent to Atlas for years (databaseName, roles, username, password,
+    awsIAMType). Every later get, list and delete of the user works; a groupId that differs
+    from the path is still GROUP_MISMATCH, with nothing created."""
+    gid = server.create_project()
+    other = server.create_project()
+    body = {
+        "databaseName": "admin",
+        "roles": [{"databaseName": "admin", "roleName": "readWriteAnyDatabase"}],
+        "username": "legacy-client",
+        "password": "a-long-enough-password",
+        "awsIAMType": "NONE",
+    }
+    r = server.call("POST", f"/groups/{other}/databaseUsers", version="v1.0", json={**body, "groupId": gid})
+    assert_atlas_error(r, 400, "GROUP_MISMATCH", [gid])
+    r = server.call("POST", f"/groups/{gid}/databaseUsers", version="v1.0", json=body)
+    assert r.status_code == 201, r.text
+    assert r.headers["Content-Type"].startswith("application/json")
+    assert r.json()["groupId"] == gid and r.json()["username"] == "legacy-client"
+    assert "password" not in r.json()
+    path = f"/groups/{gid}/databaseUsers/admin/legacy-client"
+    assert server.call("GET", path, version="v1.0").json()["groupId"] == gid
+    listed = server.call("GET", f"/groups/{gid}/databaseUsers", version="v1.0").json()["results"]
+    assert [u["username"] for u in listed] == ["legacy-client"]
+    assert server.call("GET", f"/groups/{other}/databaseUsers", version="v1.0").json()["results"] == []
+    assert server.call("DELETE", path, version="v1.0").status_code == 204
+    assert_atlas_error(server.call("GET", path, version="v1.0"), 404, "USERNAME_NOT_FOUND")

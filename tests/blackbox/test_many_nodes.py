@@ -109,6 +109,7 @@ class Node:
             "--data-dir", str(data_dir),
             "--database-url", database_url,
             "--listen", "127.0.0.1:0",
+            "--metrics-listen", "127.0.0.1:0",
             "--key-algorithm", "ecdsa-p256",
             "--key-pool-size", "4",
             "--config", str(config),

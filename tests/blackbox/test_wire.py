@@ -635,10 +635,10 @@ def test_envelope_list(server, gid, five_certs):
     plain = ok(server.call("GET", certs_path(gid, user), params={"itemsPerPage": 2})).json()
     r = ok(server.call("GET", certs_path(gid, user), params={"itemsPerPage": 2, "envelope": "true"}))
     body = r.json()
-    assert body == dict(plain, status=200)
+    assert body == dict(plain, status=200, links=echoing(plain["links"], "envelope=true"))
     assert list(body.keys()) == ["links", "results", "status", "totalCount"]
-    # The links describe the paging query only.
-    assert body["links"][0]["href"].endswith("?includeCount=true&pageNum=1&itemsPerPage=2")
+    # The links echo the parameters given, then includeCount and the paging.
+    assert body["links"][0]["href"].endswith("?envelope=true&includeCount=true&pageNum=1&itemsPerPage=2")
 
 
 def test_envelope_on_create_cert(server, gid, managed):
@@ -684,15 +684,22 @@ def test_pretty_entity_is_jackson_style(server, gid):
     assert r.text == jackson_pretty(plain.json())
 
 
+def echoing(links: list[dict], given: str) -> list[dict]:
+    """`links` as a request that also gave the parameters `given` sees them: echoed first."""
+    return [dict(link, href=link["href"].replace("?", f"?{given}&", 1)) for link in links]
+
+
 def test_pretty_list_and_envelope(server, gid, five_certs):
     user, _ = five_certs
-    plain = ok(server.call("GET", certs_path(gid, user), params={"itemsPerPage": 2}))
+    plain = ok(server.call("GET", certs_path(gid, user), params={"itemsPerPage": 2})).json()
     r = ok(server.call("GET", certs_path(gid, user), params={"itemsPerPage": 2, "pretty": "true"}))
-    assert json.loads(r.text) == plain.json()
-    assert r.text == jackson_pretty(plain.json())
+    expected = dict(plain, links=echoing(plain["links"], "pretty=true"))
+    assert json.loads(r.text) == expected
+    assert r.text == jackson_pretty(expected)
     r = ok(server.call("GET", certs_path(gid, user),
                        params={"itemsPerPage": 2, "pretty": "true", "envelope": "true"}))
-    assert r.text == jackson_pretty(dict(sorted(dict(plain.json(), status=200).items())))
+    expected = dict(plain, status=200, links=echoing(plain["links"], "pretty=true&envelope=true"))
+    assert r.text == jackson_pretty(dict(sorted(expected.items())))
 
 
 def test_pretty_user_security_with_empty_object(server):

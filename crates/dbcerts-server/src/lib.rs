@@ -10,6 +10,7 @@ pub mod bootstrap;
 pub mod ca_service;
 pub mod error;
 pub mod format;
+pub mod head_limits;
 mod http;
 pub mod journal;
 pub mod links;
@@ -39,7 +40,7 @@ use dbcerts_store::Store;
 pub use auth::digest::NonceKey;
 pub use auth::roles::{Caller, OrgNeed, ProjectRole};
 pub use ca_service::CaService;
-pub use http::{SHUTDOWN_GRACE, router};
+pub use http::{SHUTDOWN_GRACE, metrics_router, router};
 
 /// Settings the HTTP layer needs.
 #[derive(Debug, Clone)]

@@ -69,29 +69,37 @@ impl Base {
         }]
     }
 
-    /// `self`, and `next`/`previous` where those pages exist. Query order follows Atlas:
-    /// `self` has `includeCount, pageNum, itemsPerPage`; the others `includeCount,
-    /// itemsPerPage, pageNum`.
+    /// `self`, and `next`/`previous` where those pages exist. The query echoes the list
+    /// parameters the request gave (`envelope`, `pretty`, `includeCount`, in its order) and
+    /// then the paging, as Atlas does: `self` ends `pageNum, itemsPerPage`, the others
+    /// `itemsPerPage, pageNum`. On v2 `includeCount` is always there (its effective value, after
+    /// the given ones when the request did not give it), as observed; v1.0 echoes only what was
+    /// given, as the legacy documentation's example shows (docs/COMPATIBILITY.md).
     pub fn list_links(&self, segments: &[&str], paging: &Paging, total: u64) -> Vec<Link> {
         let url = self.url(segments);
-        let ic = paging.include_count;
+        let mut echoed: String = paging
+            .given
+            .iter()
+            .map(|(name, value)| format!("{name}={value}&"))
+            .collect();
+        if self.api == ApiVersion::V2 && !paging.given.has("includeCount") {
+            echoed.push_str(&format!("includeCount={}&", paging.include_count));
+        }
         let n = paging.items_per_page;
         let p = paging.page_num;
         let mut links = vec![Link {
-            href: format!("{url}?includeCount={ic}&pageNum={p}&itemsPerPage={n}"),
+            href: format!("{url}?{echoed}pageNum={p}&itemsPerPage={n}"),
             rel: "self".into(),
         }];
+        let other = |page: u32, rel: &str| Link {
+            href: format!("{url}?{echoed}itemsPerPage={n}&pageNum={page}"),
+            rel: rel.into(),
+        };
         if u64::from(p) * u64::from(n) < total {
-            links.push(Link {
-                href: format!("{url}?includeCount={ic}&itemsPerPage={n}&pageNum={}", p + 1),
-                rel: "next".into(),
-            });
+            links.push(other(p + 1, "next"));
         }
         if p > 1 {
-            links.push(Link {
-                href: format!("{url}?includeCount={ic}&itemsPerPage={n}&pageNum={}", p - 1),
-                rel: "previous".into(),
-            });
+            links.push(other(p - 1, "previous"));
         }
         links
     }
@@ -143,6 +151,7 @@ impl FromRequestParts<AppState> for Base {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::params::{Accepts, Query};
 
     #[test]
     fn list_links_follow_atlas_order() {
@@ -151,6 +160,7 @@ mod tests {
             items_per_page: 100,
             page_num: 1,
             include_count: true,
+            given: Default::default(),
         };
         let links = base.list_links(
             &[
@@ -172,6 +182,7 @@ mod tests {
             items_per_page: 1,
             page_num: 2,
             include_count: false,
+            given: Default::default(),
         };
         let links = base.list_links(&["groups"], &paging, 3);
         let rels: Vec<_> = links.iter().map(|l| l.rel.as_str()).collect();
@@ -181,6 +192,47 @@ mod tests {
                 .href
                 .ends_with("/groups?includeCount=false&itemsPerPage=1&pageNum=3")
         );
+    }
+
+    #[test]
+    fn links_echo_the_given_parameters_as_each_version_does() {
+        let certs = ["groups", "b0123456789abcdef0123456", "certs"];
+        let pretty = Query::parse(Some("pretty=true"), Accepts::List)
+            .unwrap()
+            .paging;
+        // The legacy documentation's example: `?pretty=true&pageNum=1&itemsPerPage=100`.
+        let v1 = Base::new("http://h", ApiVersion::V1).list_links(&certs, &pretty, 1);
+        assert!(
+            v1[0]
+                .href
+                .ends_with("/certs?pretty=true&pageNum=1&itemsPerPage=100")
+        );
+        let v2 = Base::new("http://h", ApiVersion::V2).list_links(&certs, &pretty, 1);
+        assert!(
+            v2[0]
+                .href
+                .ends_with("/certs?pretty=true&includeCount=true&pageNum=1&itemsPerPage=100")
+        );
+        let q = "includeCount=false&itemsPerPage=1&envelope=true&pageNum=2";
+        let paging = Query::parse(Some(q), Accepts::List).unwrap().paging;
+        for api in [ApiVersion::V1, ApiVersion::V2] {
+            let links = Base::new("http://h", api).list_links(&certs, &paging, 5);
+            let tails: Vec<_> = links
+                .iter()
+                .map(|l| l.href.split_once('?').unwrap().1)
+                .collect();
+            assert_eq!(
+                tails,
+                [
+                    "includeCount=false&envelope=true&pageNum=2&itemsPerPage=1",
+                    "includeCount=false&envelope=true&itemsPerPage=1&pageNum=3",
+                    "includeCount=false&envelope=true&itemsPerPage=1&pageNum=1",
+                ]
+            );
+        }
+        let none = Query::parse(None, Accepts::List).unwrap().paging;
+        let v1 = Base::new("http://h", ApiVersion::V1).list_links(&certs, &none, 1);
+        assert!(v1[0].href.ends_with("/certs?pageNum=1&itemsPerPage=100"));
     }
 
     #[test]

@@ -36,6 +36,30 @@ pub struct Paging {
     pub items_per_page: u32,
     pub page_num: u32,
     pub include_count: bool,
+    /// The other list parameters the request gave (`envelope`, `pretty`, `includeCount`), in
+    /// its order, which a list's links echo (`links::Base::list_links`).
+    pub given: Given,
+}
+
+/// Boolean query parameters as a request gave them, in its order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Given([Option<(&'static str, bool)>; 3]);
+
+impl Given {
+    fn push(&mut self, name: &'static str, value: bool) {
+        if let Some(slot) = self.0.iter_mut().find(|s| s.is_none()) {
+            *slot = Some((name, value));
+        }
+    }
+
+    /// `(name, value)` pairs in the order given.
+    pub fn iter(&self) -> impl Iterator<Item = (&'static str, bool)> + '_ {
+        self.0.iter().flatten().copied()
+    }
+
+    pub fn has(&self, name: &str) -> bool {
+        self.iter().any(|(n, _)| n == name)
+    }
 }
 
 impl Paging {
@@ -92,6 +116,7 @@ impl Query {
                 items_per_page: 100,
                 page_num: 1,
                 include_count: true,
+                given: Given::default(),
             },
         };
         for (name, value) in &pairs {
@@ -109,10 +134,15 @@ impl Query {
             }
             seen.push(name);
             let bad = || AtlasError::invalid_query_parameter(name);
+            let mut flag = |name: &'static str| {
+                let value = parse_bool(value).ok_or_else(bad)?;
+                query.paging.given.push(name, value);
+                Ok::<bool, AtlasError>(value)
+            };
             match name.as_str() {
-                "envelope" => query.format.envelope = parse_bool(value).ok_or_else(bad)?,
-                "pretty" => query.format.pretty = parse_bool(value).ok_or_else(bad)?,
-                "includeCount" => query.paging.include_count = parse_bool(value).ok_or_else(bad)?,
+                "envelope" => query.format.envelope = flag("envelope")?,
+                "pretty" => query.format.pretty = flag("pretty")?,
+                "includeCount" => query.paging.include_count = flag("includeCount")?,
                 "itemsPerPage" => {
                     query.paging.items_per_page = parse_int(value)
                         .filter(|n| (1..=500).contains(n))
@@ -169,6 +199,7 @@ mod tests {
             items_per_page: n,
             page_num: p,
             include_count: true,
+            given: Given::default(),
         };
         assert_eq!(paging(3, 1).slice(&items), &[1, 2, 3]);
         assert_eq!(paging(3, 3).slice(&items), &[7]);
@@ -184,7 +215,8 @@ mod tests {
             Paging {
                 items_per_page: 100,
                 page_num: 1,
-                include_count: true
+                include_count: true,
+                given: Given::default(),
             }
         );
         let q = Query::parse(
@@ -194,6 +226,15 @@ mod tests {
         .unwrap();
         assert_eq!(q.paging.page().offset, 1000);
         assert!(q.format.pretty && q.format.envelope && !q.paging.include_count);
+        let given: Vec<_> = q.paging.given.iter().collect();
+        assert_eq!(
+            given,
+            [
+                ("includeCount", false),
+                ("pretty", true),
+                ("envelope", true)
+            ]
+        );
         for bad in [
             "itemsPerPage=0",
             "itemsPerPage=501",

@@ -487,13 +487,22 @@ async fn project_key(h: &Harness, project: &str, role: &str) -> (String, String)
 
 /// The project paths of a service account's secrets and access list: the account must be in
 /// the project, and the project roles of the spec apply (Owner for secrets, Access Manager for
-/// access-list changes, Read Only to list).
+/// access-list changes, Read Only to list). The account is an Organization Member, so a
+/// Project Owner may manage it (an Organization Owner account is beyond it: see the end, and
+/// tests/escalation.rs).
 #[tokio::test]
 async fn project_paths_manage_secrets_and_access_lists_of_assigned_accounts() {
     let h = Harness::new().await;
     let p1 = h.project("sa-home").await;
     let p2 = h.project("sa-elsewhere").await;
-    let (client, _) = service_account(&h).await;
+    let body = r#"{"name":"member","description":"member","roles":["ORG_MEMBER"],"secretExpiresAfterHours":8}"#;
+    let uri = format!("/api/atlas/v2/orgs/{}/serviceAccounts", h.org_id);
+    let r = h.call("POST", &uri, Some(SA_V), Some(body)).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let client = serde_json::from_str::<serde_json::Value>(&r.text).unwrap()["clientId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let invite = format!("/api/atlas/v2/groups/{p1}/serviceAccounts/{client}:invite");
     let r = h
         .call(
@@ -580,4 +589,17 @@ async fn project_paths_manage_secrets_and_access_lists_of_assigned_accounts() {
         .await;
     assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.text);
     assert_eq!(r.error_code.as_deref(), Some("RESOURCE_NOT_FOUND"));
+
+    // An Organization Owner account assigned to p1 is beyond p1's Project Owner.
+    let (owner_client, _) = service_account(&h).await;
+    let invite = format!("/api/atlas/v2/groups/{p1}/serviceAccounts/{owner_client}:invite");
+    let body = Some(r#"{"roles":["GROUP_READ_ONLY"]}"#);
+    assert_eq!(
+        h.call("POST", &invite, Some(SA_V), body).await.status,
+        StatusCode::OK
+    );
+    let path = format!("/api/atlas/v2/groups/{p1}/serviceAccounts/{owner_client}/secrets");
+    let refused = as_owner("POST", path, Some(r#"{"secretExpiresAfterHours":8}"#)).await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.text);
+    assert_eq!(refused.error_code.as_deref(), Some("ACCESS_FORBIDDEN"));
 }

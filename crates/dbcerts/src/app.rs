@@ -3,6 +3,7 @@
 //! `ConnectInfo<SocketAddr>`.
 
 pub mod connections;
+pub mod data_dir;
 pub mod tls;
 
 use std::future::Future;
@@ -15,6 +16,7 @@ use axum_server::tls_rustls::RustlsAcceptor;
 use dbcerts_ca::pool::KeyPool;
 use std::path::Path;
 
+use dbcerts_server::head_limits;
 use dbcerts_server::secrets::{MasterKeySource, load_master_key, nonce_key, verify_master_key};
 use dbcerts_server::{AppState, SHUTDOWN_GRACE, ServerConfig};
 use dbcerts_store::{Backend, redact_url};
@@ -104,6 +106,7 @@ impl App {
 /// and closes the database. With TLS, SIGHUP reloads the certificate and key files.
 pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     settings.check_transport()?;
+    data_dir::check(&settings.data_dir, settings.allow_readable_data_dir)?;
     // A bad certificate stops startup before anything is created on disk.
     let tls = settings
         .tls
@@ -115,6 +118,10 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding {}", app.settings.listen))?;
     let addr = listener.local_addr()?;
+    let metrics_listener = TcpListener::bind(app.settings.metrics_listen)
+        .await
+        .with_context(|| format!("binding --metrics-listen {}", app.settings.metrics_listen))?;
+    let metrics_addr = metrics_listener.local_addr()?;
     // Take over the signals before announcing the address: a signal sent as soon as the line
     // below appears must not meet the default action (which ends the process on SIGHUP).
     let shutdown = ShutdownSignals::install()?;
@@ -125,9 +132,26 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     tracing::info!(%addr, tls = tls.is_some(), database = app.store.kind(), key_algorithm = %app.settings.key_algorithm, pool = app.settings.key_pool_size, "dbcerts listening");
     // Tests start the server on port 0 and read the bound address from this line.
     println!("dbcerts listening on {scheme}://{addr}");
+    println!("dbcerts metrics on http://{metrics_addr}/metrics");
     let router = dbcerts_server::router(app.state.clone());
     let limits = app.settings.connections.fit_to_open_file_limit();
+    let (stop_metrics, metrics_stop) = tokio::sync::oneshot::channel::<()>();
+    let metrics = tokio::spawn(serve_router(
+        metrics_listener,
+        dbcerts_server::metrics_router(app.state.clone()),
+        None,
+        ConnectionLimits {
+            max_connections: METRICS_CONNECTIONS,
+            max_connections_per_address: METRICS_CONNECTIONS,
+            ..limits
+        },
+        async {
+            let _ = metrics_stop.await;
+        },
+    ));
     serve_router(listener, router, tls, limits, shutdown.recv()).await?;
+    let _ = stop_metrics.send(());
+    metrics.await.context("the metrics listener")??;
     tracing::info!("shutting down: stopping the key pool and closing the database");
     let pool = Arc::clone(app.state.pool());
     tokio::task::spawn_blocking(move || pool.shutdown())
@@ -137,6 +161,9 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     tracing::info!("stopped");
     Ok(())
 }
+
+/// Connections the metrics listener serves at once (a Prometheus server needs one).
+const METRICS_CONNECTIONS: usize = 16;
 
 /// Serves `router` on `listener`, over TLS if `tls` is given, within `limits`, until `shutdown`
 /// completes; then stops accepting, lets in-flight requests finish for up to [`SHUTDOWN_GRACE`]
@@ -171,10 +198,16 @@ pub async fn serve_router(
             // The listener itself, e.g. out of file descriptors; accepting resumes shortly.
             None => tracing::warn!(error = %e, "accepting a connection failed"),
         });
+    // hyper's own head limits sit far above the head budget, so that a head over the budget is
+    // read whole and refused in Atlas's format (dbcerts_server::head_limits).
     server
         .http_builder()
         .http1()
-        .header_read_timeout(limits.header_timeout);
+        .header_read_timeout(limits.header_timeout)
+        .max_buf_size(head_limits::HYPER_MAX_HEAD_BYTES)
+        .max_headers(head_limits::HYPER_MAX_HEADERS)
+        .http2()
+        .max_header_list_size(head_limits::HYPER_MAX_HEAD_BYTES as u32);
     let served = match tls {
         None => server.serve(service).await,
         Some(tls) => {

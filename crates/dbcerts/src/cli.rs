@@ -223,4 +223,21 @@ pub struct ServeArgs {
         value_parser = clap::builder::BoolishValueParser::new(),
     )]
     pub allow_plaintext: Option<bool>,
+    /// Address to serve `GET /metrics` (Prometheus) on; never the API's address, since metrics
+    /// name every project of every organization [default: 127.0.0.1:8081]
+    #[arg(long, env = "DBCERTS_METRICS_LISTEN", value_name = "ADDR")]
+    pub metrics_listen: Option<String>,
+    /// Serve from a data directory that group or others can enter (it holds the database, the
+    /// master key and the bootstrap credentials); only if another layer protects it
+    /// [default: false]
+    #[arg(
+        long,
+        env = "DBCERTS_ALLOW_READABLE_DATA_DIR",
+        value_name = "BOOL",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "true",
+        value_parser = clap::builder::BoolishValueParser::new(),
+    )]
+    pub allow_readable_data_dir: Option<bool>,
 }

@@ -53,6 +53,8 @@ pub struct FileConfig {
     pub auth_failures_before_lockout: Option<u32>,
     pub auth_failure_window_secs: Option<i64>,
     pub auth_lockout_secs: Option<i64>,
+    pub metrics_listen: Option<String>,
+    pub allow_readable_data_dir: Option<bool>,
 }
 
 /// Everything `serve` and the store-opening commands need, fully resolved.
@@ -83,6 +85,10 @@ pub struct Settings {
     pub allow_plaintext: bool,
     /// Token lifetime, rate limits and failed-authentication throttling.
     pub access: AccessConfig,
+    /// Where `GET /metrics` is served (never on `listen`).
+    pub metrics_listen: SocketAddr,
+    /// Serve from a data directory that group or others can enter.
+    pub allow_readable_data_dir: bool,
 }
 
 /// The PEM files `serve` reads its HTTPS certificate chain and private key from, at startup and
@@ -237,6 +243,20 @@ impl Settings {
             .allow_plaintext
             .or(file.allow_plaintext)
             .unwrap_or(false);
+        let metrics_text = serve
+            .metrics_listen
+            .clone()
+            .or(file.metrics_listen)
+            .unwrap_or_else(|| DEFAULT_METRICS_LISTEN.to_owned());
+        let metrics_listen = metrics_text.parse().with_context(|| {
+            format!(
+                "--metrics-listen {metrics_text:?} is not an address like {DEFAULT_METRICS_LISTEN}"
+            )
+        })?;
+        let allow_readable_data_dir = serve
+            .allow_readable_data_dir
+            .or(file.allow_readable_data_dir)
+            .unwrap_or(false);
         let defaults = ManagedCaParams::default();
         let default_connections = ConnectionLimits::default();
         Ok(Settings {
@@ -281,6 +301,8 @@ impl Settings {
             access,
             tls,
             allow_plaintext,
+            metrics_listen,
+            allow_readable_data_dir,
         })
     }
 
@@ -298,6 +320,9 @@ impl Settings {
         )
     }
 }
+
+/// Where metrics are served unless configured: loopback, as Prometheus exporters do.
+pub const DEFAULT_METRICS_LISTEN: &str = "127.0.0.1:8081";
 
 /// 127.0.0.0/8 and ::1, also written as an IPv4-mapped IPv6 address.
 fn is_loopback(ip: IpAddr) -> bool {
@@ -339,6 +364,14 @@ mod tests {
         let s = Settings::resolve(&global, &flags).unwrap();
         assert_eq!(s.listen.port(), 9001, "flags beat the file");
         assert!(s.database_url.ends_with("dbcerts.db"));
+    }
+
+    #[test]
+    fn metrics_listen_on_loopback_unless_configured() {
+        let s = Settings::resolve(&GlobalArgs::default(), &ServeArgs::default()).unwrap();
+        assert_eq!(s.metrics_listen, DEFAULT_METRICS_LISTEN.parse().unwrap());
+        assert!(s.metrics_listen.ip().is_loopback());
+        assert!(!s.allow_readable_data_dir);
     }
 
     #[test]

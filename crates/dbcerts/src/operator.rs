@@ -3,7 +3,7 @@
 //! restore a SQLite database.
 
 use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 
 use anyhow::Context;
@@ -420,6 +420,9 @@ pub async fn restore(settings: &Settings, from: &Path) -> anyhow::Result<String>
     let staged = sibling(&db, ".restoring");
     remove_database_files(&staged)?;
     std::fs::copy(from, &staged).with_context(|| format!("copying {}", from.display()))?;
+    // `copy` gives the copy the backup's mode; the restored database is private whatever that is.
+    std::fs::set_permissions(&staged, std::fs::Permissions::from_mode(0o600))
+        .with_context(|| format!("making {} private", staged.display()))?;
     let checked = async {
         let store = dbcerts_store::SqliteStore::open(&staged).await?;
         let integrity = store.integrity_check().await?;

@@ -5,6 +5,7 @@
 //! Handlers ask the caller for the project roles an operation needs; a project the caller
 //! cannot see answers exactly like one that does not exist.
 
+pub mod authority;
 pub mod claimed;
 pub mod digest;
 pub mod oauth;
@@ -22,6 +23,7 @@ use dbcerts_store::{AccessListEntry, AuditEvent};
 
 use crate::AppState;
 use crate::error::AtlasError;
+pub use authority::{Holdings, Via};
 use digest::{NonceCheck, REALM};
 pub use roles::{Caller, OrgNeed, OrgRole, Principal, ProjectRole};
 use throttle::EndpointGroup;
@@ -40,7 +42,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Caller {
 
 /// What checking the credentials of a request came to.
 enum Outcome {
-    Authenticated(Caller, Vec<AccessListEntry>),
+    Authenticated(Box<Caller>, Vec<AccessListEntry>),
     /// Answer with a (fresh) challenge; not a failed attempt (a stale nonce, a replayed `nc`).
     Challenge {
         stale: bool,
@@ -193,7 +195,7 @@ pub async fn authenticate_api(
     };
     let outcome = if let Some(token) = header.strip_prefix("Bearer ") {
         match oauth::authenticate_bearer(&state, token.trim(), ip, now).await {
-            Ok(Some((caller, list))) => Outcome::Authenticated(caller, list),
+            Ok(Some((caller, list))) => Outcome::Authenticated(Box::new(caller), list),
             Ok(None) => Outcome::Failed {
                 scheme: "bearer",
                 claimed: String::new(),
@@ -212,7 +214,7 @@ pub async fn authenticate_api(
         }
     };
     let (caller, access_list) = match outcome {
-        Outcome::Authenticated(c, l) => (c, l),
+        Outcome::Authenticated(c, l) => (*c, l),
         Outcome::Challenge { stale } => return challenge(&state, now, stale),
         Outcome::Failed {
             scheme,
@@ -359,7 +361,7 @@ async fn check_digest(
         &auth.grants,
         ip,
     );
-    Ok(Outcome::Authenticated(caller, auth.access_list))
+    Ok(Outcome::Authenticated(Box::new(caller), auth.access_list))
 }
 
 /// Atlas's exact 401: a Digest challenge and a Jackson-pretty JSON body whose keys are in

@@ -10,6 +10,7 @@ use std::net::IpAddr;
 
 use dbcerts_store::{Project, ProjectGrant};
 
+use super::authority::Holdings;
 use crate::error::AtlasError;
 
 /// The organization roles of the spec's enum, in its order.
@@ -120,6 +121,8 @@ pub struct Caller {
     pub grants: HashMap<String, Vec<ProjectRole>>,
     /// The peer address of the connection, when known.
     pub ip: Option<IpAddr>,
+    /// The same roles by name, for deciding whom the caller may manage (`auth::authority`).
+    pub holdings: Holdings,
 }
 
 impl Caller {
@@ -142,6 +145,7 @@ impl Caller {
                 })
                 .collect(),
             ip,
+            holdings: Holdings::new(org_id, org_roles.to_vec(), grants.to_vec()),
         }
     }
 

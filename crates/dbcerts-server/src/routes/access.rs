@@ -1,12 +1,13 @@
 //! What the API-key and service-account operations share: loading an organization for a
-//! caller, checking role names, IP access-list entries, and JSON array bodies.
+//! caller, the gate to managing a principal, checking role names, IP access-list entries, and
+//! JSON array bodies.
 
 use dbcerts_store::{AccessListEntry, Org};
 use serde::de::DeserializeOwned;
 
 use crate::AppState;
 use crate::auth::roles::{ORG_ROLE_NAMES, PROJECT_ROLE_NAMES};
-use crate::auth::{Caller, OrgNeed};
+use crate::auth::{Caller, Holdings, OrgNeed, Via};
 use crate::body::parse_json_with;
 use crate::error::AtlasError;
 use crate::params::is_object_id;
@@ -30,6 +31,25 @@ pub async fn load_org(
         .ok_or_else(|| AtlasError::org_not_found(raw_id))?;
     caller.require_org(&org.id, need)?;
     Ok(org)
+}
+
+/// The gate every path that reveals or alters an existing principal's credentials passes
+/// (`auth::authority`): loads the project grants of `principal_id` (of organization `org_id`,
+/// holding `org_roles`) and fails with 403 `ACCESS_FORBIDDEN`, before anything changes, unless
+/// `caller` may manage it through a path addressed `via`. Returns the principal's holdings, to
+/// check a change of its roles against ([`Caller::may_manage`] on the result).
+pub async fn manage(
+    state: &AppState,
+    caller: &Caller,
+    via: Via<'_>,
+    principal_id: &str,
+    org_id: &str,
+    org_roles: &[String],
+) -> Result<Holdings, AtlasError> {
+    let grants = state.inner.store.list_grants(principal_id).await?;
+    let held = Holdings::new(org_id, org_roles.to_vec(), grants);
+    caller.may_manage(via, &held)?;
+    Ok(held)
 }
 
 /// Checks organization role names against the spec's enum; `min_one` for creates.

@@ -9,12 +9,12 @@ use dbcerts_store::{AccessListEntry, ApiKeyRecord, ProjectGrant, StoreError};
 use serde::{Deserialize, Serialize};
 
 use super::access::{
-    add_entries, find_entry, load_org, org_roles, parse_json_array, project_roles, remove_entry,
-    single_address,
+    add_entries, find_entry, load_org, manage, org_roles, parse_json_array, project_roles,
+    remove_entry, single_address,
 };
 use super::{AtlasBody, AtlasPath, load_project};
 use crate::AppState;
-use crate::auth::{Caller, OrgNeed, ProjectRole};
+use crate::auth::{Caller, Holdings, OrgNeed, ProjectRole, Via};
 use crate::body::{ReadOnly, parse_json_with};
 use crate::bootstrap::{api_key_purpose, new_api_key};
 use crate::error::AtlasError;
@@ -170,6 +170,20 @@ async fn load_key(
         .ok_or_else(not_found)
 }
 
+/// Loads key `raw_id` of organization `org_id` for a call that alters it or its access list,
+/// through the gate (`access::manage`): 403 unless the caller may manage it `via` that path.
+async fn manage_key(
+    state: &AppState,
+    caller: &Caller,
+    via: Via<'_>,
+    org_id: &str,
+    raw_id: &str,
+) -> Result<(ApiKeyRecord, Holdings), AtlasError> {
+    let key = load_key(state, org_id, raw_id).await?;
+    let held = manage(state, caller, via, &key.id, &key.org_id, &key.org_roles).await?;
+    Ok((key, held))
+}
+
 /// `POST /orgs/{orgId}/apiKeys` (createOrgApiKey), Organization Owner. 200, private key shown.
 pub async fn create_org_api_key(
     State(state): State<AppState>,
@@ -192,6 +206,7 @@ pub async fn create_org_api_key(
             .ok_or_else(|| AtlasError::missing_attribute("roles"))?,
         true,
     )?;
+    caller.may_manage(Via::Org, &Holdings::new(&org.id, roles.clone(), Vec::new()))?;
     let (key, private_key) = new_api_key(&state.inner.master, &org.id, &desc, roles);
     state.inner.store.create_api_key(&key, &[]).await?;
     let body = key_out(&state, &caller, &base, &key, Some(&private_key)).await?;
@@ -253,7 +268,7 @@ pub async fn update_org_api_key(
 ) -> Result<Response, AtlasError> {
     let query = Query::parse(q.as_deref(), Accepts::Entity)?;
     let org = load_org(&state, &caller, &org_id, OrgNeed::Owner).await?;
-    let mut key = load_key(&state, &org.id, &key_id).await?;
+    let (mut key, held) = manage_key(&state, &caller, Via::Org, &org.id, &key_id).await?;
     let input: KeyIn = parse_json_with(&bytes, &["roles"])?;
     if input.desc.is_none() && input.roles.is_none() {
         return Err(AtlasError::missing_attribute("desc"));
@@ -264,6 +279,7 @@ pub async fn update_org_api_key(
     }
     if let Some(roles) = input.roles {
         key.org_roles = org_roles(roles, true)?;
+        caller.may_manage(Via::Org, &held.with_org_roles(&key.org_roles))?;
     }
     if !state.inner.store.update_api_key(&key).await? {
         return Err(AtlasError::resource_not_found(&format!("API key {key_id}")));
@@ -282,7 +298,7 @@ pub async fn delete_org_api_key(
 ) -> Result<Response, AtlasError> {
     Query::parse(q.as_deref(), Accepts::Entity)?;
     let org = load_org(&state, &caller, &org_id, OrgNeed::Owner).await?;
-    let key = load_key(&state, &org.id, &key_id).await?;
+    let (key, _) = manage_key(&state, &caller, Via::Org, &org.id, &key_id).await?;
     state.inner.store.delete_api_key(&key.id).await?;
     Ok(no_content())
 }
@@ -353,7 +369,7 @@ pub async fn create_access_list(
 ) -> Result<Response, AtlasError> {
     let query = Query::parse(q.as_deref(), Accepts::List)?;
     let org = load_org(&state, &caller, &org_id, OrgNeed::Owner).await?;
-    let key = load_key(&state, &org.id, &key_id).await?;
+    let (key, _) = manage_key(&state, &caller, Via::Org, &org.id, &key_id).await?;
     let list = add_entries(&state, &key.id, &bytes, 500).await?;
     Ok(access_list_page(&base, &key, &query, &list))
 }
@@ -391,7 +407,7 @@ pub async fn delete_access_list_entry(
 ) -> Result<Response, AtlasError> {
     Query::parse(q.as_deref(), Accepts::Entity)?;
     let org = load_org(&state, &caller, &org_id, OrgNeed::Owner).await?;
-    let key = load_key(&state, &org.id, &key_id).await?;
+    let (key, _) = manage_key(&state, &caller, Via::Org, &org.id, &key_id).await?;
     remove_entry(&state, &caller, &key.id, &ip).await?;
     Ok(no_content())
 }
@@ -460,23 +476,11 @@ pub async fn create_group_api_key(
         &desc,
         vec!["ORG_MEMBER".to_owned()],
     );
-    let grant = ProjectGrant {
-        principal_id: key.id.clone(),
-        project_id: id.as_str().to_owned(),
-        roles,
-    };
-    state.inner.store.create_api_key(&key, &[grant]).await?;
+    let new = Holdings::project_member(&project.org_id, &key.id, id.as_str(), &roles);
+    caller.may_manage(Via::Project(id.as_str()), &new)?;
+    state.inner.store.create_api_key(&key, &new.grants).await?;
     let body = key_out(&state, &caller, &base, &key, Some(&private_key)).await?;
     Ok(base.respond(StatusCode::OK, &body, Shape::Entity, query.format))
-}
-
-/// The organization key `raw_id` in the organization of `org_id`, for project operations.
-async fn org_key_for_project(
-    state: &AppState,
-    org_id: &str,
-    raw_id: &str,
-) -> Result<ApiKeyRecord, AtlasError> {
-    load_key(state, org_id, raw_id).await
 }
 
 /// `POST /groups/{groupId}/apiKeys/{apiUserId}` (addGroupApiKey), Project Owner. Body
@@ -490,13 +494,15 @@ pub async fn add_group_api_key(
 ) -> Result<Response, AtlasError> {
     Query::parse(q.as_deref(), Accepts::Entity)?;
     let (id, project) = load_project(&state, &caller, &group_id, &[ProjectRole::Owner]).await?;
-    let key = org_key_for_project(&state, &project.org_id, &key_id).await?;
+    let via = Via::Project(id.as_str());
+    let (key, held) = manage_key(&state, &caller, via, &project.org_id, &key_id).await?;
     let input: Vec<AssignmentIn> = parse_json_array(&bytes, &["roles"])?;
     let mut roles = Vec::new();
     for a in input {
         roles.extend(a.roles.unwrap_or_default());
     }
     let roles = project_roles(roles, true)?;
+    caller.may_manage(via, &held.with_grant(&key.id, id.as_str(), &roles))?;
     state
         .inner
         .store
@@ -522,20 +528,26 @@ pub async fn update_group_api_key(
     let query = Query::parse(q.as_deref(), Accepts::List)?;
     let (id, project) =
         load_project(&state, &caller, &group_id, &[ProjectRole::AccessManager]).await?;
-    let mut key = org_key_for_project(&state, &project.org_id, &key_id).await?;
+    let via = Via::Project(id.as_str());
+    let (mut key, held) = manage_key(&state, &caller, via, &project.org_id, &key_id).await?;
     let input: KeyIn = parse_json_with(&bytes, &["roles"])?;
     if input.desc.is_none() && input.roles.is_none() {
         return Err(AtlasError::missing_attribute("roles"));
     }
+    if let Some(desc) = &input.desc {
+        check_desc(desc)?;
+    }
+    let roles = input.roles.map(|r| project_roles(r, true)).transpose()?;
+    if let Some(roles) = &roles {
+        caller.may_manage(via, &held.with_grant(&key.id, id.as_str(), roles))?;
+    }
     if let Some(desc) = input.desc {
-        check_desc(&desc)?;
         key.description = desc;
         if !state.inner.store.update_api_key(&key).await? {
             return Err(AtlasError::resource_not_found(&format!("API key {key_id}")));
         }
     }
-    if let Some(roles) = input.roles {
-        let roles = project_roles(roles, true)?;
+    if let Some(roles) = roles {
         state
             .inner
             .store
@@ -561,7 +573,8 @@ pub async fn remove_group_api_key(
     Query::parse(q.as_deref(), Accepts::Entity)?;
     let (id, project) =
         load_project(&state, &caller, &group_id, &[ProjectRole::AccessManager]).await?;
-    let key = org_key_for_project(&state, &project.org_id, &key_id).await?;
+    let via = Via::Project(id.as_str());
+    let (key, _) = manage_key(&state, &caller, via, &project.org_id, &key_id).await?;
     match state.inner.store.delete_grant(&key.id, id.as_str()).await {
         Ok(true) => Ok(no_content()),
         Ok(false) => Err(AtlasError::resource_not_found(&format!(

@@ -14,7 +14,7 @@ use crate::AppState;
 use crate::auth::{Caller, ProjectRole};
 use crate::body::{ReadOnly, parse_json};
 use crate::error::AtlasError;
-use crate::format::{Shape, atlas_time, with_content_type};
+use crate::format::{ApiVersion, Shape, atlas_time, with_content_type};
 use crate::links::{Base, Link, Paginated};
 use crate::params::{Accepts, GroupId, Query};
 
@@ -479,9 +479,11 @@ pub async fn create_database_user(
         created: chrono::Utc::now().timestamp(),
         doc: serde_json::to_string(&doc).expect("user docs serialize"),
     };
-    // The spec requires groupId in the body; it is checked last so that a body with several
-    // problems reports the more specific one.
-    if input.group_id.is_none() {
+    // The v2 spec requires groupId in the body (and every MongoDB client sends it); it is
+    // checked last so that a body with several problems reports the more specific one. The
+    // v1.0 paths take the project from the path, as Atlas does for clients that have sent
+    // v1.0 bodies without it for years (docs/COMPATIBILITY.md).
+    if input.group_id.is_none() && base.api == ApiVersion::V2 {
         return Err(AtlasError::missing_attribute("groupId"));
     }
     let limit = state.inner.config.max_database_users_per_project;

@@ -18,13 +18,13 @@ use regex::Regex;
 use serde::{Deserialize, Serialize};
 
 use super::access::{
-    add_entries, load_org, org_roles, project_roles, remove_entry, single_address,
+    add_entries, load_org, manage, org_roles, project_roles, remove_entry, single_address,
 };
 use super::api_keys::{no_content, page_of};
 use super::{AtlasBody, AtlasPath, load_project};
 use crate::AppState;
 use crate::auth::oauth::hash_secret;
-use crate::auth::{Caller, OrgNeed, ProjectRole};
+use crate::auth::{Caller, Holdings, OrgNeed, ProjectRole, Via};
 use crate::body::parse_json_with;
 use crate::bootstrap::new_object_id;
 use crate::error::AtlasError;
@@ -216,6 +216,21 @@ async fn load_account(
         .ok_or_else(|| AtlasError::resource_not_found(&format!("service account {client_id}")))
 }
 
+/// Loads account `client_id` of organization `org_id` for a call that reveals a secret of it or
+/// alters it, through the gate (`access::manage`): 403 unless the caller may manage it `via`
+/// that path.
+async fn manage_account(
+    state: &AppState,
+    caller: &Caller,
+    via: Via<'_>,
+    org_id: &str,
+    client_id: &str,
+) -> Result<(ServiceAccountRecord, Holdings), AtlasError> {
+    let a = load_account(state, org_id, client_id).await?;
+    let held = manage(state, caller, via, &a.client_id, &a.org_id, &a.org_roles).await?;
+    Ok((a, held))
+}
+
 async fn secrets_of(
     state: &AppState,
     client_id: &str,
@@ -239,6 +254,7 @@ pub async fn create_org_service_account(
     let query = Query::parse(q.as_deref(), Accepts::Entity)?;
     let org = load_org(&state, &caller, &org_id, OrgNeed::Owner).await?;
     let (name, description, roles, hours) = create_input(&bytes, org_roles)?;
+    caller.may_manage(Via::Org, &Holdings::new(&org.id, roles.clone(), Vec::new()))?;
     let account = ServiceAccountRecord {
         client_id: new_client_id(),
         org_id: org.id,
@@ -319,7 +335,7 @@ pub async fn update_org_service_account(
 ) -> Result<Response, AtlasError> {
     let query = Query::parse(q.as_deref(), Accepts::Entity)?;
     let org = load_org(&state, &caller, &org_id, OrgNeed::Owner).await?;
-    let mut a = load_account(&state, &org.id, &client_id).await?;
+    let (mut a, held) = manage_account(&state, &caller, Via::Org, &org.id, &client_id).await?;
     let input: AccountIn = parse_json_with(&bytes, &["roles"])?;
     if input.secret_expires_after_hours.is_some() {
         return Err(AtlasError::invalid_attribute("secretExpiresAfterHours"));
@@ -334,6 +350,7 @@ pub async fn update_org_service_account(
     }
     if let Some(roles) = input.roles {
         a.org_roles = org_roles(roles, true)?;
+        caller.may_manage(Via::Org, &held.with_org_roles(&a.org_roles))?;
     }
     state.inner.store.update_service_account(&a).await?;
     let secrets = secrets_of(&state, &a.client_id).await?;
@@ -351,7 +368,7 @@ pub async fn delete_org_service_account(
 ) -> Result<Response, AtlasError> {
     Query::parse(q.as_deref(), Accepts::Entity)?;
     let org = load_org(&state, &caller, &org_id, OrgNeed::Owner).await?;
-    let a = load_account(&state, &org.id, &client_id).await?;
+    let (a, _) = manage_account(&state, &caller, Via::Org, &org.id, &client_id).await?;
     state
         .inner
         .store
@@ -409,28 +426,40 @@ impl Scope<'_> {
     }
 }
 
+/// What a secret or access-list call does with the account.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Intent {
+    Read,
+    /// Reveals a new secret or alters the account: through the gate (`access::manage`).
+    Manage,
+}
+
 /// The account `client_id` for a caller who needs `org_need` (organization paths) or
-/// `project_need` (project paths) there.
+/// `project_need` (project paths) there, and who may manage it if `intent` says so.
 async fn scoped_account(
     state: &AppState,
     caller: &Caller,
     scope: Scope<'_>,
     client_id: &str,
-    org_need: OrgNeed,
-    project_need: ProjectRole,
+    (org_need, project_need): (OrgNeed, ProjectRole),
+    intent: Intent,
 ) -> Result<ServiceAccountRecord, AtlasError> {
-    match scope {
+    let (a, via) = match scope {
         Scope::Org(org_id) => {
             let org = load_org(state, caller, org_id, org_need).await?;
-            load_account(state, &org.id, client_id).await
+            (load_account(state, &org.id, client_id).await?, Via::Org)
         }
         Scope::Group(group_id) => {
             let (id, project) = load_project(state, caller, group_id, &[project_need]).await?;
             let a = load_account(state, &project.org_id, client_id).await?;
             project_grant(state, &a.client_id, id.as_str()).await?;
-            Ok(a)
+            (a, Via::Project(group_id))
         }
+    };
+    if intent == Intent::Manage {
+        manage(state, caller, via, &a.client_id, &a.org_id, &a.org_roles).await?;
     }
+    Ok(a)
 }
 
 /// Creates a secret (201, shown once): Organization Owner, or Project Owner on project paths.
@@ -449,8 +478,8 @@ async fn create_secret(
         caller,
         scope,
         client_id,
-        OrgNeed::Owner,
-        ProjectRole::Owner,
+        (OrgNeed::Owner, ProjectRole::Owner),
+        Intent::Manage,
     )
     .await?;
     let input: SecretIn = parse_json_with(bytes, &[])?;
@@ -480,8 +509,8 @@ async fn delete_secret(
         caller,
         scope,
         client_id,
-        OrgNeed::Owner,
-        ProjectRole::Owner,
+        (OrgNeed::Owner, ProjectRole::Owner),
+        Intent::Manage,
     )
     .await?;
     if !state
@@ -520,8 +549,8 @@ async fn list_access(
         caller,
         scope,
         client_id,
-        OrgNeed::ReadOnly,
-        ProjectRole::ReadOnly,
+        (OrgNeed::ReadOnly, ProjectRole::ReadOnly),
+        Intent::Read,
     )
     .await?;
     let list = state.inner.store.list_access_list(&a.client_id).await?;
@@ -547,8 +576,8 @@ async fn create_access(
         caller,
         scope,
         client_id,
-        OrgNeed::Owner,
-        ProjectRole::AccessManager,
+        (OrgNeed::Owner, ProjectRole::AccessManager),
+        Intent::Manage,
     )
     .await?;
     let list = add_entries(state, &a.client_id, bytes, 200).await?;
@@ -572,8 +601,8 @@ async fn delete_access(
         caller,
         scope,
         client_id,
-        OrgNeed::Owner,
-        ProjectRole::AccessManager,
+        (OrgNeed::Owner, ProjectRole::AccessManager),
+        Intent::Manage,
     )
     .await?;
     remove_entry(state, caller, &a.client_id, ip).await?;
@@ -841,6 +870,8 @@ pub async fn create_group_service_account(
         org_roles: vec!["ORG_MEMBER".to_owned()],
         created: chrono::Utc::now().timestamp(),
     };
+    let new = Holdings::project_member(&account.org_id, &account.client_id, id.as_str(), &roles);
+    caller.may_manage(Via::Project(id.as_str()), &new)?;
     let (secret, value) = new_secret(&account.client_id, hours);
     state
         .inner
@@ -894,8 +925,10 @@ pub async fn update_group_service_account(
 ) -> Result<Response, AtlasError> {
     let query = Query::parse(q.as_deref(), Accepts::Entity)?;
     let (id, project) = load_project(&state, &caller, &group_id, &[ProjectRole::Owner]).await?;
+    let via = Via::Project(id.as_str());
     let mut a = load_account(&state, &project.org_id, &client_id).await?;
     let mut grant = project_grant(&state, &a.client_id, id.as_str()).await?;
+    let held = manage(&state, &caller, via, &a.client_id, &a.org_id, &a.org_roles).await?;
     let input: AccountIn = parse_json_with(&bytes, &["roles"])?;
     if input.secret_expires_after_hours.is_some() {
         return Err(AtlasError::invalid_attribute("secretExpiresAfterHours"));
@@ -910,6 +943,10 @@ pub async fn update_group_service_account(
     }
     if let Some(roles) = input.roles {
         grant.roles = project_roles(roles, true)?;
+        caller.may_manage(
+            via,
+            &held.with_grant(&a.client_id, id.as_str(), &grant.roles),
+        )?;
         state.inner.store.put_grant(&grant).await?;
     }
     state.inner.store.update_service_account(&a).await?;
@@ -928,7 +965,8 @@ pub async fn delete_group_service_account(
 ) -> Result<Response, AtlasError> {
     Query::parse(q.as_deref(), Accepts::Entity)?;
     let (id, project) = load_project(&state, &caller, &group_id, &[ProjectRole::Owner]).await?;
-    let a = load_account(&state, &project.org_id, &client_id).await?;
+    let via = Via::Project(id.as_str());
+    let (a, _) = manage_account(&state, &caller, via, &project.org_id, &client_id).await?;
     if !state
         .inner
         .store
@@ -961,7 +999,8 @@ pub async fn invite_group_service_account(
     let query = Query::parse(q.as_deref(), Accepts::Entity)?;
     let (id, project) = load_project(&state, &caller, &group_id, &[ProjectRole::ReadOnly]).await?;
     caller.require_org(&project.org_id, OrgNeed::Owner)?;
-    let a = load_account(&state, &project.org_id, &client_id).await?;
+    let via = Via::Project(id.as_str());
+    let (a, held) = manage_account(&state, &caller, via, &project.org_id, &client_id).await?;
     let input: RolesIn = parse_json_with(&bytes, &["roles"])?;
     let roles = project_roles(
         input
@@ -969,6 +1008,7 @@ pub async fn invite_group_service_account(
             .ok_or_else(|| AtlasError::missing_attribute("roles"))?,
         true,
     )?;
+    caller.may_manage(via, &held.with_grant(&a.client_id, id.as_str(), &roles))?;
     state
         .inner
         .store

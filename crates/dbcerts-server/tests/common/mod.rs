@@ -24,6 +24,8 @@ pub const V2: &str = "application/vnd.atlas.2023-01-01+json";
 
 pub struct Harness {
     pub app: Router,
+    /// The metrics listener's application (`GET /metrics`), on the same state.
+    pub metrics: Router,
     pub public_key: String,
     pub private_key: String,
     pub org_id: String,
@@ -86,6 +88,7 @@ impl Harness {
         let shared: Arc<dyn Store> = Arc::new(store.clone());
         let state = AppState::new(shared, Arc::new(master), nonce, pool, config);
         Harness {
+            metrics: dbcerts_server::metrics_router(state.clone()),
             app: dbcerts_server::router(state),
             public_key: creds["publicKey"].as_str().unwrap().into(),
             private_key: creds["privateKey"].as_str().unwrap().into(),
