@@ -17,7 +17,7 @@ import requests
 from requests.auth import HTTPDigestAuth
 
 from _certs_util import split_pem, unique_user
-from conftest import V2, session_from
+from conftest import V2, Server, dbcerts_bin, remember_private_key, session_from
 
 REALM = "MMS Public API"
 NONCE = re.compile(r'nonce="([^"]+)"')
@@ -177,6 +177,106 @@ def test_replayed_header_is_refused_with_stale_true(server):
     # A higher nc with the same nonce is a new request, not a replay.
     nc2 = digest_header("GET", uri, server.public_key, server.private_key, nonce, nc=2)
     assert signed_get(server, uri, nc2).status_code == 200
+
+
+CERT_BODY = b'{"monthsUntilExpiration": 2}'
+CERT_HEADERS = {"Accept": V2, "Content-Type": "application/json"}
+
+
+def post_cert(server, uri: str, authorization: str | None = None) -> requests.Response:
+    """POST .../certs with `CERT_BODY`, with the given raw Authorization header (or none)."""
+    headers = {**CERT_HEADERS, **({"Authorization": authorization} if authorization else {})}
+    return requests.post(f"{server.root}{uri}", headers=headers, data=CERT_BODY, timeout=60)
+
+
+def issue_with_captured_header(server, prefix: str) -> tuple[str, str, str, str, str]:
+    """A project, a MANAGED user and a certificate for it, issued with a Digest header computed
+    here (the raw header a capture off the wire would hold): (group id, user, uri, header,
+    nonce), after checking the certificate was issued."""
+    gid = server.create_project()
+    user = unique_user(prefix)
+    server.create_user(gid, user)
+    uri = f"/api/atlas/v2/groups/{gid}/databaseUsers/{user}/certs"
+    nonce = nonce_of(post_cert(server, uri))
+    header = digest_header("POST", uri, server.public_key, server.private_key, nonce)
+    issued = post_cert(server, uri, header)
+    assert issued.status_code == 201, issued.status_code
+    remember_private_key(issued.text)
+    return gid, user, uri, header, nonce
+
+
+def listed_serials(server, gid: str, user: str) -> list[int]:
+    r = server.call("GET", f"/groups/{gid}/databaseUsers/{user}/certs")
+    assert r.status_code == 200, r.text
+    assert r.json()["totalCount"] == len(r.json()["results"])
+    return sorted(c["_id"] for c in r.json()["results"])
+
+
+def test_a_signed_post_replayed_after_a_restart_issues_nothing(fresh_server):
+    """A captured `POST .../certs` (the raw Authorization header and its body), sent again
+    after the server restarted on the same data: a 401 with a fresh challenge (stale=true, as
+    the nonce predates the new process), and no second certificate. A client that held a nonce
+    from before the restart recovers through that challenge."""
+    s = fresh_server
+    gid, user, uri, captured, first_nonce = issue_with_captured_header(s, "replay")
+    serials = listed_serials(s, gid, user)
+    assert len(serials) == 1
+    # The same header before the restart is a replay too (this process remembers its nc).
+    assert post_cert(s, uri, captured).status_code == 401
+
+    # A client that keeps its nonce across the restart (requests reuses it with a rising nc).
+    keeper = requests.Session()
+    keeper.auth = HTTPDigestAuth(s.public_key, s.private_key)
+    assert keeper.get(s.url("/groups"), headers={"Accept": V2}, timeout=30).status_code == 200
+
+    assert s.stop() == 0
+    s.start()
+    replay = post_cert(s, uri, captured)
+    # (Not the body in the message: on failure it would hold a private key.)
+    assert replay.status_code == 401, f"the replay was answered {replay.status_code}"
+    www = replay.headers["WWW-Authenticate"]
+    assert www.startswith('Digest realm="MMS Public API"') and 'qop="auth"' in www, www
+    assert www.endswith("stale=true"), www
+    assert nonce_of(replay) != first_nonce
+    assert replay.json()["error"] == 401
+    assert listed_serials(s, gid, user) == serials, "the replay issued a certificate"
+
+    # stale=true recovery: the kept nonce is refused once, the fresh one in that 401 works.
+    r = keeper.post(s.url(f"/groups/{gid}/databaseUsers/{user}/certs"), headers={"Accept": V2},
+                    json={"monthsUntilExpiration": 1}, timeout=60)  # fmt: skip
+    assert r.status_code == 201, r.status_code
+    remember_private_key(r.text)
+    assert [h.status_code for h in r.history] == [401]
+    assert r.history[0].headers["WWW-Authenticate"].endswith("stale=true")
+    assert listed_serials(s, gid, user) == sorted(serials + [split_pem(r.text).cert.serial_number])
+    # Neither the replay nor the kept nonce counted as a failed authentication.
+    audit = subprocess.run([dbcerts_bin(), "audit", "list", *s.store_args, "--json"],
+                           capture_output=True, text=True, check=True, timeout=60)  # fmt: skip
+    assert "authentication.failed" not in audit.stdout
+
+
+def test_with_store_replay_checks_no_node_takes_what_another_took(make_server):
+    """Two nodes on one store with `digest-replay-check = "store"`: a signed POST .../certs that
+    node A accepted, sent to node B, is a replay there too (401, stale=true, nothing issued);
+    the nonce keeps working on either node with the counts that follow."""
+    a = make_server(digest_replay_check="store")
+    # The same store, database URL and configuration: A's arguments after its --listen.
+    b = Server(a.data_dir, *a.args[a.args.index("--listen") + 2:])
+    try:
+        gid, user, uri, captured, nonce = issue_with_captured_header(a, "xnode")
+        serials = listed_serials(a, gid, user)
+        replay = post_cert(b, uri, captured)
+        assert replay.status_code == 401, f"the replay was answered {replay.status_code}"
+        assert replay.headers["WWW-Authenticate"].endswith("stale=true")
+        for node in (a, b):
+            assert listed_serials(node, gid, user) == serials, "the replay issued a certificate"
+
+        # The nonce, counted on, is good on both nodes; a count already used is not.
+        for node, nc, status in ((b, 2, 200), (a, 3, 200), (b, 3, 401), (a, 2, 401)):
+            header = digest_header("GET", uri, a.public_key, a.private_key, nonce, nc=nc)
+            assert signed_get(node, uri, header).status_code == status, (node.root, nc)
+    finally:
+        assert b.stop() == 0
 
 
 @pytest.mark.parametrize("qop", ["auth-int", None], ids=["auth-int", "no-qop"])

@@ -60,6 +60,8 @@ pub struct ServerConfig {
     pub access: AccessConfig,
     /// Whether the API itself is served over TLS (links built from `Host` then use `https`).
     pub tls: bool,
+    /// Where Digest nonce counts are kept to refuse replays: each node, or the shared store.
+    pub digest_replay_check: auth::digest::ReplayCheck,
 }
 
 /// Limits of the access-control layer. The defaults are Atlas's figures
@@ -123,6 +125,7 @@ impl Default for ServerConfig {
             body_timeout: std::time::Duration::from_secs(30),
             access: AccessConfig::default(),
             tls: false,
+            digest_replay_check: auth::digest::ReplayCheck::Node,
         }
     }
 }
@@ -177,11 +180,19 @@ impl AppState {
         );
         let limits = auth::throttle::Limits::new(&config.access);
         let journal = journal::Journal::new(Arc::clone(&store));
+        let nonce_counts = match config.digest_replay_check {
+            auth::digest::ReplayCheck::Node => {
+                auth::digest::NonceCounts::new(nonce_key.lifetime_secs())
+            }
+            auth::digest::ReplayCheck::Store => {
+                auth::digest::NonceCounts::shared(nonce_key.lifetime_secs(), journal.clone())
+            }
+        };
         AppState {
             inner: Arc::new(Inner {
                 store,
                 master,
-                nonce_counts: auth::digest::NonceCounts::new(nonce_key.lifetime_secs()),
+                nonce_counts,
                 nonce_key,
                 pool,
                 ca,

@@ -1022,13 +1022,48 @@ macro_rules! sql_store {
 
             async fn commit_batch(&self, batch: &[BatchWrite]) -> StoreResult<Vec<Recorded>> {
                 let mut tx = self.write_tx().await?;
-                let mut head = audit_head(&mut tx).await?;
+                let audits = batch
+                    .iter()
+                    .any(|w| !matches!(w, BatchWrite::DigestNonceCount { .. }));
+                // A batch of nonce counts alone (most of them under Digest load) needs no head.
+                let mut head = if audits {
+                    audit_head(&mut tx).await?
+                } else {
+                    (0, Vec::new())
+                };
+                let mut prune_before = None;
                 let mut outcomes = Vec::with_capacity(batch.len());
                 for write in batch {
                     let (c, audit) = match write {
                         BatchWrite::Audit(event) => {
                             append_audit_after(&mut tx, &mut head, event).await?;
                             outcomes.push(Recorded::Yes);
+                            continue;
+                        }
+                        BatchWrite::DigestNonceCount {
+                            nonce,
+                            nc,
+                            expires,
+                            now,
+                        } => {
+                            // Inserted, or raised; a count not higher changes no row.
+                            let done = sqlx::query(
+                                "INSERT INTO digest_nonce_counts (nonce, nc, expires) VALUES ($1, $2, $3)
+                                 ON CONFLICT (nonce) DO UPDATE SET nc = excluded.nc
+                                 WHERE digest_nonce_counts.nc < excluded.nc",
+                            )
+                            .bind(nonce)
+                            .bind(i64::from(*nc))
+                            .bind(*expires)
+                            .execute(&mut *tx)
+                            .await
+                            .map_err(map_err)?;
+                            outcomes.push(if done.rows_affected() == 1 {
+                                Recorded::Yes
+                            } else {
+                                Recorded::CountNotHigher
+                            });
+                            prune_before = prune_before.max(Some(*now));
                             continue;
                         }
                         BatchWrite::Certificate(c, audit) => (c, audit),
@@ -1068,6 +1103,13 @@ macro_rules! sql_store {
                         Recorded::ProjectGone
                     };
                     outcomes.push(outcome);
+                }
+                if let Some(now) = prune_before {
+                    sqlx::query("DELETE FROM digest_nonce_counts WHERE expires < $1")
+                        .bind(now)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(map_err)?;
                 }
                 tx.commit().await.map_err(map_err)?;
                 Ok(outcomes)

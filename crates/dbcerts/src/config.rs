@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use dbcerts_ca::{KeyAlgorithm, ManagedCaParams};
+use dbcerts_server::auth::digest::ReplayCheck;
 use dbcerts_server::secrets::MasterKeySource;
 use dbcerts_server::{AccessConfig, RateLimits};
 use serde::Deserialize;
@@ -37,6 +38,7 @@ pub struct FileConfig {
     pub max_connections_per_address: Option<usize>,
     pub header_timeout_secs: Option<u64>,
     pub digest_nonce_lifetime_secs: Option<i64>,
+    pub digest_replay_check: Option<String>,
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
     pub allow_plaintext: Option<bool>,
@@ -75,6 +77,8 @@ pub struct Settings {
     /// Open connections at once, and the header (and idle) timeout.
     pub connections: ConnectionLimits,
     pub nonce_lifetime_secs: i64,
+    /// Where Digest nonce counts are kept: each node's memory, or also the shared store.
+    pub digest_replay_check: ReplayCheck,
     /// The API's own certificate and key; `None` serves plain HTTP.
     pub tls: Option<TlsFiles>,
     /// Plain HTTP on a non-loopback address is allowed (a TLS-terminating proxy is in front).
@@ -228,6 +232,13 @@ impl Settings {
                 "--tls-key is set but --tls-cert is not; HTTPS needs both the certificate and its private key (flags, DBCERTS_TLS_CERT/DBCERTS_TLS_KEY, or tls-cert/tls-key in the config file)"
             ),
         };
+        let digest_replay_check = match file.digest_replay_check.as_deref() {
+            None | Some("node") => ReplayCheck::Node,
+            Some("store") => ReplayCheck::Store,
+            Some(other) => anyhow::bail!(
+                "digest-replay-check must be \"node\" (each node refuses replays of what it accepted) or \"store\" (every node refuses them, one database write per Digest request), not {other:?}"
+            ),
+        };
         let allow_plaintext = serve
             .allow_plaintext
             .or(file.allow_plaintext)
@@ -286,6 +297,7 @@ impl Settings {
                     .unwrap_or(default_connections.header_timeout),
             },
             nonce_lifetime_secs: file.digest_nonce_lifetime_secs.unwrap_or(300),
+            digest_replay_check,
             access,
             tls,
             allow_plaintext,
@@ -385,6 +397,32 @@ mod tests {
             ..Default::default()
         };
         assert!(Settings::resolve(&global, &ServeArgs::default()).is_err());
+    }
+
+    #[test]
+    fn digest_replay_check_is_node_or_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("dbcerts.toml");
+        let resolve = |text: &str| {
+            std::fs::write(&path, text).unwrap();
+            let global = GlobalArgs {
+                config: Some(path.clone()),
+                ..Default::default()
+            };
+            Settings::resolve(&global, &ServeArgs::default())
+        };
+        assert_eq!(resolve("").unwrap().digest_replay_check, ReplayCheck::Node);
+        let store = resolve("digest-replay-check = \"store\"\n").unwrap();
+        assert_eq!(store.digest_replay_check, ReplayCheck::Store);
+        let node = resolve("digest-replay-check = \"node\"\n").unwrap();
+        assert_eq!(node.digest_replay_check, ReplayCheck::Node);
+        let err = resolve("digest-replay-check = \"cluster\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("digest-replay-check") && err.contains("cluster"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -6,6 +6,7 @@
 //! cannot see answers exactly like one that does not exist.
 
 pub mod authority;
+pub mod claimed;
 pub mod digest;
 pub mod oauth;
 pub mod roles;
@@ -286,27 +287,31 @@ async fn check_digest(
     ip: Option<IpAddr>,
     now: i64,
 ) -> Result<Outcome, AtlasError> {
-    let failed = |claimed: &str, reason| Outcome::Failed {
+    // `claimed` is as `claimed::recorded` shows it: never a secret typed as the username.
+    let failed = |claimed: String, reason| Outcome::Failed {
         scheme: "digest",
-        claimed: claimed.to_owned(),
+        claimed,
         reason,
     };
     let creds = match digest::parse(header) {
         Ok(c) => c,
         Err(e) => {
             tracing::info!(reason = ?e, "refused Digest header");
-            return Ok(failed("", "malformed Authorization header"));
+            return Ok(failed(String::new(), "malformed Authorization header"));
         }
     };
     if creds.uri != target {
         return Ok(failed(
-            &creds.username,
+            claimed::api_key_username(state, &creds.username).await?,
             "Digest uri does not match the request",
         ));
     }
     let (nonce, issued) = state.inner.nonce_key.check_issued(&creds.nonce, now);
     if nonce == NonceCheck::Invalid {
-        return Ok(failed(&creds.username, "nonce not issued by this server"));
+        return Ok(failed(
+            claimed::api_key_username(state, &creds.username).await?,
+            "nonce not issued by this server",
+        ));
     }
     let auth = state.inner.store.get_api_key_auth(&creds.username).await?;
     // Unknown keys take the same path (unseal, hash, compare) as known ones.
@@ -328,8 +333,10 @@ async fn check_digest(
     let password = String::from_utf8_lossy(&secret);
     let expected = digest::expected_response(&creds, method, &password);
     let matched = digest::responses_match(&expected, &creds.response);
+    let known = auth.is_some();
     let Some(auth) = auth.filter(|_| matched) else {
-        return Ok(failed(&creds.username, "wrong key or response"));
+        let claimed = claimed::recorded(state, &creds.username, known);
+        return Ok(failed(claimed, "wrong key or response"));
     };
     if nonce == NonceCheck::Stale {
         return Ok(Outcome::Challenge { stale: true });
@@ -338,7 +345,8 @@ async fn check_digest(
     if !state
         .inner
         .nonce_counts
-        .advance(&creds.nonce, issued, nc, now)
+        .accept(&creds.nonce, issued, nc, now)
+        .await?
     {
         tracing::warn!(public_key = %auth.key.public_key, "Digest nonce count reused (replay); answering stale=true");
         return Ok(Outcome::Challenge { stale: true });

@@ -200,14 +200,23 @@ fn invalid_client() -> Response {
     )
 }
 
-/// The service account and secret id that `client_id`/`secret` name, if the secret is valid
-/// now. Every candidate secret is compared in constant time.
+/// What client credentials came to.
+enum ClientCheck {
+    /// The account and the id of the secret presented, valid now.
+    Valid(Box<dbcerts_store::ServiceAccountAuth>, String),
+    /// The client id names an account, but the secret is none of its valid ones.
+    WrongSecret,
+    /// No account has this client id.
+    UnknownClient,
+}
+
+/// Checks `client_id`/`secret`. Every candidate secret is compared in constant time.
 async fn check_client(
     state: &AppState,
     client_id: &str,
     secret: &str,
     now: i64,
-) -> Result<Option<(dbcerts_store::ServiceAccountAuth, String)>, AtlasError> {
+) -> Result<ClientCheck, AtlasError> {
     let Some(auth) = state
         .inner
         .store
@@ -216,7 +225,7 @@ async fn check_client(
     else {
         // Unknown clients still hash, like known ones.
         let _ = hash_secret(secret);
-        return Ok(None);
+        return Ok(ClientCheck::UnknownClient);
     };
     let presented = hash_secret(secret);
     let mut matched = None;
@@ -225,7 +234,10 @@ async fn check_client(
             matched = Some(s.id.clone());
         }
     }
-    Ok(matched.map(|id| (auth, id)))
+    Ok(match matched {
+        Some(id) => ClientCheck::Valid(Box::new(auth), id),
+        None => ClientCheck::WrongSecret,
+    })
 }
 
 /// The form and the client credentials of a token or revoke request.
@@ -254,21 +266,23 @@ async fn authenticate_client(
     secret: &str,
     now: i64,
 ) -> Result<(dbcerts_store::ServiceAccountAuth, String), Box<Response>> {
-    match check_client(state, client_id, secret, now).await {
-        Ok(Some(found)) => Ok(found),
-        Ok(None) => {
-            super::record_failure(
-                state,
-                Some(ip),
-                "oauth",
-                client_id,
-                "invalid client credentials",
-            )
-            .await;
-            Err(Box::new(invalid_client()))
-        }
-        Err(e) => Err(Box::new(e.into_response())),
-    }
+    let known = match check_client(state, client_id, secret, now).await {
+        Ok(ClientCheck::Valid(auth, secret_id)) => return Ok((*auth, secret_id)),
+        Ok(ClientCheck::WrongSecret) => true,
+        Ok(ClientCheck::UnknownClient) => false,
+        Err(e) => return Err(Box::new(e.into_response())),
+    };
+    // An unknown client id may be a secret sent in the wrong field: never recorded as given.
+    let claimed = super::claimed::recorded(state, client_id, known);
+    super::record_failure(
+        state,
+        Some(ip),
+        "oauth",
+        &claimed,
+        "invalid client credentials",
+    )
+    .await;
+    Err(Box::new(invalid_client()))
 }
 
 /// `POST /api/oauth/token`.
