@@ -228,6 +228,16 @@ async fn check_client(
     Ok(matched.map(|id| (auth, id)))
 }
 
+/// The 429 for a client locked out from `ip` after failed authentications, if it is.
+fn lockout(state: &AppState, ip: IpAddr, client_id: &str, path: &str) -> Option<Response> {
+    let now = chrono::Utc::now().timestamp();
+    state
+        .inner
+        .limits
+        .locked_out(ip, "oauth", client_id, now)
+        .map(|l| l.error(path).into_response())
+}
+
 /// The form and the client credentials of a token or revoke request.
 fn read_request(
     headers: &HeaderMap,
@@ -282,8 +292,12 @@ pub async fn token(
         Ok(r) => r,
         Err(res) => return *res,
     };
+    let ip = super::canonical_ip(peer.ip());
+    if let Some(refused) = lockout(&state, ip, &client_id, "/api/oauth/token") {
+        return refused;
+    }
     let now = chrono::Utc::now().timestamp();
-    if let Err(retry) = state.inner.limits.token_request(&client_id, peer.ip()) {
+    if let Err(retry) = state.inner.limits.token_request(&client_id, ip) {
         let limit = state.inner.config.access.token_requests_per_minute;
         return AtlasError::rate_limited("/api/oauth/token", limit, 1, retry).into_response();
     }
@@ -304,11 +318,10 @@ pub async fn token(
             );
         }
     }
-    let (auth, secret_id) =
-        match authenticate_client(&state, peer.ip(), &client_id, &secret, now).await {
-            Ok(c) => c,
-            Err(res) => return *res,
-        };
+    let (auth, secret_id) = match authenticate_client(&state, ip, &client_id, &secret, now).await {
+        Ok(c) => c,
+        Err(res) => return *res,
+    };
     let (token, claims) = state
         .inner
         .tokens
@@ -324,7 +337,7 @@ pub async fn token(
     super::audit(
         &state,
         format!("service-account:{}", auth.account.client_id),
-        Some(peer.ip()),
+        Some(ip),
         "oauth.token.issued",
         None,
         Some(claims.jti.clone()),
@@ -359,8 +372,12 @@ pub async fn revoke(
         Ok(r) => r,
         Err(res) => return *res,
     };
+    let ip = super::canonical_ip(peer.ip());
+    if let Some(refused) = lockout(&state, ip, &client_id, "/api/oauth/revoke") {
+        return refused;
+    }
     let now = chrono::Utc::now().timestamp();
-    let (auth, _) = match authenticate_client(&state, peer.ip(), &client_id, &secret, now).await {
+    let (auth, _) = match authenticate_client(&state, ip, &client_id, &secret, now).await {
         Ok(c) => c,
         Err(res) => return *res,
     };
@@ -386,7 +403,7 @@ pub async fn revoke(
         super::audit(
             &state,
             format!("service-account:{}", auth.account.client_id),
-            Some(peer.ip()),
+            Some(ip),
             "oauth.token.revoked",
             None,
             Some(claims.jti),
