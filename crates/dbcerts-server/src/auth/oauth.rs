@@ -201,24 +201,25 @@ fn invalid_client() -> Response {
 }
 
 /// The service account and secret id that `client_id`/`secret` name, if the secret is valid
-/// now. Every candidate secret is compared in constant time.
+/// now. Every candidate secret is compared in constant time, and an unknown client takes the
+/// same path as a known one (the store reads the same rows, the secret is hashed and compared
+/// with a stored-sized hash), so that the answer's timing does not tell which clients exist.
 async fn check_client(
     state: &AppState,
     client_id: &str,
     secret: &str,
     now: i64,
 ) -> Result<Option<(dbcerts_store::ServiceAccountAuth, String)>, AtlasError> {
-    let Some(auth) = state
+    let auth = state
         .inner
         .store
         .get_service_account_auth(client_id)
-        .await?
-    else {
-        // Unknown clients still hash, like known ones.
-        let _ = hash_secret(secret);
+        .await?;
+    let presented = hash_secret(secret);
+    let Some(auth) = auth else {
+        let _ = std::hint::black_box(bool::from(DUMMY_SECRET_HASH.ct_eq(&presented[..])));
         return Ok(None);
     };
-    let presented = hash_secret(secret);
     let mut matched = None;
     for s in &auth.secrets {
         if bool::from(s.secret_hash.ct_eq(&presented)) && s.expires > now {
@@ -227,6 +228,9 @@ async fn check_client(
     }
     Ok(matched.map(|id| (auth, id)))
 }
+
+/// What an unknown client's secret is compared with: the size of a stored secret's hash.
+const DUMMY_SECRET_HASH: [u8; 32] = [0; 32];
 
 /// The 429 for a client locked out from `ip` after failed authentications, if it is.
 fn lockout(state: &AppState, ip: IpAddr, client_id: &str, path: &str) -> Option<Response> {
