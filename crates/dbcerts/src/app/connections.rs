@@ -8,10 +8,12 @@
 //! - At the overall limit, a new connection is not left waiting behind idle ones: the listener
 //!   accepts it and closes the connection that has been idle longest and is not serving a
 //!   request (as nginx reuses its keep-alive connections), which then frees its slot. Idle
-//!   means waiting for a request: a keep-alive connection after its last response, or one that
-//!   has not sent anything yet. A connection mid-request is never closed to make room; only
-//!   when every one is, does the new connection wait (holding one descriptor; those after it
-//!   wait in the kernel's listen backlog) until a request finishes or a connection closes.
+//!   means no request in flight: a keep-alive connection after its last response, one that
+//!   has not sent anything yet, or one still sending a request's headers (idle since its last
+//!   byte, so chosen after the quieter ones). A connection mid-request is never closed to make
+//!   room; only when every one is, does the new connection wait (holding one descriptor; those
+//!   after it wait in the kernel's listen backlog) until a request finishes or a connection
+//!   closes.
 //! - Idle connections free their slot within the header timeout in any case, which also bounds
 //!   a connection between two requests.
 //!
