@@ -247,6 +247,7 @@ UNTHROTTLED = {
     "oauth-token-requests-per-minute": 1_000_000,
     "auth-failures-before-delay": 1_000_000,
     "auth-failures-before-lockout": 1_000_000,
+    "auth-failures-per-address-before-lockout": 1_000_000,
 }
 
 

@@ -74,12 +74,16 @@ pub struct AccessConfig {
     pub token_requests_per_minute: u32,
     /// Requests per minute per caller to each endpoint group.
     pub rate_limits: RateLimits,
-    /// Failed authentications from one address, within `auth_failure_window_secs`, after
-    /// which each further failure is answered more slowly.
+    /// Failed authentications from one address claiming one principal, within
+    /// `auth_failure_window_secs`, after which each further failure is answered more slowly.
     pub auth_failures_before_delay: u32,
-    /// Failed authentications from one address, within the window, after which the address
-    /// is refused with 429 for `auth_lockout_secs`.
+    /// Failed authentications from one address claiming one principal, within the window,
+    /// after which that principal is refused from that address with 429 for
+    /// `auth_lockout_secs`; other principals' credentials from the address still get in.
     pub auth_failures_before_lockout: u32,
+    /// Failed authentications from one address whatever it claims, within the window, after
+    /// which the whole address is refused with 429 for `auth_lockout_secs` (spraying).
+    pub auth_failures_per_address_before_lockout: u32,
     pub auth_failure_window_secs: i64,
     pub auth_lockout_secs: i64,
 }
@@ -108,6 +112,7 @@ impl Default for AccessConfig {
             },
             auth_failures_before_delay: 10,
             auth_failures_before_lockout: 100,
+            auth_failures_per_address_before_lockout: 1000,
             auth_failure_window_secs: 300,
             auth_lockout_secs: 600,
         }

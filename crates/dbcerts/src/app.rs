@@ -7,7 +7,6 @@ pub mod data_dir;
 pub mod tls;
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::os::unix::fs::DirBuilderExt;
 use std::sync::Arc;
 
@@ -25,7 +24,7 @@ use tokio::signal::unix::{Signal, SignalKind, signal};
 
 use crate::config::Settings;
 pub use connections::ConnectionLimits;
-use connections::{LimitedListener, Peer};
+use connections::{ConnectionRouter, LimitedListener, Peer};
 pub use tls::TlsCertificate;
 
 /// An opened store and master key, ready to serve.
@@ -185,7 +184,7 @@ pub async fn serve_router(
             handle.graceful_shutdown(Some(SHUTDOWN_GRACE));
         }
     });
-    let service = router.into_make_service_with_connect_info::<SocketAddr>();
+    let service = ConnectionRouter::new(router);
     let listener = LimitedListener::new(listener, limits);
     let mut server = axum_server::Server::<Peer>::from_listener(listener)
         .handle(handle)
@@ -194,8 +193,8 @@ pub async fn serve_router(
         .first_request_timeout(limits.header_timeout)
         .accept_error_handler(|peer, e| match peer {
             // A client that does not trust the certificate, or speaks plain HTTP to the TLS port.
-            Some(Peer(peer)) => {
-                tracing::debug!(%peer, error = %e, "connection failed before its first request");
+            Some(peer) => {
+                tracing::debug!(peer = %peer.addr, error = %e, "connection failed before its first request");
             }
             // The listener itself, e.g. out of file descriptors; accepting resumes shortly.
             None => tracing::warn!(error = %e, "accepting a connection failed"),

@@ -51,6 +51,7 @@ pub struct FileConfig {
     pub rate_limit_orgs_per_minute: Option<u32>,
     pub auth_failures_before_delay: Option<u32>,
     pub auth_failures_before_lockout: Option<u32>,
+    pub auth_failures_per_address_before_lockout: Option<u32>,
     pub auth_failure_window_secs: Option<i64>,
     pub auth_lockout_secs: Option<i64>,
     pub metrics_listen: Option<String>,
@@ -128,6 +129,9 @@ fn access_config(file: &FileConfig) -> anyhow::Result<AccessConfig> {
         auth_failures_before_lockout: file
             .auth_failures_before_lockout
             .unwrap_or(d.auth_failures_before_lockout),
+        auth_failures_per_address_before_lockout: file
+            .auth_failures_per_address_before_lockout
+            .unwrap_or(d.auth_failures_per_address_before_lockout),
         auth_failure_window_secs: file
             .auth_failure_window_secs
             .unwrap_or(d.auth_failure_window_secs),
@@ -147,6 +151,10 @@ fn access_config(file: &FileConfig) -> anyhow::Result<AccessConfig> {
         (
             "auth-failures-before-lockout",
             c.auth_failures_before_lockout,
+        ),
+        (
+            "auth-failures-per-address-before-lockout",
+            c.auth_failures_per_address_before_lockout,
         ),
     ];
     for (key, value) in counts {
