@@ -125,6 +125,39 @@ def storage_table(r: dict) -> list[str]:
     return out + [""]
 
 
+def replay_table(r: dict) -> list[str]:
+    w = r.get("replay")
+    if not w:
+        return []
+    m = w["machine"]
+    out = ['### The cost of `digest-replay-check = "store"` (Digest, one nonce-count write per request)', "",
+           "Command: `scripts/bench replay`. The same data (10,000 certificates stored), the two modes in "
+           f"turn, run by run; measured {w['date']} on {m['cpu_model']}, {m['cores']} cores.", "",
+           row("store", "workload", "mode", "requests/s", "p50 ms", "p90 ms", "p99 ms", "max ms", "vs node",
+               "server CPU ms per request", "database CPU ms per request", "journal commits per request",
+               "writes per commit", "errors"),
+           row(*["---"] * 14)]
+    for backend in ("sqlite", "postgres"):
+        e = w.get(backend)
+        if not e:
+            continue
+        for workload, name in (("list", "page of 100, c=32"), ("issue", "P-256 issuance, c=8")):
+            base = e["node"][workload]["median"]["throughput_rps"]
+            for mode in ("node", "store"):
+                md = e[mode][workload]["median"]
+                j = e[mode][workload]["journal"]
+                commits, writes = sum(x["commits"] for x in j), sum(x["writes"] for x in j)
+                sent = sum(x["requests"] + x["warmup"] for x in e[mode][workload]["raw"])
+                server_cpu = sum(x.get("server_cpu_s", 0) for x in j) * 1000 / sent
+                database_cpu = sum(x.get("database_cpu_s", 0) for x in j) * 1000 / sent
+                out.append(row(backend, name, mode, fmt(md["throughput_rps"], 0), fmt(md["p50_ms"], 2),
+                               fmt(md["p90_ms"], 2), fmt(md["p99_ms"], 2), fmt(md["max_ms"], 1),
+                               f"{md['throughput_rps'] / base:.2f}x", fmt(server_cpu, 3),
+                               fmt(database_cpu, 3) if backend == "postgres" else "(in the server)",
+                               fmt(commits / sent, 2), fmt(writes / max(1, commits), 2), md["errors"]))
+    return out + [""]
+
+
 def chart(r: dict, out_dir: pathlib.Path) -> None:
     w = r.get("w3w4")
     if not w or not BENCH.exists():
@@ -153,7 +186,7 @@ def main() -> int:
     m = r["machine"]
     lines = [f"Measured {r['date']} on {m['cpu_model']}, {m['cores']} cores, {m['memory_gib']} GiB, "
              f"Linux {m['kernel']}. Medians of the runs in results.json.", ""]
-    lines += w1_table(r) + w2_table(r) + w3_table(r) + storage_table(r)
+    lines += w1_table(r) + w2_table(r) + w3_table(r) + storage_table(r) + replay_table(r)
     (out_dir / "tables.md").write_text("\n".join(lines) + "\n")
     chart(r, out_dir)
     print((out_dir / "tables.md").read_text())

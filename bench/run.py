@@ -90,19 +90,23 @@ class Dbcerts:
         self.key_algorithm = key_algorithm
         self.database_url = database_url
         self.extra = extra
+        self.config = CONFIG
         self.proc: subprocess.Popen | None = None
 
     def args(self, port: int) -> list[str]:
         a = [str(DBCERTS), "serve", "--data-dir", str(self.data_dir), "--listen", f"127.0.0.1:{port}",
-             "--config", str(CONFIG), "--key-algorithm", self.key_algorithm, *self.extra]
+             "--metrics-listen", f"127.0.0.1:{self.metrics_port}",
+             "--config", str(self.config), "--key-algorithm", self.key_algorithm, *self.extra]
         if self.database_url:
             a += ["--database-url", self.database_url]
         return a
 
     def start(self) -> float:
         """Starts the server; returns the seconds from spawn to its first answered request."""
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        # serve refuses a data directory that others can enter.
+        self.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.port = free_port()
+        self.metrics_port = free_port()
         self.log = open(self.data_dir / "server.log", "ab")
         started = time.perf_counter()
         self.proc = subprocess.Popen(self.args(self.port), stdout=subprocess.DEVNULL, stderr=self.log)
@@ -146,7 +150,7 @@ class Dbcerts:
         return r.json()["access_token"]
 
     def metric(self, name: str) -> float:
-        text = requests.get(f"{self.root}/metrics", timeout=30).text
+        text = requests.get(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=30).text
         for line in text.splitlines():
             if line.startswith(name + " ") or line.startswith(name + "{"):
                 return float(line.rsplit(" ", 1)[1])
@@ -458,6 +462,109 @@ def w3w4(args, work: pathlib.Path, backends: list[str], results: dict) -> None:
             save(results, args)
 
 
+def replay(args, work: pathlib.Path, backends: list[str], results: dict) -> None:
+    """What `digest-replay-check = "store"` costs (docs/ARCHITECTURE.md, "Running several
+    nodes"): one Digest nonce-count write per request, in the node's group commit. W3's page (a
+    user with 10,000 certificates, 10,000 stored) with Digest at concurrency 32, and W1's P-256
+    issuance with Digest at concurrency 8, with "node" (the default) and with "store", on the
+    same data; the two modes take turns, run by run, so that both meet the same store and the
+    same machine."""
+    out = results.setdefault("replay", {})
+    out["machine"], out["date"] = machine(), time.strftime("%Y-%m-%d")
+    store_config = work / "dbcerts-bench-store.toml"
+    store_config.write_text(CONFIG.read_text() + '\ndigest-replay-check = "store"\n')
+    for backend in backends:
+        server = Dbcerts(work / f"replay-{backend}", "ecdsa-p256", database_for(backend, "replay"))
+        server.start()
+        server.stop()
+        log(f"replay: seeding {backend} to 10,000 certificates")
+        seeded = seed(server, 10_000)
+        if server.database_url:
+            pg_cluster.query(server.database_url, "ANALYZE")
+        runs: dict[str, dict[str, list]] = {
+            m: {"list": [], "issue": [], "list-journal": [], "issue-journal": []} for m in ("node", "store")}
+        postmaster = postmaster_pid(server.database_url) if server.database_url else None
+
+        def meter() -> dict:
+            """Journal counters, and CPU seconds of the server and of the database cluster:
+            throughput on a shared machine moves with the neighbours' load, CPU per request
+            much less."""
+            return {"commits": server.metric("dbcerts_journal_commits_total"),
+                    "writes": server.metric("dbcerts_journal_writes_total"),
+                    "server_cpu_s": process_cpu_seconds(server.proc.pid),
+                    "database_cpu_s": cluster_cpu_seconds(postmaster) if postmaster else 0.0}
+
+        def since(before: dict) -> dict:
+            after = meter()
+            return {k: after[k] - before[k] for k in after}
+
+        group = None
+        for i in range(args.runs):
+            for mode in ("node", "store") if i % 2 == 0 else ("store", "node"):
+                server.config = CONFIG if mode == "node" else store_config
+                server.start()
+                if group is None:
+                    group = server.project_with_user("replayuser")
+                page_url = (f"{server.root}/api/atlas/v2/groups/{seeded['hot_project']}/databaseUsers/"
+                            f"{seeded['hot_user']}/certs?itemsPerPage=100&pageNum=1")
+                page = work / f"replay-page-{backend}.json"
+                page.write_bytes(server.session.get(page_url, headers={"Accept": V2}, timeout=60).content)
+                before = meter()
+                log(f"replay {backend} {mode}: list c=32, run {i + 1}")
+                runs[mode]["list"].append(load(
+                    "dbcerts", page_url, concurrency=32, requests_=args.w3_requests, warmup=500,
+                    auth=digest(server), pid=server.proc.pid, expect_body=page,
+                    label=f"replay-{backend}-{mode}-list"))
+                runs[mode]["list-journal"].append(since(before))
+                before = meter()
+                log(f"replay {backend} {mode}: P-256 issuance c=8, run {i + 1}")
+                url = f"{server.root}/api/atlas/v2/groups/{group}/databaseUsers/replayuser/certs"
+                runs[mode]["issue"].append(load(
+                    "dbcerts", url, method="POST", body='{"monthsUntilExpiration":3}', concurrency=8,
+                    requests_=args.w1_requests, warmup=200, auth=digest(server), pid=server.proc.pid,
+                    label=f"replay-{backend}-{mode}-issue"))
+                runs[mode]["issue-journal"].append(since(before))
+                server.stop()
+        out[backend] = {mode: {w: {"median": median_of(r[w]), "raw": r[w], "journal": r[f"{w}-journal"]}
+                               for w in ("list", "issue")}
+                        for mode, r in runs.items()}
+        save(results, args)
+
+
+def process_cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of process `pid` (all its threads)."""
+    return _proc_stat(pid)[1] / os.sysconf("SC_CLK_TCK")
+
+
+def _proc_stat(pid: int | str) -> tuple[int, int, int]:
+    """(parent pid, own CPU ticks, CPU ticks of its reaped children) from /proc/<pid>/stat."""
+    fields = pathlib.Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return int(fields[1]), int(fields[11]) + int(fields[12]), int(fields[13]) + int(fields[14])
+
+
+def postmaster_pid(database_url: str) -> int:
+    """The PostgreSQL server process of the cluster holding `database_url` (this machine's)."""
+    [(data_dir,)] = pg_cluster.query(database_url, "SELECT setting FROM pg_settings WHERE name = 'data_directory'")
+    return int((pathlib.Path(data_dir) / "postmaster.pid").read_text().split()[0])
+
+
+def cluster_cpu_seconds(postmaster: int) -> float:
+    """CPU seconds of a PostgreSQL cluster: the postmaster and every process it started, living
+    (their own time) or gone (their time, accounted to the postmaster when reaped)."""
+    _, own, reaped = _proc_stat(postmaster)
+    ticks = own + reaped
+    for entry in pathlib.Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            ppid, own, reaped = _proc_stat(entry.name)
+        except (OSError, IndexError, ValueError):
+            continue  # gone meanwhile
+        if ppid == postmaster:
+            ticks += own + reaped
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
 def database_for(backend: str, name: str) -> str | None:
     if backend != "postgres":
         return None
@@ -473,7 +580,8 @@ def save(results: dict, args) -> None:
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("workloads", nargs="*", default=["w1", "w2", "w3"], help="w1 w2 w3 (w3 includes w4)")
+    p.add_argument("workloads", nargs="*", default=["w1", "w2", "w3"],
+                   help="w1 w2 w3 (w3 includes w4); replay (the cost of digest-replay-check = \"store\")")
     p.add_argument("--backends", default="sqlite,postgres")
     p.add_argument("--runs", type=int, default=3)
     p.add_argument("--w1-requests", type=int, default=4000)
@@ -489,17 +597,20 @@ def main() -> int:
     if "postgres" in backends and not os.environ.get("DBCERTS_TEST_POSTGRES_URL"):
         log("no DBCERTS_TEST_POSTGRES_URL: SQLite only")
         backends = [b for b in backends if b != "postgres"]
-    for tool in ("nginx", "cfssl"):
+    peers = {"w1": ("cfssl",), "w3": ("nginx",)}
+    for tool in sorted({t for w in args.workloads for t in peers.get(w, ())}):
         if not shutil.which(tool):
             raise SystemExit(f"{tool} is not installed; run scripts/bench")
     results_path = pathlib.Path(args.out) / "results.json"
     results = json.loads(results_path.read_text()) if results_path.exists() else {}
-    results["machine"] = machine()
-    results["date"] = time.strftime("%Y-%m-%d")
+    if {"w1", "w2", "w3"} & set(args.workloads):
+        # The replay workload records its own machine and date.
+        results["machine"] = machine()
+        results["date"] = time.strftime("%Y-%m-%d")
     work = pathlib.Path(tempfile.mkdtemp(prefix="dbcerts-bench-", dir=os.environ.get("DBCERTS_BENCH_DIR")))
     log(f"work directory {work}")
     try:
-        for w, fn in (("w1", w1), ("w2", w2), ("w3", w3w4)):
+        for w, fn in (("w1", w1), ("w2", w2), ("w3", w3w4), ("replay", replay)):
             if w in args.workloads:
                 fn(args, work, backends, results)
                 save(results, args)

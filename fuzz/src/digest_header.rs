@@ -195,7 +195,9 @@ pub fn check_credentials(creds: &Credentials) {
 /// Nonces: arbitrary strings are never valid, an issued nonce is valid until its lifetime
 /// ends, and any change to an issued nonce makes it invalid.
 pub fn check_nonce(data: &[u8]) {
-    let key = NonceKey::new([0x5a; 32], LIFETIME);
+    // A process that started before any nonce could have been issued, so that only the
+    // lifetime makes a nonce stale here (the start-time rule is checked below).
+    let key = NonceKey::started_at([0x5a; 32], LIFETIME, -1);
     // The server's clock: any Unix time a u32 can hold (nonces carry a u32 issue time).
     let now = i64::from(u32::from_be_bytes([
         byte(data, 0),
@@ -219,6 +221,15 @@ pub fn check_nonce(data: &[u8]) {
     let nonce = key.issue(now);
     assert_eq!(nonce.len(), 32);
     assert_eq!(key.check_issued(&nonce, now), (NonceCheck::Valid, now));
+    // A process of the same deployment that started after the nonce was issued (a restart)
+    // finds it stale, and its own nonces valid, from its first millisecond.
+    let restarted = NonceKey::started_at([0x5a; 32], LIFETIME, now * 1000 + 999);
+    assert_eq!(
+        restarted.check_issued(&nonce, now),
+        (NonceCheck::Stale, now)
+    );
+    let own = restarted.issue_ms(now * 1000 + 999);
+    assert_eq!(restarted.check_issued(&own, now), (NonceCheck::Valid, now));
     assert_eq!(key.check(&nonce, now + LIFETIME), NonceCheck::Valid);
     assert_eq!(key.check(&nonce, now + LIFETIME + 1), NonceCheck::Stale);
     assert_eq!(

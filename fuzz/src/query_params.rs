@@ -119,10 +119,24 @@ fn check_accepted_list(raw: &str, q: &Query) {
         "envelope={}&pretty={}&includeCount={}&itemsPerPage={}&pageNum={}",
         q.format.envelope, q.format.pretty, p.include_count, p.items_per_page, p.page_num
     );
-    assert_eq!(
-        Query::parse(Some(&rendered), Accepts::List).ok().as_ref(),
-        Some(q)
-    );
+    let reparsed = Query::parse(Some(&rendered), Accepts::List).expect("rendered query accepted");
+    assert_eq!(reparsed.format, q.format);
+    let numbers =
+        |p: &dbcerts_server::params::Paging| (p.items_per_page, p.page_num, p.include_count);
+    assert_eq!(numbers(&reparsed.paging), numbers(&p));
+
+    // The links echo exactly the boolean list parameters given, in the order given.
+    let given: Vec<(String, String)> = pairs
+        .iter()
+        .filter(|(name, _)| matches!(name.as_str(), "envelope" | "pretty" | "includeCount"))
+        .cloned()
+        .collect();
+    let recorded: Vec<(String, String)> = p
+        .given
+        .iter()
+        .map(|(name, value)| (name.to_owned(), value.to_string()))
+        .collect();
+    assert_eq!(recorded, given, "{raw:?}");
 
     if let Some((name, value)) = known {
         let twice = format!("{raw}&{name}={value}");

@@ -37,6 +37,15 @@ SECRETS: set[str] = set()
 SERVER_LOGS: list[pathlib.Path] = []
 
 
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers",
+        "dates: what the test checks depends on the date or time of day it runs at (month lengths, "
+        "leap days, year ends, expiry windows); scripts/test runs these once more on another date "
+        "under libfaketime (scripts/at-date), scripts/reliability calendar runs everything so",
+    )
+
+
 def remember_secret(secret: str) -> str:
     SECRETS.add(secret)
     return secret
@@ -112,6 +121,7 @@ class Server:
             str(data_dir),
             "--listen",
             "127.0.0.1:0",
+            *(() if "--metrics-listen" in extra_args else ("--metrics-listen", "127.0.0.1:0")),
             *extra_args,
         ]
         self.proc: subprocess.Popen | None = None
@@ -129,6 +139,12 @@ class Server:
             raise RuntimeError(f"server did not start: {line!r}\n{self.log_path.read_text()}")
         self.root = line.strip().rsplit(" ", 1)[-1]
         self.host_port = self.root.split("://", 1)[1]  # http:// or, with --tls-cert, https://
+        # The second line names the metrics listener: "dbcerts metrics on http://ADDR/metrics".
+        line = self.proc.stdout.readline().decode()
+        if "metrics on" not in line:
+            self.proc.kill()
+            raise RuntimeError(f"server did not announce its metrics listener: {line!r}")
+        self.metrics_url = line.strip().rsplit(" ", 1)[-1]
         creds = json.loads((self.data_dir / "bootstrap-credentials.json").read_text())
         self.org_id = creds["orgId"]
         self.public_key = creds["publicKey"]
@@ -230,6 +246,7 @@ UNTHROTTLED = {
     "oauth-token-requests-per-minute": 1_000_000,
     "auth-failures-before-delay": 1_000_000,
     "auth-failures-before-lockout": 1_000_000,
+    "auth-failures-per-address-before-lockout": 1_000_000,
 }
 
 

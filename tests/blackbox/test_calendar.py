@@ -50,15 +50,15 @@ def server_at(make_server, monkeypatch):
         pytest.fail(f"{LIBFAKETIME} is missing: scripts/test installs Debian's faketime package")
 
     def start(clock: str):
-        monkeypatch.setenv("LD_PRELOAD", str(LIBFAKETIME))
-        monkeypatch.setenv("FAKETIME", f"@{clock}")
-        monkeypatch.setenv("FAKETIME_DONT_FAKE_MONOTONIC", "1")
-        monkeypatch.setenv("TZ", "UTC")
-        try:
+        # Only the server's environment; the test's own (which may itself be under libfaketime,
+        # as in `scripts/reliability calendar`) is put back as it was.
+        with monkeypatch.context() as env:
+            env.setenv("LD_PRELOAD", str(LIBFAKETIME))
+            env.setenv("FAKETIME", f"@{clock}")
+            env.setenv("FAKETIME_DONT_FAKE_MONOTONIC", "1")
+            env.setenv("TZ", "UTC")
+            env.delenv("FAKETIME_SHARED", raising=False)  # the `faketime` wrapper's, if any
             return make_server()
-        finally:
-            for name in ("LD_PRELOAD", "FAKETIME", "FAKETIME_DONT_FAKE_MONOTONIC"):
-                monkeypatch.delenv(name)
 
     return start
 

@@ -441,6 +441,7 @@ def test_sigint_stops_gracefully(fresh_server, tmp_path):
 # ------------------------------------------------------------------ 7. monthsUntilExpiration
 
 
+@pytest.mark.dates
 @pytest.mark.parametrize("months", [1, 24, None])
 def test_months_until_expiration(server, ec_bundle, months, tmp_path):
     gid = ec_bundle.a.gid

@@ -47,7 +47,7 @@ from cryptography import x509
 from cryptography.x509.oid import NameOID
 from requests.auth import HTTPDigestAuth
 
-from _certs_util import make_server_tls, split_pem, unique_user
+from _certs_util import add_months, make_server_tls, split_pem, unique_user
 from conftest import (
     BACKEND,
     SA_V,
@@ -346,7 +346,7 @@ def user_security(server, gid: str) -> dict:
 def token_requests(server) -> float:
     """How many token requests the server answered 200: the sum of the matching
     dbcerts_http_requests_total series (any label order; absent counts as 0)."""
-    text = requests.get(f"{server.root}/metrics", timeout=30).text
+    text = requests.get(server.metrics_url, timeout=30).text
     wanted = {"operation": "POST /api/oauth/token", "status": "200"}
     total = 0.0
     for line in text.splitlines():
@@ -686,6 +686,7 @@ def test_dbusers_update_replaces_roles_and_delete_needs_force(cli):
 # ------------------------------------------------------------------ 6. certificates
 
 
+@pytest.mark.dates
 def test_certs_create_writes_a_private_file_and_never_prints_the_key(cli, tmp_path):
     s, gid = cli.server, cli.gid
     user = unique_user("cert")
@@ -728,8 +729,9 @@ def test_certs_create_writes_a_private_file_and_never_prints_the_key(cli, tmp_pa
     assert str(shown["serial"]) == str(short.cert.serial_number)
     assert parse_time(shown["notAfter"]) == short.cert.not_valid_after_utc
     assert pathlib.Path(shown["path"]).resolve() == path2.resolve()
-    days = (short.cert.not_valid_after_utc - dt.datetime.now(dt.timezone.utc)).days
-    assert 26 <= days <= 31, days  # one calendar month
+    # One calendar month from its creation (notBefore + 1 h), clamped to the month's end.
+    created = short.cert.not_valid_before_utc + dt.timedelta(hours=1)
+    assert short.cert.not_valid_after_utc == add_months(created, 1)
     assert len(api_serials(s, gid, user)) == 3
 
 
@@ -1096,6 +1098,7 @@ def assert_no_progress_bar(p: subprocess.CompletedProcess) -> None:
         assert "\r" not in stream and "\x1b[" not in stream, f"terminal control characters on a pipe:\n{show(p)}"
 
 
+@pytest.mark.dates
 def test_expiring_and_renew_chores(make_server, tmp_path):
     s = make_server()
     gid, other = s.create_project(), s.create_project()
@@ -1192,6 +1195,7 @@ def test_expiring_and_renew_chores(make_server, tmp_path):
     assert len(api_serials(s, other, other_user)) == 2
 
 
+@pytest.mark.dates
 def test_renew_carries_on_past_a_user_whose_file_exists(make_server, tmp_path):
     s = make_server()
     gid = s.create_project()
@@ -1230,6 +1234,41 @@ def test_renew_carries_on_past_a_user_whose_file_exists(make_server, tmp_path):
     assert "Renewed 1 of 1 certificates" in p.stdout + p.stderr, show(p)
     check_pem_file(blocked, users[1], project_ca(s, gid))
     assert len(api_serials(s, gid, users[1])) == 2
+
+
+def test_renew_warns_when_the_window_reaches_the_new_certificates_life(make_server, tmp_path):
+    """A window at least as long as the new certificates' life cannot settle: `renew` says so
+    before it starts, and the next run finds the same user due again and stops at its file.
+    Longer certificates settle the same window."""
+    s = make_server()
+    gid = s.create_project()
+    user = unique_user("churn")
+    s.create_user(gid, user)
+    s.create_cert(gid, user, months=1)
+    cli = login(s, tmp_path / "home", gid=gid)
+    out_dir = tmp_path / "out"
+    pem = out_dir / f"{user}.pem"
+    # Certificates of 3 months (the default) end 89 to 92 days on: inside 120 days, on any date.
+    renew = ["dbusers", "certs", "renew", "--expiring-within", "120d", "--out-dir", out_dir, "--projectId", gid]
+
+    p = cli.expect(0, *renew)
+    assert "Renewed 1 of 1 certificates" in p.stdout, show(p)
+    assert "Warning:" in p.stderr and "(3 months," in p.stderr and "--force" in p.stderr, show(p)
+    check_pem_file(pem, user, project_ca(s, gid))
+    written = pem.read_bytes()
+
+    p = cli.expect(EXIT_LOCAL, *renew)
+    assert "Warning:" in p.stderr, show(p)
+    assert "Renewed 0 of 1 certificates" in p.stdout and "exists; pass --force" in p.stdout, show(p)
+    assert pem.read_bytes() == written
+    assert len(api_serials(s, gid, user)) == 2, "nothing issued for a file that cannot be written"
+
+    # 6-month certificates (181 to 184 days) outlive the window: no warning, and then nothing due.
+    p = cli.expect(0, *renew, "--monthsUntilExpiration", "6", "--force")
+    assert "Renewed 1 of 1 certificates" in p.stdout and "Warning" not in p.stderr, show(p)
+    p = cli.expect(0, *renew, "--monthsUntilExpiration", "6")
+    assert "Renewed 0 of 0 certificates" in p.stdout and "Warning" not in p.stderr, show(p)
+    assert len(api_serials(s, gid, user)) == 3
 
 
 # ------------------------------------------------------------------ 12. mongod-config
@@ -1354,6 +1393,7 @@ def test_mongod_config_grants_only_roles_mongodb_has(cli):
     assert any(ln.startswith("// Note:") and "myCustomRole@admin" in ln for ln in out.splitlines()), out
 
 
+@pytest.mark.dates
 def test_renew_reports_managed_users_without_any_unexpired_certificate(cli, tmp_path):
     s, gid = cli.server, cli.gid
     bare = unique_user("bare")

@@ -98,7 +98,7 @@ def test_refused_username_creates_nothing(server, gid, name):
 
 
 @pytest.mark.parametrize("name", ACCEPTED, ids=lambda n: repr(n[:20]))
-def test_accepted_username_is_exactly_the_one_cn(server, gid, name):
+def test_accepted_username_is_exactly_the_one_cn(server, gid, name, tmp_path):
     r = server.call("POST", f"/groups/{gid}/databaseUsers", json=_user_body(gid, name))
     assert r.status_code == 201, r.text
     quoted = urllib.parse.quote(name, safe="")
@@ -113,3 +113,14 @@ def test_accepted_username_is_exactly_the_one_cn(server, gid, name):
     assert [a.value for a in cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)] == [name]
     listed = server.call("GET", f"/groups/{gid}/databaseUsers/{quoted}/certs").json()["results"]
     assert [c["subject"] for c in listed] == [f"CN={name}"]
+    # OpenSSL (what mongod verifies client certificates with) verifies it against the project CA,
+    # CNs longer than RFC 5280's 64-character ub-common-name included (docs/COMPATIBILITY.md).
+    ca = tmp_path / "ca.pem"
+    ca.write_text(server.export_ca(gid))
+    leaf = tmp_path / "leaf.pem"
+    leaf.write_text(cert_pem)
+    verified = subprocess.run(
+        ["openssl", "verify", "-purpose", "sslclient", "-CAfile", str(ca), str(leaf)],
+        capture_output=True, text=True,
+    )
+    assert verified.returncode == 0 and verified.stdout.strip().endswith(": OK"), verified

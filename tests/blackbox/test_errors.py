@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from requests.auth import HTTPDigestAuth
 
-from _certs_util import make_cert
+from _certs_util import add_months, make_cert
 
 V2 = "application/vnd.atlas.2023-01-01+json"
 V2_CONTENT_TYPE = "application/vnd.atlas.2023-01-01+json;charset=utf-8"
@@ -384,27 +384,16 @@ def test_months_over_two_years(server, gid, managed):
     assert cert_count(server, gid, managed) == 0
 
 
-def _add_months(t: dt.datetime, months: int) -> dt.datetime | None:
-    """Same day and time `months` later, or None when that day does not exist."""
-    y, m = divmod(t.month - 1 + months, 12)
-    try:
-        return t.replace(year=t.year + y, month=m + 1)
-    except ValueError:
-        return None
-
-
+@pytest.mark.dates
 @pytest.mark.parametrize("months", [1, 24])
 def test_months_bounds_are_accepted(server, gid, managed, months):
     r = server.call("POST", certs_path(gid, managed), json={"monthsUntilExpiration": months})
     assert r.status_code == 201, r.text
     cert = x509.load_pem_x509_certificate(r.content)
     issued = cert.not_valid_before_utc + dt.timedelta(hours=1)
-    expected = _add_months(issued, months)
-    if expected is not None:
-        assert cert.not_valid_after_utc == expected
-    else:  # e.g. issued on the 31st: only the length can be checked
-        days = (cert.not_valid_after_utc - issued).days
-        assert (28 if months == 1 else 729) <= days <= (31 if months == 1 else 731)
+    # Exactly `months` calendar months on, clamped to the month's end on any date (issued on
+    # the 31st, or on 29 February with 24 months).
+    assert cert.not_valid_after_utc == add_months(issued, months)
     assert cert_count(server, gid, managed) == 1
 
 

@@ -109,6 +109,7 @@ class Node:
             "--data-dir", str(data_dir),
             "--database-url", database_url,
             "--listen", "127.0.0.1:0",
+            "--metrics-listen", "127.0.0.1:0",
             "--key-algorithm", "ecdsa-p256",
             "--key-pool-size", "4",
             "--config", str(config),
@@ -369,6 +370,58 @@ def test_two_nodes_issue_concurrently_into_one_store(new_database, nodes, tmp_pa
         r = requests.get(f"{second.root}{path}", headers={"Accept": V2, "Authorization": header}, timeout=30)
         assert r.status_code == 200, f"nonce from {first.name} refused by {second.name}: {r.status_code} {r.text}"
         assert r.json()["id"] == gid
+
+
+def test_a_restarted_node_refuses_what_it_accepted_and_takes_the_other_nodes_nonces(new_database, nodes, tmp_path):
+    """Node A accepts a signed POST .../certs; A restarts; the captured header sent to A again
+    gets a 401 with stale=true and issues nothing. Nonces keep crossing nodes both ways after
+    the restart, and a client holding a nonce of A's previous run recovers through stale=true."""
+    url = new_database()
+    a = nodes("A", tmp_path / "a", url).start()
+    a.use_credentials(a.data_dir / "bootstrap-credentials.json")
+    b = nodes("B", tmp_path / "b", url, "--master-key-file", str(a.data_dir / "master.key")).start()
+    b.use_credentials(a.data_dir / "bootstrap-credentials.json")
+    sa = a.session()
+    gid = create_project(a, sa)
+    user = unique_user("rs")
+    create_user(a, sa, gid, user)
+    path = f"/api/atlas/v2/groups/{gid}/databaseUsers/{user}/certs"
+    body = b'{"monthsUntilExpiration": 1}'
+    headers = {"Accept": V2, "Content-Type": "application/json"}
+
+    def nonce_from(node: Node, method: str = "GET") -> str:
+        r = requests.request(method, f"{node.root}{path}", headers=headers, timeout=30)
+        assert r.status_code == 401
+        return re.search(r'nonce="([^"]+)"', r.headers["WWW-Authenticate"]).group(1)
+
+    captured = digest_authorization("POST", path, a.public_key, a.private_key, nonce_from(a, "POST"), None)
+    r = requests.post(f"{a.root}{path}", headers={**headers, "Authorization": captured}, data=body, timeout=60)
+    assert r.status_code == 201, r.status_code
+    remember_private_key(r.text)
+    serials = list_serials(b, b.session(), gid, user)
+    assert len(serials) == 1
+    keeper = a.session()  # requests keeps the nonce and counts nc up
+    assert keeper.get(a.url(f"/groups/{gid}"), timeout=30).status_code == 200
+
+    assert a.stop() == 0
+    a.start()
+    replay = requests.post(f"{a.root}{path}", headers={**headers, "Authorization": captured}, data=body, timeout=60)
+    assert replay.status_code == 401, f"the replay was answered {replay.status_code}"
+    assert replay.headers["WWW-Authenticate"].endswith("stale=true"), replay.headers
+    assert list_serials(b, b.session(), gid, user) == serials, "the replay issued a certificate"
+
+    # Nonces still cross nodes, both ways, after the restart.
+    for first, second in ((b, a), (a, b)):
+        header = digest_authorization("GET", path, a.public_key, a.private_key, nonce_from(first), None)
+        r = requests.get(f"{second.root}{path}", headers={"Accept": V2, "Authorization": header}, timeout=30)
+        assert r.status_code == 200, f"nonce from {first.name} refused by {second.name}: {r.status_code} {r.text}"
+        assert [c["_id"] for c in r.json()["results"]] == serials
+
+    # The kept nonce is from A's previous run: one stale=true, then the fresh nonce works.
+    r = keeper.get(a.url(f"/groups/{gid}"), timeout=30)
+    assert r.status_code == 200, r.text
+    assert [h.status_code for h in r.history] == [401]
+    assert r.history[0].headers["WWW-Authenticate"].endswith("stale=true")
 
 
 def test_nodes_started_at_once_on_an_empty_database_bootstrap_it_once(new_database, nodes, tmp_path):

@@ -15,7 +15,7 @@ import pytest
 import requests
 
 from _certs_util import split_pem, unique_user
-from conftest import SA_V, V2, bearer_call, create_service_account, get_token
+from conftest import SA_V, V2, bearer_call, create_service_account, get_token, session_from
 
 CLIENT_ID = re.compile(r"^mdb_sa_id_[a-f0-9]{24}$")
 INVALID_CLIENT = {"error": "invalid_client", "error_description": "Invalid credentials provided."}
@@ -407,3 +407,67 @@ def test_token_limit_is_a_bucket_of_50_refilled_at_50_a_minute(make_server):
         time.sleep(retry_after)
         assert token_request(server, auth=creds, data=grant, source=s).status_code == 200
         assert token_request(server, auth=creds, data=grant, source=s).status_code == 429
+
+
+# ------------------------------------------------------------------ failed client authentications
+
+
+def test_wrong_secrets_lock_out_that_client_from_that_address_only(make_server):
+    """Issue 15, item 6: the token endpoint counts failed client authentications like Digest,
+    per address and client id. After `auth-failures-before-lockout` wrong secrets for client X,
+    X is refused with 429 from that address, its valid secret included, on /token and /revoke;
+    client Y's valid secret from the same address still gets a token, and so does X from
+    another address. The 429 is the one this endpoint answers its rate limit with (Atlas's
+    `RATE_LIMITED` body, as Atlas answers on /api/oauth/token)."""
+    server = make_server(auth_failures_before_delay=1_000_000, auth_failures_before_lockout=3, auth_lockout_secs=60)
+    x = create_service_account(server)
+    y = create_service_account(server)
+    grant = {"grant_type": "client_credentials"}
+    x_good = (x["clientId"], secret_of(x))
+    token_of_x = get_token(server, *x_good)
+    for attempt in range(3):
+        r = token_request(server, auth=(x["clientId"], "mdb_sa_sk_wrong"), data=grant)
+        assert r.status_code == 401, f"attempt {attempt + 1}: {r.text}"
+        assert r.json() == INVALID_CLIENT
+    for path in ("token", "revoke"):
+        data = grant if path == "token" else {"token": token_of_x}
+        r = requests.post(f"{server.root}/api/oauth/{path}", auth=x_good, data=data, timeout=30)
+        assert r.status_code == 429, r.text
+        assert r.json() == {
+            "detail": f"Resource /api/oauth/{path} is limited to 3 requests every 5 minutes.",
+            "error": 429,
+            "errorCode": "RATE_LIMITED",
+            "parameters": [f"/api/oauth/{path}", 3, 5],
+            "reason": "Too Many Requests",
+        }
+        assert r.headers["Content-Type"].startswith("application/json")
+        assert 1 <= int(r.headers["Retry-After"]) <= 60
+    # The lockout did not revoke anything: X's token still works.
+    assert bearer_call(server, token_of_x, "GET", "/groups").status_code == 200
+    # Another client from the same address, the same client from another address, and API keys
+    # from the same address are not locked out.
+    assert token_request(server, auth=(y["clientId"], secret_of(y)), data=grant).status_code == 200
+    with session_from("127.0.0.2") as other:
+        r = token_request(server, auth=x_good, data=grant, source=other)
+    assert r.status_code == 200, r.text
+    assert server.call("GET", "/groups").status_code == 200
+
+
+def test_unknown_client_ids_count_toward_the_address_ceiling(make_server):
+    """Spraying client ids from one address: each made-up client fails once, and the per-address
+    ceiling locks the address for every client, the valid ones included."""
+    server = make_server(
+        auth_failures_before_delay=1_000_000,
+        auth_failures_before_lockout=3,
+        auth_failures_per_address_before_lockout=6,
+    )
+    account = create_service_account(server)
+    grant = {"grant_type": "client_credentials"}
+    statuses = [
+        token_request(server, auth=(f"mdb_sa_id_{i:024x}", "mdb_sa_sk_guess"), data=grant).status_code
+        for i in range(8)
+    ]
+    assert statuses == [401] * 6 + [429] * 2, statuses
+    r = token_request(server, auth=(account["clientId"], secret_of(account)), data=grant)
+    assert r.status_code == 429, r.text
+    assert r.json()["parameters"] == ["/api/oauth/token", 6, 5]

@@ -1,5 +1,5 @@
 """The operator endpoints over real HTTP: `GET /health/live`, `GET /health/ready` and
-`GET /metrics` (Prometheus text format) of the real binary.
+`GET /metrics` (Prometheus text format, on the metrics listener) of the real binary.
 
 None of them authenticates, so each is checked to answer without credentials and to say no
 more than it must. The metrics are checked for exact figures: the issued-certificates counter
@@ -16,6 +16,7 @@ import secrets
 import subprocess
 import time
 
+import pytest
 import requests
 
 from _certs_util import split_pem, unique_user
@@ -62,9 +63,10 @@ class Scrape:
 
 
 def scrape(server) -> tuple[Scrape, int, int]:
-    """GETs /metrics without credentials; returns it with the unix seconds before and after."""
+    """GETs /metrics (on the metrics listener) without credentials; returns it with the unix
+    seconds before and after."""
     before = int(time.time())
-    r = requests.get(f"{server.root}/metrics", timeout=30)
+    r = requests.get(server.metrics_url, timeout=30)
     after = int(time.time())
     assert r.status_code == 200, r.text
     assert r.headers["Content-Type"] == "text/plain; version=0.0.4"
@@ -108,9 +110,9 @@ def test_health_answers_without_credentials_and_reveals_nothing(make_server):
 
 def test_health_and_metrics_answer_only_get(make_server):
     s = make_server()
-    for path in ("/health/live", "/health/ready", "/metrics"):
-        r = requests.post(f"{s.root}{path}", timeout=10)
-        assert r.status_code == 405, (path, r.status_code, r.text)
+    for url in (f"{s.root}/health/live", f"{s.root}/health/ready", s.metrics_url):
+        r = requests.post(url, timeout=10)
+        assert r.status_code == 405, (url, r.status_code, r.text)
         body = r.json()
         assert set(body) == {"detail", "error", "errorCode", "parameters", "reason"}, body
         assert body["error"] == 405
@@ -191,6 +193,7 @@ def test_metrics_count_issued_certificates_requests_and_the_key_pool(make_server
         assert p.cert_b64[:64] not in m2.text
 
 
+@pytest.mark.dates
 def test_expiry_gauges_follow_real_not_after(make_server):
     s = make_server()
     gid, later_gid = s.create_project(), s.create_project()

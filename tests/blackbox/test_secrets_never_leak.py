@@ -7,15 +7,18 @@ responses and the raw bytes of the SQLite files.
 from __future__ import annotations
 
 import base64
+import collections
 import json
 import pathlib
+import re
 import subprocess
 
 import requests
 from requests.auth import HTTPDigestAuth
 
 from _certs_util import split_pem, unique_user
-from conftest import SA_V, V2, bearer_call, create_service_account, dbcerts_bin, get_token
+from conftest import SA_V, V2, bearer_call, create_service_account, dbcerts_bin, get_token, remember_secret
+from test_digest_auth import digest_header
 
 
 def dbcerts(*args: str) -> subprocess.CompletedProcess:
@@ -130,6 +133,61 @@ def test_no_secret_appears_anywhere_it_should_not(make_server, monkeypatch, tmp_
     with requests.Session() as k:
         k.auth = HTTPDigestAuth(api_key["publicKey"], wrong_key)
         assert k.get(s.url("/groups"), headers={"Accept": V2}, timeout=30).status_code == 401
+
+    # ---- secrets sent as the claimed identity ----------------------------------------------
+    # A client that puts a secret where its name goes: an API private key or a service-account
+    # secret as the Digest username, as the OAuth client_id (Basic and form), on every path that
+    # refuses them. The server records such a claim as its length and a keyed hash only.
+    misplaced = {
+        "API private key": api_key["privateKey"],
+        "operator API private key": op["privateKey"],
+        "SA secret 2": second_secret,
+    }
+    uri = "/api/atlas/v2/groups"
+    refusals = []
+    for secret in misplaced.values():
+        remember_secret(secret)  # and so searched for in every server log of the run
+        with requests.Session() as k:  # a wrong response (the path unknown names take)
+            k.auth = HTTPDigestAuth(secret, secret)
+            refusals.append(k.get(s.url("/groups"), headers={"Accept": V2}, timeout=30))
+        nonce = re.search(r'nonce="([^"]+)"', refusals[-1].headers["WWW-Authenticate"]).group(1)
+        for header in (
+            digest_header("GET", uri, secret, secret, "AAAAAGsFRBVNvgEKQfo827AIqU/MjaFf"),  # not our nonce
+            digest_header("GET", uri + "?other", secret, secret, nonce),  # uri of another request
+            f'Digest username="{secret}"',  # malformed
+            f"Bearer {secret}",
+        ):
+            refusals.append(requests.get(f"{s.root}{uri}", headers={"Accept": V2, "Authorization": header}, timeout=30))
+        grant = {"grant_type": "client_credentials"}
+        refusals += [
+            requests.post(f"{s.root}/api/oauth/token", auth=(secret, secret), data=grant, timeout=30),
+            requests.post(f"{s.root}/api/oauth/token", data={**grant, "client_id": secret, "client_secret": first_secret},
+                          timeout=30),  # fmt: skip
+            requests.post(f"{s.root}/api/oauth/revoke", auth=(secret, first_secret), data={"token": token_form}, timeout=30),
+        ]
+    for r in refusals:
+        assert r.status_code == 401, f"{r.request.method} {r.url}: {r.status_code}"
+        secrets.assert_absent(f"refused {r.request.method} {r.url}", r.content + json.dumps(dict(r.headers)).encode())
+
+    # The failures are in the audit log: known principals by name, the rest as `unknown:`.
+    entries = [json.loads(line) for line in dbcerts("audit", "list", *s.store_args, "--json").stdout.splitlines()]
+    failed = [e["details"] for e in entries if e["action"] == "authentication.failed"]
+    claims = {(f["scheme"], f["claimed"]) for f in failed}
+    assert ("digest", api_key["publicKey"]) in claims, "the wrong API private key's failure names its key"
+    assert ("oauth", cid) in claims, "the wrong SA secret's failure names its account"
+    unknown = re.compile(r"unknown:len=(\d+):h=([0-9a-f]{8})")
+    for f in failed:
+        assert f["claimed"] in ("", api_key["publicKey"], cid) or unknown.fullmatch(f["claimed"]), f
+    for name, secret in misplaced.items():
+        shown = {c for scheme, c in claims if c.startswith(f"unknown:len={len(secret)}:")}
+        assert shown, f"no failure recorded for the {name} sent as a name"
+    hashes = collections.defaultdict(set)
+    for scheme, c in claims:
+        if m := unknown.fullmatch(c):
+            hashes[m.group(2)].add(scheme)
+    # One text, one hash, whichever scheme it came through: the three secrets give three.
+    assert len(hashes) == len(misplaced), hashes
+    assert all(schemes == {"digest", "oauth"} for schemes in hashes.values()), hashes
 
     # ---- later GET/list responses ----------------------------------------------------------
     reads = [

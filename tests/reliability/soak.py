@@ -563,7 +563,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ["DBCERTS_BIN"] = binary(args)
     tmp = pathlib.Path(tempfile.mkdtemp(prefix="dbcerts-soak-"))
     data = tmp / "data"
-    data.mkdir()
+    data.mkdir(mode=0o700)  # serve refuses a data directory that others can enter
     print(f"soak: {args.duration:.0f} s, concurrency {args.concurrency}, {args.backend}, "
           f"binary {os.environ['DBCERTS_BIN']}, data {data}", flush=True)
     server = start_server(args, data)

@@ -900,6 +900,9 @@ async fn write_all(
                 Recorded::ProjectGone => {
                     bail!("a benchmark project was deleted while seeding")
                 }
+                Recorded::CountNotHigher => {
+                    bail!("commit_batch answered a nonce count for a certificate")
+                }
             }
         }
         pending = retry;

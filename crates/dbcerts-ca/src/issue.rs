@@ -292,7 +292,9 @@ mod tests {
 
     #[test]
     fn leaf_has_the_atlas_profile() {
+        let before = Utc::now().timestamp();
         let (ca, cert, _key, serial) = issue_one(KeyAlgorithm::EcdsaP256, "user389");
+        let after = Utc::now().timestamp();
         let (_, x) = parse_x509_certificate(&cert.der).unwrap();
         assert_eq!(x.version(), X509Version::V3);
         assert_eq!(x.subject().to_string(), "CN=user389");
@@ -317,9 +319,17 @@ mod tests {
                 other => panic!("unexpected extension {other:?}"),
             }
         }
-        let nb = x.validity().not_before.timestamp();
-        let now = Utc::now().timestamp();
-        assert!((now - 3600 - nb).abs() <= 5);
+        // Created within the call, backdated one hour; three calendar months from creation.
+        let created = x.validity().not_before.timestamp() + 3600;
+        assert!(
+            (before..=after).contains(&created),
+            "{before} <= {created} <= {after}"
+        );
+        let created = DateTime::from_timestamp(created, 0).unwrap();
+        assert_eq!(
+            x.validity().not_after.timestamp(),
+            crate::add_months(created, 3).unwrap().timestamp()
+        );
         let (_, cax) = parse_x509_certificate(ca.cert_der()).unwrap();
         assert!(cax.is_ca());
         assert_signed_by(&x, &cax);

@@ -5,7 +5,7 @@ mod common;
 
 use std::collections::BTreeSet;
 
-use chrono::{Duration, Utc};
+use chrono::Duration;
 use dbcerts_client::{
     AccessListRequest, ApiKeyUpdate, Client, ClientError, DatabaseUserRole, DatabaseUserUpdate,
     ErrorClass, IssuedCertificate, LdapSettings, ListOptions, NewApiKey, NewDatabaseUser,
@@ -266,12 +266,23 @@ async fn exercise_everything(client: &Client, server: &TestServer, tag: &str) {
     assert_eq!(listed.not_after.timestamp(), not_after);
     assert!(certs.iter().any(|c| c.id == serial2));
 
+    // Up to the two-month certificate's own notAfter, inclusive: the default (three-month)
+    // one expires later on any date, and a second earlier finds nothing.
+    let two_months = chrono::DateTime::from_timestamp(not_after, 0).unwrap();
     let soon = client
-        .certificates_expiring_before(Utc::now() + Duration::days(75))
+        .certificates_expiring_before(two_months)
         .await
         .expect("expiring sweep");
     let soon: Vec<_> = soon.iter().filter(|c| c.group_id == p1.id).collect();
     assert_eq!(soon.len(), 1, "only the two-month certificate: {soon:?}");
+    let sooner = client
+        .certificates_expiring_before(two_months - Duration::seconds(1))
+        .await
+        .expect("expiring sweep");
+    assert!(
+        sooner.iter().all(|c| c.group_id != p1.id),
+        "nothing before the two-month certificate: {sooner:?}"
+    );
     assert_eq!(soon[0].certificate.id, serial);
     assert_eq!(soon[0].username, MANAGED_USER);
     assert_eq!(soon[0].project_name, p1.name);

@@ -401,6 +401,17 @@ impl AtlasError {
             ),
         )
     }
+    /// A request head over the budget of `head_limits` (dbcerts' own: Atlas's proxies answer
+    /// before Atlas does, and what they answer is not known).
+    pub fn headers_too_large(max_fields: usize, max_bytes: usize) -> Self {
+        Self::new(
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            "REQUEST_HEADERS_TOO_LARGE",
+            format!(
+                "The request headers are too large: at most {max_fields} header fields and {max_bytes} bytes of request line and headers are accepted."
+            ),
+        )
+    }
     pub fn payload_too_large(limit: usize) -> Self {
         Self::validation_error(&format!("the request body is larger than {limit} bytes"))
             .with_status(StatusCode::PAYLOAD_TOO_LARGE)

@@ -1,6 +1,6 @@
-//! The router: both API prefixes, the operator endpoints (`/health/*`, `/metrics`),
-//! authentication and version negotiation, Atlas-format fallbacks, request ids, body limits,
-//! request metrics, and logging of 5xx causes.
+//! The routers: the API's (both API prefixes, `/health/*`, authentication and version
+//! negotiation, Atlas-format fallbacks, request ids, head and body limits, request metrics,
+//! and logging of 5xx causes) and the metrics listener's (`/metrics` only).
 
 use std::time::Duration;
 
@@ -61,6 +61,7 @@ pub fn router(state: AppState) -> Router {
                 AtlasError::unexpected("a request handler panicked").into_response()
             },
         ))
+        .layer(middleware::from_fn(crate::head_limits::enforce))
         .layer(middleware::from_fn(crate::observe::count_requests))
         .layer(middleware::from_fn(log_requests))
         .layer(SetResponseHeaderLayer::overriding(
@@ -73,6 +74,21 @@ pub fn router(state: AppState) -> Router {
         ))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID.clone()))
         .layer(SetRequestIdLayer::new(REQUEST_ID.clone(), MakeRequestUuid))
+        .with_state(state)
+}
+
+/// The metrics listener's application: `GET /metrics` (Prometheus text), counted like every
+/// request; any other path is Atlas's 404, any other method Atlas's 405.
+pub fn metrics_router(state: AppState) -> Router {
+    Router::new()
+        .merge(crate::observe::metrics_routes().method_not_allowed_fallback(method_not_allowed))
+        .fallback(not_found)
+        .layer(middleware::from_fn(crate::head_limits::enforce))
+        .layer(middleware::from_fn(crate::observe::count_requests))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
         .with_state(state)
 }
 

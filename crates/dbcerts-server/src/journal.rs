@@ -1,5 +1,6 @@
 //! Group commit of the server's writes that every request of a kind makes: issued certificates
-//! (each with its audit entry) and the audit entries of mutating requests.
+//! (each with its audit entry), the audit entries of mutating requests, and, with
+//! `digest-replay-check = "store"`, the Digest nonce count of every Digest request.
 //!
 //! Every certificate must be durably recorded before its private key leaves the server, and
 //! every mutating request's audit entry is written before it is answered. One transaction each,
@@ -116,6 +117,31 @@ impl Journal {
     /// Durably appends `event` to the audit log; returns once it has committed.
     pub async fn append_audit(&self, event: AuditEvent) -> StoreResult<()> {
         self.commit(BatchWrite::Audit(event)).await.map(drop)
+    }
+
+    /// Durably records that `nc` was accepted for the Digest `nonce` (kept until `expires`;
+    /// counts of nonces expired at `now` are removed). False when a count at least as high is
+    /// recorded already, by any node: the request is a replay.
+    pub async fn advance_nonce_count(
+        &self,
+        nonce: &str,
+        nc: u32,
+        expires: i64,
+        now: i64,
+    ) -> StoreResult<bool> {
+        let write = BatchWrite::DigestNonceCount {
+            nonce: nonce.to_owned(),
+            nc,
+            expires,
+            now,
+        };
+        match self.commit(write).await? {
+            Recorded::Yes => Ok(true),
+            Recorded::CountNotHigher => Ok(false),
+            other => Err(StoreError::Internal(format!(
+                "a nonce count was answered {other:?}"
+            ))),
+        }
     }
 
     /// Queues `write` and waits for the commit that holds it.

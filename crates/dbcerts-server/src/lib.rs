@@ -10,6 +10,7 @@ pub mod bootstrap;
 pub mod ca_service;
 pub mod error;
 pub mod format;
+pub mod head_limits;
 mod http;
 pub mod journal;
 pub mod links;
@@ -40,7 +41,7 @@ use dbcerts_store::Store;
 pub use auth::digest::NonceKey;
 pub use auth::roles::{Caller, OrgNeed, ProjectRole};
 pub use ca_service::CaService;
-pub use http::{SHUTDOWN_GRACE, router};
+pub use http::{SHUTDOWN_GRACE, metrics_router, router};
 
 /// Settings the HTTP layer needs.
 #[derive(Debug, Clone)]
@@ -60,6 +61,8 @@ pub struct ServerConfig {
     pub access: AccessConfig,
     /// Whether the API itself is served over TLS (links built from `Host` then use `https`).
     pub tls: bool,
+    /// Where Digest nonce counts are kept to refuse replays: each node, or the shared store.
+    pub digest_replay_check: auth::digest::ReplayCheck,
 }
 
 /// Limits of the access-control layer. The defaults are Atlas's figures
@@ -72,12 +75,16 @@ pub struct AccessConfig {
     pub token_requests_per_minute: u32,
     /// Requests per minute per caller to each endpoint group.
     pub rate_limits: RateLimits,
-    /// Failed authentications from one address, within `auth_failure_window_secs`, after
-    /// which each further failure is answered more slowly.
+    /// Failed authentications from one address claiming one principal, within
+    /// `auth_failure_window_secs`, after which each further failure is answered more slowly.
     pub auth_failures_before_delay: u32,
-    /// Failed authentications from one address, within the window, after which the address
-    /// is refused with 429 for `auth_lockout_secs`.
+    /// Failed authentications from one address claiming one principal, within the window,
+    /// after which that principal is refused from that address with 429 for
+    /// `auth_lockout_secs`; other principals' credentials from the address still get in.
     pub auth_failures_before_lockout: u32,
+    /// Failed authentications from one address whatever it claims, within the window, after
+    /// which the whole address is refused with 429 for `auth_lockout_secs` (spraying).
+    pub auth_failures_per_address_before_lockout: u32,
     pub auth_failure_window_secs: i64,
     pub auth_lockout_secs: i64,
 }
@@ -106,6 +113,7 @@ impl Default for AccessConfig {
             },
             auth_failures_before_delay: 10,
             auth_failures_before_lockout: 100,
+            auth_failures_per_address_before_lockout: 1000,
             auth_failure_window_secs: 300,
             auth_lockout_secs: 600,
         }
@@ -123,6 +131,7 @@ impl Default for ServerConfig {
             body_timeout: std::time::Duration::from_secs(30),
             access: AccessConfig::default(),
             tls: false,
+            digest_replay_check: auth::digest::ReplayCheck::Node,
         }
     }
 }
@@ -177,11 +186,19 @@ impl AppState {
         );
         let limits = auth::throttle::Limits::new(&config.access);
         let journal = journal::Journal::new(Arc::clone(&store));
+        let nonce_counts = match config.digest_replay_check {
+            auth::digest::ReplayCheck::Node => {
+                auth::digest::NonceCounts::new(nonce_key.lifetime_secs())
+            }
+            auth::digest::ReplayCheck::Store => {
+                auth::digest::NonceCounts::shared(nonce_key.lifetime_secs(), journal.clone())
+            }
+        };
         AppState {
             inner: Arc::new(Inner {
                 store,
                 master,
-                nonce_counts: auth::digest::NonceCounts::new(nonce_key.lifetime_secs()),
+                nonce_counts,
                 nonce_key,
                 pool,
                 ca,

@@ -1,12 +1,13 @@
-//! Operator endpoints and metrics: `GET /health/live`, `GET /health/ready`, `GET /metrics`
-//! (Prometheus text format), the middleware that counts every request, and the process-wide
+//! Operator endpoints and metrics: `GET /health/live`, `GET /health/ready` (on the API's
+//! listener), `GET /metrics` (Prometheus text format, on a listener of its own:
+//! [`crate::metrics_router`]), the middleware that counts every request, and the process-wide
 //! Prometheus recorder.
 //!
 //! None of the three endpoints authenticates, so none may reveal more than it must: the health
 //! checks answer only `{"status":"ok"}` or `{"status":"unavailable"}` (never a version, the kind of
-//! database or an error), and failures are logged instead. `/metrics` carries project ids as
-//! labels; operators restrict it to their scrapers at the load balancer or reverse proxy. Nothing
-//! here writes to the store.
+//! database or an error), and failures are logged instead. `/metrics` carries project ids of
+//! every organization as labels, so it is served only on `--metrics-listen` (loopback unless the
+//! operator says otherwise), never on the API's address. Nothing here writes to the store.
 //!
 //! The `metrics` crate keeps one recorder per process: [`recorder`] installs it on first use
 //! (every [`crate::AppState`] asks for it), so several states in one process share it.
@@ -253,12 +254,16 @@ fn expiring(group_id: &str, within: &'static str) -> metrics::Gauge {
     )
 }
 
-/// The operator endpoints, outside `/api` (so outside authentication, rate limits and audit).
+/// The health checks, outside `/api` (so outside authentication, rate limits and audit).
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/health/live", get(live))
         .route("/health/ready", get(ready))
-        .route("/metrics", get(metrics))
+}
+
+/// The Prometheus scrape, for the metrics listener only.
+pub fn metrics_routes() -> Router<AppState> {
+    Router::new().route("/metrics", get(metrics))
 }
 
 /// The whole body of both health checks.

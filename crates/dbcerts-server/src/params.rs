@@ -194,9 +194,12 @@ impl Query {
             }
             seen.push(name);
             let bad = || AtlasError::invalid_query_parameter(name);
+            // Only a list echoes its parameters (in its links); elsewhere paging stays default.
             let mut flag = |name: &'static str| {
                 let value = parse_bool(value).ok_or_else(bad)?;
-                query.paging.given.push(name, value);
+                if accepts == Accepts::List {
+                    query.paging.given.push(name, value);
+                }
                 Ok::<bool, AtlasError>(value)
             };
             match name.as_str() {

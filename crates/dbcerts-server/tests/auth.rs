@@ -56,6 +56,9 @@ async fn a_nonce_from_one_node_is_valid_on_another() {
         a.public_key, b.public_key,
         "same database, same bootstrap key"
     );
+    // A nonce issued in the very millisecond B started would be stale on B (B cannot tell it
+    // from one of its own previous run's): B has been up a little while, as nodes are.
+    tokio::time::sleep(std::time::Duration::from_millis(2)).await;
     let nonce = fresh_nonce(&a).await;
     let r = get(
         &b,
@@ -246,6 +249,88 @@ async fn a_replayed_request_is_refused_but_increasing_nc_is_fine() {
     let lower = authorization(&h, &nonce, URI, Algorithm::Md5, "MD5", "00000004");
     assert_eq!(
         get(&h, URI, Some(lower)).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+}
+
+/// A restarted node has forgotten the `nc` values it accepted, but not that it accepted them:
+/// every nonce issued before it started is stale there, so a header its previous run accepted
+/// is answered with a fresh challenge, and that challenge works.
+#[tokio::test]
+async fn a_header_accepted_before_a_restart_is_stale_after_it() {
+    let before = Harness::new().await;
+    let nonce = fresh_nonce(&before).await;
+    let header = authorization(&before, &nonce, URI, Algorithm::Md5, "MD5", "00000001");
+    assert_eq!(
+        get(&before, URI, Some(header.clone())).await.status,
+        StatusCode::OK
+    );
+    let dir = before.dir.clone();
+    before.store.close().await;
+    drop(before);
+
+    let after = Harness::node(dir, 300).await;
+    let replay = get(&after, URI, Some(header)).await;
+    assert_eq!(replay.status, StatusCode::UNAUTHORIZED, "{}", replay.text);
+    let www = replay.www_authenticate.unwrap();
+    assert!(www.ends_with("stale=true"), "{www}");
+    // The same nonce with a count never used is no better: the nonce is from before the start.
+    let next = authorization(&after, &nonce, URI, Algorithm::Md5, "MD5", "00000002");
+    let r = get(&after, URI, Some(next)).await;
+    assert!(r.www_authenticate.unwrap().ends_with("stale=true"));
+    // The challenge answered with the same key is accepted: no failure was counted.
+    let fresh = nonce_in(&www);
+    let retry = authorization(&after, &fresh, URI, Algorithm::Md5, "MD5", "00000001");
+    assert_eq!(get(&after, URI, Some(retry)).await.status, StatusCode::OK);
+    let failures = after
+        .store
+        .list_audit(&Default::default(), 0, 1000)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.event.action == "authentication.failed")
+        .count();
+    assert_eq!(failures, 0, "a stale nonce is not a failed attempt");
+}
+
+/// With `digest-replay-check = "store"`, a header one node accepted is a replay on every node,
+/// while nonces still cross nodes with a rising count.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_store_replay_checks_no_node_accepts_what_another_accepted() {
+    let config = || dbcerts_server::ServerConfig {
+        digest_replay_check: digest::ReplayCheck::Store,
+        ..Default::default()
+    };
+    let first = Harness::new().await;
+    let a = Harness::node_with(first.dir.clone(), 300, config()).await;
+    let b = Harness::node_with(first.dir.clone(), 300, config()).await;
+    tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+    let nonce = fresh_nonce(&a).await;
+    let header = |nc| authorization(&a, &nonce, URI, Algorithm::Md5, "MD5", nc);
+    assert_eq!(
+        get(&a, URI, Some(header("00000001"))).await.status,
+        StatusCode::OK
+    );
+    for node in [&b, &a] {
+        let replay = get(node, URI, Some(header("00000001"))).await;
+        assert_eq!(replay.status, StatusCode::UNAUTHORIZED, "{}", replay.text);
+        assert!(replay.www_authenticate.unwrap().ends_with("stale=true"));
+    }
+    // The client's next counts are good wherever they land; a lower one is not.
+    assert_eq!(
+        get(&b, URI, Some(header("00000002"))).await.status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        get(&a, URI, Some(header("00000003"))).await.status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        get(&b, URI, Some(header("00000005"))).await.status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        get(&a, URI, Some(header("00000004"))).await.status,
         StatusCode::UNAUTHORIZED
     );
 }

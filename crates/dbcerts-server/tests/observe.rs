@@ -1,5 +1,6 @@
-//! The operator endpoints: `/health/live`, `/health/ready` and `/metrics`, without credentials,
-//! over a real SQLite file; every metric is read back by parsing the exposition text.
+//! The operator endpoints: `/health/live`, `/health/ready` (the API's router) and `/metrics`
+//! (the metrics listener's router, never the API's), without credentials, over a real SQLite
+//! file; every metric is read back by parsing the exposition text.
 //!
 //! The metrics recorder is process-wide, so the tests of this file take turns (`SERIAL`) and
 //! compare counters before and after what they do.
@@ -146,6 +147,27 @@ async fn audit_len(h: &Harness) -> usize {
         .len()
 }
 
+/// The notAfter (Unix seconds) of the certificate that opens an issuing response's PEM.
+fn not_after_of(response_pem: &str) -> i64 {
+    let (_, pem) = x509_parser::pem::parse_x509_pem(response_pem.as_bytes()).expect("a PEM block");
+    assert_eq!(pem.label, "CERTIFICATE");
+    let cert = pem.parse_x509().expect("an X.509 certificate");
+    cert.validity().not_after.timestamp()
+}
+
+/// What `dbcerts_certificates_expiring` says, `(7d, 30d)`, for certificates expiring at
+/// `not_afters` when the scrape's clock reads `now`: as the store counts, a certificate
+/// expiring at `now` is gone and one expiring at `now + window` is within it.
+fn expected_expiring(not_afters: &[i64], now: i64) -> (f64, f64) {
+    let within = |days: i64| {
+        not_afters
+            .iter()
+            .filter(|&&na| na > now && na <= now + days * 86_400)
+            .count() as f64
+    };
+    (within(7), within(30))
+}
+
 #[tokio::test]
 async fn health_answers_without_credentials_and_reveals_nothing() {
     let _turn = SERIAL.lock().await;
@@ -161,10 +183,23 @@ async fn health_answers_without_credentials_and_reveals_nothing() {
         assert!(!a.headers.contains_key("www-authenticate"), "{path}");
         assert!(!a.headers.contains_key("ratelimit-limit"), "{path}");
     }
-    let m = fetch(&h.app, "GET", "/metrics").await;
+    let m = fetch(&h.metrics, "GET", "/metrics").await;
     assert_eq!(m.status, StatusCode::OK);
     assert_eq!(m.headers["cache-control"], "no-store");
     assert!(!m.headers.contains_key("ratelimit-limit"));
+    // The API's address does not serve metrics (they name every organization's projects): it is
+    // Atlas's 404 there. The metrics listener serves nothing else.
+    let on_api = fetch(&h.app, "GET", "/metrics").await;
+    assert_eq!(on_api.status, StatusCode::NOT_FOUND);
+    assert_eq!(on_api.headers["x-error-code"], "RESOURCE_NOT_FOUND");
+    assert!(!on_api.text.contains("dbcerts_"), "{}", on_api.text);
+    for path in ["/health/live", "/api/atlas/v2/groups", "/"] {
+        let a = fetch(&h.metrics, "GET", path).await;
+        assert_eq!(a.status, StatusCode::NOT_FOUND, "{path}");
+        assert_eq!(a.headers["x-error-code"], "RESOURCE_NOT_FOUND", "{path}");
+    }
+    let post = fetch(&h.metrics, "POST", "/metrics").await;
+    assert_eq!(post.status, StatusCode::METHOD_NOT_ALLOWED);
     // Another method is Atlas's 405, not a framework body.
     let post = fetch(&h.app, "POST", "/health/live").await;
     assert_eq!(post.status, StatusCode::METHOD_NOT_ALLOWED);
@@ -181,7 +216,7 @@ async fn ready_turns_unavailable_when_the_store_is_closed() {
         fetch(&h.app, "GET", "/health/ready").await.status,
         StatusCode::OK
     );
-    let before = Scrape::of(&h.app).await;
+    let before = Scrape::of(&h.metrics).await;
     assert_eq!(before.get("dbcerts_store_up", &[]), 1.0);
 
     h.store.close().await;
@@ -206,7 +241,7 @@ async fn ready_turns_unavailable_when_the_store_is_closed() {
     assert_eq!(live.text, r#"{"status":"ok"}"#);
 
     // /metrics still answers, and says the store is down.
-    let after = Scrape::of(&h.app).await;
+    let after = Scrape::of(&h.metrics).await;
     assert_eq!(after.get("dbcerts_store_up", &[]), 0.0);
     let delta = |op: &str, status: &str| count(&after, op, status) - count(&before, op, status);
     assert_eq!(delta("GET /health/ready", "503"), 1.0);
@@ -220,14 +255,17 @@ async fn metrics_count_requests_issuance_store_latency_and_expiry() {
     let h = Harness::new().await;
     let gid = h.project("observed").await;
     h.managed_user(&gid, "alice").await;
-    let before = Scrape::of(&h.app).await;
+    let before = Scrape::of(&h.metrics).await;
 
     let certs = format!("/groups/{gid}/databaseUsers/alice/certs");
+    // Each certificate's own notAfter, read from the PEM the server answered.
+    let mut not_afters = Vec::new();
     for _ in 0..2 {
         let r = h
             .v2("POST", &certs, Some(r#"{"monthsUntilExpiration":1}"#))
             .await;
         assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+        not_afters.push(not_after_of(&r.text));
     }
     // A certificate expiring in three days, written through the store directly (not metered).
     let now = chrono::Utc::now();
@@ -252,6 +290,7 @@ async fn metrics_count_requests_issuance_store_latency_and_expiry() {
         details: "{}".into(),
     };
     h.store.insert_certificate(&soon, &audit).await.unwrap();
+    not_afters.push(soon.not_after);
     assert_eq!(
         fetch(&h.app, "GET", "/health/live").await.status,
         StatusCode::OK
@@ -260,7 +299,10 @@ async fn metrics_count_requests_issuance_store_latency_and_expiry() {
         fetch(&h.app, "GET", "/no/such/path").await.status,
         StatusCode::NOT_FOUND
     );
-    let after = Scrape::of(&h.app).await;
+    // The expiry gauges count from the scrape's "now", which lies between these two.
+    let scraped_from = chrono::Utc::now().timestamp();
+    let after = Scrape::of(&h.metrics).await;
+    let scraped_to = chrono::Utc::now().timestamp();
     let delta = |op: &str, status: &str| count(&after, op, status) - count(&before, op, status);
 
     // Requests, by route template and status: each Digest call is two 401s (challenge, nonce)
@@ -333,20 +375,30 @@ async fn metrics_count_requests_issuance_store_latency_and_expiry() {
         ) > 0.0
     );
 
-    // Expiry: two one-month certificates are within 30 days only; the three-day one is in both.
+    // Expiry: the three-day certificate is in both windows. A one-month certificate lives 28
+    // to 31 days, so whether it is within 30 days depends on the month it was issued in
+    // (issued on 7 December it expires on 7 January, 31 days later): the expected counts
+    // come from the certificates' real notAfter, at every second the scrape may have read.
     let within = |s: &Scrape, w: &str| {
         s.get(
             "dbcerts_certificates_expiring",
             &[("group_id", gid.as_str()), ("within", w)],
         )
     };
-    assert_eq!(within(&after, "7d"), 1.0);
-    assert_eq!(within(&after, "30d"), 3.0);
+    let got = (within(&after, "7d"), within(&after, "30d"));
+    let allowed: Vec<(f64, f64)> = (scraped_from..=scraped_to)
+        .map(|now| expected_expiring(&not_afters, now))
+        .collect();
+    assert!(
+        allowed.contains(&got),
+        "{got:?}, expected one of {allowed:?}"
+    );
+    assert_eq!(got.0, 1.0, "the three-day certificate, and only it");
     assert_eq!(after.get("dbcerts_store_up", &[]), 1.0);
 
     // A project that disappears is set to zero, not left at its last value.
     assert!(h.store.delete_project(&gid).await.unwrap());
-    let gone = Scrape::of(&h.app).await;
+    let gone = Scrape::of(&h.metrics).await;
     assert!(gone.has(
         "dbcerts_certificates_expiring",
         &[("group_id", gid.as_str()), ("within", "7d")]
@@ -378,7 +430,7 @@ async fn the_pool_gauge_shows_the_keys_ready() {
         ..ServerConfig::default()
     };
     let store: Arc<dyn Store> = Arc::new(h.store.clone());
-    let app = dbcerts_server::router(AppState::new(
+    let app = dbcerts_server::metrics_router(AppState::new(
         store,
         Arc::new(master),
         nonce,

@@ -101,6 +101,16 @@ pub enum BatchWrite {
     Certificate(CertificateRecord, AuditEvent),
     /// An audit entry alone.
     Audit(AuditEvent),
+    /// A Digest nonce count a node accepted (the server's `digest-replay-check = "store"`):
+    /// recorded when it is higher than every count recorded for `nonce` so far
+    /// ([`Recorded::Yes`]), else refused ([`Recorded::CountNotHigher`]: a replay). The record is
+    /// kept until `expires` (Unix seconds); the batch removes records expired at `now`.
+    DigestNonceCount {
+        nonce: String,
+        nc: u32,
+        expires: i64,
+        now: i64,
+    },
 }
 
 /// What became of one write of [`crate::Store::commit_batch`].
@@ -112,6 +122,8 @@ pub enum Recorded {
     SerialTaken,
     /// Not recorded: the project does not exist (it was deleted meanwhile).
     ProjectGone,
+    /// Not recorded: a count at least as high is recorded for the nonce already.
+    CountNotHigher,
 }
 
 impl Recorded {
@@ -121,6 +133,7 @@ impl Recorded {
             Recorded::Yes => Ok(()),
             Recorded::SerialTaken => Err(crate::StoreError::Conflict("certificate serial")),
             Recorded::ProjectGone => Err(crate::StoreError::Gone),
+            Recorded::CountNotHigher => Err(crate::StoreError::Conflict("digest nonce count")),
         }
     }
 }

@@ -438,19 +438,20 @@ macro_rules! sql_store {
 
             async fn get_api_key_auth(&self, public_key: &str) -> StoreResult<Option<ApiKeyAuth>> {
                 // One connection, one read transaction: a consistent view of the key and its rows.
+                // An unknown key runs the same statements (for a principal id no row has), so
+                // that the time taken does not tell which keys exist.
                 let mut tx = self.pool.begin().await.map_err(map_err)?;
-                let Some(row) = sqlx::query("SELECT * FROM api_keys WHERE public_key = $1")
+                let key = sqlx::query("SELECT * FROM api_keys WHERE public_key = $1")
                     .bind(public_key)
                     .fetch_optional(&mut *tx)
                     .await
                     .map_err(map_err)?
-                else {
-                    return Ok(None);
-                };
-                let key = api_key_from_row(&row)?;
+                    .map(|row| api_key_from_row(&row))
+                    .transpose()?;
+                let principal_id = key.as_ref().map_or("", |k| k.id.as_str());
                 let grants =
                     sqlx::query("SELECT * FROM project_grants WHERE principal_id = $1 ORDER BY project_id")
-                        .bind(&key.id)
+                        .bind(principal_id)
                         .fetch_all(&mut *tx)
                         .await
                         .map_err(map_err)?
@@ -460,7 +461,7 @@ macro_rules! sql_store {
                 let access_list = sqlx::query(
                     "SELECT * FROM access_list_entries WHERE principal_id = $1 ORDER BY cidr_block",
                 )
-                .bind(&key.id)
+                .bind(principal_id)
                 .fetch_all(&mut *tx)
                 .await
                 .map_err(map_err)?
@@ -468,7 +469,7 @@ macro_rules! sql_store {
                 .map(access_entry_from_row)
                 .collect::<StoreResult<_>>()?;
                 tx.commit().await.map_err(map_err)?;
-                Ok(Some(ApiKeyAuth {
+                Ok(key.map(|key| ApiKeyAuth {
                     key,
                     grants,
                     access_list,
@@ -678,16 +679,17 @@ macro_rules! sql_store {
                 &self,
                 client_id: &str,
             ) -> StoreResult<Option<ServiceAccountAuth>> {
+                // An unknown client runs the same statements (for an id no row has), so that
+                // the time taken does not tell which clients exist.
                 let mut tx = self.pool.begin().await.map_err(map_err)?;
-                let Some(row) = sqlx::query("SELECT * FROM service_accounts WHERE client_id = $1")
+                let account = sqlx::query("SELECT * FROM service_accounts WHERE client_id = $1")
                     .bind(client_id)
                     .fetch_optional(&mut *tx)
                     .await
                     .map_err(map_err)?
-                else {
-                    return Ok(None);
-                };
-                let account = service_account_from_row(&row)?;
+                    .map(|row| service_account_from_row(&row))
+                    .transpose()?;
+                let client_id = account.as_ref().map_or("", |a| a.client_id.as_str());
                 let secrets = sqlx::query(
                     "SELECT * FROM service_account_secrets WHERE client_id = $1 ORDER BY created, id",
                 )
@@ -718,7 +720,7 @@ macro_rules! sql_store {
                 .map(access_entry_from_row)
                 .collect::<StoreResult<_>>()?;
                 tx.commit().await.map_err(map_err)?;
-                Ok(Some(ServiceAccountAuth {
+                Ok(account.map(|account| ServiceAccountAuth {
                     account,
                     secrets,
                     grants,
@@ -1022,13 +1024,48 @@ macro_rules! sql_store {
 
             async fn commit_batch(&self, batch: &[BatchWrite]) -> StoreResult<Vec<Recorded>> {
                 let mut tx = self.write_tx().await?;
-                let mut head = audit_head(&mut tx).await?;
+                let audits = batch
+                    .iter()
+                    .any(|w| !matches!(w, BatchWrite::DigestNonceCount { .. }));
+                // A batch of nonce counts alone (most of them under Digest load) needs no head.
+                let mut head = if audits {
+                    audit_head(&mut tx).await?
+                } else {
+                    (0, Vec::new())
+                };
+                let mut prune_before = None;
                 let mut outcomes = Vec::with_capacity(batch.len());
                 for write in batch {
                     let (c, audit) = match write {
                         BatchWrite::Audit(event) => {
                             append_audit_after(&mut tx, &mut head, event).await?;
                             outcomes.push(Recorded::Yes);
+                            continue;
+                        }
+                        BatchWrite::DigestNonceCount {
+                            nonce,
+                            nc,
+                            expires,
+                            now,
+                        } => {
+                            // Inserted, or raised; a count not higher changes no row.
+                            let done = sqlx::query(
+                                "INSERT INTO digest_nonce_counts (nonce, nc, expires) VALUES ($1, $2, $3)
+                                 ON CONFLICT (nonce) DO UPDATE SET nc = excluded.nc
+                                 WHERE digest_nonce_counts.nc < excluded.nc",
+                            )
+                            .bind(nonce)
+                            .bind(i64::from(*nc))
+                            .bind(*expires)
+                            .execute(&mut *tx)
+                            .await
+                            .map_err(map_err)?;
+                            outcomes.push(if done.rows_affected() == 1 {
+                                Recorded::Yes
+                            } else {
+                                Recorded::CountNotHigher
+                            });
+                            prune_before = prune_before.max(Some(*now));
                             continue;
                         }
                         BatchWrite::Certificate(c, audit) => (c, audit),
@@ -1068,6 +1105,13 @@ macro_rules! sql_store {
                         Recorded::ProjectGone
                     };
                     outcomes.push(outcome);
+                }
+                if let Some(now) = prune_before {
+                    sqlx::query("DELETE FROM digest_nonce_counts WHERE expires < $1")
+                        .bind(now)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(map_err)?;
                 }
                 tx.commit().await.map_err(map_err)?;
                 Ok(outcomes)

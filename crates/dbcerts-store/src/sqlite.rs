@@ -5,8 +5,13 @@
 //! migrations run, so that processes starting at once migrate one after the other (sqlx takes
 //! no lock for SQLite). `<db>.serve.lock` is held shared for as long as a store is open, so that
 //! `dbcerts restore` can tell that the file is in use.
+//!
+//! Every file the adapter creates is mode 0600 whatever the umask: the lock files, and the
+//! database file, created empty before SQLite opens it, since SQLite gives the `-wal` and `-shm`
+//! files the database file's mode.
 
 use std::fs::File;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::Arc;
@@ -52,6 +57,10 @@ impl SqliteStore {
 
     async fn connect(options: SqliteConnectOptions) -> StoreResult<SqliteStore> {
         let path = database_file(&options);
+        if let Some(p) = &path {
+            create_private(p)
+                .map_err(|e| StoreError::Internal(format!("creating {}: {e}", p.display())))?;
+        }
         let options = options
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
@@ -232,13 +241,29 @@ async fn lock_file(db: &Path, what: &str, mode: Lock) -> StoreResult<File> {
     .map_err(|e: std::io::Error| StoreError::Internal(format!("locking {what} lock file: {e}")))
 }
 
-/// Opens (creating if needed, never truncating) a lock file.
+/// Opens (creating if needed, mode 0600, never truncating) a lock file.
 fn open_lock_file(path: &Path) -> std::io::Result<File> {
     File::options()
         .create(true)
         .truncate(false)
         .write(true)
+        .mode(0o600)
         .open(path)
+}
+
+/// Creates `path` empty with mode 0600 if it does not exist (an empty file is an empty SQLite
+/// database); an existing file is left as it is.
+fn create_private(path: &Path) -> std::io::Result<()> {
+    match File::options()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+    {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e),
+    }
 }
 
 /// The lock file `<db>.<what>.lock`.

@@ -3,10 +3,10 @@
 //! `ConnectInfo<SocketAddr>`.
 
 pub mod connections;
+pub mod data_dir;
 pub mod tls;
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::os::unix::fs::DirBuilderExt;
 use std::sync::Arc;
 
@@ -15,6 +15,7 @@ use axum_server::tls_rustls::RustlsAcceptor;
 use dbcerts_ca::pool::KeyPool;
 use std::path::Path;
 
+use dbcerts_server::head_limits;
 use dbcerts_server::secrets::{MasterKeySource, load_master_key, nonce_key, verify_master_key};
 use dbcerts_server::{AppState, SHUTDOWN_GRACE, ServerConfig};
 use dbcerts_store::{Backend, redact_url};
@@ -23,7 +24,7 @@ use tokio::signal::unix::{Signal, SignalKind, signal};
 
 use crate::config::Settings;
 pub use connections::ConnectionLimits;
-use connections::{LimitedListener, Peer};
+use connections::{ConnectionRouter, LimitedListener, Peer};
 pub use tls::TlsCertificate;
 
 /// An opened store and master key, ready to serve.
@@ -89,6 +90,7 @@ impl App {
             body_timeout: settings.body_timeout,
             access: settings.access.clone(),
             tls: settings.tls.is_some(),
+            digest_replay_check: settings.digest_replay_check,
         };
         let state = AppState::new(store.shared(), Arc::new(master), nonce, pool, config);
         Ok(App {
@@ -103,17 +105,24 @@ impl App {
 /// and closes the database. With TLS, SIGHUP reloads the certificate and key files.
 pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     settings.check_transport()?;
+    data_dir::check(&settings.data_dir, settings.allow_readable_data_dir)?;
     // A bad certificate stops startup before anything is created on disk.
     let tls = settings
         .tls
         .as_ref()
         .map(TlsCertificate::load)
         .transpose()?;
-    let app = App::build(settings).await?;
-    let listener = TcpListener::bind(app.settings.listen)
+    // Bind before anything is created on disk: a port already taken stops startup without
+    // leaving a data directory, master key, organization or credentials file behind.
+    let listener = TcpListener::bind(settings.listen)
         .await
-        .with_context(|| format!("binding {}", app.settings.listen))?;
+        .with_context(|| format!("binding {}", settings.listen))?;
     let addr = listener.local_addr()?;
+    let metrics_listener = TcpListener::bind(settings.metrics_listen)
+        .await
+        .with_context(|| format!("binding --metrics-listen {}", settings.metrics_listen))?;
+    let metrics_addr = metrics_listener.local_addr()?;
+    let app = App::build(settings).await?;
     // Take over the signals before announcing the address: a signal sent as soon as the line
     // below appears must not meet the default action (which ends the process on SIGHUP).
     let shutdown = ShutdownSignals::install()?;
@@ -124,9 +133,26 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     tracing::info!(%addr, tls = tls.is_some(), database = app.store.kind(), key_algorithm = %app.settings.key_algorithm, pool = app.settings.key_pool_size, "dbcerts listening");
     // Tests start the server on port 0 and read the bound address from this line.
     println!("dbcerts listening on {scheme}://{addr}");
+    println!("dbcerts metrics on http://{metrics_addr}/metrics");
     let router = dbcerts_server::router(app.state.clone());
     let limits = app.settings.connections.fit_to_open_file_limit();
+    let (stop_metrics, metrics_stop) = tokio::sync::oneshot::channel::<()>();
+    let metrics = tokio::spawn(serve_router(
+        metrics_listener,
+        dbcerts_server::metrics_router(app.state.clone()),
+        None,
+        ConnectionLimits {
+            max_connections: METRICS_CONNECTIONS,
+            max_connections_per_address: METRICS_CONNECTIONS,
+            ..limits
+        },
+        async {
+            let _ = metrics_stop.await;
+        },
+    ));
     serve_router(listener, router, tls, limits, shutdown.recv()).await?;
+    let _ = stop_metrics.send(());
+    metrics.await.context("the metrics listener")??;
     tracing::info!("shutting down: stopping the key pool and closing the database");
     let pool = Arc::clone(app.state.pool());
     tokio::task::spawn_blocking(move || pool.shutdown())
@@ -136,6 +162,9 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     tracing::info!("stopped");
     Ok(())
 }
+
+/// Connections the metrics listener serves at once (a Prometheus server needs one).
+const METRICS_CONNECTIONS: usize = 16;
 
 /// Serves `router` on `listener`, over TLS if `tls` is given, within `limits`, until `shutdown`
 /// completes; then stops accepting, lets in-flight requests finish for up to [`SHUTDOWN_GRACE`]
@@ -155,7 +184,7 @@ pub async fn serve_router(
             handle.graceful_shutdown(Some(SHUTDOWN_GRACE));
         }
     });
-    let service = router.into_make_service_with_connect_info::<SocketAddr>();
+    let service = ConnectionRouter::new(router);
     let listener = LimitedListener::new(listener, limits);
     let mut server = axum_server::Server::<Peer>::from_listener(listener)
         .handle(handle)
@@ -164,16 +193,22 @@ pub async fn serve_router(
         .first_request_timeout(limits.header_timeout)
         .accept_error_handler(|peer, e| match peer {
             // A client that does not trust the certificate, or speaks plain HTTP to the TLS port.
-            Some(Peer(peer)) => {
-                tracing::debug!(%peer, error = %e, "connection failed before its first request");
+            Some(peer) => {
+                tracing::debug!(peer = %peer.addr, error = %e, "connection failed before its first request");
             }
             // The listener itself, e.g. out of file descriptors; accepting resumes shortly.
             None => tracing::warn!(error = %e, "accepting a connection failed"),
         });
+    // hyper's own head limits sit far above the head budget, so that a head over the budget is
+    // read whole and refused in Atlas's format (dbcerts_server::head_limits).
     server
         .http_builder()
         .http1()
-        .header_read_timeout(limits.header_timeout);
+        .header_read_timeout(limits.header_timeout)
+        .max_buf_size(head_limits::HYPER_MAX_HEAD_BYTES)
+        .max_headers(head_limits::HYPER_MAX_HEADERS)
+        .http2()
+        .max_header_list_size(head_limits::HYPER_MAX_HEAD_BYTES as u32);
     let served = match tls {
         None => server.serve(service).await,
         Some(tls) => {
@@ -248,8 +283,11 @@ pub async fn open_checked_store(
 ) -> anyhow::Result<(Backend, dbcerts_ca::sealing::MasterKey)> {
     if let Some(path) = key_to_generate(&settings.master_key) {
         anyhow::bail!(
-            "no master key at {}; run `dbcerts serve` first or pass --master-key-file",
-            path.display()
+            "no master key at {}, so {} is not the data directory of a dbcerts server: pass \
+             the --data-dir (or DBCERTS_DATA_DIR) that `dbcerts serve` uses, --master-key-file \
+             if the key is kept elsewhere, or run `dbcerts serve` first",
+            path.display(),
+            settings.data_dir.display()
         );
     }
     let store = open_store(settings).await?;

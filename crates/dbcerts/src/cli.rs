@@ -174,13 +174,22 @@ pub enum ApikeyCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum CaCommand {
-    /// Print a project's managed CA certificate (PEM), for `net.tls.CAFile` of mongod.
+    /// Print a project's managed CA certificate (PEM), for `net.tls.CAFile` of mongod, or write
+    /// it to a file with --out. Opens the store directly: run it with the --data-dir (and
+    /// --database-url) that `dbcerts serve` uses.
     ///
-    /// Example: dbcerts ca export --project 5efda6aea3f2ed2e7dd6ce05 > atlas-managed-ca.pem
+    /// Example: dbcerts ca export --project 5efda6aea3f2ed2e7dd6ce05 --out dbcerts-ca.pem
     Export {
         /// The project (group) id.
         #[arg(long)]
         project: String,
+        /// Write the PEM to FILE (mode 0644: a certificate is public) instead of stdout; FILE
+        /// appears only once the export has succeeded, complete
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+        /// Replace FILE if it exists
+        #[arg(long, requires = "out")]
+        force: bool,
         #[command(flatten)]
         store: GlobalArgs,
     },
@@ -223,4 +232,21 @@ pub struct ServeArgs {
         value_parser = clap::builder::BoolishValueParser::new(),
     )]
     pub allow_plaintext: Option<bool>,
+    /// Address to serve `GET /metrics` (Prometheus) on; never the API's address, since metrics
+    /// name every project of every organization [default: 127.0.0.1:8081]
+    #[arg(long, env = "DBCERTS_METRICS_LISTEN", value_name = "ADDR")]
+    pub metrics_listen: Option<String>,
+    /// Serve from a data directory that group or others can enter (it holds the database, the
+    /// master key and the bootstrap credentials); only if another layer protects it
+    /// [default: false]
+    #[arg(
+        long,
+        env = "DBCERTS_ALLOW_READABLE_DATA_DIR",
+        value_name = "BOOL",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "true",
+        value_parser = clap::builder::BoolishValueParser::new(),
+    )]
+    pub allow_readable_data_dir: Option<bool>,
 }

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use dbcerts_ca::{KeyAlgorithm, ManagedCaParams};
+use dbcerts_server::auth::digest::ReplayCheck;
 use dbcerts_server::secrets::MasterKeySource;
 use dbcerts_server::{AccessConfig, RateLimits};
 use serde::Deserialize;
@@ -37,6 +38,7 @@ pub struct FileConfig {
     pub max_connections_per_address: Option<usize>,
     pub header_timeout_secs: Option<u64>,
     pub digest_nonce_lifetime_secs: Option<i64>,
+    pub digest_replay_check: Option<String>,
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
     pub allow_plaintext: Option<bool>,
@@ -49,8 +51,11 @@ pub struct FileConfig {
     pub rate_limit_orgs_per_minute: Option<u32>,
     pub auth_failures_before_delay: Option<u32>,
     pub auth_failures_before_lockout: Option<u32>,
+    pub auth_failures_per_address_before_lockout: Option<u32>,
     pub auth_failure_window_secs: Option<i64>,
     pub auth_lockout_secs: Option<i64>,
+    pub metrics_listen: Option<String>,
+    pub allow_readable_data_dir: Option<bool>,
 }
 
 /// Everything `serve` and the store-opening commands need, fully resolved.
@@ -73,12 +78,18 @@ pub struct Settings {
     /// Open connections at once, and the header (and idle) timeout.
     pub connections: ConnectionLimits,
     pub nonce_lifetime_secs: i64,
+    /// Where Digest nonce counts are kept: each node's memory, or also the shared store.
+    pub digest_replay_check: ReplayCheck,
     /// The API's own certificate and key; `None` serves plain HTTP.
     pub tls: Option<TlsFiles>,
     /// Plain HTTP on a non-loopback address is allowed (a TLS-terminating proxy is in front).
     pub allow_plaintext: bool,
     /// Token lifetime, rate limits and failed-authentication throttling.
     pub access: AccessConfig,
+    /// Where `GET /metrics` is served (never on `listen`).
+    pub metrics_listen: SocketAddr,
+    /// Serve from a data directory that group or others can enter.
+    pub allow_readable_data_dir: bool,
 }
 
 /// The PEM files `serve` reads its HTTPS certificate chain and private key from, at startup and
@@ -118,6 +129,9 @@ fn access_config(file: &FileConfig) -> anyhow::Result<AccessConfig> {
         auth_failures_before_lockout: file
             .auth_failures_before_lockout
             .unwrap_or(d.auth_failures_before_lockout),
+        auth_failures_per_address_before_lockout: file
+            .auth_failures_per_address_before_lockout
+            .unwrap_or(d.auth_failures_per_address_before_lockout),
         auth_failure_window_secs: file
             .auth_failure_window_secs
             .unwrap_or(d.auth_failure_window_secs),
@@ -137,6 +151,10 @@ fn access_config(file: &FileConfig) -> anyhow::Result<AccessConfig> {
         (
             "auth-failures-before-lockout",
             c.auth_failures_before_lockout,
+        ),
+        (
+            "auth-failures-per-address-before-lockout",
+            c.auth_failures_per_address_before_lockout,
         ),
     ];
     for (key, value) in counts {
@@ -222,9 +240,30 @@ impl Settings {
                 "--tls-key is set but --tls-cert is not; HTTPS needs both the certificate and its private key (flags, DBCERTS_TLS_CERT/DBCERTS_TLS_KEY, or tls-cert/tls-key in the config file)"
             ),
         };
+        let digest_replay_check = match file.digest_replay_check.as_deref() {
+            None | Some("node") => ReplayCheck::Node,
+            Some("store") => ReplayCheck::Store,
+            Some(other) => anyhow::bail!(
+                "digest-replay-check must be \"node\" (each node refuses replays of what it accepted) or \"store\" (every node refuses them, one database write per Digest request), not {other:?}"
+            ),
+        };
         let allow_plaintext = serve
             .allow_plaintext
             .or(file.allow_plaintext)
+            .unwrap_or(false);
+        let metrics_text = serve
+            .metrics_listen
+            .clone()
+            .or(file.metrics_listen)
+            .unwrap_or_else(|| DEFAULT_METRICS_LISTEN.to_owned());
+        let metrics_listen = metrics_text.parse().with_context(|| {
+            format!(
+                "--metrics-listen {metrics_text:?} is not an address like {DEFAULT_METRICS_LISTEN}"
+            )
+        })?;
+        let allow_readable_data_dir = serve
+            .allow_readable_data_dir
+            .or(file.allow_readable_data_dir)
             .unwrap_or(false);
         let defaults = ManagedCaParams::default();
         let default_connections = ConnectionLimits::default();
@@ -266,9 +305,12 @@ impl Settings {
                     .unwrap_or(default_connections.header_timeout),
             },
             nonce_lifetime_secs: file.digest_nonce_lifetime_secs.unwrap_or(300),
+            digest_replay_check,
             access,
             tls,
             allow_plaintext,
+            metrics_listen,
+            allow_readable_data_dir,
         })
     }
 
@@ -286,6 +328,9 @@ impl Settings {
         )
     }
 }
+
+/// Where metrics are served unless configured: loopback, as Prometheus exporters do.
+pub const DEFAULT_METRICS_LISTEN: &str = "127.0.0.1:8081";
 
 /// 127.0.0.0/8 and ::1, also written as an IPv4-mapped IPv6 address.
 fn is_loopback(ip: IpAddr) -> bool {
@@ -330,6 +375,14 @@ mod tests {
     }
 
     #[test]
+    fn metrics_listen_on_loopback_unless_configured() {
+        let s = Settings::resolve(&GlobalArgs::default(), &ServeArgs::default()).unwrap();
+        assert_eq!(s.metrics_listen, DEFAULT_METRICS_LISTEN.parse().unwrap());
+        assert!(s.metrics_listen.ip().is_loopback());
+        assert!(!s.allow_readable_data_dir);
+    }
+
+    #[test]
     fn bad_values_stop_startup() {
         let global = GlobalArgs {
             key_algorithm: Some("rsa-1024".into()),
@@ -352,6 +405,32 @@ mod tests {
             ..Default::default()
         };
         assert!(Settings::resolve(&global, &ServeArgs::default()).is_err());
+    }
+
+    #[test]
+    fn digest_replay_check_is_node_or_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("dbcerts.toml");
+        let resolve = |text: &str| {
+            std::fs::write(&path, text).unwrap();
+            let global = GlobalArgs {
+                config: Some(path.clone()),
+                ..Default::default()
+            };
+            Settings::resolve(&global, &ServeArgs::default())
+        };
+        assert_eq!(resolve("").unwrap().digest_replay_check, ReplayCheck::Node);
+        let store = resolve("digest-replay-check = \"store\"\n").unwrap();
+        assert_eq!(store.digest_replay_check, ReplayCheck::Store);
+        let node = resolve("digest-replay-check = \"node\"\n").unwrap();
+        assert_eq!(node.digest_replay_check, ReplayCheck::Node);
+        let err = resolve("digest-replay-check = \"cluster\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("digest-replay-check") && err.contains("cluster"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -36,10 +36,22 @@ pub fn run(cli: Cli) -> ExitCode {
                 app::serve(cfg).await?;
             }
             Command::Ca {
-                command: CaCommand::Export { project, store },
+                command:
+                    CaCommand::Export {
+                        project,
+                        out,
+                        force,
+                        store,
+                    },
             } => {
+                if let Some(path) = &out {
+                    operator::check_replaceable(path, force)?;
+                }
                 let pem = app::export_ca(&settings(&store)?, &project).await?;
-                print!("{pem}");
+                match out {
+                    Some(path) => operator::write_certificate_file(&path, &pem, force)?,
+                    None => print!("{pem}"),
+                }
             }
             Command::Audit { command } => {
                 let store = match &command {
@@ -132,10 +144,18 @@ fn init_logging(format: &str) {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(colour_logs())
         .with_writer(std::io::stderr);
     let _ = if format == "json" {
         builder.json().try_init()
     } else {
         builder.try_init()
     };
+}
+
+/// Colour codes only for a person at a terminal: a log redirected to a file or a pipe (a
+/// service manager, `2> server.log`) gets plain text. `NO_COLOR` turns colour off everywhere.
+fn colour_logs() -> bool {
+    use std::io::IsTerminal;
+    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }

@@ -1,9 +1,9 @@
 //! Operator commands that work on the store directly, for bootstrap and recovery: create an API
 //! key with given roles, rotate the bootstrap key, read or verify the audit log, and back up or
-//! restore a SQLite database.
+//! restore a SQLite database, and write an exported CA certificate to a file.
 
 use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 
 use anyhow::Context;
@@ -420,6 +420,9 @@ pub async fn restore(settings: &Settings, from: &Path) -> anyhow::Result<String>
     let staged = sibling(&db, ".restoring");
     remove_database_files(&staged)?;
     std::fs::copy(from, &staged).with_context(|| format!("copying {}", from.display()))?;
+    // `copy` gives the copy the backup's mode; the restored database is private whatever that is.
+    std::fs::set_permissions(&staged, std::fs::Permissions::from_mode(0o600))
+        .with_context(|| format!("making {} private", staged.display()))?;
     let checked = async {
         let store = dbcerts_store::SqliteStore::open(&staged).await?;
         let integrity = store.integrity_check().await?;
@@ -538,4 +541,49 @@ async fn count_rows(db: &Path) -> anyhow::Result<String> {
         "{} projects, {} database users, {} certificates",
         c.projects, c.database_users, c.certificates
     ))
+}
+
+/// Refuses an existing `path` unless `force`: checked before anything is done for it.
+pub fn check_replaceable(path: &Path, force: bool) -> anyhow::Result<()> {
+    if !force && std::fs::symlink_metadata(path).is_ok() {
+        return Err(exists(path));
+    }
+    Ok(())
+}
+
+fn exists(path: &Path) -> anyhow::Error {
+    anyhow::anyhow!("{} exists; pass --force to replace it", path.display())
+}
+
+/// Writes a certificate `pem` to `path` with mode 0644 (a certificate is public, and the
+/// `mongod` that reads it may run as another user), all or nothing: a temporary file in the
+/// same directory is written, synced and then linked into place, so `path` never holds a
+/// partial or empty certificate. Without `force` an existing file is never replaced.
+pub fn write_certificate_file(path: &Path, pem: &str, force: bool) -> anyhow::Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let cannot = || format!("cannot write {}", path.display());
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".dbcerts-")
+        .tempfile_in(dir)
+        .with_context(cannot)?;
+    tmp.as_file()
+        .set_permissions(std::fs::Permissions::from_mode(0o644))
+        .and_then(|_| tmp.write_all(pem.as_bytes()))
+        .and_then(|_| tmp.as_file().sync_all())
+        .with_context(cannot)?;
+    let placed = if force {
+        tmp.persist(path).map(|_| ())
+    } else {
+        tmp.persist_noclobber(path).map(|_| ())
+    };
+    placed.map_err(|e| {
+        if e.error.kind() == std::io::ErrorKind::AlreadyExists {
+            exists(path)
+        } else {
+            anyhow::Error::new(e.error).context(cannot())
+        }
+    })
 }

@@ -48,6 +48,17 @@ async fn first_start_bootstraps_once_with_private_files() {
         0o700,
         "a data directory dbcerts creates is private"
     );
+    // The database and the files SQLite and dbcerts put beside it are private too, whatever
+    // the umask (the black-box test_files_and_metrics.py sets umask 022 explicitly).
+    for name in [
+        "dbcerts.db",
+        "dbcerts.db-wal",
+        "dbcerts.db-shm",
+        "dbcerts.db.serve.lock",
+        "dbcerts.db.migrate.lock",
+    ] {
+        assert_eq!(mode(&data.join(name)), 0o600, "{name}");
+    }
     let first: serde_json::Value = serde_json::from_slice(&std::fs::read(&creds).unwrap()).unwrap();
     for field in ["orgId", "publicKey", "privateKey"] {
         assert!(

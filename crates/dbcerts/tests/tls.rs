@@ -1,5 +1,6 @@
 //! Serving over real sockets, in-process: HTTPS with a reloadable certificate, the peer address
-//! handlers see in both modes, and the graceful drain. A rustls client speaks to the server;
+//! handlers see in both modes, idle connections making room at the limit, and the graceful
+//! drain. A rustls client speaks to the server;
 //! the black-box suite (tests/blackbox/test_tls.py) adds curl, Python and SIGHUP.
 
 use std::net::SocketAddr;
@@ -93,18 +94,16 @@ struct Running {
 }
 
 async fn start(tls: Option<TlsCertificate>) -> Running {
+    start_with(tls, ConnectionLimits::default()).await
+}
+
+async fn start_with(tls: Option<TlsCertificate>, limits: ConnectionLimits) -> Running {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = oneshot::channel::<()>();
-    let task = tokio::spawn(serve_router(
-        listener,
-        router(),
-        tls,
-        ConnectionLimits::default(),
-        async {
-            let _ = stopped.await;
-        },
-    ));
+    let task = tokio::spawn(serve_router(listener, router(), tls, limits, async {
+        let _ = stopped.await;
+    }));
     Running { addr, stop, task }
 }
 
@@ -264,4 +263,71 @@ async fn shutdown_lets_in_flight_requests_finish() {
         TcpStream::connect(addr).await.is_err(),
         "the listener is closed"
     );
+}
+
+/// Whether the server has closed `conn` (end of stream, or an error for a TLS stream ended
+/// without close_notify).
+async fn closed<S: AsyncRead + Unpin>(conn: &mut S) -> bool {
+    let mut byte = [0u8; 1];
+    matches!(
+        tokio::time::timeout(Duration::from_secs(5), conn.read(&mut byte)).await,
+        Ok(Ok(0) | Err(_))
+    )
+}
+
+/// `what`, which must not wait for a slot to be freed by a timeout.
+async fn let_in<F: std::future::Future>(what: F) -> F::Output {
+    tokio::time::timeout(Duration::from_secs(30), what)
+        .await
+        .expect("the newcomer is let in")
+}
+
+/// At the connection limit, the idle keep-alive connection makes room for a new client, over
+/// TLS and plain HTTP alike, and the connection serving a request is left to finish it.
+#[tokio::test]
+async fn at_the_limit_an_idle_connection_makes_room_and_a_busy_one_finishes() {
+    // No timeout frees a slot within the test: only making room can let the newcomer in.
+    let limits = ConnectionLimits {
+        max_connections: 2,
+        header_timeout: Duration::from_secs(600),
+        ..ConnectionLimits::default()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let ca = pki("room");
+    let tls = TlsCertificate::load(&install(&ca, dir.path())).unwrap();
+    let connector = trusting(&ca.ca_der);
+
+    let server = start_with(Some(tls), limits).await;
+    let mut idle = handshake(&connector, server.addr).await.unwrap();
+    assert_eq!(get_on(&mut idle, "/peer").await.0, "HTTP/1.1 200 OK");
+    let mut busy = handshake(&connector, server.addr).await.unwrap();
+    // The busy connection stays open after its request.
+    let slow = tokio::spawn(async move { (get_on(&mut busy, "/slow").await, busy) });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut newcomer = let_in(handshake(&connector, server.addr)).await.unwrap();
+    assert_eq!(get_on(&mut newcomer, "/peer").await.0, "HTTP/1.1 200 OK");
+    assert!(closed(&mut idle).await, "the idle connection made room");
+    let (answer, busy) = slow.await.unwrap();
+    assert_eq!(answer, ("HTTP/1.1 200 OK".to_owned(), "done".to_owned()));
+    drop((newcomer, busy));
+    server.shut_down().await;
+
+    let server = start_with(None, limits).await;
+    let mut idle = TcpStream::connect(server.addr).await.unwrap();
+    assert_eq!(get_on(&mut idle, "/peer").await.0, "HTTP/1.1 200 OK");
+    let mut busy = TcpStream::connect(server.addr).await.unwrap();
+    // The busy connection stays open after its request.
+    let slow = tokio::spawn(async move { (get_on(&mut busy, "/slow").await, busy) });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut newcomer = TcpStream::connect(server.addr).await.unwrap();
+    let me = newcomer.local_addr().unwrap();
+    assert_eq!(
+        let_in(get_on(&mut newcomer, "/peer")).await,
+        ("HTTP/1.1 200 OK".to_owned(), me.to_string())
+    );
+    assert!(closed(&mut idle).await, "the idle connection made room");
+    let (answer, busy) = slow.await.unwrap();
+    assert_eq!(answer, ("HTTP/1.1 200 OK".to_owned(), "done".to_owned()));
+    drop((newcomer, busy));
+    server.shut_down().await;
 }

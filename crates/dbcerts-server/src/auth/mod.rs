@@ -6,6 +6,7 @@
 //! cannot see answers exactly like one that does not exist.
 
 pub mod authority;
+pub mod claimed;
 pub mod digest;
 pub mod oauth;
 pub mod roles;
@@ -46,6 +47,8 @@ enum Outcome {
     Challenge {
         stale: bool,
     },
+    /// The claimed principal is locked out from this address after failed attempts (429).
+    Locked(throttle::Lockout),
     /// Credentials were presented and are wrong: a failed attempt.
     Failed {
         scheme: &'static str,
@@ -120,6 +123,13 @@ pub async fn record_failure(
     claimed: &str,
     reason: &str,
 ) {
+    // Counted under the claim as recorded: a known principal's own id, which the lockout
+    // check reads too; an unknown claim's keyed hash, which only the per-address ceiling
+    // counts (there is no account behind it to protect).
+    let now = chrono::Utc::now().timestamp();
+    let delay = ip.map_or(std::time::Duration::ZERO, |ip| {
+        state.inner.limits.record_failure(ip, scheme, claimed, now)
+    });
     tracing::info!(scheme, claimed, reason, "authentication failed");
     // What the client claimed to be is recorded, truncated: never what it offered as proof.
     let claimed: String = claimed.chars().take(128).collect();
@@ -134,14 +144,8 @@ pub async fn record_failure(
         serde_json::json!({ "scheme": scheme, "claimed": claimed, "reason": reason }),
     )
     .await;
-    if let Some(ip) = ip {
-        let delay = state
-            .inner
-            .limits
-            .record_failure(ip, chrono::Utc::now().timestamp());
-        if !delay.is_zero() {
-            tokio::time::sleep(delay).await;
-        }
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
     }
 }
 
@@ -172,20 +176,12 @@ pub async fn authenticate_api(
     }
     let now = chrono::Utc::now().timestamp();
     let ip = peer_ip(&req);
+    // Too many failed authentications for many principals from this address (spraying); a
+    // principal locked out from it alone is refused once its claim is read.
     if let Some(ip) = ip
-        && let Some(wait) = state.inner.limits.locked_out(ip, now)
+        && let Some(lockout) = state.inner.limits.address_locked_out(ip, now)
     {
-        // Too many failed authentications: worded as Atlas's rate limit, counting failures
-        // over the failure window.
-        let access = &state.inner.config.access;
-        let minutes = (access.auth_failure_window_secs as u64).div_ceil(60);
-        return AtlasError::rate_limited(
-            &path,
-            access.auth_failures_before_lockout,
-            minutes,
-            std::time::Duration::from_secs(wait as u64),
-        )
-        .into_response();
+        return lockout.error(&path).into_response();
     }
     let header = req
         .headers()
@@ -218,6 +214,7 @@ pub async fn authenticate_api(
     let (caller, access_list) = match outcome {
         Outcome::Authenticated(c, l) => (*c, l),
         Outcome::Challenge { stale } => return challenge(&state, now, stale),
+        Outcome::Locked(lockout) => return lockout.error(&path).into_response(),
         Outcome::Failed {
             scheme,
             claimed,
@@ -289,27 +286,40 @@ async fn check_digest(
     ip: Option<IpAddr>,
     now: i64,
 ) -> Result<Outcome, AtlasError> {
-    let failed = |claimed: &str, reason| Outcome::Failed {
+    // `claimed` is as `claimed::recorded` shows it: never a secret typed as the username.
+    let failed = |claimed: String, reason| Outcome::Failed {
         scheme: "digest",
-        claimed: claimed.to_owned(),
+        claimed,
         reason,
     };
     let creds = match digest::parse(header) {
         Ok(c) => c,
         Err(e) => {
             tracing::info!(reason = ?e, "refused Digest header");
-            return Ok(failed("", "malformed Authorization header"));
+            return Ok(failed(String::new(), "malformed Authorization header"));
         }
     };
+    // Refused before anything is checked: a locked-out principal learns nothing more.
+    if let Some(ip) = ip
+        && let Some(lockout) = state
+            .inner
+            .limits
+            .locked_out(ip, "digest", &creds.username, now)
+    {
+        return Ok(Outcome::Locked(lockout));
+    }
     if creds.uri != target {
         return Ok(failed(
-            &creds.username,
+            claimed::api_key_username(state, &creds.username).await?,
             "Digest uri does not match the request",
         ));
     }
     let (nonce, issued) = state.inner.nonce_key.check_issued(&creds.nonce, now);
     if nonce == NonceCheck::Invalid {
-        return Ok(failed(&creds.username, "nonce not issued by this server"));
+        return Ok(failed(
+            claimed::api_key_username(state, &creds.username).await?,
+            "nonce not issued by this server",
+        ));
     }
     let auth = state.inner.store.get_api_key_auth(&creds.username).await?;
     // Unknown keys take the same path (unseal, hash, compare) as known ones.
@@ -331,8 +341,10 @@ async fn check_digest(
     let password = String::from_utf8_lossy(&secret);
     let expected = digest::expected_response(&creds, method, &password);
     let matched = digest::responses_match(&expected, &creds.response);
+    let known = auth.is_some();
     let Some(auth) = auth.filter(|_| matched) else {
-        return Ok(failed(&creds.username, "wrong key or response"));
+        let claimed = claimed::recorded(state, &creds.username, known);
+        return Ok(failed(claimed, "wrong key or response"));
     };
     if nonce == NonceCheck::Stale {
         return Ok(Outcome::Challenge { stale: true });
@@ -341,7 +353,8 @@ async fn check_digest(
     if !state
         .inner
         .nonce_counts
-        .advance(&creds.nonce, issued, nc, now)
+        .accept(&creds.nonce, issued, nc, now)
+        .await?
     {
         tracing::warn!(public_key = %auth.key.public_key, "Digest nonce count reused (replay); answering stale=true");
         return Ok(Outcome::Challenge { stale: true });

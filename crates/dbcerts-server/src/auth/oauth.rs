@@ -200,32 +200,59 @@ fn invalid_client() -> Response {
     )
 }
 
-/// The service account and secret id that `client_id`/`secret` name, if the secret is valid
-/// now. Every candidate secret is compared in constant time.
+/// What client credentials came to.
+enum ClientCheck {
+    /// The account and the id of the secret presented, valid now.
+    Valid(Box<dbcerts_store::ServiceAccountAuth>, String),
+    /// The client id names an account, but the secret is none of its valid ones.
+    WrongSecret,
+    /// No account has this client id.
+    UnknownClient,
+}
+
+/// Checks `client_id`/`secret`. Every candidate secret is compared in constant time, and an
+/// unknown client takes the same path as a known one (the store reads the same rows, the secret
+/// is hashed and compared with a stored-sized hash), so that the answer's timing does not tell
+/// which clients exist.
 async fn check_client(
     state: &AppState,
     client_id: &str,
     secret: &str,
     now: i64,
-) -> Result<Option<(dbcerts_store::ServiceAccountAuth, String)>, AtlasError> {
-    let Some(auth) = state
+) -> Result<ClientCheck, AtlasError> {
+    let auth = state
         .inner
         .store
         .get_service_account_auth(client_id)
-        .await?
-    else {
-        // Unknown clients still hash, like known ones.
-        let _ = hash_secret(secret);
-        return Ok(None);
-    };
+        .await?;
     let presented = hash_secret(secret);
+    let Some(auth) = auth else {
+        let _ = std::hint::black_box(bool::from(DUMMY_SECRET_HASH.ct_eq(&presented[..])));
+        return Ok(ClientCheck::UnknownClient);
+    };
     let mut matched = None;
     for s in &auth.secrets {
         if bool::from(s.secret_hash.ct_eq(&presented)) && s.expires > now {
             matched = Some(s.id.clone());
         }
     }
-    Ok(matched.map(|id| (auth, id)))
+    Ok(match matched {
+        Some(id) => ClientCheck::Valid(Box::new(auth), id),
+        None => ClientCheck::WrongSecret,
+    })
+}
+
+/// What an unknown client's secret is compared with: the size of a stored secret's hash.
+const DUMMY_SECRET_HASH: [u8; 32] = [0; 32];
+
+/// The 429 for a client locked out from `ip` after failed authentications, if it is.
+fn lockout(state: &AppState, ip: IpAddr, client_id: &str, path: &str) -> Option<Response> {
+    let now = chrono::Utc::now().timestamp();
+    state
+        .inner
+        .limits
+        .locked_out(ip, "oauth", client_id, now)
+        .map(|l| l.error(path).into_response())
 }
 
 /// The form and the client credentials of a token or revoke request.
@@ -254,21 +281,23 @@ async fn authenticate_client(
     secret: &str,
     now: i64,
 ) -> Result<(dbcerts_store::ServiceAccountAuth, String), Box<Response>> {
-    match check_client(state, client_id, secret, now).await {
-        Ok(Some(found)) => Ok(found),
-        Ok(None) => {
-            super::record_failure(
-                state,
-                Some(ip),
-                "oauth",
-                client_id,
-                "invalid client credentials",
-            )
-            .await;
-            Err(Box::new(invalid_client()))
-        }
-        Err(e) => Err(Box::new(e.into_response())),
-    }
+    let known = match check_client(state, client_id, secret, now).await {
+        Ok(ClientCheck::Valid(auth, secret_id)) => return Ok((*auth, secret_id)),
+        Ok(ClientCheck::WrongSecret) => true,
+        Ok(ClientCheck::UnknownClient) => false,
+        Err(e) => return Err(Box::new(e.into_response())),
+    };
+    // An unknown client id may be a secret sent in the wrong field: never recorded as given.
+    let claimed = super::claimed::recorded(state, client_id, known);
+    super::record_failure(
+        state,
+        Some(ip),
+        "oauth",
+        &claimed,
+        "invalid client credentials",
+    )
+    .await;
+    Err(Box::new(invalid_client()))
 }
 
 /// A token response (RFC 6749 §5.1).
@@ -329,8 +358,12 @@ pub async fn token(
         Ok(r) => r,
         Err(res) => return *res,
     };
+    let ip = super::canonical_ip(peer.ip());
+    if let Some(refused) = lockout(&state, ip, &client_id, "/api/oauth/token") {
+        return refused;
+    }
     let now = chrono::Utc::now().timestamp();
-    if let Err(retry) = state.inner.limits.token_request(&client_id, peer.ip()) {
+    if let Err(retry) = state.inner.limits.token_request(&client_id, ip) {
         let limit = state.inner.config.access.token_requests_per_minute;
         return AtlasError::rate_limited("/api/oauth/token", limit, 1, retry).into_response();
     }
@@ -351,11 +384,10 @@ pub async fn token(
             );
         }
     }
-    let (auth, secret_id) =
-        match authenticate_client(&state, peer.ip(), &client_id, &secret, now).await {
-            Ok(c) => c,
-            Err(res) => return *res,
-        };
+    let (auth, secret_id) = match authenticate_client(&state, ip, &client_id, &secret, now).await {
+        Ok(c) => c,
+        Err(res) => return *res,
+    };
     let (token, claims) = state
         .inner
         .tokens
@@ -371,7 +403,7 @@ pub async fn token(
     super::audit(
         &state,
         format!("service-account:{}", auth.account.client_id),
-        Some(peer.ip()),
+        Some(ip),
         "oauth.token.issued",
         None,
         Some(claims.jti.clone()),
@@ -422,8 +454,12 @@ pub async fn revoke(
         Ok(r) => r,
         Err(res) => return *res,
     };
+    let ip = super::canonical_ip(peer.ip());
+    if let Some(refused) = lockout(&state, ip, &client_id, "/api/oauth/revoke") {
+        return refused;
+    }
     let now = chrono::Utc::now().timestamp();
-    let (auth, _) = match authenticate_client(&state, peer.ip(), &client_id, &secret, now).await {
+    let (auth, _) = match authenticate_client(&state, ip, &client_id, &secret, now).await {
         Ok(c) => c,
         Err(res) => return *res,
     };
@@ -449,7 +485,7 @@ pub async fn revoke(
         super::audit(
             &state,
             format!("service-account:{}", auth.account.client_id),
-            Some(peer.ip()),
+            Some(ip),
             "oauth.token.revoked",
             None,
             Some(claims.jti),

@@ -2,11 +2,21 @@
 //!
 //! Rate limits are GCRA token buckets (the `governor` crate) keyed by caller and endpoint
 //! group, refilled continuously at the per-minute rate with a burst of the full minute, as
-//! Atlas's "N requests every 1 minutes" reads. Failed authentications are counted per address:
-//! past a threshold each failure is answered more slowly, past a second one the address is
-//! refused with 429 for a while. Both are per node (documented in docs/COMPATIBILITY.md).
+//! Atlas's "N requests every 1 minutes" reads.
+//!
+//! Failed authentications are counted per address **and claimed principal** (the Digest
+//! username, the OAuth `client_id`): past a threshold each failure is answered more slowly,
+//! past a second one that principal is refused from that address with 429 for a while, while
+//! the same address presenting another principal's credentials still gets in, so one client
+//! behind a NAT or a proxy cannot lock out the others. A looser ceiling per address stops
+//! spraying (one wrong guess each for many principals): past it the whole address is refused.
+//! Failures that claim no principal (a malformed header, a bad bearer token) count toward the
+//! address only. A claimed principal is kept only as a keyed hash of 16 bytes, never as the
+//! text, and the tables hold a bounded number of entries. Everything is per node (documented in
+//! docs/COMPATIBILITY.md).
 
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::hash::Hash;
 use std::net::IpAddr;
 use std::num::NonZeroU32;
@@ -17,8 +27,10 @@ use governor::clock::{Clock, DefaultClock};
 use governor::middleware::StateInformationMiddleware;
 use governor::state::keyed::DefaultKeyedStateStore;
 use governor::{Quota, RateLimiter};
+use sha2::{Digest, Sha256};
 
 use crate::AccessConfig;
+use crate::error::AtlasError;
 
 type Keyed<K> = RateLimiter<K, DefaultKeyedStateStore<K>, DefaultClock, StateInformationMiddleware>;
 
@@ -68,18 +80,120 @@ pub struct Refusal {
     pub retry_after: Duration,
 }
 
+/// Failed authentications of one key (an address, or an address and a claimed principal)
+/// within the current window.
 struct Failures {
     window_start: i64,
     count: u32,
     locked_until: i64,
 }
 
+impl Failures {
+    fn new(now: i64) -> Failures {
+        Failures {
+            window_start: now,
+            count: 0,
+            locked_until: 0,
+        }
+    }
+
+    /// Counts one failure; true when it locks the key.
+    fn count(&mut self, now: i64, window_secs: i64, lock_at: u32, lockout_secs: i64) -> bool {
+        if now - self.window_start >= window_secs {
+            self.window_start = now;
+            self.count = 0;
+        }
+        self.count = self.count.saturating_add(1);
+        let locks = self.count >= lock_at && self.locked_until <= now;
+        if self.count >= lock_at {
+            self.locked_until = now + lockout_secs;
+        }
+        locks
+    }
+
+    fn live(&self, now: i64, window_secs: i64) -> bool {
+        self.locked_until > now || now - self.window_start < window_secs
+    }
+}
+
+/// A claimed principal as a map key: a hash, keyed with a secret of this process, of the
+/// scheme and the claimed name. Fixed-size however long the claim, and not the claim itself:
+/// a secret pasted into a username field is not kept in memory by the throttle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ClaimKey([u8; 16]);
+
+/// Entries of each failure table at most: past this, new keys are not tracked until expired
+/// ones are swept (an address's count still applies to a principal that could not be tracked).
+/// About 100 bytes an entry: a few MB at most.
+const MAX_TRACKED: usize = 65_536;
+
+/// The failure counts, by address and by address and claimed principal.
+#[derive(Default)]
+struct FailureTables {
+    by_address: HashMap<IpAddr, Failures>,
+    by_claim: HashMap<(IpAddr, ClaimKey), Failures>,
+    /// Size at which the next sweep of expired entries runs (doubles with live entries, so
+    /// sweeping stays amortized constant per failure).
+    sweep_at: usize,
+    /// When the last sweep ran: a full table is swept at most once a second.
+    swept_at: i64,
+}
+
+impl FailureTables {
+    fn sweep(&mut self, now: i64, window_secs: i64) {
+        let size = self.by_address.len() + self.by_claim.len();
+        let full = self.by_address.len() >= MAX_TRACKED || self.by_claim.len() >= MAX_TRACKED;
+        if size < self.sweep_at.max(SWEEP_AT) && !(full && now > self.swept_at) {
+            return;
+        }
+        self.by_address.retain(|_, f| f.live(now, window_secs));
+        self.by_claim.retain(|_, f| f.live(now, window_secs));
+        self.swept_at = now;
+        self.sweep_at = (self.by_address.len() + self.by_claim.len()) * 2;
+    }
+}
+
+/// The failures of `key`, a new entry if the table has room for one.
+fn tracked<K: Hash + Eq>(
+    table: &mut HashMap<K, Failures>,
+    key: K,
+    now: i64,
+) -> Option<&mut Failures> {
+    let full = table.len() >= MAX_TRACKED;
+    match table.entry(key) {
+        Entry::Occupied(e) => Some(e.into_mut()),
+        Entry::Vacant(_) if full => None,
+        Entry::Vacant(e) => Some(e.insert(Failures::new(now))),
+    }
+}
+
+/// Why and for how long a request is refused after failed authentications.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lockout {
+    /// The threshold that was crossed: failures per principal, or per address.
+    pub limit: u32,
+    /// The failure window, in minutes, as the 429's detail states it.
+    pub minutes: u64,
+    pub retry_after: Duration,
+    /// Whether the whole address is refused (spraying), rather than one principal from it.
+    pub whole_address: bool,
+}
+
+impl Lockout {
+    /// The 429 in Atlas's format (`RATE_LIMITED`, counting failures over the window), as
+    /// Atlas words its rate limits, `/api/oauth/token` included.
+    pub fn error(&self, resource: &str) -> AtlasError {
+        AtlasError::rate_limited(resource, self.limit, self.minutes, self.retry_after)
+    }
+}
+
 /// This node's limiters.
 pub struct Limits {
     config: AccessConfig,
     groups: HashMap<EndpointGroup, (u32, Keyed<String>)>,
-    tokens: Keyed<(String, IpAddr)>,
-    failures: Mutex<HashMap<IpAddr, Failures>>,
+    tokens: Keyed<(ClaimKey, IpAddr)>,
+    failures: Mutex<FailureTables>,
+    claim_secret: [u8; 32],
 }
 
 fn per_minute<K: Hash + Eq + Clone>(n: u32) -> Keyed<K> {
@@ -107,8 +221,25 @@ impl Limits {
             config: config.clone(),
             groups,
             tokens: per_minute(config.token_requests_per_minute),
-            failures: Mutex::new(HashMap::new()),
+            failures: Mutex::new(FailureTables::default()),
+            claim_secret: {
+                let mut secret = [0u8; 32];
+                dbcerts_ca::fill_random(&mut secret);
+                secret
+            },
         }
+    }
+
+    /// The key a claimed principal is counted under.
+    pub fn claim_key(&self, scheme: &str, claimed: &str) -> ClaimKey {
+        let mut h = Sha256::new();
+        h.update(self.claim_secret);
+        h.update(scheme.as_bytes());
+        h.update([0]);
+        h.update(claimed.as_bytes());
+        let mut key = [0u8; 16];
+        key.copy_from_slice(&h.finalize()[..16]);
+        ClaimKey(key)
     }
 
     /// Counts one request by `actor` to `group`.
@@ -135,43 +266,77 @@ impl Limits {
             self.tokens.retain_recent();
         }
         self.tokens
-            .check_key(&(client_id.to_owned(), ip))
+            .check_key(&(self.claim_key("oauth", client_id), ip))
             .map(|_| ())
             .map_err(|n| n.wait_time_from(DefaultClock::default().now()))
     }
 
-    /// Seconds until `ip` may try again, if it is locked out.
-    pub fn locked_out(&self, ip: IpAddr, now: i64) -> Option<i64> {
-        let failures = self.failures.lock().expect("failure table");
-        failures
-            .get(&ip)
-            .filter(|f| f.locked_until > now)
-            .map(|f| f.locked_until - now)
+    fn lockout(&self, limit: u32, whole_address: bool, until: i64, now: i64) -> Lockout {
+        Lockout {
+            limit,
+            minutes: (self.config.auth_failure_window_secs as u64).div_ceil(60),
+            retry_after: Duration::from_secs((until - now).max(1) as u64),
+            whole_address,
+        }
     }
 
-    /// Records a failed authentication from `ip` and returns how long to hold the answer back.
-    pub fn record_failure(&self, ip: IpAddr, now: i64) -> Duration {
+    /// Whether `ip` as a whole is refused after too many failures (spraying).
+    pub fn address_locked_out(&self, ip: IpAddr, now: i64) -> Option<Lockout> {
+        let tables = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        let until = tables.by_address.get(&ip)?.locked_until;
+        (until > now).then(|| {
+            let limit = self.config.auth_failures_per_address_before_lockout;
+            self.lockout(limit, true, until, now)
+        })
+    }
+
+    /// Whether `claimed` (under `scheme`) is refused from `ip`, or `ip` as a whole.
+    pub fn locked_out(&self, ip: IpAddr, scheme: &str, claimed: &str, now: i64) -> Option<Lockout> {
+        if let Some(lockout) = self.address_locked_out(ip, now) {
+            return Some(lockout);
+        }
+        let key = (ip, self.claim_key(scheme, claimed));
+        let tables = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        let until = tables.by_claim.get(&key)?.locked_until;
+        (until > now).then(|| {
+            let limit = self.config.auth_failures_before_lockout;
+            self.lockout(limit, false, until, now)
+        })
+    }
+
+    /// Records a failed authentication from `ip` claiming to be `claimed` under `scheme` (empty
+    /// when it claimed no one) and returns how long to hold the answer back.
+    pub fn record_failure(&self, ip: IpAddr, scheme: &str, claimed: &str, now: i64) -> Duration {
         let c = &self.config;
-        let mut failures = self.failures.lock().expect("failure table");
-        if failures.len() > SWEEP_AT {
-            failures.retain(|_, f| {
-                f.locked_until > now || now - f.window_start < c.auth_failure_window_secs
-            });
+        let window = c.auth_failure_window_secs;
+        let claim = (!claimed.is_empty()).then(|| self.claim_key(scheme, claimed));
+        let mut tables = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        tables.sweep(now, window);
+        let mut counted = None;
+        if let Some(claim) = claim
+            && let Some(f) = tracked(&mut tables.by_claim, (ip, claim), now)
+        {
+            if f.count(
+                now,
+                window,
+                c.auth_failures_before_lockout,
+                c.auth_lockout_secs,
+            ) {
+                tracing::warn!(%ip, scheme, failures = f.count, lockout_secs = c.auth_lockout_secs, "a principal is locked out from an address after repeated failed authentications");
+            }
+            counted = Some(f.count);
         }
-        let f = failures.entry(ip).or_insert(Failures {
-            window_start: now,
-            count: 0,
-            locked_until: 0,
-        });
-        if now - f.window_start >= c.auth_failure_window_secs {
-            f.window_start = now;
-            f.count = 0;
+        if let Some(f) = tracked(&mut tables.by_address, ip, now) {
+            let lock_at = c.auth_failures_per_address_before_lockout;
+            if f.count(now, window, lock_at, c.auth_lockout_secs) {
+                tracing::warn!(%ip, failures = f.count, lockout_secs = c.auth_lockout_secs, "an address is locked out after repeated failed authentications for many principals");
+            }
+            // A failure that names no principal is slowed down by its address's count.
+            counted = counted.or(Some(f.count));
         }
-        f.count += 1;
-        if f.count >= c.auth_failures_before_lockout {
-            f.locked_until = now + c.auth_lockout_secs;
-        }
-        let excess = f.count.saturating_sub(c.auth_failures_before_delay);
+        let excess = counted
+            .unwrap_or(0)
+            .saturating_sub(c.auth_failures_before_delay);
         Duration::from_millis(u64::from(excess.min(20)) * 100)
     }
 }
@@ -197,6 +362,13 @@ mod tests {
             auth_lockout_secs: 30,
             ..AccessConfig::default()
         }
+    }
+
+    fn with_ceiling(failures_per_address: u32) -> Limits {
+        Limits::new(&AccessConfig {
+            auth_failures_per_address_before_lockout: failures_per_address,
+            ..config()
+        })
     }
 
     #[test]
@@ -260,15 +432,124 @@ mod tests {
     fn failures_slow_down_then_lock_out_then_expire() {
         let l = Limits::new(&config());
         let ip: IpAddr = "192.0.2.1".parse().unwrap();
-        assert_eq!(l.record_failure(ip, 100), Duration::ZERO);
-        assert_eq!(l.record_failure(ip, 101), Duration::ZERO);
-        assert_eq!(l.record_failure(ip, 102), Duration::from_millis(100));
-        assert_eq!(l.locked_out(ip, 102), None);
-        l.record_failure(ip, 103);
-        assert_eq!(l.locked_out(ip, 103), Some(30));
-        assert_eq!(l.locked_out(ip, 133), None);
+        let fail = |t| l.record_failure(ip, "digest", "alice", t);
+        assert_eq!(fail(100), Duration::ZERO);
+        assert_eq!(fail(101), Duration::ZERO);
+        assert_eq!(fail(102), Duration::from_millis(100));
+        assert_eq!(l.locked_out(ip, "digest", "alice", 102), None);
+        fail(103);
+        let locked = l.locked_out(ip, "digest", "alice", 103).unwrap();
+        assert_eq!(locked.retry_after, Duration::from_secs(30));
+        assert_eq!((locked.limit, locked.minutes), (4, 1));
+        assert!(!locked.whole_address);
+        assert_eq!(l.locked_out(ip, "digest", "alice", 133), None);
         let other: IpAddr = "192.0.2.2".parse().unwrap();
-        assert_eq!(l.locked_out(other, 103), None);
+        assert_eq!(l.locked_out(other, "digest", "alice", 103), None);
+    }
+
+    #[test]
+    fn a_locked_principal_does_not_lock_others_from_the_same_address() {
+        let l = Limits::new(&config());
+        let ip: IpAddr = "192.0.2.1".parse().unwrap();
+        for t in 0..4 {
+            l.record_failure(ip, "digest", "alice", t);
+        }
+        assert!(l.locked_out(ip, "digest", "alice", 4).is_some());
+        assert_eq!(l.locked_out(ip, "digest", "bob", 4), None);
+        assert_eq!(l.address_locked_out(ip, 4), None);
+        // The same name under another scheme is another principal.
+        assert_eq!(l.locked_out(ip, "oauth", "alice", 4), None);
+        // Bob's first failures are not slowed down by Alice's.
+        assert_eq!(l.record_failure(ip, "digest", "bob", 5), Duration::ZERO);
+    }
+
+    #[test]
+    fn spraying_many_principals_locks_the_whole_address() {
+        let l = with_ceiling(10);
+        let ip: IpAddr = "192.0.2.1".parse().unwrap();
+        for i in 0..9 {
+            l.record_failure(ip, "digest", &format!("key{i}"), i);
+            assert_eq!(
+                l.address_locked_out(ip, i),
+                None,
+                "after {} failures",
+                i + 1
+            );
+        }
+        l.record_failure(ip, "digest", "key9", 9);
+        let locked = l.address_locked_out(ip, 9).unwrap();
+        assert!(locked.whole_address);
+        assert_eq!(locked.limit, 10);
+        // Every principal is refused from it, one that never failed included.
+        assert_eq!(l.locked_out(ip, "digest", "never-failed", 9), Some(locked));
+        let other: IpAddr = "192.0.2.2".parse().unwrap();
+        assert_eq!(l.locked_out(other, "digest", "never-failed", 9), None);
+        assert_eq!(l.address_locked_out(ip, 9 + 30), None);
+    }
+
+    #[test]
+    fn failures_claiming_no_one_count_for_the_address() {
+        let l = with_ceiling(3);
+        let ip: IpAddr = "192.0.2.1".parse().unwrap();
+        assert_eq!(l.record_failure(ip, "bearer", "", 0), Duration::ZERO);
+        assert_eq!(l.record_failure(ip, "bearer", "", 0), Duration::ZERO);
+        assert_eq!(l.address_locked_out(ip, 0), None);
+        assert_eq!(
+            l.record_failure(ip, "bearer", "", 0),
+            Duration::from_millis(100)
+        );
+        assert!(l.address_locked_out(ip, 0).is_some());
+    }
+
+    #[test]
+    fn claimed_principals_cannot_grow_the_tables_without_bound() {
+        let l = with_ceiling(u32::MAX);
+        let ip: IpAddr = "192.0.2.1".parse().unwrap();
+        // Each claim is long; none is kept as text.
+        let long = "k".repeat(200);
+        for i in 0..MAX_TRACKED + 1000 {
+            l.record_failure(ip, "digest", &format!("{long}{i}"), 0);
+        }
+        let tables = l.failures.lock().unwrap();
+        assert_eq!(tables.by_claim.len(), MAX_TRACKED);
+        assert_eq!(tables.by_address.len(), 1);
+        drop(tables);
+        // Once their window is over, entries are swept and new principals are tracked again.
+        for t in [100, 101] {
+            l.record_failure(ip, "digest", "fresh", t);
+        }
+        let tables = l.failures.lock().unwrap();
+        assert!(
+            tables.by_claim.len() < SWEEP_AT,
+            "{}",
+            tables.by_claim.len()
+        );
+        assert_eq!(
+            tables.by_claim[&(ip, l.claim_key("digest", "fresh"))].count,
+            2
+        );
+    }
+
+    #[test]
+    fn claim_keys_are_keyed_hashes() {
+        let a = Limits::new(&config());
+        let b = Limits::new(&config());
+        assert_eq!(
+            a.claim_key("digest", "alice"),
+            a.claim_key("digest", "alice")
+        );
+        assert_ne!(a.claim_key("digest", "alice"), a.claim_key("digest", "bob"));
+        assert_ne!(
+            a.claim_key("digest", "alice"),
+            a.claim_key("oauth", "alice")
+        );
+        // No separator confusion between scheme and claim.
+        assert_ne!(a.claim_key("digest", "x"), a.claim_key("digestx", ""));
+        // Another process (another secret) hashes differently.
+        assert_ne!(
+            a.claim_key("digest", "alice"),
+            b.claim_key("digest", "alice")
+        );
     }
 
     #[test]
@@ -276,9 +557,9 @@ mod tests {
         let l = Limits::new(&config());
         let ip: IpAddr = "192.0.2.1".parse().unwrap();
         for t in 0..3 {
-            l.record_failure(ip, t);
+            l.record_failure(ip, "digest", "alice", t);
         }
-        assert_eq!(l.record_failure(ip, 100), Duration::ZERO);
-        assert_eq!(l.locked_out(ip, 100), None);
+        assert_eq!(l.record_failure(ip, "digest", "alice", 100), Duration::ZERO);
+        assert_eq!(l.locked_out(ip, "digest", "alice", 100), None);
     }
 }

@@ -159,6 +159,11 @@ pub async fn create_database_user_cert(
     if user.x509_type != "MANAGED" {
         return Err(AtlasError::user_not_managed_x509());
     }
+    // A user stored under older username rules (or written to the store by hand) may hold a
+    // name today's rules refuse: such a name never reaches a certificate's CN.
+    if dbcerts_ca::dn::check_managed_username(&user.username).is_err() {
+        return Err(AtlasError::managed_x509_name_invalid(&user.username));
+    }
     if state
         .inner
         .store

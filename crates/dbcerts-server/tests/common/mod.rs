@@ -24,6 +24,8 @@ pub const V2: &str = "application/vnd.atlas.2023-01-01+json";
 
 pub struct Harness {
     pub app: Router,
+    /// The metrics listener's application (`GET /metrics`), on the same state.
+    pub metrics: Router,
     pub public_key: String,
     pub private_key: String,
     pub org_id: String,
@@ -49,6 +51,16 @@ impl Harness {
 
     /// A node on the database and master key in `dir` (the first one bootstraps it).
     pub async fn node(dir: Arc<tempfile::TempDir>, nonce_lifetime: i64) -> Harness {
+        Self::node_with(dir, nonce_lifetime, ServerConfig::default()).await
+    }
+
+    /// Like [`Harness::node`], with `config` (its public URL and key algorithm are the
+    /// harness's).
+    pub async fn node_with(
+        dir: Arc<tempfile::TempDir>,
+        nonce_lifetime: i64,
+        config: ServerConfig,
+    ) -> Harness {
         let key_text = std::fs::read_to_string(dir.path().join("master.key.b64")).unwrap();
         let master = dbcerts_ca::sealing::MasterKey::from_base64(&key_text).unwrap();
         let store = SqliteStore::open(&dir.path().join("dbcerts.db"))
@@ -71,11 +83,12 @@ impl Harness {
         let config = ServerConfig {
             public_url: Some("https://dbcerts.example".into()),
             key_algorithm: KeyAlgorithm::EcdsaP256,
-            ..ServerConfig::default()
+            ..config
         };
         let shared: Arc<dyn Store> = Arc::new(store.clone());
         let state = AppState::new(shared, Arc::new(master), nonce, pool, config);
         Harness {
+            metrics: dbcerts_server::metrics_router(state.clone()),
             app: dbcerts_server::router(state),
             public_key: creds["publicKey"].as_str().unwrap().into(),
             private_key: creds["privateKey"].as_str().unwrap().into(),

@@ -69,6 +69,7 @@ pub async fn run_all(store: &dyn Store) {
     audit_concurrent_appends_keep_the_chain(store).await;
     insert_certificate_appends_one_audit_entry(store).await;
     commit_batch_skips_only_the_refused(store).await;
+    digest_nonce_counts_only_rise_and_expire(store).await;
     assert_audit_log_intact(store).await;
 }
 
@@ -124,6 +125,7 @@ macro_rules! for_each_check {
             audit_concurrent_appends_keep_the_chain,
             insert_certificate_appends_one_audit_entry,
             commit_batch_skips_only_the_refused,
+            digest_nonce_counts_only_rise_and_expire,
         );
     };
 }
@@ -3973,6 +3975,116 @@ pub async fn commit_batch_skips_only_the_refused(store: &dyn Store) {
     );
     assert_eq!(store.commit_batch(&[]).await.unwrap(), []);
     assert_audit_log_intact(store).await;
+}
+
+/// A Digest nonce count write of a group commit.
+fn nonce_count(nonce: &str, nc: u32, expires: i64, now: i64) -> BatchWrite {
+    BatchWrite::DigestNonceCount {
+        nonce: nonce.to_owned(),
+        nc,
+        expires,
+        now,
+    }
+}
+
+/// `commit_batch` records a Digest nonce count only when it is higher than every count
+/// recorded for its nonce, within a batch and across batches; nonces are independent; audit
+/// entries in the same batch chain as usual; a batch removes the counts of expired nonces and
+/// keeps the live ones.
+pub async fn digest_nonce_counts_only_rise_and_expire(store: &dyn Store) {
+    let ns = Ns(47);
+    let (a, b, old) = (ns.jti(1), ns.jti(2), ns.jti(3));
+    let live = T0 + 300;
+    let (base, _) = audit_tip(store).await;
+    let request = AuditEvent {
+        at_ms: T0 * 1000,
+        actor: ns.actor(1),
+        source_ip: None,
+        action: "POST /nonce-check".into(),
+        project_id: None,
+        target: None,
+        status: Some(201),
+        details: "{}".into(),
+    };
+    let batch = [
+        nonce_count(&a, 1, live, T0),
+        nonce_count(&a, 1, live, T0),
+        BatchWrite::Audit(request.clone()),
+        nonce_count(&a, 3, live, T0),
+        nonce_count(&a, 2, live, T0),
+        nonce_count(&b, 1, live, T0),
+        nonce_count(&old, 7, T0 + 10, T0),
+    ];
+    use Recorded::{CountNotHigher as No, Yes};
+    assert_eq!(
+        store.commit_batch(&batch).await.unwrap(),
+        [Yes, No, Yes, Yes, No, Yes, Yes]
+    );
+    let entries = store
+        .list_audit(&AuditFilter::default(), base, 100)
+        .await
+        .unwrap();
+    assert_eq!(
+        entries.iter().map(|e| &e.event).collect::<Vec<_>>(),
+        [&request]
+    );
+    // Later batches see what earlier ones recorded.
+    assert_eq!(
+        store
+            .commit_batch(&[
+                nonce_count(&a, 3, live, T0 + 1),
+                nonce_count(&a, 4, live, T0 + 1),
+                nonce_count(&b, 1, live, T0 + 1),
+                nonce_count(&old, 7, T0 + 10, T0 + 1),
+            ])
+            .await
+            .unwrap(),
+        [No, Yes, No, No]
+    );
+    // A batch at T0 + 11 removes the expired nonce's count: its count can be recorded afresh
+    // (the server refuses the expired nonce before it gets here). The live ones stay.
+    assert_eq!(
+        store
+            .commit_batch(&[nonce_count(&b, 2, live, T0 + 11)])
+            .await
+            .unwrap(),
+        [Yes]
+    );
+    assert_eq!(
+        store
+            .commit_batch(&[
+                nonce_count(&old, 1, T0 + 400, T0 + 12),
+                nonce_count(&a, 4, live, T0 + 12),
+                nonce_count(&b, 2, live, T0 + 12),
+            ])
+            .await
+            .unwrap(),
+        [Yes, No, No]
+    );
+    assert_audit_log_intact(store).await;
+}
+
+/// Two nodes recording the same nonce counts at the same moment: each count is accepted once,
+/// by one node, never by both.
+pub async fn digest_nonce_count_accepted_once_across_two_nodes(
+    first: &dyn Store,
+    second: &dyn Store,
+) {
+    let ns = Ns(48);
+    for n in 0..20 {
+        let nonce = ns.jti(n);
+        for nc in 1..=3 {
+            let write = [nonce_count(&nonce, nc, T0 + 300, T0)];
+            let (x, y) = tokio::join!(first.commit_batch(&write), second.commit_batch(&write));
+            let mut outcomes = [x.unwrap()[0], y.unwrap()[0]];
+            outcomes.sort_by_key(|o| *o != Recorded::Yes);
+            assert_eq!(
+                outcomes,
+                [Recorded::Yes, Recorded::CountNotHigher],
+                "nonce {n} nc {nc}"
+            );
+        }
+    }
 }
 
 /// Runs futures concurrently on the current task (no extra dependency).

@@ -509,6 +509,8 @@ pub enum CertsCommand {
     /// Issue a new certificate for every MANAGED user whose certificates all expire within
     /// the window, writing one 0600 file per user: DIR/<username>.pem with --projectId,
     /// DIR/<projectId>/<username>.pem otherwise. Continues past failures; exits 1 if any.
+    /// Keep the window shorter than the new certificates' life (3 months by default), or they
+    /// are due again at once and every run renews them again; renew warns when it is not.
     #[command(after_help = "Examples:
   dbcerts dbusers certs renew --expiring-within 30d --out-dir ./renewed
   dbcerts dbusers certs renew --expiring-within 2w --out-dir /etc/mongodb/clients \\

@@ -209,7 +209,11 @@ pub async fn run(ctx: Ctx, command: CertsCommand) -> Result<(), CliError> {
         } => {
             let overwrite = Overwrite::forced(force);
             let per_project_dirs = project.project_id.is_none();
-            let deadline = window_end(Utc::now(), expiring_within)?;
+            let now = Utc::now();
+            let deadline = window_end(now, expiring_within)?;
+            if let Some(warning) = renewal_churn(now, deadline, months) {
+                eprintln!("Warning: {warning}");
+            }
             let users = ctx
                 .client
                 .managed_user_certificates(project.project_id.as_deref())
@@ -245,6 +249,32 @@ fn window_end(now: DateTime<Utc>, window: Duration) -> Result<DateTime<Utc>, Cli
         .ok()
         .and_then(|w| now.checked_add_signed(w))
         .ok_or_else(|| CliError::usage("the window is too long"))
+}
+
+/// The life of a certificate when `--monthsUntilExpiration` is not given: the server's
+/// default, Atlas's.
+const DEFAULT_MONTHS: u32 = 3;
+
+/// Why a renewal with this window cannot settle, if it cannot: the certificates it issues
+/// (valid `months` from `now`) would themselves expire by `deadline`, so every later run with
+/// the same window finds the same users due again, and stops at their existing files unless
+/// `--force` (which issues yet another certificate each time).
+fn renewal_churn(
+    now: DateTime<Utc>,
+    deadline: DateTime<Utc>,
+    months: Option<u32>,
+) -> Option<String> {
+    let months = months.unwrap_or(DEFAULT_MONTHS);
+    let new_not_after = dbcerts_ca::add_months(now, months).ok()?;
+    (new_not_after <= deadline).then(|| {
+        format!(
+            "the window reaches past the new certificates' own expiry ({months} months, \
+             {}), so they are due again at once: the next run with this window renews the \
+             same users again and stops at their existing files unless --force. Use a window \
+             shorter than {months} months, or a longer --monthsUntilExpiration.",
+            new_not_after.format("%Y-%m-%d")
+        )
+    })
 }
 
 /// `29d 23h`, or `expired` for a past moment.
@@ -448,7 +478,15 @@ mod tests {
     use super::*;
     use dbcerts_client::UserCert;
 
-    fn user(name: &str, not_afters: &[i64]) -> ManagedUserCerts {
+    use chrono::TimeZone;
+
+    /// The clock these tests read: a leap day, late in the day (the commands take "now" as an
+    /// argument, so nothing here depends on today).
+    fn now() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2028, 2, 29, 23, 30, 0).unwrap()
+    }
+
+    fn user_expiring_at(name: &str, not_afters: &[DateTime<Utc>]) -> ManagedUserCerts {
         ManagedUserCerts {
             group_id: "g".into(),
             project_name: "p".into(),
@@ -456,20 +494,28 @@ mod tests {
             certificates: not_afters
                 .iter()
                 .enumerate()
-                .map(|(i, &days)| UserCert {
+                .map(|(i, &not_after)| UserCert {
                     id: i as i64 + 1,
-                    created_at: Utc::now(),
+                    created_at: now() - chrono::TimeDelta::hours(1),
                     group_id: "g".into(),
-                    not_after: Utc::now() + chrono::TimeDelta::days(days),
+                    not_after,
                     subject: format!("CN={name}"),
                 })
                 .collect(),
         }
     }
 
+    fn user(name: &str, days: &[i64]) -> ManagedUserCerts {
+        let not_afters: Vec<_> = days
+            .iter()
+            .map(|&d| now() + chrono::TimeDelta::days(d))
+            .collect();
+        user_expiring_at(name, &not_afters)
+    }
+
     #[test]
     fn only_users_without_a_certificate_beyond_the_window_are_due() {
-        let deadline = Utc::now() + chrono::TimeDelta::days(30);
+        let deadline = window_end(now(), Duration::from_secs(30 * 86_400)).unwrap();
         let due = due_for_renewal(
             vec![
                 user("soon", &[10]),
@@ -482,6 +528,60 @@ mod tests {
         );
         let names: Vec<&str> = due.iter().map(|u| u.username.as_str()).collect();
         assert_eq!(names, ["soon", "two-soon"]);
+    }
+
+    /// `--within 30d` is 30 days of 24 hours from now, whatever the months: a one-month
+    /// certificate (the same day next month, clamped to the month's end) is inside it when its
+    /// month has 30 days or fewer, outside when it has 31. A certificate expiring at the end
+    /// of the window is inside, one a second later is not.
+    #[test]
+    fn the_window_counts_days_not_calendar_months() {
+        let at = |y, m, d, h, min| Utc.with_ymd_and_hms(y, m, d, h, min, 0).unwrap();
+        let thirty = Duration::from_secs(30 * 86_400);
+        for (issued, one_month_later, inside) in [
+            (at(2026, 12, 7, 3, 0), at(2027, 1, 7, 3, 0), false), // 31 days
+            (at(2026, 11, 24, 12, 0), at(2026, 12, 24, 12, 0), true), // 30 days
+            (at(2027, 1, 31, 12, 0), at(2027, 2, 28, 12, 0), true), // 28 days
+            (at(2028, 1, 31, 12, 0), at(2028, 2, 29, 12, 0), true), // 29 days
+            (at(2028, 2, 29, 23, 30), at(2028, 3, 29, 23, 30), true), // 29 days
+            (at(2028, 12, 31, 12, 0), at(2029, 1, 31, 12, 0), false), // 31 days, a new year
+            (at(2027, 6, 30, 23, 30), at(2027, 7, 30, 23, 30), true), // 30 days
+        ] {
+            assert_eq!(
+                dbcerts_ca::add_months(issued, 1).unwrap(),
+                one_month_later,
+                "{issued}"
+            );
+            let deadline = window_end(issued, thirty).unwrap();
+            assert_eq!(deadline, issued + chrono::TimeDelta::days(30));
+            let users = vec![user_expiring_at("m", &[one_month_later])];
+            assert_eq!(
+                expiring_before(users.clone(), deadline).len(),
+                usize::from(inside),
+                "{issued}"
+            );
+            assert_eq!(
+                due_for_renewal(users, deadline).len(),
+                usize::from(inside),
+                "{issued}"
+            );
+        }
+        let edge = window_end(now(), thirty).unwrap();
+        let second = chrono::TimeDelta::seconds(1);
+        let users = vec![
+            user_expiring_at("edge", &[edge]),
+            user_expiring_at("past", &[edge + second]),
+        ];
+        let found: Vec<_> = expiring_before(users.clone(), edge)
+            .into_iter()
+            .map(|e| e.username)
+            .collect();
+        assert_eq!(found, ["edge"]);
+        let due: Vec<_> = due_for_renewal(users, edge)
+            .into_iter()
+            .map(|u| u.username)
+            .collect();
+        assert_eq!(due, ["edge"]);
     }
 
     #[test]
@@ -507,6 +607,24 @@ mod tests {
             renewal_path(d, "..", "x", true),
             Path::new("/out/%2E./x.pem")
         );
+    }
+
+    #[test]
+    fn a_window_reaching_past_the_new_certificates_life_is_warned_about() {
+        use chrono::TimeZone;
+        let window = |now, days: u64| window_end(now, Duration::from_secs(days * 86_400)).unwrap();
+        // 31 January + 3 months is 30 April: 89 days.
+        let now = Utc.with_ymd_and_hms(2027, 1, 31, 23, 30, 0).unwrap();
+        assert_eq!(renewal_churn(now, window(now, 88), None), None);
+        let warning = renewal_churn(now, window(now, 89), None).expect("89 days reach it");
+        assert!(warning.contains("3 months, 2027-04-30"), "{warning}");
+        assert!(renewal_churn(now, window(now, 120), None).is_some());
+        assert_eq!(renewal_churn(now, window(now, 120), Some(6)), None);
+        assert!(renewal_churn(now, window(now, 31), Some(1)).is_some());
+        // 29 February + 12 months is 28 February.
+        let leap = Utc.with_ymd_and_hms(2028, 2, 29, 12, 0, 0).unwrap();
+        assert_eq!(renewal_churn(leap, window(leap, 364), Some(12)), None);
+        assert!(renewal_churn(leap, window(leap, 365), Some(12)).is_some());
     }
 
     #[test]
