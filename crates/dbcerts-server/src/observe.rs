@@ -321,8 +321,9 @@ pub async fn ready(State(state): State<AppState>) -> Response {
     }
 }
 
-/// Prometheus text exposition. Scrape-time gauges are set first; a store that does not answer
-/// leaves the other metrics served and `dbcerts_store_up` at 0.
+/// Prometheus text exposition, on the metrics listener (`--metrics-listen`, loopback by
+/// default), not on the API's address. Scrape-time gauges are set first; a store that does not
+/// answer leaves the other metrics served and `dbcerts_store_up` at 0.
 #[utoipa::path(
     get,
     path = "/metrics",

@@ -65,6 +65,16 @@ async fn every_documented_operation_is_routed() {
                 .replace("{secretId}", "0123456789abcdef01234567")
                 .replace("{ipAddress}", "192.0.2.1");
             assert!(!uri.contains('{'), "{uri}");
+            if path == "/metrics" {
+                // Served by the metrics listener (`--metrics-listen`), not the API's.
+                let req = Request::get("/metrics").body(Body::empty()).unwrap();
+                let res = tower::ServiceExt::oneshot(h.metrics.clone(), req)
+                    .await
+                    .unwrap();
+                assert_eq!(res.status(), StatusCode::OK, "{method} {uri}");
+                count += 1;
+                continue;
+            }
             let media = op["responses"]
                 .as_object()
                 .unwrap()
