@@ -313,18 +313,14 @@ impl Limits {
         let mut tables = self.failures.lock().unwrap_or_else(|e| e.into_inner());
         tables.sweep(now, window);
         let mut counted = None;
-        if let Some(claim) = claim {
-            if let Some(f) = tracked(&mut tables.by_claim, (ip, claim), now) {
-                if f.count(
-                    now,
-                    window,
-                    c.auth_failures_before_lockout,
-                    c.auth_lockout_secs,
-                ) {
-                    tracing::warn!(%ip, scheme, failures = f.count, lockout_secs = c.auth_lockout_secs, "a principal is locked out from an address after repeated failed authentications");
-                }
-                counted = Some(f.count);
+        if let Some(claim) = claim
+            && let Some(f) = tracked(&mut tables.by_claim, (ip, claim), now)
+        {
+            let lock_at = c.auth_failures_before_lockout;
+            if f.count(now, window, lock_at, c.auth_lockout_secs) {
+                tracing::warn!(%ip, scheme, failures = f.count, lockout_secs = c.auth_lockout_secs, "a principal is locked out from an address after repeated failed authentications");
             }
+            counted = Some(f.count);
         }
         if let Some(f) = tracked(&mut tables.by_address, ip, now) {
             let lock_at = c.auth_failures_per_address_before_lockout;
