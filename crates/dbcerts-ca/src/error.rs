@@ -15,6 +15,8 @@ pub enum CaError {
     MasterKey(String),
     #[error("validity period is out of range")]
     Validity,
+    #[error("CRL signing failed: {0}")]
+    Crl(String),
     #[error("the certificate would outlive its CA; the project CA must be rotated")]
     OutlivesCa,
 }

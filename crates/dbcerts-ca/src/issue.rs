@@ -48,6 +48,8 @@ impl Default for ManagedCaParams {
 pub struct ManagedCa {
     cert_der: Vec<u8>,
     issuer: Issuer<'static, KeyPair>,
+    /// The certificate's subject key identifier: the authority key identifier of its CRLs.
+    key_id: Vec<u8>,
     algorithm: KeyAlgorithm,
     not_before: DateTime<Utc>,
     not_after: DateTime<Utc>,
@@ -105,7 +107,10 @@ impl ManagedCa {
             .self_signed(&key)
             .map_err(|e| CaError::Signing(e.to_string()))?;
         let cert_der = cert.der().to_vec();
+        let (_, parsed) = x509_parser::parse_x509_certificate(&cert_der)
+            .map_err(|e| CaError::Signing(e.to_string()))?;
         Ok(ManagedCa {
+            key_id: key_id(&parsed),
             issuer: Issuer::new(params, key),
             cert_der,
             algorithm,
@@ -138,6 +143,7 @@ impl ManagedCa {
         let issuer = Issuer::from_ca_cert_der(&CertificateDer::from(cert_der), key)
             .map_err(|e| CaError::CorruptCa(e.to_string()))?;
         Ok(ManagedCa {
+            key_id: key_id(&parsed),
             cert_der: cert_der.to_vec(),
             issuer,
             algorithm,
@@ -160,6 +166,15 @@ impl ManagedCa {
 
     pub fn not_after(&self) -> DateTime<Utc> {
         self.not_after
+    }
+
+    /// The subject key identifier of the CA certificate.
+    pub fn key_id(&self) -> &[u8] {
+        &self.key_id
+    }
+
+    pub(crate) fn issuer(&self) -> &Issuer<'static, KeyPair> {
+        &self.issuer
     }
 
     pub fn cert_pem(&self) -> String {
@@ -212,7 +227,23 @@ pub fn response_pem(cert_der: &[u8], key: &LeafKey) -> Zeroizing<String> {
     out
 }
 
-fn pem_block(tag: &str, der: &[u8]) -> String {
+/// The certificate's subject key identifier; for a certificate without one (dbcerts always
+/// writes it), the truncated SHA-256 of its SubjectPublicKeyInfo that rcgen would have written.
+fn key_id(cert: &x509_parser::certificate::X509Certificate<'_>) -> Vec<u8> {
+    use x509_parser::extensions::ParsedExtension;
+    cert.iter_extensions()
+        .find_map(|ext| match ext.parsed_extension() {
+            ParsedExtension::SubjectKeyIdentifier(id) => Some(id.0.to_vec()),
+            _ => None,
+        })
+        .unwrap_or_else(|| {
+            let digest =
+                aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, cert.public_key().raw);
+            digest.as_ref()[..20].to_vec()
+        })
+}
+
+pub(crate) fn pem_block(tag: &str, der: &[u8]) -> String {
     pem::encode_config(
         &pem::Pem::new(tag, der),
         pem::EncodeConfig::new().set_line_ending(pem::LineEnding::LF),
@@ -230,13 +261,13 @@ fn ca_name(group_id: &str, names: &ManagedCaParams) -> DistinguishedName {
     name
 }
 
-fn serial_number(serial: i64) -> SerialNumber {
+pub(crate) fn serial_number(serial: i64) -> SerialNumber {
     let bytes = serial.to_be_bytes();
     let first = bytes.iter().position(|b| *b != 0).unwrap_or(7);
     SerialNumber::from_slice(&bytes[first..])
 }
 
-fn to_offset(t: DateTime<Utc>) -> Result<time::OffsetDateTime, CaError> {
+pub(crate) fn to_offset(t: DateTime<Utc>) -> Result<time::OffsetDateTime, CaError> {
     time::OffsetDateTime::from_unix_timestamp(t.timestamp()).map_err(|_| CaError::Validity)
 }
 

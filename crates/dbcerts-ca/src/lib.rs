@@ -5,6 +5,7 @@
 //! This crate never sees HTTP or SQL. Callers hand it plain values (names, times, DER bytes) and
 //! get plain values back; persisting them is the store's job and speaking Atlas is the server's.
 
+mod crl;
 pub mod customer_ca;
 pub mod dn;
 mod error;
@@ -14,6 +15,7 @@ pub mod pool;
 pub mod sealing;
 mod validity;
 
+pub use crl::{CrlEntry, CrlParams, crl_pem};
 pub use error::CaError;
 pub use issue::{IssuedCertificate, LeafRequest, ManagedCa, ManagedCaParams, response_pem};
 pub use keys::{KeyAlgorithm, LeafKey};
