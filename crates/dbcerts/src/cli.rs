@@ -193,6 +193,10 @@ pub enum CaCommand {
         #[command(flatten)]
         store: GlobalArgs,
     },
+    /// Fetch the project's certificate revocation lists (PEM) from a dbcerts server, for
+    /// `net.tls.CRLFile` of mongod; `sync` keeps the file up to date. A client command: it uses
+    /// the client profile (`dbcerts config init`), Project Read Only is enough.
+    Crl(crate::client::crl::CrlArgs),
 }
 
 #[derive(Debug, Clone, Default, Args)]

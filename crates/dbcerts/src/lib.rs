@@ -53,6 +53,9 @@ pub fn run(cli: Cli) -> ExitCode {
                     None => print!("{pem}"),
                 }
             }
+            Command::Ca {
+                command: CaCommand::Crl(args),
+            } => return Ok(Some(client::crl_command(args).await)),
             Command::Audit { command } => {
                 let store = match &command {
                     AuditCommand::Verify { store } | AuditCommand::List { store, .. } => store,

@@ -3,6 +3,7 @@
 
 pub mod api_keys;
 pub mod certs;
+pub mod crl;
 pub mod database_users;
 pub mod extension;
 pub mod projects;

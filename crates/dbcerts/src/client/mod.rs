@@ -4,6 +4,7 @@
 pub mod args;
 mod certs;
 mod config_cmd;
+pub mod crl;
 mod mongod;
 pub mod output;
 pub mod profile;
@@ -54,6 +55,11 @@ pub async fn run(command: ClientCommand) -> ExitCode {
             .await
         }
     };
+    exit_code(result)
+}
+
+/// A command's exit code; errors are printed as one line.
+fn exit_code(result: Result<(), CliError>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -61,6 +67,30 @@ pub async fn run(command: ClientCommand) -> ExitCode {
             ExitCode::from(e.exit as u8)
         }
     }
+}
+
+/// `dbcerts ca crl` and `dbcerts ca crl sync` (a client command under the server's `ca`).
+pub async fn crl_command(args: crl::CrlArgs) -> ExitCode {
+    let result = match args.command {
+        None => {
+            with_context(&args.opts, |ctx| {
+                crl::once(ctx, args.project.project_id, args.out)
+            })
+            .await
+        }
+        Some(crl::CrlCommand::Sync {
+            project,
+            out,
+            every,
+            exec,
+        }) => {
+            with_context(&args.opts, |ctx| {
+                crl::sync(ctx, project.project_id, out, every.into(), exec)
+            })
+            .await
+        }
+    };
+    exit_code(result)
 }
 
 /// What a command works with: the client and the resolved defaults.
