@@ -127,6 +127,10 @@ metered! {
     fn get_active_ca(project_id: &str) -> StoreResult<Option<CaRecord>>;
     fn insert_ca_if_absent(ca: &CaRecord) -> StoreResult<CaRecord>;
 
+    fn get_crl_state(ca_id: i64) -> StoreResult<CrlState>;
+    fn publish_crl(ca_id: i64, crl: &PublishedCrl) -> StoreResult<bool>;
+    fn list_crls_due(now: i64) -> StoreResult<Vec<i64>>;
+
     fn create_database_user(user: &DatabaseUserRecord) -> StoreResult<()>;
     fn create_database_user_within_limit(
         user: &DatabaseUserRecord,

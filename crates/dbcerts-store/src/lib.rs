@@ -296,4 +296,16 @@ pub trait Store: Send + Sync + 'static {
         project_id: &str,
         record: &UserSecurityRecord,
     ) -> StoreResult<()>;
+
+    /// The CRL state of CA `ca_id` (a `project_cas` row): revision 0 and nothing published
+    /// when the CA has neither revoked anything nor published a CRL.
+    async fn get_crl_state(&self, ca_id: i64) -> StoreResult<CrlState>;
+    /// Stores `crl` as CA `ca_id`'s CRL only if its number is one more than the number
+    /// published now (0 when none): of several nodes building the same next CRL, exactly one
+    /// publishes it (`true`) and the others get `false` and read the winner's. Two different
+    /// CRLs of one CA never share a number.
+    async fn publish_crl(&self, ca_id: i64, crl: &PublishedCrl) -> StoreResult<bool>;
+    /// The CAs, not expired at `now`, whose published CRL is out of date: built before the
+    /// latest revocation, or past its `refresh_at`. CAs that never published are not listed.
+    async fn list_crls_due(&self, now: i64) -> StoreResult<Vec<i64>>;
 }

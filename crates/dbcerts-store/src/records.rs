@@ -383,6 +383,32 @@ pub struct AuditFilter {
     pub until_ms: Option<i64>,
 }
 
+/// One issuing CA's CRL state (`crl_state`): the revocation revision the store is at, and the
+/// last CRL published with the revision it was built from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CrlState {
+    pub ca_id: i64,
+    /// Moves (in the revoking transaction) whenever the CA's set of revoked certificates
+    /// changes.
+    pub revision: i64,
+    /// The last CRL published, if any.
+    pub published: Option<PublishedCrl>,
+}
+
+/// A CRL as published: its number, the revision it covers, its dates and its DER.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublishedCrl {
+    /// The CRL number: 1 for a CA's first CRL, then one more each time.
+    pub number: i64,
+    /// Every revocation up to this revision is in the CRL.
+    pub built_revision: i64,
+    pub this_update: i64,
+    pub next_update: i64,
+    /// When the CRL is rebuilt even if nothing was revoked (well before `next_update`).
+    pub refresh_at: i64,
+    pub der: Vec<u8>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1364,6 +1364,85 @@ macro_rules! sql_store {
                 Ok(())
             }
 
+            async fn get_crl_state(&self, ca_id: i64) -> StoreResult<CrlState> {
+                let row = sqlx::query("SELECT * FROM crl_state WHERE ca_id = $1")
+                    .bind(ca_id)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(map_err)?;
+                let Some(row) = row else {
+                    return Ok(CrlState { ca_id, revision: 0, published: None });
+                };
+                let number: i64 = get(&row, "number")?;
+                let der: Option<Vec<u8>> = get(&row, "der")?;
+                let published = match der {
+                    Some(der) if number > 0 => Some(PublishedCrl {
+                        number,
+                        built_revision: get(&row, "built_revision")?,
+                        this_update: get::<Option<i64>>(&row, "this_update")?.unwrap_or(0),
+                        next_update: get::<Option<i64>>(&row, "next_update")?.unwrap_or(0),
+                        refresh_at: get::<Option<i64>>(&row, "refresh_at")?.unwrap_or(0),
+                        der,
+                    }),
+                    _ => None,
+                };
+                Ok(CrlState { ca_id, revision: get(&row, "revision")?, published })
+            }
+
+            async fn publish_crl(&self, ca_id: i64, crl: &PublishedCrl) -> StoreResult<bool> {
+                // Under the write lock: the number read is still the number when the row is
+                // written, so exactly one of several racing publishers of one number wins.
+                let mut tx = self.write_tx().await?;
+                let row = sqlx::query("SELECT number FROM crl_state WHERE ca_id = $1")
+                    .bind(ca_id)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(map_err)?;
+                let current = match &row {
+                    Some(row) => get::<i64>(row, "number")?,
+                    None => 0,
+                };
+                if crl.number != current + 1 {
+                    return Ok(false);
+                }
+                sqlx::query(
+                    "INSERT INTO crl_state (ca_id, number, built_revision, this_update, next_update, refresh_at, der)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7)
+                     ON CONFLICT (ca_id) DO UPDATE SET number = excluded.number,
+                         built_revision = excluded.built_revision, this_update = excluded.this_update,
+                         next_update = excluded.next_update, refresh_at = excluded.refresh_at,
+                         der = excluded.der",
+                )
+                .bind(ca_id)
+                .bind(crl.number)
+                .bind(crl.built_revision)
+                .bind(crl.this_update)
+                .bind(crl.next_update)
+                .bind(crl.refresh_at)
+                .bind(&crl.der)
+                .execute(&mut *tx)
+                .await
+                .map_err(map_err)?;
+                tx.commit().await.map_err(map_err)?;
+                Ok(true)
+            }
+
+            async fn list_crls_due(&self, now: i64) -> StoreResult<Vec<i64>> {
+                sqlx::query(
+                    "SELECT s.ca_id FROM crl_state s JOIN project_cas c ON c.id = s.ca_id
+                     WHERE s.number > 0 AND c.not_after > $1
+                       AND (s.built_revision < s.revision OR s.refresh_at <= $1)
+                     ORDER BY s.ca_id",
+                )
+                .bind(now)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(map_err)?
+                .iter()
+                .map(|r| get::<i64>(r, "ca_id"))
+                .collect()
+            }
+
             async fn close(&self) {
                 self.pool.close().await;
             }

@@ -500,10 +500,15 @@ async fn certificates_without_ca_id_get_the_active_ca() {
     store.close().await;
     drop(store);
 
-    // The store as the previous version left it: no migration 7.
+    // The store as the previous version left it: no migration 7 (nor 8, which builds on it).
     let url = format!("sqlite://{}", db_path(dir.path()).display());
     let db = sqlx::SqlitePool::connect(&url).await.unwrap();
     for statement in [
+        "DROP TRIGGER crl_revision_on_revoke",
+        "DROP TRIGGER crl_revision_on_revoked_insert",
+        "DROP TRIGGER crl_revision_on_revoked_delete",
+        "DROP TABLE crl_state",
+        "DELETE FROM _sqlx_migrations WHERE version = 8",
         "DROP TRIGGER certificates_ca_id_on_insert",
         "DROP INDEX certificates_revoked_by_ca",
         "ALTER TABLE certificates DROP COLUMN ca_id",

@@ -21,6 +21,9 @@ use dbcerts_store::{
     UserSecurityRecord,
 };
 
+mod crl;
+pub use crl::*;
+
 /// Runs every check against one store, which must be fresh (contain no organization and no
 /// audit entry), then checks that the audit log they built is one unbroken chain.
 pub async fn run_all(store: &dyn Store) {
@@ -75,6 +78,9 @@ pub async fn run_all(store: &dyn Store) {
     revoke_one_certificate_is_idempotent(store).await;
     revoke_all_unexpired_of_one_user(store).await;
     list_revoked_unexpired_per_ca(store).await;
+    crl_revision_moves_with_each_revocation(store).await;
+    crl_publish_is_compare_and_set(store).await;
+    crls_due_are_the_stale_and_the_old(store).await;
     assert_audit_log_intact(store).await;
 }
 
@@ -135,6 +141,9 @@ macro_rules! for_each_check {
             revoke_one_certificate_is_idempotent,
             revoke_all_unexpired_of_one_user,
             list_revoked_unexpired_per_ca,
+            crl_revision_moves_with_each_revocation,
+            crl_publish_is_compare_and_set,
+            crls_due_are_the_stale_and_the_old,
         );
     };
 }

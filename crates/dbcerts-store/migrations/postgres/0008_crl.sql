@@ -1,0 +1,40 @@
+-- CRL state per issuing CA (project_cas row): the last CRL published (its number, dates and DER)
+-- and the revocation revision it was built from.
+--
+-- revision counts the changes to the CA's set of revoked certificates. Triggers, not the
+-- application, keep it, in the same transaction as the revocation: every writer (another node,
+-- a node of the previous version, a restore) moves it, and a committed revocation has always
+-- moved it. A node serves the stored CRL only while built_revision = revision and refresh_at
+-- has not passed; otherwise it builds the next one from the certificates table and publishes it
+-- only if number is still the one it read (compare-and-set), so two different CRLs never share
+-- a number.
+CREATE TABLE crl_state (
+    ca_id           BIGINT PRIMARY KEY REFERENCES project_cas(id) ON DELETE CASCADE,
+    revision        BIGINT NOT NULL DEFAULT 0,
+    number          BIGINT NOT NULL DEFAULT 0,    -- 0: nothing published yet
+    built_revision  BIGINT NOT NULL DEFAULT 0,
+    this_update     BIGINT,
+    next_update     BIGINT,
+    refresh_at      BIGINT,                       -- when the CRL is rebuilt even without change
+    der             BYTEA
+);
+CREATE FUNCTION crl_revision() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP = 'DELETE' THEN
+        UPDATE crl_state SET revision = revision + 1 WHERE ca_id = OLD.ca_id;
+        RETURN OLD;
+    END IF;
+    INSERT INTO crl_state (ca_id, revision) VALUES (NEW.ca_id, 1)
+        ON CONFLICT (ca_id) DO UPDATE SET revision = crl_state.revision + 1;
+    RETURN NEW;
+END
+$$;
+CREATE TRIGGER crl_revision_on_revoke AFTER UPDATE OF revoked_at ON certificates
+    FOR EACH ROW WHEN (NEW.revoked_at IS NOT NULL AND OLD.revoked_at IS NULL)
+    EXECUTE FUNCTION crl_revision();
+CREATE TRIGGER crl_revision_on_revoked_insert AFTER INSERT ON certificates
+    FOR EACH ROW WHEN (NEW.revoked_at IS NOT NULL)
+    EXECUTE FUNCTION crl_revision();
+CREATE TRIGGER crl_revision_on_revoked_delete AFTER DELETE ON certificates
+    FOR EACH ROW WHEN (OLD.revoked_at IS NOT NULL)
+    EXECUTE FUNCTION crl_revision();
