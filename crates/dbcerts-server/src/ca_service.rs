@@ -38,7 +38,7 @@ pub struct CaService {
     creating: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
-fn purpose(project_id: &str) -> String {
+pub(crate) fn purpose(project_id: &str) -> String {
     format!("ca-key:{project_id}")
 }
 

@@ -8,6 +8,7 @@ pub mod auth;
 pub mod body;
 pub mod bootstrap;
 pub mod ca_service;
+pub mod crl;
 pub mod error;
 pub mod format;
 pub mod head_limits;
@@ -63,6 +64,8 @@ pub struct ServerConfig {
     pub tls: bool,
     /// Where Digest nonce counts are kept to refuse replays: each node, or the shared store.
     pub digest_replay_check: auth::digest::ReplayCheck,
+    /// CRL validity and refresh.
+    pub crl: crl::CrlConfig,
 }
 
 /// Limits of the access-control layer. The defaults are Atlas's figures
@@ -132,6 +135,7 @@ impl Default for ServerConfig {
             access: AccessConfig::default(),
             tls: false,
             digest_replay_check: auth::digest::ReplayCheck::Node,
+            crl: crl::CrlConfig::default(),
         }
     }
 }
@@ -149,6 +153,8 @@ pub(crate) struct Inner {
     pub nonce_counts: auth::digest::NonceCounts,
     pub pool: Arc<KeyPool>,
     pub ca: CaService,
+    /// The CAs opened for signing CRLs.
+    pub crl: crl::CrlSigners,
     pub journal: journal::Journal,
     pub config: ServerConfig,
     /// A sealed throw-away secret, opened for unknown API keys so that they take as long as
@@ -202,6 +208,7 @@ impl AppState {
                 nonce_key,
                 pool,
                 ca,
+                crl: crl::CrlSigners::default(),
                 journal,
                 config,
                 dummy_sealed_key,

@@ -129,7 +129,7 @@ metered! {
 
     fn get_crl_state(ca_id: i64) -> StoreResult<CrlState>;
     fn publish_crl(ca_id: i64, crl: &PublishedCrl) -> StoreResult<bool>;
-    fn list_crls_due(now: i64) -> StoreResult<Vec<i64>>;
+    fn list_projects_with_crls_due(now: i64) -> StoreResult<Vec<String>>;
 
     fn create_database_user(user: &DatabaseUserRecord) -> StoreResult<()>;
     fn create_database_user_within_limit(

@@ -173,6 +173,7 @@ impl utoipa::Modify for Security {
         crate::auth::oauth::token,
         crate::auth::oauth::revoke,
         crate::routes::extension::get_project_ca,
+        crate::routes::crl::get_project_crl,
         crate::observe::live,
         crate::observe::ready,
         crate::observe::metrics,

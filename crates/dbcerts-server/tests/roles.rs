@@ -185,6 +185,7 @@ enum Op {
     DeleteGroupServiceAccount,
     InviteGroupServiceAccount,
     GetProjectCa,
+    GetProjectCrl,
     ListOrgApiKeys,
     GetOrgApiKey,
     CreateOrgApiKey,
@@ -194,7 +195,7 @@ enum Op {
     CreateOrgServiceAccount,
 }
 
-const OPS: [Op; 32] = [
+const OPS: [Op; 33] = [
     Op::GetGroup,
     Op::ListGroups,
     Op::ListDatabaseUsers,
@@ -219,6 +220,7 @@ const OPS: [Op; 32] = [
     Op::DeleteGroupServiceAccount,
     Op::InviteGroupServiceAccount,
     Op::GetProjectCa,
+    Op::GetProjectCrl,
     Op::ListOrgApiKeys,
     Op::GetOrgApiKey,
     Op::CreateOrgApiKey,
@@ -261,6 +263,8 @@ impl Op {
             Op::InviteGroupServiceAccount => ("inviteGroupServiceAccount", OrgOwnerOnProject, 200),
             // README: "GET /api/dbcerts/v1/groups/{groupId}/ca (Digest auth, Project Read Only)".
             Op::GetProjectCa => ("getProjectCa (dbcerts)", ProjectReadOnly, 200),
+            // Issue 17: reading the CRL is Project Read Only.
+            Op::GetProjectCrl => ("getProjectCrl (dbcerts)", ProjectReadOnly, 200),
             Op::ListOrgApiKeys => ("listOrgApiKeys", OrgMember, 200),
             Op::GetOrgApiKey => ("getOrgApiKey", OrgMember, 200),
             Op::CreateOrgApiKey => ("createOrgApiKey", OrgOwner, 200),
@@ -887,6 +891,10 @@ async fn plan(w: &World, cell: &Cell, n: usize) -> Plan {
             p.uri = format!("/api/dbcerts/v1/groups/{gid}/ca");
             p.accept = None;
         }
+        Op::GetProjectCrl => {
+            p.uri = format!("/api/dbcerts/v1/groups/{gid}/crl");
+            p.accept = None;
+        }
         other => unreachable!("{other:?} is organization-level"),
     }
     p
@@ -1040,6 +1048,7 @@ async fn verify(w: &World, cell: &Cell, p: &Plan) -> Result<(), String> {
         | Op::ListGroupServiceAccounts
         | Op::GetGroupServiceAccount
         | Op::GetProjectCa
+        | Op::GetProjectCrl
         | Op::ListOrgApiKeys
         | Op::GetOrgApiKey
         | Op::ListOrgServiceAccounts => Ok(()),
@@ -1083,8 +1092,29 @@ fn content(w: &World, cell: &Cell, r: &Reply) -> Result<(), String> {
         Op::GetProjectCa if r.text != proj.ca_pem => {
             Err("content: not the project's CA certificate".into())
         }
+        Op::GetProjectCrl => crl_content(proj, r),
         _ => Ok(()),
     }
+}
+
+/// getProjectCrl: one CRL, issued by the target project's CA.
+fn crl_content(proj: &Proj, r: &Reply) -> Result<(), String> {
+    use x509_parser::prelude::{FromDer, Pem, X509Certificate};
+    let ca = Pem::iter_from_buffer(proj.ca_pem.as_bytes())
+        .next()
+        .ok_or("content: no CA PEM")?
+        .map_err(|e| format!("content: {e}"))?;
+    let (_, ca) = X509Certificate::from_der(&ca.contents).map_err(|e| format!("content: {e}"))?;
+    let crls: Vec<_> = Pem::iter_from_buffer(r.text.as_bytes()).collect();
+    let [Ok(crl)] = crls.as_slice() else {
+        return Err(format!("content: not one PEM CRL: {}", r.text));
+    };
+    let (_, crl) =
+        x509_parser::parse_x509_crl(&crl.contents).map_err(|e| format!("content: {e}"))?;
+    if crl.issuer() != ca.subject() {
+        return Err("content: a CRL of another issuer".into());
+    }
+    Ok(())
 }
 
 /// listGroups: exactly the projects the caller holds a role in, and a consistent `totalCount`.
@@ -1292,8 +1322,8 @@ fn grid(outcomes: &[Outcome]) -> String {
 #[tokio::test]
 async fn every_cell_meets_the_spec_role_requirements() {
     let cells = matrix();
-    // 24 project operations x 5 callers x 2 projects, 8 organization operations x 5 callers.
-    assert_eq!(cells.len(), 24 * 5 * 2 + 8 * 5);
+    // 25 project operations x 5 callers x 2 projects, 8 organization operations x 5 callers.
+    assert_eq!(cells.len(), 25 * 5 * 2 + 8 * 5);
     let w = World::new().await;
     let outcomes = run(&w, &cells).await;
     println!("{}", grid(&outcomes));
@@ -1308,7 +1338,7 @@ async fn no_refusal_about_someone_elses_project_reveals_it() {
         .into_iter()
         .filter(|c| c.project == Some(Target::Theirs) && c.expect == Expect::GroupNotFound)
         .collect();
-    assert_eq!(cells.len(), 24 * 4);
+    assert_eq!(cells.len(), 25 * 4);
     let w = World::new().await;
     let outcomes = run(&w, &cells).await;
     let mut problems = String::new();

@@ -305,7 +305,8 @@ pub trait Store: Send + Sync + 'static {
     /// publishes it (`true`) and the others get `false` and read the winner's. Two different
     /// CRLs of one CA never share a number.
     async fn publish_crl(&self, ca_id: i64, crl: &PublishedCrl) -> StoreResult<bool>;
-    /// The CAs, not expired at `now`, whose published CRL is out of date: built before the
-    /// latest revocation, or past its `refresh_at`. CAs that never published are not listed.
-    async fn list_crls_due(&self, now: i64) -> StoreResult<Vec<i64>>;
+    /// The projects with a CA, not expired at `now`, whose published CRL is out of date: built
+    /// before the latest revocation, or past its `refresh_at` (CAs that never published a CRL
+    /// do not count). Each project once, in id order.
+    async fn list_projects_with_crls_due(&self, now: i64) -> StoreResult<Vec<String>>;
 }

@@ -1427,19 +1427,19 @@ macro_rules! sql_store {
                 Ok(true)
             }
 
-            async fn list_crls_due(&self, now: i64) -> StoreResult<Vec<i64>> {
+            async fn list_projects_with_crls_due(&self, now: i64) -> StoreResult<Vec<String>> {
                 sqlx::query(
-                    "SELECT s.ca_id FROM crl_state s JOIN project_cas c ON c.id = s.ca_id
+                    "SELECT DISTINCT c.project_id FROM crl_state s JOIN project_cas c ON c.id = s.ca_id
                      WHERE s.number > 0 AND c.not_after > $1
                        AND (s.built_revision < s.revision OR s.refresh_at <= $1)
-                     ORDER BY s.ca_id",
+                     ORDER BY c.project_id",
                 )
                 .bind(now)
                 .fetch_all(&self.pool)
                 .await
                 .map_err(map_err)?
                 .iter()
-                .map(|r| get::<i64>(r, "ca_id"))
+                .map(|r| get::<String>(r, "project_id"))
                 .collect()
             }
 

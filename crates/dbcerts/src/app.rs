@@ -91,6 +91,7 @@ impl App {
             access: settings.access.clone(),
             tls: settings.tls.is_some(),
             digest_replay_check: settings.digest_replay_check,
+            crl: settings.crl,
         };
         let state = AppState::new(store.shared(), Arc::new(master), nonce, pool, config);
         Ok(App {
@@ -150,7 +151,9 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
             let _ = metrics_stop.await;
         },
     ));
+    let crl_refresher = tokio::spawn(refresh_crls(app.state.clone()));
     serve_router(listener, router, tls, limits, shutdown.recv()).await?;
+    crl_refresher.abort();
     let _ = stop_metrics.send(());
     metrics.await.context("the metrics listener")??;
     tracing::info!("shutting down: stopping the key pool and closing the database");
@@ -161,6 +164,22 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     app.store.close().await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// How often each node looks for CRLs to rebuild (made stale by a revocation or due for their
+/// refresh): at most this long before a CRL nobody asks for catches up.
+const CRL_REFRESH_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Rebuilds the CRLs that are due, every [`CRL_REFRESH_EVERY`], until aborted. Every node runs
+/// it; publication by compare-and-set makes the nodes agree on each CRL number.
+async fn refresh_crls(state: dbcerts_server::AppState) {
+    let mut tick = tokio::time::interval(CRL_REFRESH_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let now = chrono::Utc::now().timestamp();
+        dbcerts_server::crl::refresh_due(&state, now).await;
+    }
 }
 
 /// Connections the metrics listener serves at once (a Prometheus server needs one).

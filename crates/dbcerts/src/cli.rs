@@ -253,4 +253,16 @@ pub struct ServeArgs {
         value_parser = clap::builder::BoolishValueParser::new(),
     )]
     pub allow_readable_data_dir: Option<bool>,
+    /// Seconds a CRL is valid: its nextUpdate is this long after it is built. mongod refuses
+    /// every client once the CRL file's nextUpdate has passed [default: 604800, 7 days]
+    #[arg(long, env = "DBCERTS_CRL_VALIDITY_SECS", value_name = "SECS")]
+    pub crl_validity_secs: Option<i64>,
+    /// Seconds after which a CRL is rebuilt even if nothing was revoked; less than
+    /// --crl-validity-secs [default: 86400, 1 day]
+    #[arg(long, env = "DBCERTS_CRL_REFRESH_SECS", value_name = "SECS")]
+    pub crl_refresh_secs: Option<i64>,
+    /// Seconds a CRL's thisUpdate is set back from its build time, for verifiers whose clock
+    /// runs behind [default: 300]
+    #[arg(long, env = "DBCERTS_CRL_BACKDATE_SECS", value_name = "SECS")]
+    pub crl_backdate_secs: Option<i64>,
 }

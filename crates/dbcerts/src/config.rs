@@ -56,6 +56,9 @@ pub struct FileConfig {
     pub auth_lockout_secs: Option<i64>,
     pub metrics_listen: Option<String>,
     pub allow_readable_data_dir: Option<bool>,
+    pub crl_validity_secs: Option<i64>,
+    pub crl_refresh_secs: Option<i64>,
+    pub crl_backdate_secs: Option<i64>,
 }
 
 /// Everything `serve` and the store-opening commands need, fully resolved.
@@ -90,6 +93,8 @@ pub struct Settings {
     pub metrics_listen: SocketAddr,
     /// Serve from a data directory that group or others can enter.
     pub allow_readable_data_dir: bool,
+    /// CRL validity (nextUpdate), refresh and thisUpdate backdating.
+    pub crl: dbcerts_server::crl::CrlConfig,
 }
 
 /// The PEM files `serve` reads its HTTPS certificate chain and private key from, at startup and
@@ -171,6 +176,42 @@ fn access_config(file: &FileConfig) -> anyhow::Result<AccessConfig> {
     Ok(c)
 }
 
+/// CRL timing: flags and `DBCERTS_CRL_*` over the file's `crl-*-secs` keys over the defaults.
+/// A CRL must be rebuilt before it expires: refresh < validity.
+fn crl_config(
+    file: &FileConfig,
+    serve: &ServeArgs,
+) -> anyhow::Result<dbcerts_server::crl::CrlConfig> {
+    let d = dbcerts_server::crl::CrlConfig::default();
+    let c = dbcerts_server::crl::CrlConfig {
+        validity_secs: serve
+            .crl_validity_secs
+            .or(file.crl_validity_secs)
+            .unwrap_or(d.validity_secs),
+        refresh_secs: serve
+            .crl_refresh_secs
+            .or(file.crl_refresh_secs)
+            .unwrap_or(d.refresh_secs),
+        backdate_secs: serve
+            .crl_backdate_secs
+            .or(file.crl_backdate_secs)
+            .unwrap_or(d.backdate_secs),
+    };
+    anyhow::ensure!(c.validity_secs > 0, "crl-validity-secs must be at least 1");
+    anyhow::ensure!(c.refresh_secs > 0, "crl-refresh-secs must be at least 1");
+    anyhow::ensure!(
+        c.backdate_secs >= 0,
+        "crl-backdate-secs must not be negative"
+    );
+    anyhow::ensure!(
+        c.refresh_secs < c.validity_secs,
+        "crl-refresh-secs ({}) must be less than crl-validity-secs ({}): a CRL must be rebuilt before its nextUpdate, or mongod refuses every client",
+        c.refresh_secs,
+        c.validity_secs
+    );
+    Ok(c)
+}
+
 impl Settings {
     pub fn resolve(global: &GlobalArgs, serve: &ServeArgs) -> anyhow::Result<Settings> {
         let file = match &global.config {
@@ -178,6 +219,7 @@ impl Settings {
             None => FileConfig::default(),
         };
         let access = access_config(&file)?;
+        let crl = crl_config(&file, serve)?;
         let data_dir = global
             .data_dir
             .clone()
@@ -311,6 +353,7 @@ impl Settings {
             allow_plaintext,
             metrics_listen,
             allow_readable_data_dir,
+            crl,
         })
     }
 

@@ -3,6 +3,7 @@
 pub(crate) mod access;
 pub(crate) mod api_keys;
 pub(crate) mod certs;
+pub(crate) mod crl;
 pub(crate) mod database_users;
 pub(crate) mod extension;
 pub(crate) mod projects;
@@ -171,6 +172,10 @@ pub fn extension_routes() -> Router<AppState> {
         .route(
             "/api/dbcerts/v1/groups/{groupId}/ca",
             get(extension::get_project_ca),
+        )
+        .route(
+            "/api/dbcerts/v1/groups/{groupId}/crl",
+            get(crl::get_project_crl),
         )
         .route(crate::openapi::PATH, get(crate::openapi::serve))
 }

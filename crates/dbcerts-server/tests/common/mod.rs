@@ -31,6 +31,8 @@ pub struct Harness {
     pub org_id: String,
     pub store: SqliteStore,
     pub dir: Arc<tempfile::TempDir>,
+    /// The node's state, for what runs outside requests (CRL refresh).
+    pub state: AppState,
 }
 
 pub struct Reply {
@@ -89,12 +91,13 @@ impl Harness {
         let state = AppState::new(shared, Arc::new(master), nonce, pool, config);
         Harness {
             metrics: dbcerts_server::metrics_router(state.clone()),
-            app: dbcerts_server::router(state),
+            app: dbcerts_server::router(state.clone()),
             public_key: creds["publicKey"].as_str().unwrap().into(),
             private_key: creds["privateKey"].as_str().unwrap().into(),
             org_id: creds["orgId"].as_str().unwrap().into(),
             store,
             dir,
+            state,
         }
     }
 

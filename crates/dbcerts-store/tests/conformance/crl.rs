@@ -125,17 +125,15 @@ pub async fn crl_publish_is_compare_and_set(store: &dyn Store) {
     assert_eq!(state.published.as_ref(), Some(&winners[0].1));
 }
 
-/// Due: published CRLs built before the latest revocation or past their refresh time, of CAs
+/// Due: projects with published CRLs built before the latest revocation or past their refresh time, of CAs
 /// that have not expired.
 pub async fn crls_due_are_the_stale_and_the_old(store: &dyn Store) {
     let ns = Ns(72);
     let (p, ca_p) = project_with_ca(store, ns, 0).await;
     let (q, ca_q) = project_with_ca(store, ns, 1).await;
     let now = T0 + 3000;
-    let mine = |ids: Vec<i64>| -> Vec<i64> {
-        ids.into_iter()
-            .filter(|id| [ca_p.id, ca_q.id].contains(id))
-            .collect()
+    let mine = |ids: Vec<String>| -> Vec<String> {
+        ids.into_iter().filter(|id| *id == p || *id == q).collect()
     };
     // Nothing published yet: nothing due, even after a revocation.
     insert_cert(
@@ -146,8 +144,8 @@ pub async fn crls_due_are_the_stale_and_the_old(store: &dyn Store) {
     .unwrap();
     revoke_one(store, ns, &q, "CN=bo", ns.serial(5)).await;
     assert_eq!(
-        mine(store.list_crls_due(now).await.unwrap()),
-        Vec::<i64>::new()
+        mine(store.list_projects_with_crls_due(now).await.unwrap()),
+        Vec::<String>::new()
     );
 
     assert!(
@@ -157,13 +155,13 @@ pub async fn crls_due_are_the_stale_and_the_old(store: &dyn Store) {
             .unwrap()
     );
     assert_eq!(
-        mine(store.list_crls_due(now).await.unwrap()),
-        Vec::<i64>::new()
+        mine(store.list_projects_with_crls_due(now).await.unwrap()),
+        Vec::<String>::new()
     );
     // Its refresh time has come.
     assert_eq!(
-        mine(store.list_crls_due(now + 100).await.unwrap()),
-        vec![ca_p.id]
+        mine(store.list_projects_with_crls_due(now + 100).await.unwrap()),
+        vec![p.clone()]
     );
     // A revocation makes it due at once.
     insert_cert(
@@ -173,7 +171,10 @@ pub async fn crls_due_are_the_stale_and_the_old(store: &dyn Store) {
     .await
     .unwrap();
     revoke_one(store, ns, &p, "CN=bo", ns.serial(1)).await;
-    assert_eq!(mine(store.list_crls_due(now).await.unwrap()), vec![ca_p.id]);
+    assert_eq!(
+        mine(store.list_projects_with_crls_due(now).await.unwrap()),
+        vec![p.clone()]
+    );
     assert!(
         store
             .publish_crl(ca_p.id, &published(2, 1, now + 100, 2))
@@ -181,13 +182,13 @@ pub async fn crls_due_are_the_stale_and_the_old(store: &dyn Store) {
             .unwrap()
     );
     assert_eq!(
-        mine(store.list_crls_due(now).await.unwrap()),
-        Vec::<i64>::new()
+        mine(store.list_projects_with_crls_due(now).await.unwrap()),
+        Vec::<String>::new()
     );
     // Once the CA itself has expired, its CRL is never due again.
     let after_ca = ca_p.not_after;
     assert_eq!(
-        mine(store.list_crls_due(after_ca).await.unwrap()),
-        Vec::<i64>::new()
+        mine(store.list_projects_with_crls_due(after_ca).await.unwrap()),
+        Vec::<String>::new()
     );
 }

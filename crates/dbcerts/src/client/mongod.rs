@@ -208,13 +208,20 @@ pub fn commands(users: &[DatabaseUser]) -> (Vec<String>, Vec<String>) {
     (roles, notes)
 }
 
-/// `net.tls` and the rest of mongod.conf that X.509 authentication needs.
-pub fn mongod_conf(ca_file: &str) -> String {
+/// `net.tls` and the rest of mongod.conf that X.509 authentication needs, with the project's
+/// CRL file (kept by `dbcerts ca crl sync`, reloaded with `rotateCertificates`).
+pub fn mongod_conf(ca_file: &str, crl_file: &str, group_id: &str) -> String {
     format!(
         "net:\n  tls:\n    mode: requireTLS\n    # This mongod's own certificate and key (not issued by dbcerts).\n    \
          certificateKeyFile: /etc/mongodb/server.pem\n    # The project CA: verifies the \
          users' certificates. If this mongod's own certificate comes from\n    # another CA, \
          append that CA's certificate to this file too.\n    CAFile: {ca_file}\n    # \
+         The project's CRLs: revoked certificates are refused. mongod refuses EVERY client\n    \
+         # once this file's nextUpdate has passed, so keep it fresh with the sidecar:\n    \
+         #   dbcerts ca crl sync --projectId {group_id} --out {crl_file} --every 1h \\\n    \
+         #     --exec 'mongosh --quiet --tls --eval \"db.adminCommand({{rotateCertificates: 1}})\"'\n    \
+         # (mongod 5.0+ reloads the same path on rotateCertificates; older ones need a restart.)\n    \
+         CRLFile: {crl_file}\n    # \
          Uncomment if clients that authenticate with SCRAM connect without a certificate.\n    \
          # allowConnectionsWithoutCertificates: true\nsecurity:\n  authorization: \
          enabled\nsetParameter:\n  authenticationMechanisms: SCRAM-SHA-256,MONGODB-X509\n"
@@ -256,7 +263,7 @@ pub async fn run(
     let out = Output {
         group_id: &g,
         ca_pem: ca_out.is_none().then_some(ca.as_str()),
-        mongod_conf: mongod_conf(&ca_file),
+        mongod_conf: mongod_conf(&ca_file, &format!("/etc/mongodb/dbcerts-{g}-crl.pem"), &g),
         ca_file,
         commands,
         notes,

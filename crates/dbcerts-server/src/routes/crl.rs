@@ -1,0 +1,89 @@
+//! `GET /api/dbcerts/v1/groups/{groupId}/crl`: the project's certificate revocation lists, for
+//! `net.tls.CRLFile` of `mongod`. Project Read Only.
+//!
+//! PEM by default: one `X509 CRL` block per issuer that has not expired (the active CA and any
+//! earlier one whose leaves may still be valid), concatenated, which OpenSSL and therefore
+//! `mongod` load as one file. `Accept: application/pkix-crl` asks for DER (RFC 5280 §4.2.1.13's
+//! media type), which holds exactly one CRL: answered when the project has one issuer, and 406
+//! `CRL_SEVERAL_ISSUERS` when it has several (fetch the PEM instead). A project without a CA yet
+//! has no CRL: 404.
+
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+use super::{AtlasPath, load_project};
+use crate::AppState;
+use crate::auth::{Caller, ProjectRole};
+use crate::error::AtlasError;
+
+/// The media type of one DER CRL (RFC 2585).
+const DER: &str = "application/pkix-crl";
+
+/// The project's CRLs, for `net.tls.CRLFile` of `mongod`.
+#[utoipa::path(
+    get,
+    path = "/api/dbcerts/v1/groups/{groupId}/crl",
+    operation_id = "getProjectCrl",
+    tag = "dbcerts",
+    params(crate::params::GroupPath),
+    responses(
+        (status = 200, description = "The CRLs of every issuer that has not expired, PEM blocks one after another; or, with `Accept: application/pkix-crl` and one issuer, its CRL in DER.", content_type = crate::openapi::PEM, body = String),
+        (status = 401, description = "No valid credentials.", content_type = crate::openapi::JSON, body = crate::error::ApiErrorBody),
+        (status = 403, description = "The caller's address is not on its access list.", content_type = crate::openapi::JSON, body = crate::error::ApiErrorBody),
+        (status = 404, description = "No such project, or the project has no CA yet.", content_type = crate::openapi::JSON, body = crate::error::ApiErrorBody),
+        (status = 406, description = "DER was asked for, and the project has several issuers.", content_type = crate::openapi::JSON, body = crate::error::ApiErrorBody),
+        (status = 429, description = "Too many requests.", content_type = crate::openapi::JSON, body = crate::error::ApiErrorBody),
+        (status = 500, description = "An unexpected error.", content_type = crate::openapi::JSON, body = crate::error::ApiErrorBody),
+    ),
+)]
+pub async fn get_project_crl(
+    State(state): State<AppState>,
+    caller: Caller,
+    AtlasPath(group_id): AtlasPath<String>,
+    headers: HeaderMap,
+) -> Result<Response, AtlasError> {
+    let (id, _) = load_project(&state, &caller, &group_id, &[ProjectRole::ReadOnly]).await?;
+    let now = chrono::Utc::now().timestamp();
+    let crls = crate::crl::project_crls(&state, id.as_str(), now).await?;
+    if crls.is_empty() {
+        let what = format!("CRL of group {}", id.as_str());
+        return Err(AtlasError::resource_not_found(&what));
+    }
+    let wants_der = headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .eq_ignore_ascii_case(DER)
+        });
+    let (body, media) = if wants_der {
+        match <[Vec<u8>; 1]>::try_from(crls) {
+            Ok([der]) => (der, DER),
+            Err(crls) => {
+                return Err(AtlasError::new(
+                    StatusCode::NOT_ACCEPTABLE,
+                    "CRL_SEVERAL_ISSUERS",
+                    format!(
+                        "Group {} has {} CA certificates that publish CRLs; DER holds one CRL. Request the PEM form, which holds them all.",
+                        id.as_str(),
+                        crls.len()
+                    ),
+                )
+                .with_params([id.as_str().into(), crls.len().into()]));
+            }
+        }
+    } else {
+        let pem: String = crls.iter().map(|der| dbcerts_ca::crl_pem(der)).collect();
+        (pem.into_bytes(), "application/x-pem-file")
+    };
+    let mut res = (StatusCode::OK, body).into_response();
+    res.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(media));
+    Ok(res)
+}
