@@ -196,8 +196,8 @@ fn check_refusal(problem: &RequestProblem, request: &OcspRequest) {
 }
 
 /// The answer to an accepted request: a successful OCSPResponse whose BasicOCSPResponse echoes
-/// every CertID in order with the status given, carries the request's nonce, and whose
-/// signature verifies under the responder's public key.
+/// every CertID in order with the status given, carries the request's nonce and the CA
+/// certificate, and whose signature verifies under the responder's public key.
 fn check_answer(query: &OcspQuery) {
     let now = fixed_now();
     let revoked_at = now - Duration::days(3);
@@ -255,6 +255,9 @@ fn check_answer(query: &OcspQuery) {
         .find(|e| e.extn_id.to_string() == NONCE_OID)
         .map(|e| e.extn_value.as_bytes());
     assert_eq!(echoed, query.nonce(), "the nonce is echoed byte for byte");
+    let certs = basic.certs.as_deref().expect("the signer's certificate rides along");
+    assert_eq!(certs.len(), 1);
+    assert_eq!(certs[0].to_der().expect("re-encodes"), ca.cert_der());
     // The signature, checked with aws-lc against the CA certificate's public key.
     let tbs = data.to_der().expect("tbs re-encodes");
     let (_, cert) = x509_parser::parse_x509_certificate(ca.cert_der()).expect("CA parses");

@@ -380,7 +380,8 @@ impl ManagedCa {
     /// The signed `OCSPResponse` (status successful, a `BasicOCSPResponse`) answering `query`:
     /// `states[i]` is the status of `query.certs()[i]`, and every CertID is echoed as sent.
     /// producedAt and thisUpdate are `now`; nextUpdate is `next_update`. The responder is this
-    /// CA itself, named byKey; the nonce, if the request had one, is echoed.
+    /// CA itself, named byKey, and its certificate rides along in `certs`; the nonce, if the
+    /// request had one, is echoed.
     pub fn ocsp_response(
         &self,
         query: &OcspQuery,
@@ -428,7 +429,11 @@ impl ManagedCa {
             tbs_response_data: tbs,
             signature_algorithm: signature_algorithm(self.algorithm),
             signature: BitString::from_bytes(&signature).map_err(signing)?,
-            certs: None,
+            // The signer's certificate, so that clients holding only their trust store (no
+            // issuer certificate at hand) can find the signer by its key.
+            certs: Some(vec![
+                x509_cert::Certificate::from_der(self.cert_der()).map_err(signing)?,
+            ]),
         };
         OcspResponse::successful(basic)
             .and_then(|r| r.to_der())

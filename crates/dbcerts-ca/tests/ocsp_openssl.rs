@@ -203,6 +203,28 @@ fn openssl_reads_good_revoked_and_unknown_signed_by_an_rsa_ca() {
 }
 
 #[test]
+fn openssl_finds_the_signer_without_being_given_the_issuer() {
+    // A client with only its trust store (-CAfile, no -issuer/-VAfile): the signer must come
+    // with the response.
+    let f = Fixture::new(KeyAlgorithm::EcdsaP256);
+    let leaf = f.leaf("gina", 11);
+    let request = f.request(&["-cert", p(&leaf)]);
+    let query = parse_request(&request).unwrap();
+    let response = f.answer(&query, &[CertState::Good]);
+    std::fs::write(f.path("resp.der"), &response).unwrap();
+    let out = Command::new("openssl")
+        .args(["ocsp", "-respin"])
+        .arg(f.path("resp.der"))
+        .arg("-CAfile")
+        .arg(f.path("ca.pem"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("Response verify OK"), "{text}");
+}
+
+#[test]
 fn openssl_reads_a_p384_signature() {
     let f = Fixture::new(KeyAlgorithm::EcdsaP384);
     let leaf = f.leaf("alice", 77);
