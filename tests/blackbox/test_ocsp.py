@@ -68,10 +68,7 @@ def export_ca(server, gid: str, path: pathlib.Path) -> pathlib.Path:
 
 def revoke_in_store(server, serial: int, at: int, reason: int) -> None:
     """Marks the certificate revoked as the store records it (migration 0007 columns)."""
-    if server.database_url and server.database_url.startswith("postgres"):
-        server.sql("UPDATE certificates SET revoked_at = %s, revocation_reason = %s WHERE serial = %s", at, reason, serial)
-    else:
-        server.sql("UPDATE certificates SET revoked_at = ?, revocation_reason = ? WHERE serial = ?", at, reason, serial)
+    server.sql("UPDATE certificates SET revoked_at = ?, revocation_reason = ? WHERE serial = ?", at, reason, serial)
 
 
 def openssl_ocsp(ca: pathlib.Path, url: str, *args: str) -> tuple[int, str]:
@@ -264,7 +261,7 @@ def test_revoked_on_one_node_is_revoked_on_the_other_at_once(new_database, nodes
     assert code == 0 and f"{leaf}: good" in text, text
     at = int(time.time())
     import pg_cluster
-    pg_cluster.query(url, "UPDATE certificates SET revoked_at = %s, revocation_reason = %s WHERE serial = %s",
+    pg_cluster.query(url, "UPDATE certificates SET revoked_at = ?, revocation_reason = ? WHERE serial = ?",
                      at, KEY_COMPROMISE, pem.cert.serial_number)
     for node in (b, a):
         code, text = openssl_ocsp(ca, responder(node.root, gid), "-cert", str(leaf))
