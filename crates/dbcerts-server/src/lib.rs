@@ -40,8 +40,9 @@ use dbcerts_store::Store;
 
 pub use auth::digest::NonceKey;
 pub use auth::roles::{Caller, OrgNeed, ProjectRole};
-pub use ca_service::CaService;
+pub use ca_service::{CaService, ProjectCa};
 pub use http::{SHUTDOWN_GRACE, metrics_router, router};
+pub use routes::ocsp::OcspConfig;
 
 /// Settings the HTTP layer needs.
 #[derive(Debug, Clone)]
@@ -63,6 +64,8 @@ pub struct ServerConfig {
     pub tls: bool,
     /// Where Digest nonce counts are kept to refuse replays: each node, or the shared store.
     pub digest_replay_check: auth::digest::ReplayCheck,
+    /// The OCSP responder: the URL put on leaves, answer lifetime, rate limit.
+    pub ocsp: OcspConfig,
 }
 
 /// Limits of the access-control layer. The defaults are Atlas's figures
@@ -132,6 +135,7 @@ impl Default for ServerConfig {
             access: AccessConfig::default(),
             tls: false,
             digest_replay_check: auth::digest::ReplayCheck::Node,
+            ocsp: OcspConfig::default(),
         }
     }
 }
@@ -157,6 +161,7 @@ pub(crate) struct Inner {
     pub tokens: auth::oauth::TokenKey,
     pub limits: auth::throttle::Limits,
     pub observer: observe::Observer,
+    pub ocsp: routes::ocsp::Responder,
 }
 
 impl AppState {
@@ -186,6 +191,7 @@ impl AppState {
         );
         let limits = auth::throttle::Limits::new(&config.access);
         let journal = journal::Journal::new(Arc::clone(&store));
+        let ocsp = routes::ocsp::Responder::new(&config.ocsp);
         let nonce_counts = match config.digest_replay_check {
             auth::digest::ReplayCheck::Node => {
                 auth::digest::NonceCounts::new(nonce_key.lifetime_secs())
@@ -208,6 +214,7 @@ impl AppState {
                 tokens,
                 limits,
                 observer,
+                ocsp,
             }),
         }
     }
