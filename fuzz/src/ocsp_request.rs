@@ -255,7 +255,10 @@ fn check_answer(query: &OcspQuery) {
         .find(|e| e.extn_id.to_string() == NONCE_OID)
         .map(|e| e.extn_value.as_bytes());
     assert_eq!(echoed, query.nonce(), "the nonce is echoed byte for byte");
-    let certs = basic.certs.as_deref().expect("the signer's certificate rides along");
+    let certs = basic
+        .certs
+        .as_deref()
+        .expect("the signer's certificate rides along");
     assert_eq!(certs.len(), 1);
     assert_eq!(certs[0].to_der().expect("re-encodes"), ca.cert_der());
     // The signature, checked with aws-lc against the CA certificate's public key.
