@@ -185,6 +185,9 @@ enum Op {
     DeleteGroupServiceAccount,
     InviteGroupServiceAccount,
     GetProjectCa,
+    RevokeDatabaseUserCert,
+    RevokeAllDatabaseUserCerts,
+    ListDatabaseUserCertStatuses,
     ListOrgApiKeys,
     GetOrgApiKey,
     CreateOrgApiKey,
@@ -194,7 +197,7 @@ enum Op {
     CreateOrgServiceAccount,
 }
 
-const OPS: [Op; 32] = [
+const OPS: [Op; 35] = [
     Op::GetGroup,
     Op::ListGroups,
     Op::ListDatabaseUsers,
@@ -219,6 +222,9 @@ const OPS: [Op; 32] = [
     Op::DeleteGroupServiceAccount,
     Op::InviteGroupServiceAccount,
     Op::GetProjectCa,
+    Op::RevokeDatabaseUserCert,
+    Op::RevokeAllDatabaseUserCerts,
+    Op::ListDatabaseUserCertStatuses,
     Op::ListOrgApiKeys,
     Op::GetOrgApiKey,
     Op::CreateOrgApiKey,
@@ -261,6 +267,16 @@ impl Op {
             Op::InviteGroupServiceAccount => ("inviteGroupServiceAccount", OrgOwnerOnProject, 200),
             // README: "GET /api/dbcerts/v1/groups/{groupId}/ca (Digest auth, Project Read Only)".
             Op::GetProjectCa => ("getProjectCa (dbcerts)", ProjectReadOnly, 200),
+            // Issue 17: revoking needs Project Owner, as issuing does; reading statuses, Read Only.
+            Op::RevokeDatabaseUserCert => ("revokeDatabaseUserCert (dbcerts)", ProjectOwner, 200),
+            Op::RevokeAllDatabaseUserCerts => {
+                ("revokeAllDatabaseUserCerts (dbcerts)", ProjectOwner, 200)
+            }
+            Op::ListDatabaseUserCertStatuses => (
+                "listDatabaseUserCertStatuses (dbcerts)",
+                ProjectReadOnly,
+                200,
+            ),
             Op::ListOrgApiKeys => ("listOrgApiKeys", OrgMember, 200),
             Op::GetOrgApiKey => ("getOrgApiKey", OrgMember, 200),
             Op::CreateOrgApiKey => ("createOrgApiKey", OrgOwner, 200),
@@ -545,6 +561,21 @@ impl World {
             .1
     }
 
+    /// A new MANAGED X.509 user in `project_id` with one certificate; its serial.
+    async fn certified_user(&self, project_id: &str, username: &str) -> i64 {
+        self.h.managed_user(project_id, username).await;
+        let path = format!("/groups/{project_id}/databaseUsers/{username}/certs");
+        self.owner("POST", &path, V2, "{}", 201).await;
+        let now = chrono::Utc::now().timestamp();
+        let (certs, _) = self
+            .h
+            .store
+            .list_unexpired_certificates(project_id, username, now, ALL)
+            .await
+            .unwrap();
+        certs[0].serial
+    }
+
     async fn grant_roles(&self, principal_id: &str, project_id: &str) -> Option<Vec<String>> {
         self.h
             .store
@@ -664,6 +695,8 @@ struct Plan {
     marker: String,
     /// A count taken before the request.
     before: u64,
+    /// The serial of the certificate the request acts on, if any.
+    serial: i64,
     /// Other-project data made for this cell only, which must not leak either.
     hidden: Vec<String>,
 }
@@ -680,6 +713,7 @@ async fn plan(w: &World, cell: &Cell, n: usize) -> Plan {
         subject: String::new(),
         marker: marker.clone(),
         before: 0,
+        serial: 0,
         hidden: Vec::new(),
     };
     let Some(target) = cell.project else {
@@ -887,6 +921,31 @@ async fn plan(w: &World, cell: &Cell, n: usize) -> Plan {
             p.uri = format!("/api/dbcerts/v1/groups/{gid}/ca");
             p.accept = None;
         }
+        Op::RevokeDatabaseUserCert | Op::RevokeAllDatabaseUserCerts => {
+            // A MANAGED user of its own with one certificate per cell, so each revocation is new.
+            let victim = format!("{marker}-victim");
+            p.serial = w.certified_user(&gid, &victim).await;
+            if theirs {
+                p.hidden.push(victim.clone());
+            }
+            let users = format!("/api/dbcerts/v1/groups/{gid}/databaseUsers/{victim}");
+            p.method = "POST";
+            p.uri = if cell.op == Op::RevokeDatabaseUserCert {
+                format!("{users}/certs/{}:revoke", p.serial)
+            } else {
+                format!("{users}/certs:revoke")
+            };
+            p.accept = None;
+            p.body = Some(r#"{"reason":"keyCompromise"}"#.into());
+            p.subject = victim;
+        }
+        Op::ListDatabaseUserCertStatuses => {
+            p.uri = format!(
+                "/api/dbcerts/v1/groups/{gid}/databaseUsers/{}/certs",
+                proj.x509_user
+            );
+            p.accept = None;
+        }
         other => unreachable!("{other:?} is organization-level"),
     }
     p
@@ -1029,6 +1088,14 @@ async fn verify(w: &World, cell: &Cell, p: &Plan) -> Result<(), String> {
             let gone = store.get_api_key_by_id(&p.subject).await.unwrap().is_none();
             check("the key deletion", gone)
         }
+        Op::RevokeDatabaseUserCert | Op::RevokeAllDatabaseUserCerts => {
+            let cert = store
+                .get_certificate(&gid, p.serial)
+                .await
+                .unwrap()
+                .expect("the certificate exists");
+            check("the revocation", cert.revocation.is_some())
+        }
         // Reads change nothing.
         Op::GetGroup
         | Op::ListGroups
@@ -1040,6 +1107,7 @@ async fn verify(w: &World, cell: &Cell, p: &Plan) -> Result<(), String> {
         | Op::ListGroupServiceAccounts
         | Op::GetGroupServiceAccount
         | Op::GetProjectCa
+        | Op::ListDatabaseUserCertStatuses
         | Op::ListOrgApiKeys
         | Op::GetOrgApiKey
         | Op::ListOrgServiceAccounts => Ok(()),
@@ -1077,6 +1145,10 @@ fn content(w: &World, cell: &Cell, r: &Reply) -> Result<(), String> {
         }
         Op::GetDatabaseUser => has("the SCRAM user", &proj.scram_user),
         Op::ListDatabaseUserCerts => has("the certificate serial", &proj.serial.to_string()),
+        Op::ListDatabaseUserCertStatuses => {
+            has("the certificate serial", &proj.serial.to_string())?;
+            has("its status", r#""status":"#)
+        }
         Op::ListGroupApiKeys => has("the project's key", &proj.key.public),
         Op::ListGroupServiceAccounts => has("the project's service account", &proj.sa_name),
         Op::GetGroupServiceAccount => has("the service account", &proj.sa_client_id),
@@ -1240,14 +1312,14 @@ fn mismatch_table(outcomes: &[Outcome]) -> Option<String> {
     );
     let _ = writeln!(
         t,
-        "| {:<26} | {:<15} | {:<11} | {:<24} | {:<24} | problem",
+        "| {:<38} | {:<15} | {:<11} | {:<24} | {:<24} | problem",
         "operation", "caller", "project", "expected", "got"
     );
-    let _ = writeln!(t, "|{}", "-".repeat(140));
+    let _ = writeln!(t, "|{}", "-".repeat(152));
     for o in bad {
         let _ = writeln!(
             t,
-            "| {:<26} | {:<15} | {:<11} | {:<24} | {:<24} | {}",
+            "| {:<38} | {:<15} | {:<11} | {:<24} | {:<24} | {}",
             o.cell.op.name(),
             o.cell.who.label(),
             o.cell.project_label(),
@@ -1261,7 +1333,7 @@ fn mismatch_table(outcomes: &[Outcome]) -> Option<String> {
 
 /// The whole matrix as answered, one row per operation and project, one column per caller.
 fn grid(outcomes: &[Outcome]) -> String {
-    let mut t = format!("| {:<26} | {:<11} |", "operation", "project");
+    let mut t = format!("| {:<38} | {:<11} |", "operation", "project");
     for who in CALLERS {
         let _ = write!(t, " {:<15} |", who.label());
     }
@@ -1274,7 +1346,7 @@ fn grid(outcomes: &[Outcome]) -> String {
             }
             let _ = write!(
                 t,
-                "| {:<26} | {:<11} |",
+                "| {:<38} | {:<11} |",
                 chunk[0].cell.op.name(),
                 row[0].cell.project_label()
             );
@@ -1292,8 +1364,8 @@ fn grid(outcomes: &[Outcome]) -> String {
 #[tokio::test]
 async fn every_cell_meets_the_spec_role_requirements() {
     let cells = matrix();
-    // 24 project operations x 5 callers x 2 projects, 8 organization operations x 5 callers.
-    assert_eq!(cells.len(), 24 * 5 * 2 + 8 * 5);
+    // 27 project operations x 5 callers x 2 projects, 8 organization operations x 5 callers.
+    assert_eq!(cells.len(), 27 * 5 * 2 + 8 * 5);
     let w = World::new().await;
     let outcomes = run(&w, &cells).await;
     println!("{}", grid(&outcomes));
@@ -1308,7 +1380,7 @@ async fn no_refusal_about_someone_elses_project_reveals_it() {
         .into_iter()
         .filter(|c| c.project == Some(Target::Theirs) && c.expect == Expect::GroupNotFound)
         .collect();
-    assert_eq!(cells.len(), 24 * 4);
+    assert_eq!(cells.len(), 27 * 4);
     let w = World::new().await;
     let outcomes = run(&w, &cells).await;
     let mut problems = String::new();

@@ -91,6 +91,7 @@ impl App {
             access: settings.access.clone(),
             tls: settings.tls.is_some(),
             digest_replay_check: settings.digest_replay_check,
+            revocation: settings.revocation.clone(),
         };
         let state = AppState::new(store.shared(), Arc::new(master), nonce, pool, config);
         Ok(App {

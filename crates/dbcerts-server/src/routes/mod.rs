@@ -6,6 +6,7 @@ pub(crate) mod certs;
 pub(crate) mod database_users;
 pub(crate) mod extension;
 pub(crate) mod projects;
+pub(crate) mod revocation;
 pub(crate) mod service_accounts;
 pub(crate) mod user_security;
 
@@ -15,6 +16,7 @@ pub use api_keys::KeyIn;
 pub use certs::UserCertIn;
 pub use database_users::{LabelIn, RoleIn, ScopeIn, UserIn};
 pub use projects::{GroupIn, ResourceTag};
+pub use revocation::RevokeIn;
 pub use service_accounts::AccountIn;
 pub use user_security::{CustomerX509In, LdapIn, MappingIn, UserSecurityIn};
 
@@ -172,6 +174,7 @@ pub fn extension_routes() -> Router<AppState> {
             "/api/dbcerts/v1/groups/{groupId}/ca",
             get(extension::get_project_ca),
         )
+        .merge(revocation::routes())
         .route(crate::openapi::PATH, get(crate::openapi::serve))
 }
 
