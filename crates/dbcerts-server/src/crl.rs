@@ -7,9 +7,10 @@
 //! and publishes it with the next number by compare-and-set; if another node published that
 //! number first, it reads the store again and serves the winner's. So a revocation committed on
 //! any node is in the very next CRL any node serves, with one small row read per request and
-//! CA, and two different CRLs of one CA never share a number. [`refresh_due`], run by every
-//! node in the background, rebuilds the CRLs made stale by revocations or by time, so they are
-//! renewed well before nextUpdate even when nobody asks.
+//! CA, and two different CRLs of one CA never share a number. Each revocation through the API
+//! rebuilds its project's CRLs at once in the background ([`rebuild_soon`]); [`refresh_due`],
+//! run by every node each minute, rebuilds the CRLs made stale by any other writer or by time,
+//! so they are renewed well before nextUpdate even when nobody asks.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -162,6 +163,21 @@ async fn current_crl(state: &AppState, ca: &CaRecord, now: i64) -> Result<Vec<u8
 fn at(secs: i64) -> Result<chrono::DateTime<chrono::Utc>, AtlasError> {
     chrono::DateTime::from_timestamp(secs, 0)
         .ok_or_else(|| AtlasError::unexpected(format!("time {secs} out of range")))
+}
+
+/// Builds and publishes the project's CRLs in the background, right after a revocation, so
+/// the next reader on any node finds them current (a reader that comes first builds them
+/// itself: the revision already counts the revocation). A failure is logged; [`refresh_due`]
+/// retries.
+pub fn rebuild_soon(state: &AppState, project_id: &str) {
+    let state = state.clone();
+    let project = project_id.to_owned();
+    tokio::spawn(async move {
+        let now = chrono::Utc::now().timestamp();
+        if let Err(e) = project_crls(&state, &project, now).await {
+            tracing::warn!(project, error = ?e, "rebuilding the CRLs after a revocation failed");
+        }
+    });
 }
 
 /// Rebuilds every CRL due at `now` (made stale by a revocation, or at its refresh time).

@@ -28,7 +28,8 @@ pub mod secrets;
 pub mod request_bodies {
     pub use crate::routes::{
         AccountIn, CustomerX509In, EntryIn, GroupIn, KeyIn, LabelIn, LdapIn, MappingIn,
-        ResourceTag, RoleIn, ScopeIn, UserCertIn, UserIn, UserSecurityIn, parse_json_array,
+        ResourceTag, RevokeIn, RoleIn, ScopeIn, UserCertIn, UserIn, UserSecurityIn,
+        parse_json_array,
     };
 }
 
@@ -69,6 +70,28 @@ pub struct ServerConfig {
     pub crl: crl::CrlConfig,
     /// The OCSP responder: the URL put on leaves, answer lifetime, rate limit.
     pub ocsp: OcspConfig,
+    /// Certificate revocation: what deleting a user does, and what "expiring" means.
+    pub revocation: RevocationConfig,
+}
+
+/// Revocation settings (`routes::revocation`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RevocationConfig {
+    /// Deleting a MANAGED x.509 user revokes its unexpired certificates
+    /// (`cessationOfOperation`). Default true.
+    pub revoke_on_user_delete: bool,
+    /// The status list calls a valid certificate EXPIRING when it expires within this many
+    /// seconds. Default 30 days.
+    pub expiring_within_secs: i64,
+}
+
+impl Default for RevocationConfig {
+    fn default() -> Self {
+        RevocationConfig {
+            revoke_on_user_delete: true,
+            expiring_within_secs: 30 * 86_400,
+        }
+    }
 }
 
 /// Limits of the access-control layer. The defaults are Atlas's figures
@@ -140,6 +163,7 @@ impl Default for ServerConfig {
             digest_replay_check: auth::digest::ReplayCheck::Node,
             crl: crl::CrlConfig::default(),
             ocsp: OcspConfig::default(),
+            revocation: RevocationConfig::default(),
         }
     }
 }

@@ -52,6 +52,18 @@ impl Base {
         }
     }
 
+    /// The same scheme and host under another prefix (the extension's `/api/dbcerts/v1`).
+    pub fn rebased(&self, prefix: &str) -> Base {
+        let host = self
+            .root
+            .strip_suffix(self.api.prefix())
+            .unwrap_or(&self.root);
+        Base {
+            api: self.api,
+            root: format!("{host}{prefix}"),
+        }
+    }
+
     /// `root + /segment/segment...`, each segment percent-encoded.
     pub fn url(&self, segments: &[&str]) -> String {
         let mut out = self.root.clone();

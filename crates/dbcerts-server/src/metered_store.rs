@@ -170,6 +170,11 @@ metered! {
         revocation: Revocation,
         audit: &AuditEvent,
     ) -> StoreResult<Vec<CertificateRecord>>;
+    fn list_user_certificates(
+        project_id: &str,
+        username: &str,
+        page: Page,
+    ) -> StoreResult<(Vec<CertificateRecord>, u64)>;
     fn list_revoked_unexpired(ca_id: i64, now: i64) -> StoreResult<Vec<(i64, Revocation)>>;
 
     fn get_user_security(project_id: &str) -> StoreResult<UserSecurityRecord>;

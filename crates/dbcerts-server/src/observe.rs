@@ -38,6 +38,8 @@ pub mod names {
     pub const HTTP_DURATION: &str = "dbcerts_http_request_duration_seconds";
     /// Counter `{group_id, algorithm}`: certificates durably recorded.
     pub const CERTIFICATES_ISSUED: &str = "dbcerts_certificates_issued_total";
+    /// Counter `{group_id, reason}`: certificates durably revoked (each once).
+    pub const CERTIFICATES_REVOKED: &str = "dbcerts_certificates_revoked_total";
     /// Group commits of the journal (issued certificates, request audit entries).
     pub const JOURNAL_COMMITS: &str = "dbcerts_journal_commits_total";
     /// Writes those commits carried.
@@ -113,6 +115,10 @@ fn describe() {
         "Client certificates issued and durably recorded, by project and key algorithm."
     );
     describe_counter!(
+        names::CERTIFICATES_REVOKED,
+        "Client certificates revoked and durably recorded, by project and RFC 5280 reason; a repeated revocation is not counted again."
+    );
+    describe_counter!(
         names::JOURNAL_COMMITS,
         "Transactions that recorded issued certificates and request audit entries; concurrent requests share one (group commit)."
     );
@@ -144,6 +150,16 @@ pub fn certificate_issued(group_id: &str, algorithm: dbcerts_ca::KeyAlgorithm) {
         names::CERTIFICATES_ISSUED,
         "group_id" => group_id.to_owned(),
         "algorithm" => algorithm.as_str(),
+    )
+    .increment(1);
+}
+
+/// Records one certificate revoked (call once it is durably recorded, once per certificate).
+pub fn certificate_revoked(group_id: &str, reason: &'static str) {
+    counter!(
+        names::CERTIFICATES_REVOKED,
+        "group_id" => group_id.to_owned(),
+        "reason" => reason,
     )
     .increment(1);
 }

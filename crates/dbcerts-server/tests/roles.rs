@@ -186,6 +186,9 @@ enum Op {
     InviteGroupServiceAccount,
     GetProjectCa,
     GetProjectCrl,
+    RevokeDatabaseUserCert,
+    RevokeAllDatabaseUserCerts,
+    ListDatabaseUserCertStatuses,
     ListOrgApiKeys,
     GetOrgApiKey,
     CreateOrgApiKey,
@@ -195,7 +198,7 @@ enum Op {
     CreateOrgServiceAccount,
 }
 
-const OPS: [Op; 33] = [
+const OPS: [Op; 36] = [
     Op::GetGroup,
     Op::ListGroups,
     Op::ListDatabaseUsers,
@@ -221,6 +224,9 @@ const OPS: [Op; 33] = [
     Op::InviteGroupServiceAccount,
     Op::GetProjectCa,
     Op::GetProjectCrl,
+    Op::RevokeDatabaseUserCert,
+    Op::RevokeAllDatabaseUserCerts,
+    Op::ListDatabaseUserCertStatuses,
     Op::ListOrgApiKeys,
     Op::GetOrgApiKey,
     Op::CreateOrgApiKey,
@@ -265,6 +271,16 @@ impl Op {
             Op::GetProjectCa => ("getProjectCa (dbcerts)", ProjectReadOnly, 200),
             // Issue 17: reading the CRL is Project Read Only.
             Op::GetProjectCrl => ("getProjectCrl (dbcerts)", ProjectReadOnly, 200),
+            // Issue 17: revoking needs Project Owner, as issuing does; reading statuses, Read Only.
+            Op::RevokeDatabaseUserCert => ("revokeDatabaseUserCert (dbcerts)", ProjectOwner, 200),
+            Op::RevokeAllDatabaseUserCerts => {
+                ("revokeAllDatabaseUserCerts (dbcerts)", ProjectOwner, 200)
+            }
+            Op::ListDatabaseUserCertStatuses => (
+                "listDatabaseUserCertStatuses (dbcerts)",
+                ProjectReadOnly,
+                200,
+            ),
             Op::ListOrgApiKeys => ("listOrgApiKeys", OrgMember, 200),
             Op::GetOrgApiKey => ("getOrgApiKey", OrgMember, 200),
             Op::CreateOrgApiKey => ("createOrgApiKey", OrgOwner, 200),
@@ -549,6 +565,21 @@ impl World {
             .1
     }
 
+    /// A new MANAGED X.509 user in `project_id` with one certificate; its serial.
+    async fn certified_user(&self, project_id: &str, username: &str) -> i64 {
+        self.h.managed_user(project_id, username).await;
+        let path = format!("/groups/{project_id}/databaseUsers/{username}/certs");
+        self.owner("POST", &path, V2, "{}", 201).await;
+        let now = chrono::Utc::now().timestamp();
+        let (certs, _) = self
+            .h
+            .store
+            .list_unexpired_certificates(project_id, username, now, ALL)
+            .await
+            .unwrap();
+        certs[0].serial
+    }
+
     async fn grant_roles(&self, principal_id: &str, project_id: &str) -> Option<Vec<String>> {
         self.h
             .store
@@ -668,6 +699,8 @@ struct Plan {
     marker: String,
     /// A count taken before the request.
     before: u64,
+    /// The serial of the certificate the request acts on, if any.
+    serial: i64,
     /// Other-project data made for this cell only, which must not leak either.
     hidden: Vec<String>,
 }
@@ -684,6 +717,7 @@ async fn plan(w: &World, cell: &Cell, n: usize) -> Plan {
         subject: String::new(),
         marker: marker.clone(),
         before: 0,
+        serial: 0,
         hidden: Vec::new(),
     };
     let Some(target) = cell.project else {
@@ -895,6 +929,31 @@ async fn plan(w: &World, cell: &Cell, n: usize) -> Plan {
             p.uri = format!("/api/dbcerts/v1/groups/{gid}/crl");
             p.accept = None;
         }
+        Op::RevokeDatabaseUserCert | Op::RevokeAllDatabaseUserCerts => {
+            // A MANAGED user of its own with one certificate per cell, so each revocation is new.
+            let victim = format!("{marker}-victim");
+            p.serial = w.certified_user(&gid, &victim).await;
+            if theirs {
+                p.hidden.push(victim.clone());
+            }
+            let users = format!("/api/dbcerts/v1/groups/{gid}/databaseUsers/{victim}");
+            p.method = "POST";
+            p.uri = if cell.op == Op::RevokeDatabaseUserCert {
+                format!("{users}/certs/{}:revoke", p.serial)
+            } else {
+                format!("{users}/certs:revoke")
+            };
+            p.accept = None;
+            p.body = Some(r#"{"reason":"keyCompromise"}"#.into());
+            p.subject = victim;
+        }
+        Op::ListDatabaseUserCertStatuses => {
+            p.uri = format!(
+                "/api/dbcerts/v1/groups/{gid}/databaseUsers/{}/certs",
+                proj.x509_user
+            );
+            p.accept = None;
+        }
         other => unreachable!("{other:?} is organization-level"),
     }
     p
@@ -1037,6 +1096,14 @@ async fn verify(w: &World, cell: &Cell, p: &Plan) -> Result<(), String> {
             let gone = store.get_api_key_by_id(&p.subject).await.unwrap().is_none();
             check("the key deletion", gone)
         }
+        Op::RevokeDatabaseUserCert | Op::RevokeAllDatabaseUserCerts => {
+            let cert = store
+                .get_certificate(&gid, p.serial)
+                .await
+                .unwrap()
+                .expect("the certificate exists");
+            check("the revocation", cert.revocation.is_some())
+        }
         // Reads change nothing.
         Op::GetGroup
         | Op::ListGroups
@@ -1049,6 +1116,7 @@ async fn verify(w: &World, cell: &Cell, p: &Plan) -> Result<(), String> {
         | Op::GetGroupServiceAccount
         | Op::GetProjectCa
         | Op::GetProjectCrl
+        | Op::ListDatabaseUserCertStatuses
         | Op::ListOrgApiKeys
         | Op::GetOrgApiKey
         | Op::ListOrgServiceAccounts => Ok(()),
@@ -1086,6 +1154,10 @@ fn content(w: &World, cell: &Cell, r: &Reply) -> Result<(), String> {
         }
         Op::GetDatabaseUser => has("the SCRAM user", &proj.scram_user),
         Op::ListDatabaseUserCerts => has("the certificate serial", &proj.serial.to_string()),
+        Op::ListDatabaseUserCertStatuses => {
+            has("the certificate serial", &proj.serial.to_string())?;
+            has("its status", r#""status":"#)
+        }
         Op::ListGroupApiKeys => has("the project's key", &proj.key.public),
         Op::ListGroupServiceAccounts => has("the project's service account", &proj.sa_name),
         Op::GetGroupServiceAccount => has("the service account", &proj.sa_client_id),
@@ -1270,14 +1342,14 @@ fn mismatch_table(outcomes: &[Outcome]) -> Option<String> {
     );
     let _ = writeln!(
         t,
-        "| {:<26} | {:<15} | {:<11} | {:<24} | {:<24} | problem",
+        "| {:<38} | {:<15} | {:<11} | {:<24} | {:<24} | problem",
         "operation", "caller", "project", "expected", "got"
     );
-    let _ = writeln!(t, "|{}", "-".repeat(140));
+    let _ = writeln!(t, "|{}", "-".repeat(152));
     for o in bad {
         let _ = writeln!(
             t,
-            "| {:<26} | {:<15} | {:<11} | {:<24} | {:<24} | {}",
+            "| {:<38} | {:<15} | {:<11} | {:<24} | {:<24} | {}",
             o.cell.op.name(),
             o.cell.who.label(),
             o.cell.project_label(),
@@ -1291,7 +1363,7 @@ fn mismatch_table(outcomes: &[Outcome]) -> Option<String> {
 
 /// The whole matrix as answered, one row per operation and project, one column per caller.
 fn grid(outcomes: &[Outcome]) -> String {
-    let mut t = format!("| {:<26} | {:<11} |", "operation", "project");
+    let mut t = format!("| {:<38} | {:<11} |", "operation", "project");
     for who in CALLERS {
         let _ = write!(t, " {:<15} |", who.label());
     }
@@ -1304,7 +1376,7 @@ fn grid(outcomes: &[Outcome]) -> String {
             }
             let _ = write!(
                 t,
-                "| {:<26} | {:<11} |",
+                "| {:<38} | {:<11} |",
                 chunk[0].cell.op.name(),
                 row[0].cell.project_label()
             );
@@ -1322,8 +1394,8 @@ fn grid(outcomes: &[Outcome]) -> String {
 #[tokio::test]
 async fn every_cell_meets_the_spec_role_requirements() {
     let cells = matrix();
-    // 25 project operations x 5 callers x 2 projects, 8 organization operations x 5 callers.
-    assert_eq!(cells.len(), 25 * 5 * 2 + 8 * 5);
+    // 28 project operations x 5 callers x 2 projects, 8 organization operations x 5 callers.
+    assert_eq!(cells.len(), 28 * 5 * 2 + 8 * 5);
     let w = World::new().await;
     let outcomes = run(&w, &cells).await;
     println!("{}", grid(&outcomes));
@@ -1338,7 +1410,7 @@ async fn no_refusal_about_someone_elses_project_reveals_it() {
         .into_iter()
         .filter(|c| c.project == Some(Target::Theirs) && c.expect == Expect::GroupNotFound)
         .collect();
-    assert_eq!(cells.len(), 25 * 4);
+    assert_eq!(cells.len(), 28 * 4);
     let w = World::new().await;
     let outcomes = run(&w, &cells).await;
     let mut problems = String::new();

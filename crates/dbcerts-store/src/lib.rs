@@ -234,8 +234,8 @@ pub trait Store: Send + Sync + 'static {
         }
     }
 
-    /// Certificates of (project, username) with `not_after > now`, oldest first (by `not_before`,
-    /// then `created_ms`, then serial), and their count.
+    /// Certificates of (project, username) with `not_after > now` that are not revoked, oldest
+    /// first (by `not_before`, then `created_ms`, then serial), and their count.
     async fn list_unexpired_certificates(
         &self,
         project_id: &str,
@@ -271,6 +271,15 @@ pub trait Store: Send + Sync + 'static {
         revocation: Revocation,
         audit: &AuditEvent,
     ) -> StoreResult<Vec<CertificateRecord>>;
+
+    /// Every certificate of (project, username), expired and revoked ones included, in the
+    /// order of [`Store::list_unexpired_certificates`], and their count.
+    async fn list_user_certificates(
+        &self,
+        project_id: &str,
+        username: &str,
+        page: Page,
+    ) -> StoreResult<(Vec<CertificateRecord>, u64)>;
 
     /// Serial and revocation of each revoked certificate that CA `ca_id` signed and that has
     /// not expired at `now` (`not_after > now`), in serial order: what that CA's CRL lists.

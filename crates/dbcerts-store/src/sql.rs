@@ -1181,10 +1181,13 @@ macro_rules! sql_store {
                 now: i64,
                 page: Page,
             ) -> StoreResult<(Vec<CertificateSummary>, u64)> {
-                // Issued minus expired (migration 0005): the scan touches expired entries only.
+                // Issued minus expired (migration 0005) minus revoked unexpired (0007): the scans
+                // touch expired and revoked entries only.
                 let count = sqlx::query(
                     "SELECT COALESCE((SELECT issued FROM certificate_counts WHERE project_id = $1 AND username = $2), 0)
-                          - (SELECT COUNT(*) FROM certificates WHERE project_id = $1 AND username = $2 AND not_after <= $3) AS n",
+                          - (SELECT COUNT(*) FROM certificates WHERE project_id = $1 AND username = $2 AND not_after <= $3)
+                          - (SELECT COUNT(*) FROM certificates WHERE project_id = $1 AND username = $2 AND not_after > $3
+                                                               AND revoked_at IS NOT NULL) AS n",
                 )
                 .bind(project_id)
                 .bind(username)
@@ -1198,7 +1201,7 @@ macro_rules! sql_store {
                 // in the order of certificates_by_user_page, which holds not_after too.
                 let rows = sqlx::query(
                     "SELECT serial, subject, not_before, not_after FROM certificates
-                     WHERE project_id = $1 AND username = $2 AND +not_after > $3
+                     WHERE project_id = $1 AND username = $2 AND +not_after > $3 AND revoked_at IS NULL
                      ORDER BY not_before, created_ms, serial LIMIT $4 OFFSET $5",
                 )
                 .bind(project_id)
@@ -1302,6 +1305,38 @@ macro_rules! sql_store {
                     tx.commit().await.map_err(map_err)?;
                 }
                 Ok(certs)
+            }
+
+            async fn list_user_certificates(
+                &self,
+                project_id: &str,
+                username: &str,
+                page: Page,
+            ) -> StoreResult<(Vec<CertificateRecord>, u64)> {
+                let count = sqlx::query(
+                    "SELECT COALESCE((SELECT issued FROM certificate_counts WHERE project_id = $1 AND username = $2), 0) AS n",
+                )
+                .bind(project_id)
+                .bind(username)
+                .fetch_one(&self.pool)
+                .await
+                .map_err(map_err)?;
+                let (lim, off) = limit(page);
+                let certs = sqlx::query(
+                    "SELECT * FROM certificates WHERE project_id = $1 AND username = $2
+                     ORDER BY not_before, created_ms, serial LIMIT $3 OFFSET $4",
+                )
+                .bind(project_id)
+                .bind(username)
+                .bind(lim)
+                .bind(off)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(map_err)?
+                .iter()
+                .map(certificate_from_row)
+                .collect::<StoreResult<_>>()?;
+                Ok((certs, get::<i64>(&count, "n")? as u64))
             }
 
             async fn list_revoked_unexpired(

@@ -93,6 +93,7 @@ impl App {
             digest_replay_check: settings.digest_replay_check,
             crl: settings.crl,
             ocsp: settings.ocsp.clone(),
+            revocation: settings.revocation.clone(),
         };
         let state = AppState::new(store.shared(), Arc::new(master), nonce, pool, config);
         Ok(App {

@@ -269,4 +269,20 @@ pub struct ServeArgs {
     /// runs behind [default: 300]
     #[arg(long, env = "DBCERTS_CRL_BACKDATE_SECS", value_name = "SECS")]
     pub crl_backdate_secs: Option<i64>,
+    /// Deleting a MANAGED x.509 database user revokes its unexpired certificates (reason
+    /// cessationOfOperation) [default: true]
+    #[arg(
+        long,
+        env = "DBCERTS_REVOKE_ON_USER_DELETE",
+        value_name = "BOOL",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "true",
+        value_parser = clap::builder::BoolishValueParser::new(),
+    )]
+    pub revoke_on_user_delete: Option<bool>,
+    /// The certificate status list calls a valid certificate EXPIRING when it expires within
+    /// this many days [default: 30]
+    #[arg(long, env = "DBCERTS_CERT_EXPIRING_DAYS", value_name = "DAYS")]
+    pub cert_expiring_days: Option<u32>,
 }

@@ -10,7 +10,7 @@ use anyhow::Context;
 use dbcerts_ca::{KeyAlgorithm, ManagedCaParams};
 use dbcerts_server::auth::digest::ReplayCheck;
 use dbcerts_server::secrets::MasterKeySource;
-use dbcerts_server::{AccessConfig, OcspConfig, RateLimits};
+use dbcerts_server::{AccessConfig, OcspConfig, RateLimits, RevocationConfig};
 use serde::Deserialize;
 
 use crate::app::ConnectionLimits;
@@ -62,6 +62,8 @@ pub struct FileConfig {
     pub ocsp_url: Option<String>,
     pub ocsp_validity_secs: Option<i64>,
     pub rate_limit_ocsp_per_minute: Option<u32>,
+    pub revoke_on_user_delete: Option<bool>,
+    pub cert_expiring_days: Option<u32>,
 }
 
 /// Everything `serve` and the store-opening commands need, fully resolved.
@@ -101,6 +103,8 @@ pub struct Settings {
     /// The OCSP responder: the base URL put on leaves (only when configured), answer lifetime
     /// and per-address rate limit.
     pub ocsp: OcspConfig,
+    /// What deleting a user does to its certificates, and the status list's EXPIRING window.
+    pub revocation: RevocationConfig,
 }
 
 /// The OCSP settings: `--ocsp-url` (`DBCERTS_OCSP_URL`, `ocsp-url`), `ocsp-validity-secs`
@@ -345,6 +349,21 @@ impl Settings {
             .allow_readable_data_dir
             .or(file.allow_readable_data_dir)
             .unwrap_or(false);
+        let default_revocation = RevocationConfig::default();
+        let expiring_days = serve.cert_expiring_days.or(file.cert_expiring_days);
+        if expiring_days == Some(0) {
+            anyhow::bail!("--cert-expiring-days must be at least 1");
+        }
+        let revocation = RevocationConfig {
+            revoke_on_user_delete: serve
+                .revoke_on_user_delete
+                .or(file.revoke_on_user_delete)
+                .unwrap_or(default_revocation.revoke_on_user_delete),
+            expiring_within_secs: expiring_days
+                .map_or(default_revocation.expiring_within_secs, |d| {
+                    i64::from(d) * 86_400
+                }),
+        };
         let defaults = ManagedCaParams::default();
         let default_connections = ConnectionLimits::default();
         Ok(Settings {
@@ -393,6 +412,7 @@ impl Settings {
             allow_readable_data_dir,
             crl,
             ocsp,
+            revocation,
         })
     }
 
@@ -538,6 +558,41 @@ mod tests {
             ..Default::default()
         };
         assert!(Settings::resolve(&global, &ServeArgs::default()).is_err());
+    }
+
+    #[test]
+    fn revocation_keys_from_file_and_flags() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("dbcerts.toml");
+        let resolve = |text: &str, serve: ServeArgs| {
+            std::fs::write(&path, text).unwrap();
+            let global = GlobalArgs {
+                config: Some(path.clone()),
+                ..Default::default()
+            };
+            Settings::resolve(&global, &serve)
+        };
+        let default = resolve("", ServeArgs::default()).unwrap().revocation;
+        assert_eq!(default, RevocationConfig::default());
+        assert!(default.revoke_on_user_delete);
+        assert_eq!(default.expiring_within_secs, 30 * 86_400);
+        let file = "revoke-on-user-delete = false\ncert-expiring-days = 7\n";
+        let from_file = resolve(file, ServeArgs::default()).unwrap().revocation;
+        assert!(!from_file.revoke_on_user_delete);
+        assert_eq!(from_file.expiring_within_secs, 7 * 86_400);
+        // Flags (and so DBCERTS_* variables) win over the file.
+        let serve = ServeArgs {
+            revoke_on_user_delete: Some(true),
+            cert_expiring_days: Some(60),
+            ..Default::default()
+        };
+        let flags = resolve(file, serve).unwrap().revocation;
+        assert!(flags.revoke_on_user_delete);
+        assert_eq!(flags.expiring_within_secs, 60 * 86_400);
+        let err = resolve("cert-expiring-days = 0\n", ServeArgs::default())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("cert-expiring-days"), "{err}");
     }
 
     #[test]

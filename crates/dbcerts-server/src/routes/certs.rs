@@ -47,6 +47,25 @@ pub struct UserCertOut {
     subject: String,
 }
 
+impl UserCertOut {
+    /// A certificate as Atlas lists it (`createdAt` is its notBefore).
+    pub(crate) fn new(
+        serial: i64,
+        group_id: &str,
+        not_before: i64,
+        not_after: i64,
+        subject: String,
+    ) -> UserCertOut {
+        UserCertOut {
+            id: serial,
+            created_at: atlas_time(not_before),
+            group_id: group_id.to_owned(),
+            not_after: atlas_time(not_after),
+            subject,
+        }
+    }
+}
+
 /// `UserCert` as a client sends it: only `monthsUntilExpiration` is writable; the read-only
 /// fields are accepted and ignored.
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -116,13 +135,7 @@ pub async fn list_database_user_certs(
         .await?;
     let results = certs
         .into_iter()
-        .map(|c| UserCertOut {
-            id: c.serial,
-            created_at: atlas_time(c.not_before),
-            group_id: id.as_str().to_owned(),
-            not_after: atlas_time(c.not_after),
-            subject: c.subject,
-        })
+        .map(|c| UserCertOut::new(c.serial, id.as_str(), c.not_before, c.not_after, c.subject))
         .collect();
     let segments = ["groups", id.as_str(), "databaseUsers", &username, "certs"];
     let body = Paginated::new(&base, &segments, &query.paging, total, results);

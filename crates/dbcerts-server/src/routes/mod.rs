@@ -8,6 +8,7 @@ pub(crate) mod database_users;
 pub(crate) mod extension;
 pub(crate) mod ocsp;
 pub(crate) mod projects;
+pub(crate) mod revocation;
 pub(crate) mod service_accounts;
 pub(crate) mod user_security;
 
@@ -17,6 +18,7 @@ pub use api_keys::KeyIn;
 pub use certs::UserCertIn;
 pub use database_users::{LabelIn, RoleIn, ScopeIn, UserIn};
 pub use projects::{GroupIn, ResourceTag};
+pub use revocation::RevokeIn;
 pub use service_accounts::AccountIn;
 pub use user_security::{CustomerX509In, LdapIn, MappingIn, UserSecurityIn};
 
@@ -178,6 +180,7 @@ pub fn extension_routes() -> Router<AppState> {
             "/api/dbcerts/v1/groups/{groupId}/crl",
             get(crl::get_project_crl),
         )
+        .merge(revocation::routes())
         .route(crate::openapi::PATH, get(crate::openapi::serve))
         .route(
             "/api/dbcerts/v1/ocsp/{groupId}",

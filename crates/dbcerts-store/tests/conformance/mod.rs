@@ -81,6 +81,7 @@ pub async fn run_all(store: &dyn Store) {
     crl_revision_moves_with_each_revocation(store).await;
     crl_publish_is_compare_and_set(store).await;
     crls_due_are_the_stale_and_the_old(store).await;
+    revoked_certificates_leave_the_unexpired_list(store).await;
     assert_audit_log_intact(store).await;
 }
 
@@ -144,6 +145,7 @@ macro_rules! for_each_check {
             crl_revision_moves_with_each_revocation,
             crl_publish_is_compare_and_set,
             crls_due_are_the_stale_and_the_old,
+            revoked_certificates_leave_the_unexpired_list,
         );
     };
 }
@@ -408,19 +410,22 @@ fn audit_event(actor: &str, action: &str, project_id: Option<&str>, at_ms: i64) 
     }
 }
 
-/// How many migrations the crate ships for `backend` (every one must be applied, once).
-pub fn migration_count(backend: &str) -> i64 {
+/// The versions of the migrations the crate ships for `backend`, in order (every one must be
+/// applied, once).
+pub fn migration_versions(backend: &str) -> Vec<i64> {
     let dir = format!("{}/migrations/{backend}", env!("CARGO_MANIFEST_DIR"));
-    std::fs::read_dir(&dir)
+    let mut versions: Vec<i64> = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("{dir}: {e}"))
-        .filter(|e| {
-            e.as_ref()
-                .unwrap()
-                .path()
-                .extension()
-                .is_some_and(|x| x == "sql")
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "sql"))
+        .map(|p| {
+            let name = p.file_name().unwrap().to_string_lossy().into_owned();
+            let (version, _) = name.split_once('_').unwrap_or_else(|| panic!("{name}"));
+            version.parse().unwrap_or_else(|e| panic!("{name}: {e}"))
         })
-        .count() as i64
+        .collect();
+    versions.sort_unstable();
+    versions
 }
 
 /// The whole audit log, in order.
@@ -4591,4 +4596,83 @@ pub async fn list_revoked_unexpired_per_ca(store: &dyn Store) {
         vec![(ns.serial(6), r6)]
     );
     assert_eq!(store.list_revoked_unexpired(-1, now).await.unwrap(), vec![]);
+}
+
+/// The Atlas list (`list_unexpired_certificates`) leaves revoked certificates out, page and
+/// count alike; `list_user_certificates` lists every certificate, expired and revoked too.
+pub async fn revoked_certificates_leave_the_unexpired_list(store: &dyn Store) {
+    let ns = Ns(53);
+    let (p, ca_p) = project_with_ca(store, ns, 0).await;
+    let now = T0 + 2000;
+    let certs: Vec<CertificateRecord> = (1..=5)
+        .map(|n| {
+            let not_after = if n == 1 { now - 1 } else { now + 100 };
+            issued_by(&ca_p, cert(ns.serial(n), &p, "CN=fay", T0 + n, not_after))
+        })
+        .collect();
+    for c in &certs {
+        insert_cert(store, c).await.unwrap();
+    }
+    let r = Revocation {
+        at: now,
+        reason: RevocationReason::KeyCompromise,
+    };
+    for n in [3, 1] {
+        store
+            .revoke_certificates(
+                &p,
+                "CN=fay",
+                RevokeWhich::One(ns.serial(n)),
+                r,
+                &revoked_template(ns, &p, "CN=fay", "keyCompromise"),
+            )
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        store
+            .list_unexpired_certificates(&p, "CN=fay", now, NO_PAGE)
+            .await
+            .unwrap(),
+        (summaries([&certs[1], &certs[3], &certs[4]]), 3)
+    );
+    assert_eq!(
+        store
+            .list_unexpired_certificates(&p, "CN=fay", now, page(1, 1))
+            .await
+            .unwrap(),
+        (summaries([&certs[3]]), 3)
+    );
+    let revoked = |c: &CertificateRecord| CertificateRecord {
+        revocation: Some(r),
+        ..c.clone()
+    };
+    let all = vec![
+        revoked(&certs[0]),
+        certs[1].clone(),
+        revoked(&certs[2]),
+        certs[3].clone(),
+        certs[4].clone(),
+    ];
+    assert_eq!(
+        store
+            .list_user_certificates(&p, "CN=fay", NO_PAGE)
+            .await
+            .unwrap(),
+        (all.clone(), 5)
+    );
+    assert_eq!(
+        store
+            .list_user_certificates(&p, "CN=fay", page(2, 2))
+            .await
+            .unwrap(),
+        (all[2..4].to_vec(), 5)
+    );
+    assert_eq!(
+        store
+            .list_user_certificates(&p, "CN=nobody", NO_PAGE)
+            .await
+            .unwrap(),
+        (vec![], 0)
+    );
 }
