@@ -19,13 +19,13 @@ real TLS server configured the way mongod checks client certificates.
 - Many nodes (PostgreSQL pass only): a certificate revoked while node A serves is in the CRL
   node B serves at once, and node B's OCSP answer says revoked.
 
-Revocations are written the way the store keeps them (migration 0007's columns, with
-`Server.sql`), as test_ocsp.py does, until the revocation endpoint is merged here.
+Revocations go through the revocation endpoint (`POST .../certs/{serial}:revoke`), whose 2xx
+means committed.
 """
 
 from __future__ import annotations
 
-import base64
+import dataclasses
 import datetime as dt
 import glob
 import os
@@ -52,9 +52,9 @@ from test_cli import cli_env
 HERE = pathlib.Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 TLS_SERVER = HERE / "_crl_tls_server.py"
-KEY_COMPROMISE = 1
-SUPERSEDED = 4
-CESSATION = 5
+KEY_COMPROMISE = "keyCompromise"
+SUPERSEDED = "superseded"
+CESSATION = "cessationOfOperation"
 DER_TYPE = "application/pkix-crl"
 PEM_CRL = re.compile(r"-----BEGIN X509 CRL-----\n[A-Za-z0-9+/=\n]+-----END X509 CRL-----\n")
 
@@ -83,14 +83,22 @@ def crl_number(crl: x509.CertificateRevocationList) -> int:
     return crl.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number
 
 
-def issue(server, gid: str, tmp: pathlib.Path, name: str) -> tuple[pathlib.Path, x509.Certificate]:
-    """A new user's certificate; the file holds the certificate and its key (a client's PEM)."""
+@dataclasses.dataclass
+class Leaf:
+    path: pathlib.Path  # the certificate and its key, as a client holds them
+    cert: x509.Certificate
+    gid: str
+    user: str
+
+
+def issue(server, gid: str, tmp: pathlib.Path, name: str) -> Leaf:
+    """A new user's certificate."""
     user = unique_user("crl")
     server.create_user(gid, user)
     text = server.create_cert(gid, user, months=1)
     path = tmp / f"{name}.pem"
     path.write_text(text)
-    return path, split_pem(text).cert
+    return Leaf(path, split_pem(text).cert, gid, user)
 
 
 def export_ca(server, gid: str, path: pathlib.Path) -> pathlib.Path:
@@ -98,13 +106,14 @@ def export_ca(server, gid: str, path: pathlib.Path) -> pathlib.Path:
     return path
 
 
-def revoke(server, serial: int, reason: int, at: int | None = None) -> int:
-    """Marks the certificate revoked as the store records it (migration 0007 columns)."""
-    at = int(time.time()) if at is None else at
-    server.sql(
-        "UPDATE certificates SET revoked_at = ?, revocation_reason = ? WHERE serial = ?", at, reason, serial
-    )
-    return at
+def revoke_url(root: str, leaf: Leaf) -> str:
+    return f"{root}/api/dbcerts/v1/groups/{leaf.gid}/databaseUsers/{leaf.user}/certs/{leaf.cert.serial_number}:revoke"
+
+
+def revoke(server, leaf: Leaf, reason: str) -> None:
+    """Revokes through the API (committed when it answers 200)."""
+    r = server.session.post(revoke_url(server.root, leaf), json={"reason": reason}, timeout=60)
+    assert r.status_code == 200, r.text
 
 
 def client_env(server, home: pathlib.Path) -> dict[str, str]:
@@ -189,11 +198,11 @@ class TlsServer:
             if line.startswith(prefix):
                 return line
 
-    def handshake(self, client: pathlib.Path) -> str:
+    def handshake(self, leaf: Leaf) -> str:
         """Connects with the client certificate; returns the server's verdict line."""
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
         ctx.load_verify_locations(cafile=str(self.srv.ca_path))
-        ctx.load_cert_chain(str(client))
+        ctx.load_cert_chain(str(leaf.path))
         received = b""
         try:
             with socket.create_connection(("127.0.0.1", self.port), timeout=20) as raw:
@@ -242,9 +251,9 @@ def cleanup():
 
 def test_openssl_verify_refuses_exactly_the_revoked_and_crl_text_shows_number_reasons_dates(server, tmp_path):
     gid = server.create_project()
-    good, _ = issue(server, gid, tmp_path, "good")
-    bad, bad_cert = issue(server, gid, tmp_path, "bad")
-    gone, gone_cert = issue(server, gid, tmp_path, "gone")
+    good = issue(server, gid, tmp_path, "good")
+    bad = issue(server, gid, tmp_path, "bad")
+    gone = issue(server, gid, tmp_path, "gone")
     ca = export_ca(server, gid, tmp_path / "ca.pem")
     crl = tmp_path / "crl.pem"
     home = tmp_path / "home"
@@ -254,18 +263,18 @@ def test_openssl_verify_refuses_exactly_the_revoked_and_crl_text_shows_number_re
     [empty] = crls_in(crl.read_text())
     assert len(empty) == 0
     for leaf in (good, bad, gone):
-        code, text = verify(ca, crl, leaf)
-        assert code == 0 and f"{leaf}: OK" in text, text
+        code, text = verify(ca, crl, leaf.path)
+        assert code == 0 and f"{leaf.path}: OK" in text, text
 
-    bad_at = revoke(server, bad_cert.serial_number, KEY_COMPROMISE, int(time.time()) - 60)
-    gone_at = revoke(server, gone_cert.serial_number, CESSATION, 1_700_000_000)
     before = int(time.time())
+    revoke(server, bad, KEY_COMPROMISE)
+    revoke(server, gone, CESSATION)
     ca_crl(server, gid, crl, home)
     after = int(time.time())
-    code, text = verify(ca, crl, good)
-    assert code == 0 and f"{good}: OK" in text, text
+    code, text = verify(ca, crl, good.path)
+    assert code == 0 and f"{good.path}: OK" in text, text
     for leaf in (bad, gone):
-        code, text = verify(ca, crl, leaf)
+        code, text = verify(ca, crl, leaf.path)
         assert code != 0 and "certificate revoked" in text, text
 
     [c] = crls_in(crl.read_text())
@@ -287,16 +296,19 @@ def test_openssl_verify_refuses_exactly_the_revoked_and_crl_text_shows_number_re
         for m in re.finditer(r"Serial Number: ([0-9A-F]+)\n(.*?)(?=\n    Serial Number:|\n    Signature Algorithm|\Z)",
                              text, re.S)
     }  # fmt: skip
-    assert set(entries) == {bad_cert.serial_number, gone_cert.serial_number}, text
-    assert "Key Compromise" in entries[bad_cert.serial_number]
-    assert openssl_time(dt.datetime.fromtimestamp(bad_at, dt.timezone.utc)) in entries[bad_cert.serial_number]
-    assert "Cessation Of Operation" in entries[gone_cert.serial_number]
-    assert openssl_time(dt.datetime.fromtimestamp(gone_at, dt.timezone.utc)) in entries[gone_cert.serial_number]
+    assert set(entries) == {bad.cert.serial_number, gone.cert.serial_number}, text
+    for leaf, reason in ((bad, "Key Compromise"), (gone, "Cessation Of Operation")):
+        entry = entries[leaf.cert.serial_number]
+        assert reason in entry, entry
+        revoked = c.get_revoked_certificate_by_serial_number(leaf.cert.serial_number)
+        assert before <= revoked.revocation_date_utc.timestamp() <= after
+        assert f"Revocation Date: {openssl_time(revoked.revocation_date_utc)}" in entry, entry
     # Signed by the project CA.
     p = openssl("crl", "-in", str(crl), "-noout", "-CAfile", str(ca))
     assert p.returncode == 0 and "verify OK" in p.stdout + p.stderr, p.stdout + p.stderr
 
-    # Unchanged store: the same CRL again, byte for byte.
+    # Unchanged store: the same CRL again, byte for byte; revoking again changes nothing.
+    revoke(server, bad, SUPERSEDED)
     again = tmp_path / "again.pem"
     ca_crl(server, gid, again, home)
     assert again.read_bytes() == crl.read_bytes()
@@ -304,8 +316,8 @@ def test_openssl_verify_refuses_exactly_the_revoked_and_crl_text_shows_number_re
 
 def test_der_on_request_is_the_same_crl(server, tmp_path):
     gid = server.create_project()
-    _, cert = issue(server, gid, tmp_path, "leaf")
-    revoke(server, cert.serial_number, SUPERSEDED)
+    leaf = issue(server, gid, tmp_path, "leaf")
+    revoke(server, leaf, SUPERSEDED)
     pem = get_crl(server, gid)
     assert pem.headers["Content-Type"] == "application/x-pem-file"
     der = get_crl(server, gid, DER_TYPE)
@@ -315,7 +327,7 @@ def test_der_on_request_is_the_same_crl(server, tmp_path):
     (tmp_path / "crl.der").write_bytes(der.content)
     p = openssl("crl", "-inform", "DER", "-in", str(tmp_path / "crl.der"), "-noout", "-text")
     assert p.returncode == 0 and "Superseded" in p.stdout, p.stdout + p.stderr
-    # Read Only is enough, and nobody without credentials gets it.
+    # Nobody without credentials gets it.
     assert requests.get(crl_url(server, gid), timeout=60).status_code == 401
 
 
@@ -327,9 +339,9 @@ def test_one_pem_file_with_several_issuers_loads_in_openssl(server, tmp_path):
     cas, crls = [], []
     for p in ("p", "q"):
         gid = server.create_project()
-        leaves[p, "good"], _ = issue(server, gid, tmp_path, f"{p}-good")
-        leaves[p, "bad"], cert = issue(server, gid, tmp_path, f"{p}-bad")
-        revoke(server, cert.serial_number, KEY_COMPROMISE)
+        leaves[p, "good"] = issue(server, gid, tmp_path, f"{p}-good")
+        leaves[p, "bad"] = issue(server, gid, tmp_path, f"{p}-bad")
+        revoke(server, leaves[p, "bad"], KEY_COMPROMISE)
         cas.append(server.export_ca(gid))
         pem = get_crl(server, gid).text
         assert len(crls_in(pem)) == 1  # one CA per project until a rotation
@@ -340,9 +352,9 @@ def test_one_pem_file_with_several_issuers_loads_in_openssl(server, tmp_path):
     crl.write_text("".join(crls))
     assert len(crls_in(crl.read_text())) == 2
     for (p, kind), leaf in leaves.items():
-        code, text = verify(ca, crl, leaf)
+        code, text = verify(ca, crl, leaf.path)
         if kind == "good":
-            assert code == 0 and f"{leaf}: OK" in text, (p, text)
+            assert code == 0 and f"{leaf.path}: OK" in text, (p, text)
         else:
             assert code != 0 and "certificate revoked" in text, (p, text)
 
@@ -372,11 +384,11 @@ def test_a_mongod_like_tls_server_enforces_the_crl_the_sidecar_keeps(make_server
     # A CRL valid one hour, rebuilt every ten minutes.
     server = make_server(crl_validity_secs=3600, crl_refresh_secs=600)
     gid = server.create_project()
-    good, _ = issue(server, gid, tmp_path, "good")
-    bad, bad_cert = issue(server, gid, tmp_path, "bad")
-    later, later_cert = issue(server, gid, tmp_path, "later")
+    good = issue(server, gid, tmp_path, "good")
+    bad = issue(server, gid, tmp_path, "bad")
+    later = issue(server, gid, tmp_path, "later")
     ca = export_ca(server, gid, tmp_path / "ca.pem")
-    revoke(server, bad_cert.serial_number, KEY_COMPROMISE)
+    revoke(server, bad, KEY_COMPROMISE)
     crl = tmp_path / "crl.pem"
     home = tmp_path / "home"
     ca_crl(server, gid, crl, home)
@@ -390,7 +402,7 @@ def test_a_mongod_like_tls_server_enforces_the_crl_the_sidecar_keeps(make_server
     assert tls.handshake(later).startswith("accepted")
 
     # A revocation reaches the TLS server through the sidecar (file replaced, then --exec).
-    revoke(server, later_cert.serial_number, CESSATION)
+    revoke(server, later, CESSATION)
     tls.wait_for("reloaded")
     assert tls.handshake(later) == "refused certificate revoked"
     assert tls.handshake(good).startswith("accepted")  # and keeps passing across the refresh
@@ -404,7 +416,7 @@ def test_a_mongod_like_tls_server_enforces_the_crl_the_sidecar_keeps(make_server
     stale = TlsServer(srv, ca, crl, env=faked_env(when))
     cleanup(stale.stop)
     for leaf in (good, bad, later):
-        assert stale.handshake(leaf) == "refused CRL has expired", leaf
+        assert stale.handshake(leaf) == "refused CRL has expired", leaf.user
 
     # The server, at that time too, has rebuilt the CRL (its refresh time passed); the sidecar
     # fetches it, the TLS server reloads, and the valid client passes again.
@@ -422,6 +434,56 @@ def test_a_mongod_like_tls_server_enforces_the_crl_the_sidecar_keeps(make_server
     assert stale.handshake(good).startswith("accepted")
     assert stale.handshake(bad) == "refused certificate revoked"
     assert stale.handshake(later) == "refused certificate revoked"
+
+
+# ---------------------------------------------------------------- durability
+
+
+def test_every_revocation_answered_2xx_before_a_kill_9_is_in_the_next_crl(make_server, tmp_path):
+    server = make_server()
+    gid = server.create_project()
+    leaves = [issue(server, gid, tmp_path, f"l{i}") for i in range(24)]
+    answered: list[Leaf] = []
+    lock = threading.Lock()
+    go = threading.Event()
+
+    def burst(mine: list[Leaf]) -> None:
+        s = requests.Session()
+        s.auth = server.auth
+        go.wait()
+        for leaf in mine:
+            try:
+                r = s.post(revoke_url(server.root, leaf), json={"reason": KEY_COMPROMISE}, timeout=30)
+            except requests.RequestException:
+                return  # the server is gone
+            if 200 <= r.status_code < 300:
+                with lock:
+                    answered.append(leaf)
+
+    threads = [threading.Thread(target=burst, args=(leaves[i::4],)) for i in range(4)]
+    for t in threads:
+        t.start()
+    go.set()
+    # Kill the server mid-burst: once some revocations have been answered.
+    deadline = time.monotonic() + 60
+    while True:
+        with lock:
+            if len(answered) >= 6:
+                break
+        assert time.monotonic() < deadline, "no revocation answered"
+        time.sleep(0.005)
+    server.proc.send_signal(signal.SIGKILL)
+    server.proc.wait(timeout=30)
+    server.log.close()
+    for t in threads:
+        t.join(60)
+    server.start()
+    [c] = crls_in(get_crl(server, gid).text)
+    in_crl = {e.serial_number for e in c}
+    missing = [leaf.cert.serial_number for leaf in answered if leaf.cert.serial_number not in in_crl]
+    assert not missing, f"answered 2xx but not in the CRL: {missing}"
+    # And nothing that was never revoked is in it.
+    assert in_crl <= {leaf.cert.serial_number for leaf in leaves}
 
 
 # ---------------------------------------------------------------- many nodes
@@ -455,9 +517,8 @@ def test_revoked_on_node_a_is_in_node_bs_crl_and_ocsp_at_once(new_database, node
     [first] = crls_in(crl_of["B"])
     assert len(first) == 0
 
-    import pg_cluster
-    pg_cluster.query(url, "UPDATE certificates SET revoked_at = ?, revocation_reason = ? WHERE serial = ?",
-                     int(time.time()), KEY_COMPROMISE, pem.cert.serial_number)
+    r = sa.post(revoke_url(a.root, Leaf(leaf, pem.cert, gid, user)), json={"reason": KEY_COMPROMISE}, timeout=60)
+    assert r.status_code == 200, r.text
     r = sb.get(f"{b.root}/api/dbcerts/v1/groups/{gid}/crl", timeout=60)
     assert r.status_code == 200, r.text
     [now_b] = crls_in(r.text)
@@ -468,7 +529,7 @@ def test_revoked_on_node_a_is_in_node_bs_crl_and_ocsp_at_once(new_database, node
     code, text = verify(ca, crl, leaf)
     assert code != 0 and "certificate revoked" in text, text
     r = sa.get(f"{a.root}/api/dbcerts/v1/groups/{gid}/crl", timeout=60)
-    assert r.text == crl.read_text(), "node A serves the CRL node B published"
+    assert r.text == crl.read_text(), "both nodes serve the one CRL published after the revocation"
     p = subprocess.run(
         ["openssl", "ocsp", "-issuer", str(ca), "-CAfile", str(ca), "-cert", str(leaf),
          "-url", f"{b.root}/api/dbcerts/v1/ocsp/{gid}", "-timeout", "30"],
