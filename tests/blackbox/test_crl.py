@@ -28,6 +28,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import glob
+import json
 import os
 import pathlib
 import queue
@@ -42,6 +43,7 @@ import time
 
 import pytest
 import requests
+import yaml
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
@@ -375,6 +377,24 @@ def test_out_replaces_the_file_by_rename(server, tmp_path):
     assert out.read_text() == get_crl(server, gid).text
     assert oct(out.stat().st_mode & 0o777) == oct(0o644)
     assert sorted(p.name for p in d.iterdir()) == ["crl.pem"]
+
+
+def test_mongod_config_names_the_crl_file_and_how_to_keep_and_reload_it(server, tmp_path):
+    gid = server.create_project()
+    issue(server, gid, tmp_path, "leaf")
+    p = subprocess.run(
+        [dbcerts_bin(), "mongod-config", "--projectId", gid, "-o", "json"],
+        capture_output=True, text=True, timeout=120, env=client_env(server, tmp_path / "home"),
+        stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    assert p.returncode == 0, p.stderr
+    conf_text = json.loads(p.stdout)["mongodConf"]
+    crl_file = f"/etc/mongodb/dbcerts-{gid}-crl.pem"
+    tls = yaml.safe_load(conf_text)["net"]["tls"]
+    assert tls["CRLFile"] == crl_file and tls["CAFile"], conf_text
+    # The sidecar that keeps it, and the reload mongod needs after each change.
+    assert f"dbcerts ca crl sync --projectId {gid} --out {crl_file}" in conf_text, conf_text
+    assert "rotateCertificates" in conf_text, conf_text
 
 
 # ---------------------------------------------------------------- a TLS server configured like mongod
