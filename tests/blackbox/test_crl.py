@@ -397,6 +397,35 @@ def test_mongod_config_names_the_crl_file_and_how_to_keep_and_reload_it(server, 
     assert "rotateCertificates" in conf_text, conf_text
 
 
+def test_the_distribution_url_serves_without_credentials_only_when_switched_on(server, make_server, tmp_path):
+    # Off (the shared server): no Link, and the path answers 404 to everyone, never 401.
+    gid = server.create_project()
+    issue(server, gid, tmp_path, "off")
+    assert "Link" not in get_crl(server, gid).headers
+    r = requests.get(f"{server.root}/api/dbcerts/v1/crl/{'A' * 43}", timeout=60)
+    assert r.status_code == 404 and r.json()["errorCode"] == "RESOURCE_NOT_FOUND", r.text
+
+    on = make_server(crl_distribution=True)
+    gid = on.create_project()
+    leaf = issue(on, gid, tmp_path, "on")
+    revoke(on, leaf, KEY_COMPROMISE)
+    authed = get_crl(on, gid)
+    m = re.fullmatch(r"<(/api/dbcerts/v1/crl/([A-Za-z0-9_-]+))>; rel=\"alternate\"", authed.headers["Link"])
+    assert m, authed.headers["Link"]
+    path, token = m.groups()
+    assert len(token) >= 43  # 256 random bits
+    assert get_crl(on, gid).headers["Link"] == authed.headers["Link"], "one token per project"
+    anonymous = requests.get(on.root + path, timeout=60)
+    assert anonymous.status_code == 200 and anonymous.text == authed.text
+    der = requests.get(on.root + path, headers={"Accept": DER_TYPE}, timeout=60)
+    assert der.status_code == 200 and der.headers["Content-Type"] == DER_TYPE
+    assert [e.serial_number for e in x509.load_der_x509_crl(der.content)] == [leaf.cert.serial_number]
+    # Another token, or none: the same 404.
+    for bad in (token[:-1] + ("A" if token[-1] != "A" else "B"), ""):
+        r = requests.get(f"{on.root}/api/dbcerts/v1/crl/{bad}", timeout=60)
+        assert r.status_code == 404, (bad, r.text)
+
+
 # ---------------------------------------------------------------- a TLS server configured like mongod
 
 

@@ -31,15 +31,19 @@ pub struct CrlConfig {
     pub refresh_secs: i64,
     /// thisUpdate = build time − this, in seconds, for verifiers whose clocks run behind.
     pub backdate_secs: i64,
+    /// Also serve each project's CRLs without credentials at an unguessable URL
+    /// (`/api/dbcerts/v1/crl/<token>`), named in the `Link` header of the authenticated answer.
+    pub distribution: bool,
 }
 
 impl Default for CrlConfig {
-    /// Valid 7 days, rebuilt every day, thisUpdate 5 minutes back.
+    /// Valid 7 days, rebuilt every day, thisUpdate 5 minutes back, no distribution URL.
     fn default() -> Self {
         CrlConfig {
             validity_secs: 7 * 86_400,
             refresh_secs: 86_400,
             backdate_secs: 300,
+            distribution: false,
         }
     }
 }

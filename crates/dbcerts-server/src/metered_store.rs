@@ -130,6 +130,8 @@ metered! {
     fn get_crl_state(ca_id: i64) -> StoreResult<CrlState>;
     fn publish_crl(ca_id: i64, crl: &PublishedCrl) -> StoreResult<bool>;
     fn list_projects_with_crls_due(now: i64) -> StoreResult<Vec<String>>;
+    fn crl_distribution_token(project_id: &str, new_token: &str) -> StoreResult<String>;
+    fn project_of_crl_token(token: &str) -> StoreResult<Option<String>>;
 
     fn create_database_user(user: &DatabaseUserRecord) -> StoreResult<()>;
     fn create_database_user_within_limit(

@@ -174,6 +174,7 @@ impl utoipa::Modify for Security {
         crate::auth::oauth::revoke,
         crate::routes::extension::get_project_ca,
         crate::routes::crl::get_project_crl,
+        crate::routes::crl::get_distributed_crl,
         crate::routes::ocsp::post_ocsp_request,
         crate::routes::ocsp::get_ocsp_request,
         crate::routes::revocation::revoke_database_user_cert,

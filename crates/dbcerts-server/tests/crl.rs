@@ -180,6 +180,7 @@ async fn the_crl_follows_every_revocation_on_any_node_and_its_refresh_time() {
         validity_secs: 3 * 86_400,
         refresh_secs: 3600,
         backdate_secs: 120,
+        distribution: false,
     };
     let config = || ServerConfig {
         crl: cfg,

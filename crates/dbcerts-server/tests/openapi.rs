@@ -65,7 +65,8 @@ async fn every_documented_operation_is_routed() {
                 .replace("{secretId}", "0123456789abcdef01234567")
                 .replace("{ipAddress}", "192.0.2.1")
                 .replace("{request}", "MAA")
-                .replace("{serial}", "1");
+                .replace("{serial}", "1")
+                .replace("{token}", "t");
             assert!(!uri.contains('{'), "{uri}");
             if path == "/metrics" {
                 // Served by the metrics listener (`--metrics-listen`), not the API's.

@@ -318,4 +318,13 @@ pub trait Store: Send + Sync + 'static {
     /// before the latest revocation, or past its `refresh_at` (CAs that never published a CRL
     /// do not count). Each project once, in id order.
     async fn list_projects_with_crls_due(&self, now: i64) -> StoreResult<Vec<String>>;
+    /// The token of the project's CRL distribution URL: the stored one, or `new_token` stored
+    /// now if the project has none (of racing callers, all get the one stored first).
+    async fn crl_distribution_token(
+        &self,
+        project_id: &str,
+        new_token: &str,
+    ) -> StoreResult<String>;
+    /// The project whose CRL distribution token is `token`, if any.
+    async fn project_of_crl_token(&self, token: &str) -> StoreResult<Option<String>>;
 }

@@ -1462,6 +1462,40 @@ macro_rules! sql_store {
                 Ok(true)
             }
 
+            async fn crl_distribution_token(
+                &self,
+                project_id: &str,
+                new_token: &str,
+            ) -> StoreResult<String> {
+                let mut tx = self.write_tx().await?;
+                sqlx::query(
+                    "INSERT INTO crl_distribution (project_id, token) VALUES ($1, $2)
+                     ON CONFLICT (project_id) DO NOTHING",
+                )
+                .bind(project_id)
+                .bind(new_token)
+                .execute(&mut *tx)
+                .await
+                .map_err(map_err)?;
+                let row = sqlx::query("SELECT token FROM crl_distribution WHERE project_id = $1")
+                    .bind(project_id)
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(map_err)?;
+                tx.commit().await.map_err(map_err)?;
+                get(&row, "token")
+            }
+
+            async fn project_of_crl_token(&self, token: &str) -> StoreResult<Option<String>> {
+                sqlx::query("SELECT project_id FROM crl_distribution WHERE token = $1")
+                    .bind(token)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(map_err)?
+                    .map(|r| get::<String>(&r, "project_id"))
+                    .transpose()
+            }
+
             async fn list_projects_with_crls_due(&self, now: i64) -> StoreResult<Vec<String>> {
                 sqlx::query(
                     "SELECT DISTINCT c.project_id FROM crl_state s JOIN project_cas c ON c.id = s.ca_id

@@ -269,6 +269,18 @@ pub struct ServeArgs {
     /// runs behind [default: 300]
     #[arg(long, env = "DBCERTS_CRL_BACKDATE_SECS", value_name = "SECS")]
     pub crl_backdate_secs: Option<i64>,
+    /// Also serve each project's CRLs without credentials at an unguessable URL, named in the
+    /// Link header of GET /api/dbcerts/v1/groups/{groupId}/crl [default: false]
+    #[arg(
+        long,
+        env = "DBCERTS_CRL_DISTRIBUTION",
+        value_name = "BOOL",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "true",
+        value_parser = clap::builder::BoolishValueParser::new(),
+    )]
+    pub crl_distribution: Option<bool>,
     /// Deleting a MANAGED x.509 database user revokes its unexpired certificates (reason
     /// cessationOfOperation) [default: true]
     #[arg(

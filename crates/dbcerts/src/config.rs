@@ -59,6 +59,7 @@ pub struct FileConfig {
     pub crl_validity_secs: Option<i64>,
     pub crl_refresh_secs: Option<i64>,
     pub crl_backdate_secs: Option<i64>,
+    pub crl_distribution: Option<bool>,
     pub ocsp_url: Option<String>,
     pub ocsp_validity_secs: Option<i64>,
     pub rate_limit_ocsp_per_minute: Option<u32>,
@@ -237,6 +238,10 @@ fn crl_config(
             .crl_backdate_secs
             .or(file.crl_backdate_secs)
             .unwrap_or(d.backdate_secs),
+        distribution: serve
+            .crl_distribution
+            .or(file.crl_distribution)
+            .unwrap_or(d.distribution),
     };
     anyhow::ensure!(c.validity_secs > 0, "crl-validity-secs must be at least 1");
     anyhow::ensure!(c.refresh_secs > 0, "crl-refresh-secs must be at least 1");

@@ -178,6 +178,10 @@ pub async fn authenticate_api(
     if crate::routes::ocsp::is_responder_path(&path) {
         return next.run(req).await;
     }
+    // The CRL distribution URL is public by design (an unguessable token names the project).
+    if crate::routes::crl::is_distribution_path(&path) {
+        return next.run(req).await;
+    }
     let now = chrono::Utc::now().timestamp();
     let ip = peer_ip(&req);
     // Too many failed authentications for many principals from this address (spraying); a

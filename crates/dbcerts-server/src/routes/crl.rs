@@ -7,10 +7,21 @@
 //! media type), which holds exactly one CRL: answered when the project has one issuer, and 406
 //! `CRL_SEVERAL_ISSUERS` when it has several (fetch the PEM instead). A project without a CA yet
 //! has no CRL: 404.
+//!
+//! With `crl-distribution` on, the same CRLs are also served without credentials at
+//! `/api/dbcerts/v1/crl/<token>` (for verifiers that fetch a URL and hold no API key): the token
+//! is 256 random bits made on the project's first authenticated CRL request and kept in the
+//! store (one per project, shared by every node), and that answer names the URL in a `Link`
+//! header (`rel="alternate"`). Off, or for any token that is not a project's, the path answers
+//! 404 `RESOURCE_NOT_FOUND`, the same either way. The URL reveals what the CRL reveals (serials
+//! and revocation times of the project's CA) and nothing else.
 
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
 use super::{AtlasPath, load_project};
 use crate::AppState;
@@ -44,10 +55,32 @@ pub async fn get_project_crl(
     headers: HeaderMap,
 ) -> Result<Response, AtlasError> {
     let (id, _) = load_project(&state, &caller, &group_id, &[ProjectRole::ReadOnly]).await?;
+    let mut res = crl_response(&state, id.as_str(), &headers).await?;
+    if state.inner.config.crl.distribution {
+        let token = URL_SAFE_NO_PAD.encode(rand::random::<[u8; 32]>());
+        let token = state
+            .inner
+            .store
+            .crl_distribution_token(id.as_str(), &token)
+            .await?;
+        let link = format!("<{DISTRIBUTION_PREFIX}{token}>; rel=\"alternate\"");
+        if let Ok(v) = HeaderValue::from_str(&link) {
+            res.headers_mut().insert(header::LINK, v);
+        }
+    }
+    Ok(res)
+}
+
+/// The CRLs of project `project_id` as `headers` ask for them (PEM, or DER with one issuer).
+async fn crl_response(
+    state: &AppState,
+    project_id: &str,
+    headers: &HeaderMap,
+) -> Result<Response, AtlasError> {
     let now = chrono::Utc::now().timestamp();
-    let crls = crate::crl::project_crls(&state, id.as_str(), now).await?;
+    let crls = crate::crl::project_crls(state, project_id, now).await?;
     if crls.is_empty() {
-        let what = format!("CRL of group {}", id.as_str());
+        let what = format!("CRL of group {}", project_id);
         return Err(AtlasError::resource_not_found(&what));
     }
     let wants_der = headers
@@ -71,11 +104,11 @@ pub async fn get_project_crl(
                     "CRL_SEVERAL_ISSUERS",
                     format!(
                         "Group {} has {} CA certificates that publish CRLs; DER holds one CRL. Request the PEM form, which holds them all.",
-                        id.as_str(),
+                        project_id,
                         crls.len()
                     ),
                 )
-                .with_params([id.as_str().into(), crls.len().into()]));
+                .with_params([project_id.into(), crls.len().into()]));
             }
         }
     } else {
@@ -86,4 +119,44 @@ pub async fn get_project_crl(
     res.headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static(media));
     Ok(res)
+}
+
+/// Where the unauthenticated distribution URLs live.
+pub const DISTRIBUTION_PREFIX: &str = "/api/dbcerts/v1/crl/";
+
+/// Whether `path` is a distribution URL (served without credentials).
+pub fn is_distribution_path(path: &str) -> bool {
+    path.starts_with(DISTRIBUTION_PREFIX)
+}
+
+/// The project's CRLs at its unguessable distribution URL, without credentials.
+#[utoipa::path(
+    get,
+    path = "/api/dbcerts/v1/crl/{token}",
+    operation_id = "getDistributedCrl",
+    tag = "dbcerts",
+    security(()),
+    params(
+        ("token" = String, Path, description = "The project's distribution token, from the `Link` header of `getProjectCrl`."),
+    ),
+    responses(
+        (status = 200, description = "As `getProjectCrl`: PEM, or DER with `Accept: application/pkix-crl` and one issuer.", content_type = crate::openapi::PEM, body = String),
+        (status = 404, description = "Distribution is off, or no project has this token.", content_type = crate::openapi::JSON, body = crate::error::ApiErrorBody),
+        (status = 406, description = "DER was asked for, and the project has several issuers.", content_type = crate::openapi::JSON, body = crate::error::ApiErrorBody),
+        (status = 500, description = "An unexpected error.", content_type = crate::openapi::JSON, body = crate::error::ApiErrorBody),
+    ),
+)]
+pub async fn get_distributed_crl(
+    State(state): State<AppState>,
+    Path(token): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, AtlasError> {
+    let not_found = || AtlasError::resource_not_found("CRL distribution token");
+    if !state.inner.config.crl.distribution || token.len() > 64 {
+        return Err(not_found());
+    }
+    let Some(project) = state.inner.store.project_of_crl_token(&token).await? else {
+        return Err(not_found());
+    };
+    crl_response(&state, &project, &headers).await
 }

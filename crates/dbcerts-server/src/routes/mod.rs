@@ -180,6 +180,7 @@ pub fn extension_routes() -> Router<AppState> {
             "/api/dbcerts/v1/groups/{groupId}/crl",
             get(crl::get_project_crl),
         )
+        .route("/api/dbcerts/v1/crl/{token}", get(crl::get_distributed_crl))
         .merge(revocation::routes())
         .route(crate::openapi::PATH, get(crate::openapi::serve))
         .route(

@@ -38,3 +38,11 @@ CREATE TRIGGER crl_revision_on_revoked_insert AFTER INSERT ON certificates
 CREATE TRIGGER crl_revision_on_revoked_delete AFTER DELETE ON certificates
     FOR EACH ROW WHEN (OLD.revoked_at IS NOT NULL)
     EXECUTE FUNCTION crl_revision();
+
+-- The optional unauthenticated distribution URL of a project's CRLs (`crl-distribution`):
+-- /api/dbcerts/v1/crl/<token>, token random (256 bits), made on first use and shared by every
+-- node.
+CREATE TABLE crl_distribution (
+    project_id  TEXT PRIMARY KEY REFERENCES projects(id) ON DELETE CASCADE,
+    token       TEXT NOT NULL UNIQUE
+);

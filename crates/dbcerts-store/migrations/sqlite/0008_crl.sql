@@ -35,3 +35,11 @@ CREATE TRIGGER crl_revision_on_revoked_delete AFTER DELETE ON certificates
 BEGIN
     UPDATE crl_state SET revision = revision + 1 WHERE ca_id = OLD.ca_id;
 END;
+
+-- The optional unauthenticated distribution URL of a project's CRLs (`crl-distribution`):
+-- /api/dbcerts/v1/crl/<token>, token random (256 bits), made on first use and shared by every
+-- node.
+CREATE TABLE crl_distribution (
+    project_id  TEXT PRIMARY KEY REFERENCES projects(id) ON DELETE CASCADE,
+    token       TEXT NOT NULL UNIQUE
+);

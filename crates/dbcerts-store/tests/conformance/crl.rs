@@ -192,3 +192,29 @@ pub async fn crls_due_are_the_stale_and_the_old(store: &dyn Store) {
         Vec::<String>::new()
     );
 }
+
+/// The CRL distribution token: made once per project (the first stored wins, later calls get
+/// it), found by token, unique per project, gone with the project.
+pub async fn crl_distribution_tokens_are_stored_once(store: &dyn Store) {
+    let ns = Ns(73);
+    let p = setup_project(store, ns, 0).await;
+    let q = setup_project(store, ns, 1).await;
+    let tp = format!("{}-tok-p", ns.0);
+    let tq = format!("{}-tok-q", ns.0);
+    assert_eq!(store.project_of_crl_token(&tp).await.unwrap(), None);
+    assert_eq!(store.crl_distribution_token(&p, &tp).await.unwrap(), tp);
+    assert_eq!(
+        store.crl_distribution_token(&p, "another").await.unwrap(),
+        tp
+    );
+    assert_eq!(store.crl_distribution_token(&q, &tq).await.unwrap(), tq);
+    assert_eq!(
+        store.project_of_crl_token(&tp).await.unwrap(),
+        Some(p.clone())
+    );
+    assert_eq!(
+        store.project_of_crl_token(&tq).await.unwrap(),
+        Some(q.clone())
+    );
+    assert_eq!(store.project_of_crl_token("another").await.unwrap(), None);
+}

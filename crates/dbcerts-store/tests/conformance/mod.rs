@@ -81,6 +81,7 @@ pub async fn run_all(store: &dyn Store) {
     crl_revision_moves_with_each_revocation(store).await;
     crl_publish_is_compare_and_set(store).await;
     crls_due_are_the_stale_and_the_old(store).await;
+    crl_distribution_tokens_are_stored_once(store).await;
     revoked_certificates_leave_the_unexpired_list(store).await;
     assert_audit_log_intact(store).await;
 }
@@ -145,6 +146,7 @@ macro_rules! for_each_check {
             crl_revision_moves_with_each_revocation,
             crl_publish_is_compare_and_set,
             crls_due_are_the_stale_and_the_old,
+            crl_distribution_tokens_are_stored_once,
             revoked_certificates_leave_the_unexpired_list,
         );
     };
