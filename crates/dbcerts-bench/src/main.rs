@@ -21,6 +21,8 @@ enum Command {
     Seed(Box<cli::seed::SeedArgs>),
     /// Measure the raw key-generation rate of this machine (the limit for RSA issuance).
     Keygen(cli::keygen::KeygenArgs),
+    /// Time building one CA's CRL over many revoked certificates (store, signing, publishing).
+    Crl(Box<cli::crl::CrlArgs>),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -29,5 +31,6 @@ fn main() -> anyhow::Result<()> {
         Command::Chart(args) => cli::chart::main(args),
         Command::Seed(args) => cli::seed::main(*args),
         Command::Keygen(args) => cli::keygen::main(args),
+        Command::Crl(args) => cli::crl::main(*args),
     }
 }

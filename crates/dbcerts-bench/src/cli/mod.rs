@@ -2,6 +2,7 @@
 //! from one arm of the binary's `Command` enum.
 
 pub mod chart;
+pub mod crl;
 pub mod keygen;
 pub mod load;
 pub mod seed;
