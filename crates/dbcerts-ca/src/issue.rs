@@ -252,6 +252,31 @@ impl ManagedCa {
     }
 }
 
+/// What a trust bundle and a generation listing show of a managed CA certificate, read from its
+/// DER without its key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CaCertInfo {
+    /// The subject in the RFC 4514 order x509-parser prints (`CN=..., OU=..., O=...`).
+    pub subject: String,
+    pub generation: u32,
+}
+
+impl CaCertInfo {
+    pub fn read(cert_der: &[u8]) -> Result<CaCertInfo, CaError> {
+        let (_, parsed) = x509_parser::parse_x509_certificate(cert_der)
+            .map_err(|e| CaError::CorruptCa(e.to_string()))?;
+        Ok(CaCertInfo {
+            subject: parsed.subject().to_string(),
+            generation: generation_of(parsed.subject())?,
+        })
+    }
+}
+
+/// A certificate as one PEM block, LF line endings.
+pub fn certificate_pem(cert_der: &[u8]) -> String {
+    pem_block("CERTIFICATE", cert_der)
+}
+
 /// The body Atlas returns from certificate creation: the certificate PEM, then the unencrypted
 /// PKCS#8 private key PEM, LF line endings, no chain.
 pub fn response_pem(cert_der: &[u8], key: &LeafKey) -> Zeroizing<String> {
@@ -514,6 +539,11 @@ mod tests {
         assert_eq!(again.generation(), 3);
         let again = ManagedCa::from_parts(g1.cert_der(), &g1.key_pkcs8_der()).unwrap();
         assert_eq!(again.generation(), 1);
+        let info = CaCertInfo::read(g3.cert_der()).unwrap();
+        assert_eq!(info.generation, 3);
+        assert!(info.subject.ends_with(", generationQualifier=3"));
+        assert_eq!(CaCertInfo::read(g1.cert_der()).unwrap().generation, 1);
+        assert_eq!(certificate_pem(g3.cert_der()), g3.cert_pem());
         assert!(
             ManagedCa::create_generation(group, &names, KeyAlgorithm::EcdsaP256, now, 0).is_err()
         );
