@@ -28,8 +28,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, anyhow, bail};
 use dbcerts::config::Settings;
-use dbcerts_ca::{KeyAlgorithm, LeafKey, LeafRequest, ManagedCa, leaf_validity, random_serial};
-use dbcerts_server::CaService;
+use dbcerts_ca::{KeyAlgorithm, LeafKey, LeafRequest, leaf_validity, random_serial};
+use dbcerts_server::{CaService, ProjectCa};
 use dbcerts_store::{
     BatchWrite, CertificateRecord, DatabaseUserRecord, Page, Project, Recorded, Store,
 };
@@ -654,7 +654,7 @@ async fn project_cas(
     ca: &Arc<CaService>,
     projects: &[Project],
     wanted: &[bool],
-) -> anyhow::Result<Vec<Option<Arc<ManagedCa>>>> {
+) -> anyhow::Result<Vec<Option<Arc<ProjectCa>>>> {
     let mut tasks = tokio::task::JoinSet::new();
     for (i, project) in projects.iter().enumerate() {
         if wanted[i] {
@@ -715,7 +715,7 @@ struct Signer {
     slots: Vec<(usize, String)>,
     project_ids: Vec<String>,
     project_index: HashMap<String, usize>,
-    cas: Vec<Option<Arc<ManagedCa>>>,
+    cas: Vec<Option<Arc<ProjectCa>>>,
     ring: Vec<LeafKey>,
     actor: String,
     now_ms: i64,
@@ -782,6 +782,8 @@ impl Signer {
             not_after: not_after.timestamp(),
             created_ms,
             cert_der: issued.der,
+            ca_id: ca.id,
+            revocation: None,
         };
         let audit = dbcerts_server::journal::certificate_issued_event(
             &rec,

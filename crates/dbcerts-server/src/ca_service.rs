@@ -1,6 +1,7 @@
 //! Each project's managed CA: created on first need, sealed at rest, cached in memory, and
 //! shared by every node through the store (the first node to store a project's CA wins; the
-//! others load the winner).
+//! others load the winner). What it hands out is a [`ProjectCa`]: the signing CA together with
+//! its store row id, which every certificate it signs records (`CertificateRecord::ca_id`).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -11,12 +12,27 @@ use dbcerts_store::{CaRecord, Store};
 
 use crate::error::AtlasError;
 
+/// A project's CA as loaded from the store: the signer, and the `project_cas.id` of its row.
+/// Dereferences to the [`ManagedCa`].
+pub struct ProjectCa {
+    pub id: i64,
+    ca: ManagedCa,
+}
+
+impl std::ops::Deref for ProjectCa {
+    type Target = ManagedCa;
+
+    fn deref(&self) -> &ManagedCa {
+        &self.ca
+    }
+}
+
 pub struct CaService {
     store: Arc<dyn Store>,
     master: Arc<MasterKey>,
     names: ManagedCaParams,
     algorithm: KeyAlgorithm,
-    cache: Mutex<HashMap<String, Arc<ManagedCa>>>,
+    cache: Mutex<HashMap<String, Arc<ProjectCa>>>,
     /// One creation lock per project, so that slow RSA CA generation for one project never
     /// queues another's.
     creating: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
@@ -43,7 +59,7 @@ impl CaService {
         }
     }
 
-    fn cached(&self, project_id: &str) -> Option<Arc<ManagedCa>> {
+    fn cached(&self, project_id: &str) -> Option<Arc<ProjectCa>> {
         self.cache
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -51,7 +67,7 @@ impl CaService {
             .cloned()
     }
 
-    fn remember(&self, project_id: &str, ca: Arc<ManagedCa>) -> Arc<ManagedCa> {
+    fn remember(&self, project_id: &str, ca: Arc<ProjectCa>) -> Arc<ProjectCa> {
         self.cache
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -67,7 +83,7 @@ impl CaService {
             .remove(project_id);
     }
 
-    fn open(&self, rec: &CaRecord) -> Result<Arc<ManagedCa>, AtlasError> {
+    fn open(&self, rec: &CaRecord) -> Result<Arc<ProjectCa>, AtlasError> {
         let key = self
             .master
             .open(&rec.sealed_key, &purpose(&rec.project_id))
@@ -77,11 +93,11 @@ impl CaService {
         let ca = ManagedCa::from_parts(&rec.cert_der, &key).map_err(|e| {
             AtlasError::unexpected(format!("loading the CA of {}: {e}", rec.project_id))
         })?;
-        Ok(Arc::new(ca))
+        Ok(Arc::new(ProjectCa { id: rec.id, ca }))
     }
 
     /// The project's active CA, if it has one.
-    pub async fn get(&self, project_id: &str) -> Result<Option<Arc<ManagedCa>>, AtlasError> {
+    pub async fn get(&self, project_id: &str) -> Result<Option<Arc<ProjectCa>>, AtlasError> {
         if let Some(ca) = self.cached(project_id) {
             return Ok(Some(ca));
         }
@@ -92,7 +108,7 @@ impl CaService {
     }
 
     /// The project's active CA, creating it if it has none. The project must exist.
-    pub async fn get_or_create(&self, project_id: &str) -> Result<Arc<ManagedCa>, AtlasError> {
+    pub async fn get_or_create(&self, project_id: &str) -> Result<Arc<ProjectCa>, AtlasError> {
         if let Some(ca) = self.get(project_id).await? {
             return Ok(ca);
         }
@@ -118,7 +134,7 @@ impl CaService {
         result
     }
 
-    async fn create(&self, project_id: &str) -> Result<Arc<ManagedCa>, AtlasError> {
+    async fn create(&self, project_id: &str) -> Result<Arc<ProjectCa>, AtlasError> {
         let (id, names, alg) = (project_id.to_owned(), self.names.clone(), self.algorithm);
         let ca = tokio::task::spawn_blocking(move || {
             ManagedCa::create(&id, &names, alg, chrono::Utc::now())
@@ -128,6 +144,7 @@ impl CaService {
         .map_err(|e| AtlasError::unexpected(format!("creating a CA: {e}")))?;
         let key = ca.key_pkcs8_der();
         let rec = CaRecord {
+            id: 0,
             project_id: project_id.to_owned(),
             algorithm: ca.algorithm().as_str().to_owned(),
             cert_der: ca.cert_der().to_vec(),
@@ -138,6 +155,7 @@ impl CaService {
         let winner = self.store.insert_ca_if_absent(&rec).await?;
         if winner.cert_der == rec.cert_der {
             tracing::info!(project = project_id, algorithm = %ca.algorithm(), "created managed CA");
+            let ca = ProjectCa { id: winner.id, ca };
             Ok(self.remember(project_id, Arc::new(ca)))
         } else {
             Ok(self.remember(project_id, self.open(&winner)?))

@@ -40,7 +40,7 @@ use dbcerts_store::Store;
 
 pub use auth::digest::NonceKey;
 pub use auth::roles::{Caller, OrgNeed, ProjectRole};
-pub use ca_service::CaService;
+pub use ca_service::{CaService, ProjectCa};
 pub use http::{SHUTDOWN_GRACE, metrics_router, router};
 
 /// Settings the HTTP layer needs.

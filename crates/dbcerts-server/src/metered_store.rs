@@ -157,6 +157,16 @@ metered! {
         page: Page,
     ) -> StoreResult<(Vec<CertificateSummary>, u64)>;
     fn expiring_certificates(now: i64, soon: i64, later: i64) -> StoreResult<Vec<ExpiringCount>>;
+    fn list_project_cas(project_id: &str) -> StoreResult<Vec<CaRecord>>;
+    fn get_certificate(project_id: &str, serial: i64) -> StoreResult<Option<CertificateRecord>>;
+    fn revoke_certificates(
+        project_id: &str,
+        username: &str,
+        which: RevokeWhich,
+        revocation: Revocation,
+        audit: &AuditEvent,
+    ) -> StoreResult<Vec<CertificateRecord>>;
+    fn list_revoked_unexpired(ca_id: i64, now: i64) -> StoreResult<Vec<(i64, Revocation)>>;
 
     fn get_user_security(project_id: &str) -> StoreResult<UserSecurityRecord>;
     fn put_user_security(project_id: &str, record: &UserSecurityRecord) -> StoreResult<()>;

@@ -54,6 +54,8 @@ fn record(serial: i64, project_id: &str) -> (CertificateRecord, AuditEvent) {
         not_after: T0 + 86_400,
         created_ms: (T0 + serial) * 1000,
         cert_der: vec![0x30, 0x03, 0x02, 0x01, serial as u8],
+        ca_id: 0,
+        revocation: None,
     };
     let audit = AuditEvent {
         at_ms: cert.created_ms,

@@ -278,6 +278,8 @@ async fn metrics_count_requests_issuance_store_latency_and_expiry() {
         not_after: now.timestamp() + 3 * 86_400,
         created_ms: now.timestamp_millis(),
         cert_der: vec![0x30, 0x00],
+        ca_id: h.store.get_active_ca(&gid).await.unwrap().unwrap().id,
+        revocation: None,
     };
     let audit = AuditEvent {
         at_ms: now.timestamp_millis(),

@@ -244,6 +244,42 @@ pub trait Store: Send + Sync + 'static {
         page: Page,
     ) -> StoreResult<(Vec<CertificateSummary>, u64)>;
 
+    /// Every CA of the project, active or not, oldest first.
+    async fn list_project_cas(&self, project_id: &str) -> StoreResult<Vec<CaRecord>>;
+
+    /// The project's certificate with this serial, revoked or not, expired or not. A serial of
+    /// another project is `None`.
+    async fn get_certificate(
+        &self,
+        project_id: &str,
+        serial: i64,
+    ) -> StoreResult<Option<CertificateRecord>>;
+
+    /// Revokes certificates of (project, username), in one transaction committed before it
+    /// returns: with [`RevokeWhich::One`] the one with that serial (if it is this user's in this
+    /// project), with [`RevokeWhich::AllUnexpired`] every one that has not expired. Returns
+    /// them (oldest first, as the certificate list orders them), each with its revocation. A
+    /// certificate revoked already keeps its first time and reason and is returned as it is;
+    /// each one revoked now gets `revocation` and one audit entry, in the same transaction:
+    /// `audit` with the certificate's `serial` added to its `details` object. An empty result
+    /// means no such certificate.
+    async fn revoke_certificates(
+        &self,
+        project_id: &str,
+        username: &str,
+        which: RevokeWhich,
+        revocation: Revocation,
+        audit: &AuditEvent,
+    ) -> StoreResult<Vec<CertificateRecord>>;
+
+    /// Serial and revocation of each revoked certificate that CA `ca_id` signed and that has
+    /// not expired at `now` (`not_after > now`), in serial order: what that CA's CRL lists.
+    async fn list_revoked_unexpired(
+        &self,
+        ca_id: i64,
+        now: i64,
+    ) -> StoreResult<Vec<(i64, Revocation)>>;
+
     /// Per project, the certificates with `now < not_after <= soon` and with
     /// `now < not_after <= later`, for projects that have any of the latter; in project-id
     /// order.

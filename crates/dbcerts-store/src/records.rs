@@ -50,6 +50,9 @@ pub struct Project {
 /// A project's managed CA. The key is sealed.
 #[derive(Clone, PartialEq, Eq)]
 pub struct CaRecord {
+    /// The row id (`project_cas.id`): what a certificate's `ca_id` names. Ignored on insert
+    /// (the store assigns it), filled on read.
+    pub id: i64,
     pub project_id: String,
     pub algorithm: String,
     pub cert_der: Vec<u8>,
@@ -61,6 +64,7 @@ pub struct CaRecord {
 impl std::fmt::Debug for CaRecord {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("CaRecord")
+            .field("id", &self.id)
             .field("project_id", &self.project_id)
             .field("algorithm", &self.algorithm)
             .field("not_after", &self.not_after)
@@ -92,6 +96,93 @@ pub struct CertificateRecord {
     /// whose `not_before` falls in the same second, so the list stays in issuance order.
     pub created_ms: i64,
     pub cert_der: Vec<u8>,
+    /// The `project_cas.id` of the CA that signed it.
+    pub ca_id: i64,
+    /// Set once the certificate is revoked; never changes afterwards.
+    pub revocation: Option<Revocation>,
+}
+
+/// When and why a certificate was revoked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Revocation {
+    /// Unix seconds.
+    pub at: i64,
+    pub reason: RevocationReason,
+}
+
+/// The RFC 5280 CRLReason codes (section 5.3.1) that dbcerts accepts. The discriminant is the
+/// code, as the store keeps it and as CRLs and OCSP answers carry it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RevocationReason {
+    Unspecified = 0,
+    KeyCompromise = 1,
+    AffiliationChanged = 3,
+    Superseded = 4,
+    CessationOfOperation = 5,
+}
+
+impl RevocationReason {
+    /// Every reason, in code order.
+    pub const ALL: [RevocationReason; 5] = [
+        RevocationReason::Unspecified,
+        RevocationReason::KeyCompromise,
+        RevocationReason::AffiliationChanged,
+        RevocationReason::Superseded,
+        RevocationReason::CessationOfOperation,
+    ];
+
+    /// The RFC 5280 CRLReason code.
+    pub fn code(self) -> u8 {
+        self as u8
+    }
+
+    /// The reason with this code, if dbcerts accepts it.
+    pub fn from_code(code: u8) -> Option<RevocationReason> {
+        Self::ALL.into_iter().find(|r| r.code() == code)
+    }
+
+    /// The RFC 5280 name (`keyCompromise`, ...), as the API and the CLI spell it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RevocationReason::Unspecified => "unspecified",
+            RevocationReason::KeyCompromise => "keyCompromise",
+            RevocationReason::AffiliationChanged => "affiliationChanged",
+            RevocationReason::Superseded => "superseded",
+            RevocationReason::CessationOfOperation => "cessationOfOperation",
+        }
+    }
+}
+
+impl std::fmt::Display for RevocationReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A name that is not one of [`RevocationReason::ALL`]'s.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown revocation reason {0:?}")]
+pub struct UnknownReason(pub String);
+
+impl std::str::FromStr for RevocationReason {
+    type Err = UnknownReason;
+
+    /// The exact RFC 5280 name; case matters, as in the RFC's ASN.1.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|r| r.as_str() == s)
+            .ok_or_else(|| UnknownReason(s.to_owned()))
+    }
+}
+
+/// Which certificates of one user [`crate::Store::revoke_certificates`] revokes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RevokeWhich {
+    /// The one with this serial (expired or not).
+    One(i64),
+    /// Every one with `not_after > now`.
+    AllUnexpired { now: i64 },
 }
 
 /// One write of a group commit ([`crate::Store::commit_batch`]).
@@ -290,4 +381,46 @@ pub struct AuditFilter {
     pub actor: Option<String>,
     pub since_ms: Option<i64>,
     pub until_ms: Option<i64>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reasons_round_trip_by_code_and_name() {
+        let names: Vec<_> = RevocationReason::ALL.iter().map(|r| r.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "unspecified",
+                "keyCompromise",
+                "affiliationChanged",
+                "superseded",
+                "cessationOfOperation"
+            ]
+        );
+        let codes: Vec<_> = RevocationReason::ALL.iter().map(|r| r.code()).collect();
+        assert_eq!(codes, [0, 1, 3, 4, 5], "RFC 5280 section 5.3.1");
+        for r in RevocationReason::ALL {
+            assert_eq!(RevocationReason::from_code(r.code()), Some(r));
+            assert_eq!(r.as_str().parse::<RevocationReason>(), Ok(r));
+        }
+        // cACompromise (2), removeFromCRL (8), ... are not accepted; names are exact.
+        for code in [2, 6, 8, 9, 10, 255] {
+            assert_eq!(RevocationReason::from_code(code), None);
+        }
+        for name in [
+            "KeyCompromise",
+            "key_compromise",
+            "",
+            "cACompromise",
+            "removeFromCRL",
+        ] {
+            assert_eq!(
+                name.parse::<RevocationReason>(),
+                Err(UnknownReason(name.to_owned()))
+            );
+        }
+    }
 }

@@ -51,12 +51,65 @@ macro_rules! sql_store {
 
         fn ca_from_row(row: &DbRow) -> StoreResult<CaRecord> {
             Ok(CaRecord {
+                id: get(row, "id")?,
                 project_id: get(row, "project_id")?,
                 algorithm: get(row, "algorithm")?,
                 cert_der: get(row, "cert")?,
                 sealed_key: get(row, "sealed_key")?,
                 not_before: get(row, "not_before")?,
                 not_after: get(row, "not_after")?,
+            })
+        }
+
+        fn revocation_from(at: Option<i64>, code: Option<i64>) -> StoreResult<Option<Revocation>> {
+            match (at, code) {
+                (None, _) => Ok(None),
+                (Some(at), Some(code)) => u8::try_from(code)
+                    .ok()
+                    .and_then(RevocationReason::from_code)
+                    .map(|reason| Some(Revocation { at, reason }))
+                    .ok_or_else(|| {
+                        StoreError::Internal(format!("certificates.revocation_reason {code}"))
+                    }),
+                (Some(_), None) => Err(StoreError::Internal(
+                    "certificates.revoked_at without a reason".into(),
+                )),
+            }
+        }
+
+        fn certificate_from_row(row: &DbRow) -> StoreResult<CertificateRecord> {
+            let serial: i64 = get(row, "serial")?;
+            Ok(CertificateRecord {
+                serial,
+                project_id: get(row, "project_id")?,
+                username: get(row, "username")?,
+                subject: get(row, "subject")?,
+                not_before: get(row, "not_before")?,
+                not_after: get(row, "not_after")?,
+                created_ms: get(row, "created_ms")?,
+                cert_der: get(row, "cert")?,
+                // NULL only for a certificate of a project that had no CA when it was stored,
+                // which issuance never does.
+                ca_id: get::<Option<i64>>(row, "ca_id")?.ok_or_else(|| {
+                    StoreError::Internal(format!("certificate {serial} has no issuing CA"))
+                })?,
+                revocation: revocation_from(
+                    get(row, "revoked_at")?,
+                    get(row, "revocation_reason")?,
+                )?,
+            })
+        }
+
+        /// `audit` for one certificate revoked now: its `details` object gains the serial.
+        fn revoked_event(audit: &AuditEvent, serial: i64) -> StoreResult<AuditEvent> {
+            let mut details: serde_json::Map<String, serde_json::Value> =
+                serde_json::from_str(&audit.details).map_err(|e| {
+                    StoreError::Internal(format!("revocation audit details: {e}"))
+                })?;
+            details.insert("serial".into(), serial.into());
+            Ok(AuditEvent {
+                details: serde_json::Value::Object(details).to_string(),
+                ..audit.clone()
             })
         }
 
@@ -1074,8 +1127,9 @@ macro_rules! sql_store {
                     // (EXISTS) is an error here: either would abort the transaction that the
                     // rest of the batch shares. Each skips only its certificate.
                     let done = sqlx::query(
-                        "INSERT INTO certificates (serial, project_id, username, subject, not_before, not_after, created_ms, cert)
-                         SELECT $1, $2, $3, $4, $5, $6, $7, $8
+                        "INSERT INTO certificates (serial, project_id, username, subject, not_before, not_after, created_ms, cert,
+                                                   ca_id, revoked_at, revocation_reason)
+                         SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11
                          WHERE EXISTS (SELECT 1 FROM projects WHERE id = $2)
                          ON CONFLICT (serial) DO NOTHING",
                     )
@@ -1087,6 +1141,9 @@ macro_rules! sql_store {
                     .bind(c.not_after)
                     .bind(c.created_ms)
                     .bind(&c.cert_der)
+                    .bind(c.ca_id)
+                    .bind(c.revocation.map(|r| r.at))
+                    .bind(c.revocation.map(|r| i64::from(r.reason.code())))
                     .execute(&mut *tx)
                     .await
                     .map_err(map_err)?;
@@ -1164,6 +1221,114 @@ macro_rules! sql_store {
                     })
                     .collect::<StoreResult<_>>()?;
                 Ok((certs, get::<i64>(&count, "n")? as u64))
+            }
+
+            async fn list_project_cas(&self, project_id: &str) -> StoreResult<Vec<CaRecord>> {
+                sqlx::query("SELECT * FROM project_cas WHERE project_id = $1 ORDER BY id")
+                    .bind(project_id)
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(map_err)?
+                    .iter()
+                    .map(ca_from_row)
+                    .collect()
+            }
+
+            async fn get_certificate(
+                &self,
+                project_id: &str,
+                serial: i64,
+            ) -> StoreResult<Option<CertificateRecord>> {
+                let row = sqlx::query("SELECT * FROM certificates WHERE serial = $1 AND project_id = $2")
+                    .bind(serial)
+                    .bind(project_id)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(map_err)?;
+                row.as_ref().map(certificate_from_row).transpose()
+            }
+
+            async fn revoke_certificates(
+                &self,
+                project_id: &str,
+                username: &str,
+                which: RevokeWhich,
+                revocation: Revocation,
+                audit: &AuditEvent,
+            ) -> StoreResult<Vec<CertificateRecord>> {
+                let (which_sql, which_arg) = match which {
+                    RevokeWhich::One(serial) => ("serial = $3", serial),
+                    RevokeWhich::AllUnexpired { now } => ("not_after > $3", now),
+                };
+                // Under the write lock: the audit entries chain onto the log's head, and two
+                // revocations of one certificate cannot both see it unrevoked.
+                let mut tx = self.write_tx().await?;
+                let mut newly: Vec<i64> = sqlx::query(&format!(
+                    "UPDATE certificates SET revoked_at = $4, revocation_reason = $5
+                     WHERE project_id = $1 AND username = $2 AND {which_sql} AND revoked_at IS NULL
+                     RETURNING serial"
+                ))
+                .bind(project_id)
+                .bind(username)
+                .bind(which_arg)
+                .bind(revocation.at)
+                .bind(i64::from(revocation.reason.code()))
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(map_err)?
+                .iter()
+                .map(|r| get::<i64>(r, "serial"))
+                .collect::<StoreResult<_>>()?;
+                let certs = sqlx::query(&format!(
+                    "SELECT * FROM certificates WHERE project_id = $1 AND username = $2 AND {which_sql}
+                     ORDER BY not_before, created_ms, serial"
+                ))
+                .bind(project_id)
+                .bind(username)
+                .bind(which_arg)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(map_err)?
+                .iter()
+                .map(certificate_from_row)
+                .collect::<StoreResult<Vec<_>>>()?;
+                if !newly.is_empty() {
+                    newly.sort_unstable();
+                    let mut head = audit_head(&mut tx).await?;
+                    // Audited in the order the result lists them.
+                    for c in certs.iter().filter(|c| newly.binary_search(&c.serial).is_ok()) {
+                        append_audit_after(&mut tx, &mut head, &revoked_event(audit, c.serial)?).await?;
+                    }
+                    tx.commit().await.map_err(map_err)?;
+                }
+                Ok(certs)
+            }
+
+            async fn list_revoked_unexpired(
+                &self,
+                ca_id: i64,
+                now: i64,
+            ) -> StoreResult<Vec<(i64, Revocation)>> {
+                sqlx::query(
+                    "SELECT serial, revoked_at, revocation_reason FROM certificates
+                     WHERE ca_id = $1 AND revoked_at IS NOT NULL AND not_after > $2
+                     ORDER BY serial",
+                )
+                .bind(ca_id)
+                .bind(now)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(map_err)?
+                .iter()
+                .map(|r| {
+                    let revocation =
+                        revocation_from(get(r, "revoked_at")?, get(r, "revocation_reason")?)?;
+                    Ok((
+                        get(r, "serial")?,
+                        revocation.ok_or_else(|| StoreError::Internal("revoked_at vanished".into()))?,
+                    ))
+                })
+                .collect()
             }
 
             async fn get_user_security(&self, project_id: &str) -> StoreResult<UserSecurityRecord> {

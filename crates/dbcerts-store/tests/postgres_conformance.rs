@@ -173,7 +173,9 @@ async fn nodes_starting_at_once_migrate_once() {
             .unwrap();
     assert_eq!(
         applied,
-        (1..=6).map(|version| (version, true)).collect::<Vec<_>>()
+        (1..=conformance::migration_count("postgres"))
+            .map(|version| (version, true))
+            .collect::<Vec<_>>()
     );
     for store in stores {
         store.close().await;
@@ -281,5 +283,67 @@ async fn a_migration_waits_out_a_long_lock() {
             .unwrap();
     assert_eq!(applied, vec![(3,)]);
     store.ping().await.unwrap();
+    store.close().await;
+}
+
+/// A node still on the previous version inserts certificates without `ca_id`: migration 0007's
+/// trigger fills in the project's active CA.
+#[tokio::test]
+async fn certificate_inserted_without_ca_id_gets_the_active_ca() {
+    let Some((url, store)) = fresh_store().await else {
+        return;
+    };
+    let org = dbcerts_store::Org {
+        id: format!("{:024x}", 7),
+        name: "old node".into(),
+        created: 1_700_000_000,
+    };
+    let key = dbcerts_store::ApiKeyRecord {
+        id: format!("{:024x}", 8),
+        org_id: org.id.clone(),
+        public_key: "OLDNODEKEY".into(),
+        sealed_private_key: vec![1; 16],
+        description: String::new(),
+        org_roles: vec![],
+        created: 1_700_000_000,
+    };
+    let project = dbcerts_store::Project {
+        id: format!("{:024x}", 9),
+        org_id: org.id.clone(),
+        name: "p".into(),
+        created: 1_700_000_000,
+        with_default_alerts_settings: true,
+        tags_json: "[]".into(),
+    };
+    store.create_org_with_key(&org, &key).await.unwrap();
+    store.create_project(&project).await.unwrap();
+    let ca = store
+        .insert_ca_if_absent(&dbcerts_store::CaRecord {
+            id: 0,
+            project_id: project.id.clone(),
+            algorithm: "ECDSA".into(),
+            cert_der: vec![0x30, 0x01],
+            sealed_key: vec![1; 32],
+            not_before: 1_700_000_000,
+            not_after: 2_000_000_000,
+        })
+        .await
+        .unwrap();
+    let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
+    sqlx::query(
+        "INSERT INTO certificates (serial, project_id, username, subject, not_before, not_after, created_ms, cert)
+         VALUES (1, $1, 'alice', 'CN=alice', 1700000000, 1800000000, 1700000000000, '\\x3000')",
+    )
+    .bind(&project.id)
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    conn.close().await.ok();
+    let c = store
+        .get_certificate(&project.id, 1)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((c.ca_id, c.revocation), (ca.id, None));
     store.close().await;
 }

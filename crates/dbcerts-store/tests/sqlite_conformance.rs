@@ -142,6 +142,7 @@ async fn data_survives_close_and_reopen() {
     let path = db_path(dir.path());
     let (org, key, project) = org_key_project(1, "durable", "DURABLEKEY");
     let ca = CaRecord {
+        id: 0,
         project_id: project.id.clone(),
         algorithm: "RSA".into(),
         cert_der: vec![0x30, 0x82, 0x01],
@@ -166,6 +167,8 @@ async fn data_survives_close_and_reopen() {
         not_after: 1_800_000_000,
         created_ms: 1_700_003_604_000,
         cert_der: vec![0x30, 0x82, 0x02],
+        ca_id: 1,
+        revocation: None,
     };
     let security = UserSecurityRecord {
         customer_cas: Some("PEM".into()),
@@ -187,7 +190,7 @@ async fn data_survives_close_and_reopen() {
         let store = SqliteStore::open(&path).await.unwrap();
         store.create_org_with_key(&org, &key).await.unwrap();
         store.create_project(&project).await.unwrap();
-        store.insert_ca_if_absent(&ca).await.unwrap();
+        assert_eq!(store.insert_ca_if_absent(&ca).await.unwrap().id, cert.ca_id);
         store.create_database_user(&user).await.unwrap();
         store.insert_certificate(&cert, &issued).await.unwrap();
         store
@@ -223,7 +226,17 @@ async fn data_survives_close_and_reopen() {
         );
         assert_eq!(
             store.get_active_ca(&project.id).await.unwrap(),
-            Some(ca.clone())
+            Some(CaRecord {
+                id: 1,
+                ..ca.clone()
+            })
+        );
+        assert_eq!(
+            store
+                .get_certificate(&project.id, cert.serial)
+                .await
+                .unwrap(),
+            Some(cert.clone())
         );
         assert_eq!(
             store
@@ -306,7 +319,9 @@ async fn stores_opening_at_once_migrate_once() {
             .unwrap();
     assert_eq!(
         applied,
-        (1..=6).map(|version| (version, true)).collect::<Vec<_>>()
+        (1..=conformance::migration_count("sqlite"))
+            .map(|version| (version, true))
+            .collect::<Vec<_>>()
     );
     db.close().await;
     for s in stores {
@@ -375,6 +390,8 @@ async fn certificate_counts_cover_existing_and_directly_written_rows() {
         not_after,
         created_ms: (now - 1000 + serial) * 1000,
         cert_der: vec![0x30, 0x00],
+        ca_id: 0,
+        revocation: None,
     };
     let audit = AuditEvent {
         at_ms: now * 1000,
@@ -457,5 +474,73 @@ async fn certificate_counts_cover_existing_and_directly_written_rows() {
     assert!(store.delete_project(&project.id).await.unwrap());
     store.create_project(&project).await.unwrap();
     assert_eq!(listed("alice").await, (vec![], 0));
+    store.close().await;
+}
+
+/// Migration 0007 gives certificates written before it the project's CA, and a node still on
+/// the previous version, which inserts without `ca_id`, gets it filled by the trigger.
+#[tokio::test]
+async fn certificates_without_ca_id_get_the_active_ca() {
+    let (dir, store) = fresh_store().await;
+    let (org, key, project) = org_key_project(12, "revocable", "REVOCABLEKEY");
+    store.create_org_with_key(&org, &key).await.unwrap();
+    store.create_project(&project).await.unwrap();
+    let ca = store
+        .insert_ca_if_absent(&CaRecord {
+            id: 0,
+            project_id: project.id.clone(),
+            algorithm: "ECDSA".into(),
+            cert_der: vec![0x30, 0x01],
+            sealed_key: vec![1; 32],
+            not_before: 1_700_000_000,
+            not_after: 2_000_000_000,
+        })
+        .await
+        .unwrap();
+    store.close().await;
+    drop(store);
+
+    // The store as the previous version left it: no migration 7.
+    let url = format!("sqlite://{}", db_path(dir.path()).display());
+    let db = sqlx::SqlitePool::connect(&url).await.unwrap();
+    for statement in [
+        "DROP TRIGGER certificates_ca_id_on_insert",
+        "DROP INDEX certificates_revoked_by_ca",
+        "ALTER TABLE certificates DROP COLUMN ca_id",
+        "ALTER TABLE certificates DROP COLUMN revoked_at",
+        "ALTER TABLE certificates DROP COLUMN revocation_reason",
+        "DELETE FROM _sqlx_migrations WHERE version = 7",
+    ] {
+        sqlx::query(statement).execute(&db).await.unwrap();
+    }
+    let direct = "INSERT INTO certificates (serial, project_id, username, subject, not_before, not_after, created_ms, cert)
+                  VALUES ($1, $2, 'alice', 'CN=alice', 1700000000, 1800000000, 1700000000000, x'3000')";
+    // An old node's write before the upgrade.
+    sqlx::query(direct)
+        .bind(1_i64)
+        .bind(&project.id)
+        .execute(&db)
+        .await
+        .unwrap();
+    db.close().await;
+
+    let store = SqliteStore::open(&db_path(dir.path())).await.unwrap();
+    // An old node's write after the upgrade.
+    let db = sqlx::SqlitePool::connect(&url).await.unwrap();
+    sqlx::query(direct)
+        .bind(2_i64)
+        .bind(&project.id)
+        .execute(&db)
+        .await
+        .unwrap();
+    db.close().await;
+    for serial in [1, 2] {
+        let c = store
+            .get_certificate(&project.id, serial)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!((c.ca_id, c.revocation), (ca.id, None), "serial {serial}");
+    }
     store.close().await;
 }

@@ -208,6 +208,8 @@ pub async fn create_database_user_cert(
             not_after: not_after.timestamp(),
             created_ms: now.timestamp_millis(),
             cert_der: issued.der,
+            ca_id: ca.id,
+            revocation: None,
         };
         let audit = crate::journal::certificate_issued_event(
             &rec,

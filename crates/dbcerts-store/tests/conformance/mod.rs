@@ -16,8 +16,9 @@
 use dbcerts_store::{
     AccessListEntry, ApiKeyAuth, ApiKeyRecord, AuditEntry, AuditEvent, AuditFilter, BatchWrite,
     CaRecord, CertificateRecord, CertificateSummary, DatabaseUserRecord, ExpiringCount, Org, Page,
-    Project, ProjectGrant, Recorded, ServiceAccountAuth, ServiceAccountRecord,
-    ServiceAccountSecretRecord, Store, StoreError, StoreResult, UserSecurityRecord,
+    Project, ProjectGrant, Recorded, Revocation, RevocationReason, RevokeWhich, ServiceAccountAuth,
+    ServiceAccountRecord, ServiceAccountSecretRecord, Store, StoreError, StoreResult,
+    UserSecurityRecord,
 };
 
 /// Runs every check against one store, which must be fresh (contain no organization and no
@@ -70,6 +71,10 @@ pub async fn run_all(store: &dyn Store) {
     insert_certificate_appends_one_audit_entry(store).await;
     commit_batch_skips_only_the_refused(store).await;
     digest_nonce_counts_only_rise_and_expire(store).await;
+    certificate_records_its_issuing_ca(store).await;
+    revoke_one_certificate_is_idempotent(store).await;
+    revoke_all_unexpired_of_one_user(store).await;
+    list_revoked_unexpired_per_ca(store).await;
     assert_audit_log_intact(store).await;
 }
 
@@ -126,6 +131,10 @@ macro_rules! for_each_check {
             insert_certificate_appends_one_audit_entry,
             commit_batch_skips_only_the_refused,
             digest_nonce_counts_only_rise_and_expire,
+            certificate_records_its_issuing_ca,
+            revoke_one_certificate_is_idempotent,
+            revoke_all_unexpired_of_one_user,
+            list_revoked_unexpired_per_ca,
         );
     };
 }
@@ -251,8 +260,10 @@ async fn setup_project(store: &dyn Store, ns: Ns, n: u64) -> String {
     id
 }
 
+/// The CA as offered to `insert_ca_if_absent` (whose `id` the store ignores).
 fn ca(project_id: &str, tag: u8) -> CaRecord {
     CaRecord {
+        id: 0,
         project_id: project_id.to_owned(),
         algorithm: ["RSA", "ECDSA"][usize::from(tag % 2)].to_owned(),
         cert_der: vec![0x30, 0x82, tag, tag, 0x00],
@@ -260,6 +271,11 @@ fn ca(project_id: &str, tag: u8) -> CaRecord {
         not_before: T0 + i64::from(tag),
         not_after: T0 + 10 * 365 * 86_400 + i64::from(tag),
     }
+}
+
+/// `stored` without the row id the store assigned: comparable with what [`ca`] offered.
+fn sans_id(stored: CaRecord) -> CaRecord {
+    CaRecord { id: 0, ..stored }
 }
 
 fn user(project_id: &str, database_name: &str, username: &str, created: i64) -> DatabaseUserRecord {
@@ -290,6 +306,10 @@ fn cert(
         // Issued one hour after notBefore, as the server does.
         created_ms: (not_before + 3600) * 1000,
         cert_der: vec![0x30, 0x82, (serial & 0xff) as u8],
+        // The store does not check `ca_id` against `project_cas` (see migration 0007); checks
+        // about revocation and CRLs use real CA rows (`issued_by`).
+        ca_id: 0,
+        revocation: None,
     }
 }
 
@@ -377,6 +397,21 @@ fn audit_event(actor: &str, action: &str, project_id: Option<&str>, at_ms: i64) 
         status: Some(200),
         details: "{}".to_owned(),
     }
+}
+
+/// How many migrations the crate ships for `backend` (every one must be applied, once).
+pub fn migration_count(backend: &str) -> i64 {
+    let dir = format!("{}/migrations/{backend}", env!("CARGO_MANIFEST_DIR"));
+    std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{dir}: {e}"))
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .path()
+                .extension()
+                .is_some_and(|x| x == "sql")
+        })
+        .count() as i64
 }
 
 /// The whole audit log, in order.
@@ -1097,7 +1132,7 @@ pub async fn delete_project_cascades(store: &dyn Store) {
     // The other project of the same organization is untouched.
     assert!(store.get_project(&kept).await.unwrap().is_some());
     assert_eq!(
-        store.get_active_ca(&kept).await.unwrap(),
+        store.get_active_ca(&kept).await.unwrap().map(sans_id),
         Some(ca(&kept, 1))
     );
     assert_eq!(store.count_database_users(&kept).await.unwrap(), 2);
@@ -1160,12 +1195,10 @@ pub async fn ca_first_insert_wins(store: &dyn Store) {
     assert_eq!(store.get_active_ca(&p).await.unwrap(), None);
     assert_eq!(store.get_active_ca(&ns.project(99)).await.unwrap(), None);
 
-    let winner = ca(&p, 1);
-    assert_eq!(
-        store.insert_ca_if_absent(&winner).await.unwrap(),
-        winner,
-        "the first insert wins"
-    );
+    let offered = ca(&p, 1);
+    let winner = store.insert_ca_if_absent(&offered).await.unwrap();
+    assert_eq!(sans_id(winner.clone()), offered, "the first insert wins");
+    assert!(winner.id > 0, "the store assigns the row id: {winner:?}");
     assert_eq!(store.get_active_ca(&p).await.unwrap(), Some(winner.clone()));
 
     let loser = ca(&p, 2);
@@ -1175,16 +1208,15 @@ pub async fn ca_first_insert_wins(store: &dyn Store) {
         winner,
         "a later insert loses"
     );
-    assert_eq!(store.insert_ca_if_absent(&winner).await.unwrap(), winner);
+    assert_eq!(store.insert_ca_if_absent(&offered).await.unwrap(), winner);
     assert_eq!(store.get_active_ca(&p).await.unwrap(), Some(winner.clone()));
 
-    // Each project has its own CA.
+    // Each project has its own CA, with its own id.
     assert_eq!(store.get_active_ca(&other).await.unwrap(), None);
     let other_ca = ca(&other, 2);
-    assert_eq!(
-        store.insert_ca_if_absent(&other_ca).await.unwrap(),
-        other_ca
-    );
+    let other_stored = store.insert_ca_if_absent(&other_ca).await.unwrap();
+    assert_eq!(sans_id(other_stored.clone()), other_ca);
+    assert_ne!(other_stored.id, winner.id);
     assert_eq!(store.get_active_ca(&p).await.unwrap(), Some(winner));
 }
 
@@ -1197,7 +1229,11 @@ pub async fn ca_concurrent_inserts_agree(store: &dyn Store) {
         let (ra, rb) = tokio::join!(store.insert_ca_if_absent(&a), store.insert_ca_if_absent(&b));
         let (ra, rb) = (ra.unwrap(), rb.unwrap());
         assert_eq!(ra, rb, "both racers get the same CA");
-        assert!(ra == a || ra == b, "the winner is one of the CAs offered");
+        let offered = sans_id(ra.clone());
+        assert!(
+            offered == a || offered == b,
+            "the winner is one of the CAs offered"
+        );
         assert_eq!(store.get_active_ca(&p).await.unwrap(), Some(ra));
     }
 }
@@ -4121,4 +4157,429 @@ async fn futures_join_all<F: std::future::Future>(
             .map(|r| r.expect("every future completed")),
     );
     outputs
+}
+
+// ---------------------------------------------------------------------------------------------
+// Revocation
+// ---------------------------------------------------------------------------------------------
+
+/// Creates project `n` of `ns` with a CA; returns the project id and the stored CA.
+async fn project_with_ca(store: &dyn Store, ns: Ns, n: u64) -> (String, CaRecord) {
+    let p = setup_project(store, ns, n).await;
+    let stored = store.insert_ca_if_absent(&ca(&p, n as u8)).await.unwrap();
+    (p, stored)
+}
+
+/// `c` as signed by `ca`.
+fn issued_by(ca: &CaRecord, c: CertificateRecord) -> CertificateRecord {
+    CertificateRecord { ca_id: ca.id, ..c }
+}
+
+/// What a revocation call passes as its audit template.
+fn revoked_template(ns: Ns, project_id: &str, username: &str, reason: &str) -> AuditEvent {
+    AuditEvent {
+        at_ms: (T0 + 500) * 1000,
+        actor: ns.actor(1),
+        source_ip: Some("192.0.2.9".to_owned()),
+        action: "certificate.revoked".to_owned(),
+        project_id: Some(project_id.to_owned()),
+        target: Some(username.to_owned()),
+        status: Some(200),
+        details: format!(r#"{{"reason":"{reason}"}}"#),
+    }
+}
+
+/// The serials named by audit entries after `base`, checking that each entry is `template`
+/// with only `serial` added to its details.
+async fn revoked_serials_audited(store: &dyn Store, base: i64, template: &AuditEvent) -> Vec<i64> {
+    let entries = store
+        .list_audit(&AuditFilter::default(), base, 1000)
+        .await
+        .unwrap();
+    let template_details: serde_json::Value = serde_json::from_str(&template.details).unwrap();
+    entries
+        .into_iter()
+        .map(|e| {
+            let mut details: serde_json::Value = serde_json::from_str(&e.event.details).unwrap();
+            let serial = details["serial"]
+                .as_i64()
+                .expect("the entry names its serial");
+            details.as_object_mut().unwrap().remove("serial");
+            assert_eq!(
+                details, template_details,
+                "details are the template's plus serial"
+            );
+            assert_eq!(
+                AuditEvent {
+                    details: template.details.clone(),
+                    ..e.event
+                },
+                *template
+            );
+            serial
+        })
+        .collect()
+}
+
+/// `list_project_cas` lists every CA row with its id; a certificate keeps the id of the CA
+/// that signed it, and `get_certificate` finds it (revoked or not, expired or not) in its own
+/// project only.
+pub async fn certificate_records_its_issuing_ca(store: &dyn Store) {
+    let ns = Ns(49);
+    let (p, ca_p) = project_with_ca(store, ns, 0).await;
+    let (q, ca_q) = project_with_ca(store, ns, 1).await;
+    let bare = setup_project(store, ns, 2).await;
+    assert_eq!(
+        store.list_project_cas(&p).await.unwrap(),
+        vec![ca_p.clone()]
+    );
+    assert_eq!(
+        store.list_project_cas(&q).await.unwrap(),
+        vec![ca_q.clone()]
+    );
+    assert_eq!(store.list_project_cas(&bare).await.unwrap(), vec![]);
+    assert_eq!(
+        store.list_project_cas(&ns.project(99)).await.unwrap(),
+        vec![]
+    );
+    assert_ne!(ca_p.id, ca_q.id);
+
+    let now = T0 + 2000;
+    let live = issued_by(&ca_p, cert(ns.serial(1), &p, "CN=ann", T0, now + 100));
+    let expired = issued_by(&ca_p, cert(ns.serial(2), &p, "CN=ann", T0, now - 100));
+    let elsewhere = issued_by(&ca_q, cert(ns.serial(3), &q, "CN=ann", T0, now + 100));
+    for c in [&live, &expired, &elsewhere] {
+        insert_cert(store, c).await.unwrap();
+    }
+    assert_eq!(
+        store.get_certificate(&p, live.serial).await.unwrap(),
+        Some(live.clone())
+    );
+    assert_eq!(
+        store.get_certificate(&p, expired.serial).await.unwrap(),
+        Some(expired.clone())
+    );
+    assert_eq!(
+        store.get_certificate(&q, elsewhere.serial).await.unwrap(),
+        Some(elsewhere.clone())
+    );
+    // Another project's serial is not found through this project, nor an unknown one.
+    assert_eq!(
+        store.get_certificate(&p, elsewhere.serial).await.unwrap(),
+        None
+    );
+    assert_eq!(store.get_certificate(&q, live.serial).await.unwrap(), None);
+    assert_eq!(
+        store.get_certificate(&p, ns.serial(99)).await.unwrap(),
+        None
+    );
+}
+
+/// Revoking one certificate records time and reason with one audit entry; revoking it again
+/// changes nothing and audits nothing; a serial of another user, another project or nobody
+/// revokes nothing.
+pub async fn revoke_one_certificate_is_idempotent(store: &dyn Store) {
+    let ns = Ns(50);
+    let (p, ca_p) = project_with_ca(store, ns, 0).await;
+    let (q, ca_q) = project_with_ca(store, ns, 1).await;
+    let now = T0 + 2000;
+    let a1 = issued_by(&ca_p, cert(ns.serial(1), &p, "CN=ann", T0, now + 100));
+    let a2 = issued_by(&ca_p, cert(ns.serial(2), &p, "CN=ann", T0 + 1, now + 100));
+    let a_old = issued_by(&ca_p, cert(ns.serial(3), &p, "CN=ann", T0, now - 100));
+    let b1 = issued_by(&ca_p, cert(ns.serial(4), &p, "CN=bob", T0, now + 100));
+    let qa = issued_by(&ca_q, cert(ns.serial(5), &q, "CN=ann", T0, now + 100));
+    for c in [&a1, &a2, &a_old, &b1, &qa] {
+        insert_cert(store, c).await.unwrap();
+    }
+
+    let first = Revocation {
+        at: now,
+        reason: RevocationReason::KeyCompromise,
+    };
+    let template = revoked_template(ns, &p, "CN=ann", "keyCompromise");
+    let (base, _) = audit_tip(store).await;
+    let got = store
+        .revoke_certificates(&p, "CN=ann", RevokeWhich::One(a1.serial), first, &template)
+        .await
+        .unwrap();
+    let a1_revoked = CertificateRecord {
+        revocation: Some(first),
+        ..a1.clone()
+    };
+    assert_eq!(got, vec![a1_revoked.clone()]);
+    assert_eq!(
+        store.get_certificate(&p, a1.serial).await.unwrap(),
+        Some(a1_revoked.clone())
+    );
+    assert_eq!(
+        revoked_serials_audited(store, base, &template).await,
+        vec![a1.serial]
+    );
+
+    // Again, later and with another reason: the first time and reason stay, no new entry.
+    let (base, _) = audit_tip(store).await;
+    let again = Revocation {
+        at: now + 50,
+        reason: RevocationReason::Superseded,
+    };
+    let template2 = revoked_template(ns, &p, "CN=ann", "superseded");
+    for which in [RevokeWhich::One(a1.serial), RevokeWhich::One(a1.serial)] {
+        assert_eq!(
+            store
+                .revoke_certificates(&p, "CN=ann", which, again, &template2)
+                .await
+                .unwrap(),
+            vec![a1_revoked.clone()]
+        );
+    }
+    assert_eq!(
+        revoked_serials_audited(store, base, &template2).await,
+        Vec::<i64>::new()
+    );
+
+    // Not this user's, not this project's, nobody's: nothing found, nothing revoked.
+    for (project, user, serial) in [
+        (&p, "CN=ann", b1.serial),
+        (&p, "CN=ann", qa.serial),
+        (&q, "CN=ann", a2.serial),
+        (&p, "CN=bob", a2.serial),
+        (&p, "CN=ann", ns.serial(99)),
+    ] {
+        assert_eq!(
+            store
+                .revoke_certificates(project, user, RevokeWhich::One(serial), again, &template2)
+                .await
+                .unwrap(),
+            vec![],
+            "{project} {user} {serial}"
+        );
+    }
+    assert_eq!(
+        revoked_serials_audited(store, base, &template2).await,
+        Vec::<i64>::new()
+    );
+    for (project, c) in [(&p, &a2), (&p, &b1), (&q, &qa)] {
+        assert_eq!(
+            store
+                .get_certificate(project, c.serial)
+                .await
+                .unwrap()
+                .as_ref(),
+            Some(c)
+        );
+    }
+
+    // An expired certificate can be revoked by serial too (it then leaves CRLs at once).
+    let got = store
+        .revoke_certificates(
+            &p,
+            "CN=ann",
+            RevokeWhich::One(a_old.serial),
+            again,
+            &template2,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        got,
+        vec![CertificateRecord {
+            revocation: Some(again),
+            ..a_old.clone()
+        }]
+    );
+}
+
+/// Revoking all of a user's unexpired certificates revokes exactly those, keeps the first
+/// revocation of any revoked before, audits each one revoked now, and is idempotent.
+pub async fn revoke_all_unexpired_of_one_user(store: &dyn Store) {
+    let ns = Ns(51);
+    let (p, ca_p) = project_with_ca(store, ns, 0).await;
+    let now = T0 + 2000;
+    // Issued in the order 3, 1, 2 (by notBefore): the result lists them so.
+    let c1 = issued_by(&ca_p, cert(ns.serial(1), &p, "CN=cy", T0 + 10, now + 100));
+    let c2 = issued_by(&ca_p, cert(ns.serial(2), &p, "CN=cy", T0 + 20, now + 1));
+    let c3 = issued_by(&ca_p, cert(ns.serial(3), &p, "CN=cy", T0 + 5, now + 300));
+    let expired = issued_by(&ca_p, cert(ns.serial(4), &p, "CN=cy", T0, now));
+    let other = issued_by(&ca_p, cert(ns.serial(5), &p, "CN=dee", T0, now + 100));
+    for c in [&c1, &c2, &c3, &expired, &other] {
+        insert_cert(store, c).await.unwrap();
+    }
+    let earlier = Revocation {
+        at: now - 10,
+        reason: RevocationReason::KeyCompromise,
+    };
+    let template = revoked_template(ns, &p, "CN=cy", "keyCompromise");
+    store
+        .revoke_certificates(&p, "CN=cy", RevokeWhich::One(c2.serial), earlier, &template)
+        .await
+        .unwrap();
+
+    let all = Revocation {
+        at: now,
+        reason: RevocationReason::CessationOfOperation,
+    };
+    let template = revoked_template(ns, &p, "CN=cy", "cessationOfOperation");
+    let (base, _) = audit_tip(store).await;
+    let expected = vec![
+        CertificateRecord {
+            revocation: Some(all),
+            ..c3.clone()
+        },
+        CertificateRecord {
+            revocation: Some(all),
+            ..c1.clone()
+        },
+        CertificateRecord {
+            revocation: Some(earlier),
+            ..c2.clone()
+        },
+    ];
+    let which = RevokeWhich::AllUnexpired { now };
+    assert_eq!(
+        store
+            .revoke_certificates(&p, "CN=cy", which, all, &template)
+            .await
+            .unwrap(),
+        expected
+    );
+    assert_eq!(
+        revoked_serials_audited(store, base, &template).await,
+        vec![c3.serial, c1.serial],
+        "one entry per certificate revoked now, in the result's order"
+    );
+    // Expired (not_after == now) and another user's: untouched.
+    for c in [&expired, &other] {
+        assert_eq!(
+            store.get_certificate(&p, c.serial).await.unwrap().as_ref(),
+            Some(c)
+        );
+    }
+    // Idempotent.
+    let (base, _) = audit_tip(store).await;
+    let later = Revocation {
+        at: now + 5,
+        reason: RevocationReason::Unspecified,
+    };
+    assert_eq!(
+        store
+            .revoke_certificates(&p, "CN=cy", which, later, &template)
+            .await
+            .unwrap(),
+        expected
+    );
+    assert_eq!(
+        revoked_serials_audited(store, base, &template).await,
+        Vec::<i64>::new()
+    );
+    // A user without certificates, and a project that does not exist.
+    for (project, user) in [
+        (p.as_str(), "CN=nobody"),
+        (ns.project(99).as_str(), "CN=cy"),
+    ] {
+        assert_eq!(
+            store
+                .revoke_certificates(project, user, which, all, &template)
+                .await
+                .unwrap(),
+            vec![]
+        );
+    }
+}
+
+/// `list_revoked_unexpired` lists one CA's revoked certificates that have not expired, in
+/// serial order, with their revocations.
+pub async fn list_revoked_unexpired_per_ca(store: &dyn Store) {
+    let ns = Ns(52);
+    let (p, ca_p) = project_with_ca(store, ns, 0).await;
+    let (q, ca_q) = project_with_ca(store, ns, 1).await;
+    let now = T0 + 2000;
+    let make = |n: i64, ca: &CaRecord, project: &str, not_after: i64| {
+        issued_by(ca, cert(ns.serial(n), project, "CN=eve", T0, not_after))
+    };
+    // Serials inserted out of order; 4 expires at `now`, 5 stays unrevoked.
+    let certs = [
+        make(3, &ca_p, &p, now + 10),
+        make(1, &ca_p, &p, now + 10),
+        make(4, &ca_p, &p, now),
+        make(5, &ca_p, &p, now + 10),
+        make(2, &ca_p, &p, now + 1),
+        make(6, &ca_q, &q, now + 10),
+    ];
+    for c in &certs {
+        insert_cert(store, c).await.unwrap();
+    }
+    let reasons = [
+        (1, RevocationReason::Superseded),
+        (2, RevocationReason::KeyCompromise),
+        (3, RevocationReason::AffiliationChanged),
+        (4, RevocationReason::Unspecified),
+    ];
+    for (n, reason) in reasons {
+        let r = Revocation {
+            at: now - n,
+            reason,
+        };
+        store
+            .revoke_certificates(
+                &p,
+                "CN=eve",
+                RevokeWhich::One(ns.serial(n)),
+                r,
+                &revoked_template(ns, &p, "CN=eve", reason.as_str()),
+            )
+            .await
+            .unwrap();
+    }
+    let r6 = Revocation {
+        at: now,
+        reason: RevocationReason::CessationOfOperation,
+    };
+    store
+        .revoke_certificates(
+            &q,
+            "CN=eve",
+            RevokeWhich::AllUnexpired { now },
+            r6,
+            &revoked_template(ns, &q, "CN=eve", "cessationOfOperation"),
+        )
+        .await
+        .unwrap();
+
+    let expected: Vec<(i64, Revocation)> = reasons[..3]
+        .iter()
+        .map(|&(n, reason)| {
+            (
+                ns.serial(n),
+                Revocation {
+                    at: now - n,
+                    reason,
+                },
+            )
+        })
+        .collect();
+    assert_eq!(
+        store.list_revoked_unexpired(ca_p.id, now).await.unwrap(),
+        expected
+    );
+    // Earlier, the one that expires at `now` is listed too; later, fewer.
+    assert_eq!(
+        store
+            .list_revoked_unexpired(ca_p.id, now - 1)
+            .await
+            .unwrap()
+            .len(),
+        4
+    );
+    assert_eq!(
+        store
+            .list_revoked_unexpired(ca_p.id, now + 1)
+            .await
+            .unwrap(),
+        vec![expected[0], expected[2]]
+    );
+    assert_eq!(
+        store.list_revoked_unexpired(ca_q.id, now).await.unwrap(),
+        vec![(ns.serial(6), r6)]
+    );
+    assert_eq!(store.list_revoked_unexpired(-1, now).await.unwrap(), vec![]);
 }
