@@ -43,6 +43,12 @@ pub use auth::roles::{Caller, OrgNeed, ProjectRole};
 pub use ca_service::{CaService, ProjectCa};
 pub use http::{SHUTDOWN_GRACE, metrics_router, router};
 
+/// A CA generation as the API shows it (`GET .../cas`), for the CLI to print the same JSON.
+pub fn generation_json(g: ca_service::Generation) -> serde_json::Value {
+    serde_json::to_value(routes::ca_generations::GenerationOut::from(g))
+        .expect("a generation serializes")
+}
+
 /// Settings the HTTP layer needs.
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
@@ -63,6 +69,9 @@ pub struct ServerConfig {
     pub tls: bool,
     /// Where Digest nonce counts are kept to refuse replays: each node, or the shared store.
     pub digest_replay_check: auth::digest::ReplayCheck,
+    /// A project CA is rotated before signing a leaf that would end less than this many days
+    /// before it (`ca-rotation-margin-days`).
+    pub ca_rotation_margin_days: u32,
 }
 
 /// Limits of the access-control layer. The defaults are Atlas's figures
@@ -132,6 +141,7 @@ impl Default for ServerConfig {
             access: AccessConfig::default(),
             tls: false,
             digest_replay_check: auth::digest::ReplayCheck::Node,
+            ca_rotation_margin_days: ca_service::DEFAULT_ROTATION_MARGIN_DAYS,
         }
     }
 }
@@ -177,7 +187,8 @@ impl AppState {
             Arc::clone(&master),
             config.ca_names.clone(),
             config.key_algorithm,
-        );
+        )
+        .with_rotation_margin_days(config.ca_rotation_margin_days);
         let dummy_sealed_key =
             master.seal(b"00000000-0000-0000-0000-000000000000", "api-key:dummy");
         let tokens = auth::oauth::TokenKey::new(

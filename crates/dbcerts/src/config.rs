@@ -56,6 +56,7 @@ pub struct FileConfig {
     pub auth_lockout_secs: Option<i64>,
     pub metrics_listen: Option<String>,
     pub allow_readable_data_dir: Option<bool>,
+    pub ca_rotation_margin_days: Option<u32>,
 }
 
 /// Everything `serve` and the store-opening commands need, fully resolved.
@@ -90,7 +91,17 @@ pub struct Settings {
     pub metrics_listen: SocketAddr,
     /// Serve from a data directory that group or others can enter.
     pub allow_readable_data_dir: bool,
+    /// A project CA is rotated before issuing a leaf that would end less than this many days
+    /// before the CA does.
+    pub ca_rotation_margin_days: u32,
 }
+
+/// The default `ca-rotation-margin-days`.
+pub const DEFAULT_CA_ROTATION_MARGIN_DAYS: u32 =
+    dbcerts_server::ca_service::DEFAULT_ROTATION_MARGIN_DAYS;
+/// The largest: a new CA (ten years) must cover the longest leaf (24 months) with this margin to
+/// spare, or every issuance would rotate again.
+pub const MAX_CA_ROTATION_MARGIN_DAYS: u32 = 5 * 365;
 
 /// The PEM files `serve` reads its HTTPS certificate chain and private key from, at startup and
 /// on every SIGHUP. Only ever both or neither.
@@ -265,6 +276,15 @@ impl Settings {
             .allow_readable_data_dir
             .or(file.allow_readable_data_dir)
             .unwrap_or(false);
+        let ca_rotation_margin_days = serve
+            .ca_rotation_margin_days
+            .or(file.ca_rotation_margin_days)
+            .unwrap_or(DEFAULT_CA_ROTATION_MARGIN_DAYS);
+        if ca_rotation_margin_days > MAX_CA_ROTATION_MARGIN_DAYS {
+            anyhow::bail!(
+                "--ca-rotation-margin-days {ca_rotation_margin_days} is too large: at most {MAX_CA_ROTATION_MARGIN_DAYS} (a new ten-year CA must cover a 24-month certificate with the margin to spare)"
+            );
+        }
         let defaults = ManagedCaParams::default();
         let default_connections = ConnectionLimits::default();
         Ok(Settings {
@@ -311,6 +331,7 @@ impl Settings {
             allow_plaintext,
             metrics_listen,
             allow_readable_data_dir,
+            ca_rotation_margin_days,
         })
     }
 
@@ -372,6 +393,38 @@ mod tests {
         let s = Settings::resolve(&global, &flags).unwrap();
         assert_eq!(s.listen.port(), 9001, "flags beat the file");
         assert!(s.database_url.ends_with("dbcerts.db"));
+    }
+
+    #[test]
+    fn ca_rotation_margin_from_file_then_flag_and_bounded() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("dbcerts.toml");
+        let global = GlobalArgs {
+            config: Some(path.clone()),
+            data_dir: Some(dir.path().into()),
+            ..Default::default()
+        };
+        std::fs::write(&path, "").unwrap();
+        let s = Settings::resolve(&global, &ServeArgs::default()).unwrap();
+        assert_eq!(s.ca_rotation_margin_days, DEFAULT_CA_ROTATION_MARGIN_DAYS);
+        std::fs::write(&path, "ca-rotation-margin-days = 90\n").unwrap();
+        let s = Settings::resolve(&global, &ServeArgs::default()).unwrap();
+        assert_eq!(s.ca_rotation_margin_days, 90);
+        let flags = ServeArgs {
+            ca_rotation_margin_days: Some(7),
+            ..Default::default()
+        };
+        let s = Settings::resolve(&global, &flags).unwrap();
+        assert_eq!(
+            s.ca_rotation_margin_days, 7,
+            "flags (and DBCERTS_*) beat the file"
+        );
+        let flags = ServeArgs {
+            ca_rotation_margin_days: Some(MAX_CA_ROTATION_MARGIN_DAYS + 1),
+            ..Default::default()
+        };
+        let err = Settings::resolve(&global, &flags).unwrap_err().to_string();
+        assert!(err.contains("ca-rotation-margin-days"), "{err}");
     }
 
     #[test]
