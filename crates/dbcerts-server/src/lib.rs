@@ -42,6 +42,7 @@ pub use auth::digest::NonceKey;
 pub use auth::roles::{Caller, OrgNeed, ProjectRole};
 pub use ca_service::{CaService, ProjectCa};
 pub use http::{SHUTDOWN_GRACE, metrics_router, router};
+pub use routes::ocsp::OcspConfig;
 
 /// A CA generation as the API shows it (`GET .../cas`), for the CLI to print the same JSON.
 pub fn generation_json(g: ca_service::Generation) -> serde_json::Value {
@@ -72,6 +73,8 @@ pub struct ServerConfig {
     /// A project CA is rotated before signing a leaf that would end less than this many days
     /// before it (`ca-rotation-margin-days`).
     pub ca_rotation_margin_days: u32,
+    /// The OCSP responder: the URL put on leaves, answer lifetime, rate limit.
+    pub ocsp: OcspConfig,
 }
 
 /// Limits of the access-control layer. The defaults are Atlas's figures
@@ -142,6 +145,7 @@ impl Default for ServerConfig {
             tls: false,
             digest_replay_check: auth::digest::ReplayCheck::Node,
             ca_rotation_margin_days: ca_service::DEFAULT_ROTATION_MARGIN_DAYS,
+            ocsp: OcspConfig::default(),
         }
     }
 }
@@ -167,6 +171,7 @@ pub(crate) struct Inner {
     pub tokens: auth::oauth::TokenKey,
     pub limits: auth::throttle::Limits,
     pub observer: observe::Observer,
+    pub ocsp: routes::ocsp::Responder,
 }
 
 impl AppState {
@@ -197,6 +202,7 @@ impl AppState {
         );
         let limits = auth::throttle::Limits::new(&config.access);
         let journal = journal::Journal::new(Arc::clone(&store));
+        let ocsp = routes::ocsp::Responder::new(&config.ocsp);
         let nonce_counts = match config.digest_replay_check {
             auth::digest::ReplayCheck::Node => {
                 auth::digest::NonceCounts::new(nonce_key.lifetime_secs())
@@ -219,6 +225,7 @@ impl AppState {
                 tokens,
                 limits,
                 observer,
+                ocsp,
             }),
         }
     }

@@ -176,6 +176,8 @@ impl utoipa::Modify for Security {
         crate::routes::ca_generations::list_project_ca_generations,
         crate::routes::ca_generations::rotate_project_ca,
         crate::routes::ca_generations::retire_project_ca_generation,
+        crate::routes::ocsp::post_ocsp_request,
+        crate::routes::ocsp::get_ocsp_request,
         crate::observe::live,
         crate::observe::ready,
         crate::observe::metrics,

@@ -92,6 +92,7 @@ impl App {
             tls: settings.tls.is_some(),
             digest_replay_check: settings.digest_replay_check,
             ca_rotation_margin_days: settings.ca_rotation_margin_days,
+            ocsp: settings.ocsp.clone(),
         };
         let state = AppState::new(store.shared(), Arc::new(master), nonce, pool, config);
         Ok(App {
