@@ -5,6 +5,8 @@
   `openssl verify -CAfile` and with a real TLS handshake (a Python `ssl` server requiring a client
   certificate, the bundle as its CA file, as `mongod` uses `net.tls.CAFile`): old and new leaves
   pass exactly while their generation is in the bundle.
+- The OCSP responder answers `good`, with a signature `openssl ocsp` verifies, for the leaves of
+  both generations.
 - Rotation and retirement are Project Owner operations, audited and counted in metrics; the
   active generation cannot be retired; retiring twice keeps the first time.
 - `dbcerts ca rotate` / `ca retire` work on the store while a server runs, and the server issues
@@ -82,6 +84,15 @@ def accepted(srv_tls, bundle_path: pathlib.Path, leaf: pathlib.Path) -> bool:
     return tls_ok
 
 
+def openssl_ocsp(issuer: pathlib.Path, trusted: pathlib.Path, url: str, leaf: pathlib.Path) -> tuple[int, str]:
+    out = subprocess.run(
+        ["openssl", "ocsp", "-issuer", str(issuer), "-CAfile", str(trusted), "-url", url, "-timeout", "30",
+         "-cert", str(leaf)],
+        capture_output=True, text=True, timeout=60,
+    )
+    return out.returncode, out.stdout + out.stderr
+
+
 def audit(server, gid: str) -> list[dict]:
     p = subprocess.run(
         [dbcerts_bin(), "audit", "list", "--project", gid, "--json", *server.store_args],
@@ -127,6 +138,12 @@ def test_old_and_new_leaves_pass_exactly_while_their_generation_is_in_the_bundle
     listed = ext(server, "GET", f"/groups/{gid}/cas").json()
     assert [(g["generation"], g["active"], g["inBundle"]) for g in listed["results"]] == [
         (1, False, True), (2, True, True)]
+    # The OCSP responder answers for the leaves of each generation, signed by that generation.
+    for g, leaf in zip(listed["results"], (old, new)):
+        issuer = tmp_path / f"generation-{g['generation']}.pem"
+        issuer.write_text(g["certificate"])
+        code, text = openssl_ocsp(issuer, b, f"{server.root}/api/dbcerts/v1/ocsp/{gid}", leaf)
+        assert code == 0 and "Response verify OK" in text and f"{leaf}: good" in text, text
 
     # The active generation cannot be retired; an unknown one is 404.
     r = ext(server, "POST", f"/groups/{gid}/ca:retire", json={"generation": 2})
