@@ -952,10 +952,13 @@ macro_rules! sql_store {
             }
 
             async fn insert_ca_if_absent(&self, ca: &CaRecord) -> StoreResult<CaRecord> {
+                // No conflict target: a racing node's row conflicts on "one active CA per
+                // project" and on "one row per (project, generation)" (0009), and PostgreSQL
+                // raises on a conflict with any unique index but a named arbiter.
                 sqlx::query(
                     "INSERT INTO project_cas (project_id, algorithm, cert, sealed_key, not_before, not_after, active, generation)
                      VALUES ($1, $2, $3, $4, $5, $6, 1, $7)
-                     ON CONFLICT (project_id) WHERE active = 1 DO NOTHING",
+                     ON CONFLICT DO NOTHING",
                 )
                 .bind(&ca.project_id)
                 .bind(&ca.algorithm)

@@ -174,9 +174,10 @@ pub enum ApikeyCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum CaCommand {
-    /// Print a project's managed CA certificate (PEM), for `net.tls.CAFile` of mongod, or write
-    /// it to a file with --out. Opens the store directly: run it with the --data-dir (and
-    /// --database-url) that `dbcerts serve` uses.
+    /// Print a project's trust bundle (PEM: its managed CA, and after a rotation every CA
+    /// generation not retired that still has an unexpired certificate), for `net.tls.CAFile` of
+    /// mongod, or write it to a file with --out. Opens the store directly: run it with the
+    /// --data-dir (and --database-url) that `dbcerts serve` uses.
     ///
     /// Example: dbcerts ca export --project 5efda6aea3f2ed2e7dd6ce05 --out dbcerts-ca.pem
     Export {
