@@ -14,7 +14,7 @@ use common::Harness;
 use dbcerts_ca::sealing::MasterKey;
 use dbcerts_ca::{KeyAlgorithm, ManagedCa, ManagedCaParams};
 use dbcerts_server::ServerConfig;
-use dbcerts_store::{AuditFilter, CaRecord, Store};
+use dbcerts_store::{AuditEvent, AuditFilter, CaRecord, CertificateRecord, Store};
 use serde_json::Value;
 use x509_parser::pem::Pem;
 
@@ -289,4 +289,54 @@ async fn the_rotation_margin_is_configurable() {
     let audit = ca_audit(&h, &gid).await;
     assert_eq!(audit.len(), 1, "{audit:?}");
     assert_eq!(audit[0].1["reason"], "automatic");
+}
+
+/// Records a certificate of CA row `ca_id` ending at `not_after`, through the store (the API
+/// cannot issue one that has already expired).
+async fn leaf_of(h: &Harness, gid: &str, ca_id: i64, serial: i64, not_after: i64) {
+    let now = chrono::Utc::now();
+    let cert = CertificateRecord {
+        serial,
+        project_id: gid.to_owned(),
+        username: "erin".into(),
+        subject: "CN=erin".into(),
+        not_before: not_after - 86_400,
+        not_after,
+        created_ms: now.timestamp_millis(),
+        cert_der: vec![0x30, 0x00],
+        ca_id,
+        revocation: None,
+    };
+    let audit = AuditEvent {
+        at_ms: now.timestamp_millis(),
+        actor: "test".into(),
+        source_ip: None,
+        action: "certificate.issued".into(),
+        project_id: Some(gid.to_owned()),
+        target: Some("erin".into()),
+        status: Some(201),
+        details: "{}".into(),
+    };
+    h.store.insert_certificate(&cert, &audit).await.unwrap();
+}
+
+#[tokio::test]
+async fn an_old_generation_stays_in_the_bundle_exactly_while_it_has_an_unexpired_leaf() {
+    let h = Harness::new().await;
+    let gid = h.project("expiring").await;
+    h.managed_user(&gid, "erin").await;
+    let (status, text) = ext(&h, "GET", &gid, "ca", None).await;
+    assert_eq!(status, 200, "the owner's read creates the CA: {text}");
+    let first = h.store.get_active_ca(&gid).await.unwrap().unwrap().id;
+    let now = chrono::Utc::now().timestamp();
+    leaf_of(&h, &gid, first, 0x7e57_0000_0000_0101, now - 60).await;
+    let (status, text) = ext(&h, "POST", &gid, "ca:rotate", None).await;
+    assert_eq!(status, 201, "{text}");
+    // Generation 1's only leaf has expired: nothing left to verify, so it is out.
+    let (_, bundle) = ext(&h, "GET", &gid, "ca", None).await;
+    assert_eq!(bundle_generations(&bundle), [2]);
+    // One unexpired leaf brings it back (not retired, still needed).
+    leaf_of(&h, &gid, first, 0x7e57_0000_0000_0102, now + 3_600).await;
+    let (_, bundle) = ext(&h, "GET", &gid, "ca", None).await;
+    assert_eq!(bundle_generations(&bundle), [1, 2]);
 }
