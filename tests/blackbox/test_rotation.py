@@ -11,6 +11,9 @@
   active generation cannot be retired; retiring twice keeps the first time.
 - `dbcerts ca rotate` / `ca retire` work on the store while a server runs, and the server issues
   from the new generation at once (it checks the active generation on every issuance).
+- Two nodes on one PostgreSQL rotating at the same moment: every rotation either makes its own
+  generation or is told 409 `CA_ROTATION_CONFLICT`; the generations stay 1..n with one active,
+  and both nodes issue from the newest at once.
 - Under libfaketime: a project CA made nine years and nine months ago cannot cover a 24-month
   certificate; the request gets a certificate of a new generation (never a 500), while a
   one-month certificate still comes from the old one.
@@ -22,6 +25,7 @@ import datetime as dt
 import json
 import pathlib
 import subprocess
+import threading
 
 import pytest
 import requests
@@ -30,7 +34,7 @@ from cryptography.x509.oid import ObjectIdentifier
 from requests.auth import HTTPDigestAuth
 
 from _certs_util import make_server_tls, mutual_tls, openssl, split_pem, unique_user
-from conftest import dbcerts_bin, remember_private_key, remember_secret
+from conftest import BACKEND, dbcerts_bin, remember_private_key, remember_secret
 
 GENERATION_QUALIFIER = ObjectIdentifier("2.5.4.44")
 LIBFAKETIME = pathlib.Path("/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1")
@@ -263,3 +267,57 @@ def test_a_certificate_that_would_outlive_the_ca_comes_from_a_new_generation(mak
     rotations = [e for e in audit(server, gid) if e["action"] == "ca.rotated"]
     assert len(rotations) == 1 and rotations[0]["details"]["reason"] == "automatic", rotations
     assert metric(server, "dbcerts_ca_rotations_total", group_id=gid, reason="automatic") == 1
+
+
+@pytest.mark.skipif(BACKEND == "sqlite", reason="multi-node tests run in the PostgreSQL pass of the suite")
+def test_two_nodes_rotating_at_once_make_one_generation_each_or_are_told(new_database, nodes, tmp_path):
+    url = new_database()
+    a = nodes("A", tmp_path / "a", url).start()
+    a.use_credentials(a.data_dir / "bootstrap-credentials.json")
+    b = nodes("B", tmp_path / "b", url, "--master-key-file", str(a.data_dir / "master.key")).start()
+    b.use_credentials(a.data_dir / "bootstrap-credentials.json")
+    sa = a.session()
+    gid = create_project(a, sa)
+    user = unique_user("rn")
+    create_user(a, sa, gid, user)
+
+    def certificate(node) -> pathlib.Path:
+        r = node.session().post(node.url(f"/groups/{gid}/databaseUsers/{user}/certs"),
+                                json={"monthsUntilExpiration": 1}, timeout=60)
+        assert r.status_code == 201, r.text
+        remember_private_key(r.text)
+        path = tmp_path / f"{node.name}-{len(list(tmp_path.iterdir()))}.pem"
+        path.write_text(r.text)
+        return path
+
+    # Both nodes have generation 1 open.
+    assert generation_of(certificate(a)) == 1 and generation_of(certificate(b)) == 1
+    rounds, answers, lock = 3, [], threading.Lock()
+    go = threading.Barrier(2 * rounds)
+
+    def rotate(node) -> None:
+        s = node.session()
+        go.wait()
+        r = s.post(f"{node.root}/api/dbcerts/v1/groups/{gid}/ca:rotate", timeout=60)
+        with lock:
+            answers.append((r.status_code, r.json()))
+
+    threads = [threading.Thread(target=rotate, args=(n,)) for n in (a, b) for _ in range(rounds)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    made = sorted(body["generation"] for status, body in answers if status == 201)
+    told = [body for status, body in answers if status != 201]
+    assert all(body["errorCode"] == "CA_ROTATION_CONFLICT" and body["error"] == 409 for body in told), told
+    assert made and made == list(range(2, 2 + len(made))), answers
+    listed = a.session().get(f"{a.root}/api/dbcerts/v1/groups/{gid}/cas", timeout=60).json()["results"]
+    assert [g["generation"] for g in listed] == list(range(1, 2 + len(made))), listed
+    assert [g["generation"] for g in listed if g["active"]] == [made[-1]], listed
+    # No node keeps signing with a generation it had cached.
+    assert generation_of(certificate(a)) == made[-1]
+    assert generation_of(certificate(b)) == made[-1]
+
+
+# The multi-node fixtures and helpers of test_many_nodes.py (real nodes on one PostgreSQL).
+from test_many_nodes import admin_url, create_project, create_user, new_database, nodes  # noqa: E402,F401
