@@ -72,7 +72,7 @@ impl CrlSigners {
             .master
             .open(
                 &rec.sealed_key,
-                &crate::ca_service::purpose(&rec.project_id),
+                &crate::ca_service::purpose(&rec.project_id, rec.generation),
             )
             .map_err(|e| AtlasError::unexpected(format!("unsealing CA {}: {e}", rec.id)))?;
         let ca = Arc::new(

@@ -189,6 +189,9 @@ enum Op {
     RevokeDatabaseUserCert,
     RevokeAllDatabaseUserCerts,
     ListDatabaseUserCertStatuses,
+    ListProjectCaGenerations,
+    RotateProjectCa,
+    RetireProjectCaGeneration,
     ListOrgApiKeys,
     GetOrgApiKey,
     CreateOrgApiKey,
@@ -198,7 +201,7 @@ enum Op {
     CreateOrgServiceAccount,
 }
 
-const OPS: [Op; 36] = [
+const OPS: [Op; 39] = [
     Op::GetGroup,
     Op::ListGroups,
     Op::ListDatabaseUsers,
@@ -234,6 +237,9 @@ const OPS: [Op; 36] = [
     Op::DeleteOrgApiKey,
     Op::ListOrgServiceAccounts,
     Op::CreateOrgServiceAccount,
+    Op::ListProjectCaGenerations,
+    Op::RotateProjectCa,
+    Op::RetireProjectCaGeneration,
     Op::DeleteGroup,
 ];
 
@@ -281,6 +287,15 @@ impl Op {
                 ProjectReadOnly,
                 200,
             ),
+            // Issue 17: reading the generations is Project Read Only, changing them is Project
+            // Owner (like revocation).
+            Op::ListProjectCaGenerations => {
+                ("listProjectCaGenerations (dbcerts)", ProjectReadOnly, 200)
+            }
+            Op::RotateProjectCa => ("rotateProjectCa (dbcerts)", ProjectOwner, 201),
+            Op::RetireProjectCaGeneration => {
+                ("retireProjectCaGeneration (dbcerts)", ProjectOwner, 200)
+            }
             Op::ListOrgApiKeys => ("listOrgApiKeys", OrgMember, 200),
             Op::GetOrgApiKey => ("getOrgApiKey", OrgMember, 200),
             Op::CreateOrgApiKey => ("createOrgApiKey", OrgOwner, 200),
@@ -614,6 +629,15 @@ async fn new_key(h: &Harness, master: &MasterKey, desc: &str, grants: &[(&str, &
         public: rec.public_key.clone(),
         private: String::clone(&private),
     }
+}
+
+/// The generation of the project's active CA, from the store.
+async fn active_generation(h: &Harness, project_id: &str) -> u64 {
+    h.store
+        .get_active_ca(project_id)
+        .await
+        .unwrap()
+        .map_or(0, |c| c.generation as u64)
 }
 
 /// Makes project `<tag>-project` as the Organization Owner, with a MANAGED X.509 user holding
@@ -954,6 +978,36 @@ async fn plan(w: &World, cell: &Cell, n: usize) -> Plan {
             );
             p.accept = None;
         }
+        Op::ListProjectCaGenerations => {
+            p.uri = format!("/api/dbcerts/v1/groups/{gid}/cas");
+            p.accept = None;
+        }
+        Op::RotateProjectCa => {
+            p.method = "POST";
+            p.uri = format!("/api/dbcerts/v1/groups/{gid}/ca:rotate");
+            p.accept = None;
+            p.before = active_generation(&w.h, &gid).await;
+        }
+        Op::RetireProjectCaGeneration => {
+            // The owner rotates first, so that the generation before the active one may go.
+            let r =
+                w.h.call_as(
+                    &w.owner.public,
+                    &w.owner.private,
+                    "POST",
+                    &format!("/api/dbcerts/v1/groups/{gid}/ca:rotate"),
+                    None,
+                    None,
+                )
+                .await;
+            assert_eq!(r.status.as_u16(), 201, "setup rotation: {}", r.text);
+            let retiring = active_generation(&w.h, &gid).await - 1;
+            p.method = "POST";
+            p.uri = format!("/api/dbcerts/v1/groups/{gid}/ca:retire");
+            p.accept = None;
+            p.body = Some(format!(r#"{{"generation":{retiring}}}"#));
+            p.before = retiring;
+        }
         other => unreachable!("{other:?} is organization-level"),
     }
     p
@@ -1104,6 +1158,17 @@ async fn verify(w: &World, cell: &Cell, p: &Plan) -> Result<(), String> {
                 .expect("the certificate exists");
             check("the revocation", cert.revocation.is_some())
         }
+        Op::RotateProjectCa => {
+            let now = active_generation(&w.h, &gid).await;
+            check("the rotation", now == p.before + 1)
+        }
+        Op::RetireProjectCaGeneration => {
+            let cas = store.list_project_cas(&gid).await.unwrap();
+            let retired = cas
+                .iter()
+                .any(|c| c.generation as u64 == p.before && c.retired_at.is_some());
+            check("the retirement", retired)
+        }
         // Reads change nothing.
         Op::GetGroup
         | Op::ListGroups
@@ -1117,6 +1182,7 @@ async fn verify(w: &World, cell: &Cell, p: &Plan) -> Result<(), String> {
         | Op::GetProjectCa
         | Op::GetProjectCrl
         | Op::ListDatabaseUserCertStatuses
+        | Op::ListProjectCaGenerations
         | Op::ListOrgApiKeys
         | Op::GetOrgApiKey
         | Op::ListOrgServiceAccounts => Ok(()),
@@ -1165,11 +1231,16 @@ fn content(w: &World, cell: &Cell, r: &Reply) -> Result<(), String> {
             Err("content: not the project's CA certificate".into())
         }
         Op::GetProjectCrl => crl_content(proj, r),
+        Op::ListProjectCaGenerations => {
+            let first_line = proj.ca_pem.lines().nth(1).unwrap_or_default();
+            has("the project's first CA", first_line)
+        }
         _ => Ok(()),
     }
 }
 
-/// getProjectCrl: one CRL, issued by the target project's CA.
+/// getProjectCrl: PEM CRLs only (one per CA generation), one of them issued by the target
+/// project's first CA.
 fn crl_content(proj: &Proj, r: &Reply) -> Result<(), String> {
     use x509_parser::prelude::{FromDer, Pem, X509Certificate};
     let ca = Pem::iter_from_buffer(proj.ca_pem.as_bytes())
@@ -1177,14 +1248,20 @@ fn crl_content(proj: &Proj, r: &Reply) -> Result<(), String> {
         .ok_or("content: no CA PEM")?
         .map_err(|e| format!("content: {e}"))?;
     let (_, ca) = X509Certificate::from_der(&ca.contents).map_err(|e| format!("content: {e}"))?;
-    let crls: Vec<_> = Pem::iter_from_buffer(r.text.as_bytes()).collect();
-    let [Ok(crl)] = crls.as_slice() else {
-        return Err(format!("content: not one PEM CRL: {}", r.text));
-    };
-    let (_, crl) =
-        x509_parser::parse_x509_crl(&crl.contents).map_err(|e| format!("content: {e}"))?;
-    if crl.issuer() != ca.subject() {
-        return Err("content: a CRL of another issuer".into());
+    let mut issuers = Vec::new();
+    for block in Pem::iter_from_buffer(r.text.as_bytes()) {
+        let block = block.map_err(|e| format!("content: {e}"))?;
+        if block.label != "X509 CRL" {
+            return Err(format!("content: a {} block", block.label));
+        }
+        let (_, crl) =
+            x509_parser::parse_x509_crl(&block.contents).map_err(|e| format!("content: {e}"))?;
+        issuers.push(crl.issuer().to_string());
+    }
+    if !issuers.contains(&ca.subject().to_string()) {
+        return Err(format!(
+            "content: no CRL of the project's CA among {issuers:?}"
+        ));
     }
     Ok(())
 }
@@ -1394,8 +1471,8 @@ fn grid(outcomes: &[Outcome]) -> String {
 #[tokio::test]
 async fn every_cell_meets_the_spec_role_requirements() {
     let cells = matrix();
-    // 28 project operations x 5 callers x 2 projects, 8 organization operations x 5 callers.
-    assert_eq!(cells.len(), 28 * 5 * 2 + 8 * 5);
+    // 31 project operations x 5 callers x 2 projects, 8 organization operations x 5 callers.
+    assert_eq!(cells.len(), 31 * 5 * 2 + 8 * 5);
     let w = World::new().await;
     let outcomes = run(&w, &cells).await;
     println!("{}", grid(&outcomes));
@@ -1410,7 +1487,7 @@ async fn no_refusal_about_someone_elses_project_reveals_it() {
         .into_iter()
         .filter(|c| c.project == Some(Target::Theirs) && c.expect == Expect::GroupNotFound)
         .collect();
-    assert_eq!(cells.len(), 28 * 4);
+    assert_eq!(cells.len(), 31 * 4);
     let w = World::new().await;
     let outcomes = run(&w, &cells).await;
     let mut problems = String::new();
