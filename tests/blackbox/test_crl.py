@@ -6,8 +6,12 @@ real TLS server configured the way mongod checks client certificates.
   `openssl crl -text` shows the CRL number, each entry's reason and the dates, and the
   signature verifies against the project CA. The number grows with every change.
 - `Accept: application/pkix-crl` gives the same CRL in DER.
-- One PEM file holding the CRLs of several issuers (two projects' CAs here) loads in OpenSSL:
-  every leaf is checked against its own issuer's CRL.
+- One PEM file holding the CRLs of several issuers loads in OpenSSL: two projects' CAs, and one
+  project's two CA generations after `ca:rotate` (the endpoint answers both CRLs; DER is 406
+  `CRL_SEVERAL_ISSUERS`); every leaf is checked against its own issuer's CRL.
+- `dbcerts mongod-config` names `net.tls.CRLFile`, the sidecar and `rotateCertificates`.
+- The distribution URL: off by default (404 for all, no `Link`); on, the `Link` of the
+  authenticated answer names a URL that serves the same CRLs without credentials.
 - `--out` replaces the file by rename: a reader holding the old file keeps the old bytes, and
   no temporary file is left behind.
 - A Python `ssl` server with `VERIFY_CRL_CHECK_LEAF`, the project CA and the CRL file that
@@ -16,6 +20,8 @@ real TLS server configured the way mongod checks client certificates.
   passes and keeps passing across a refresh, a revocation reaches the server through the
   sidecar. Under libfaketime past the file's nextUpdate every client is refused ("CRL has
   expired"), until the sidecar fetches the CRL the server rebuilt by then.
+- Durability: kill -9 during a burst of API revocations; after the restart every revocation
+  that got a 2xx is in the CRL.
 - Many nodes (PostgreSQL pass only): a certificate revoked while node A serves is in the CRL
   node B serves at once, and node B's OCSP answer says revoked.
 
@@ -346,7 +352,7 @@ def test_one_pem_file_with_several_issuers_loads_in_openssl(server, tmp_path):
         revoke(server, leaves[p, "bad"], KEY_COMPROMISE)
         cas.append(server.export_ca(gid))
         pem = get_crl(server, gid).text
-        assert len(crls_in(pem)) == 1  # one CA per project until a rotation
+        assert len(crls_in(pem)) == 1  # one CA per project until a rotation (test below)
         crls.append(pem)
     ca = tmp_path / "bundle.pem"
     ca.write_text("".join(cas))
@@ -359,6 +365,40 @@ def test_one_pem_file_with_several_issuers_loads_in_openssl(server, tmp_path):
             assert code == 0 and f"{leaf.path}: OK" in text, (p, text)
         else:
             assert code != 0 and "certificate revoked" in text, (p, text)
+
+
+def test_after_a_rotation_the_crl_file_holds_both_generations_and_openssl_checks_each(server, tmp_path):
+    """One project, two CA generations: the endpoint answers both CRLs in one PEM file, the
+    trust bundle and that file verify old and new leaves against their own issuer's CRL, and DER
+    (one CRL) is refused with 406."""
+    gid = server.create_project()
+    old_good = issue(server, gid, tmp_path, "old-good")
+    old_bad = issue(server, gid, tmp_path, "old-bad")
+    r = server.session.post(f"{server.root}/api/dbcerts/v1/groups/{gid}/ca:rotate", timeout=60)
+    assert r.status_code == 201, r.text
+    new_good = issue(server, gid, tmp_path, "new-good")
+    new_bad = issue(server, gid, tmp_path, "new-bad")
+    assert new_good.cert.issuer != old_good.cert.issuer
+    revoke(server, old_bad, KEY_COMPROMISE)
+    revoke(server, new_bad, SUPERSEDED)
+    bundle = export_ca(server, gid, tmp_path / "bundle.pem")
+    crl = tmp_path / "crl.pem"
+    ca_crl(server, gid, crl, tmp_path / "home")
+    crls = crls_in(crl.read_text())
+    assert sorted(c.issuer.rfc4514_string() for c in crls) == sorted(
+        leaf.cert.issuer.rfc4514_string() for leaf in (old_good, new_good)
+    )
+    by_issuer = {c.issuer: [e.serial_number for e in c] for c in crls}
+    assert by_issuer[old_bad.cert.issuer] == [old_bad.cert.serial_number]
+    assert by_issuer[new_bad.cert.issuer] == [new_bad.cert.serial_number]
+    for leaf in (old_good, new_good):
+        code, text = verify(bundle, crl, leaf.path)
+        assert code == 0 and f"{leaf.path}: OK" in text, text
+    for leaf in (old_bad, new_bad):
+        code, text = verify(bundle, crl, leaf.path)
+        assert code != 0 and "certificate revoked" in text, text
+    r = server.session.get(crl_url(server, gid), headers={"Accept": DER_TYPE}, timeout=60)
+    assert r.status_code == 406 and r.json()["errorCode"] == "CRL_SEVERAL_ISSUERS", r.text
 
 
 def test_out_replaces_the_file_by_rename(server, tmp_path):
