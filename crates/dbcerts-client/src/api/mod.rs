@@ -6,5 +6,6 @@ pub mod certs;
 pub mod database_users;
 pub mod extension;
 pub mod projects;
+pub mod revocation;
 pub mod service_accounts;
 pub mod user_security;
