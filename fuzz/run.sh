@@ -24,7 +24,7 @@ case "$seconds" in
 esac
 
 cd "$(dirname "$0")"
-targets=(${FUZZ_TARGETS:-digest_header customer_ca_bundle json_bodies query_params})
+targets=(${FUZZ_TARGETS:-digest_header customer_ca_bundle json_bodies query_params ocsp_request})
 cargo=(cargo)
 if [ -n "${FUZZ_TOOLCHAIN:-}" ]; then
     cargo=(cargo "+$FUZZ_TOOLCHAIN")

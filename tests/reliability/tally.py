@@ -17,7 +17,10 @@ def tally(text: str) -> str:
     results = re.findall(r"test result: \w+\. (\d+) passed; (\d+) failed; (\d+) ignored", text)
     if results:
         passed, failed, ignored = (sum(int(r[k]) for r in results) for k in range(3))
-        out = f"{passed} passed, {failed} failed, {ignored} ignored in {len(results)} test executables"
+        # rust_suite.py's own count of executables (criterion's bench prints no result line).
+        ran = re.search(r"^rust suite: .* in (\d+) test executables$", text, re.MULTILINE)
+        executables = ran[1] if ran else len(results)
+        out = f"{passed} passed, {failed} failed, {ignored} ignored in {executables} test executables"
         broken = re.findall(r"^  FAILED (.+)$", text, re.MULTILINE)
         if broken:
             out += f"; failed: {', '.join(broken)}"

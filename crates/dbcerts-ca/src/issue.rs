@@ -4,7 +4,9 @@
 //! X.509 v3; subject `CN=<username>` and nothing else; issuer
 //! `CN=<groupId>, OU=<unit>, O=<organization>`; a random positive 63-bit serial; `notBefore` one
 //! hour in the past and `notAfter` N calendar months ahead; critical Key Usage
-//! `digitalSignature`; critical Extended Key Usage `clientAuth`; no other extensions.
+//! `digitalSignature`; critical Extended Key Usage `clientAuth`; no other extensions. Only
+//! when the operator configures an OCSP responder URL does a leaf also carry Authority
+//! Information Access with that URL ([`ManagedCa::issue_with_ocsp_url`]).
 
 use chrono::{DateTime, Utc};
 use rcgen::{
@@ -23,6 +25,7 @@ const EKU_CLIENT_AUTH_DER: [u8; 12] = [
     0x30, 0x0a, 0x06, 0x08, 0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x03, 0x02,
 ];
 const OID_EXT_KEY_USAGE: [u64; 4] = [2, 5, 29, 37];
+const OID_AUTHORITY_INFO_ACCESS: [u64; 9] = [1, 3, 6, 1, 5, 5, 7, 1, 1];
 
 /// How long a managed CA certificate is valid, in years.
 const CA_VALIDITY_YEARS: u32 = 10;
@@ -47,8 +50,8 @@ impl Default for ManagedCaParams {
 /// One project's managed CA: its certificate and signing key.
 pub struct ManagedCa {
     cert_der: Vec<u8>,
-    issuer: Issuer<'static, KeyPair>,
-    algorithm: KeyAlgorithm,
+    pub(crate) issuer: Issuer<'static, KeyPair>,
+    pub(crate) algorithm: KeyAlgorithm,
     not_before: DateTime<Utc>,
     not_after: DateTime<Utc>,
 }
@@ -178,6 +181,18 @@ impl ManagedCa {
         req: &LeafRequest<'_>,
         key: &LeafKey,
     ) -> Result<IssuedCertificate, CaError> {
+        self.issue_with_ocsp_url(req, key, None)
+    }
+
+    /// [`issue`](Self::issue), plus, when `ocsp_url` is given (the operator configured an OCSP
+    /// responder), a non-critical Authority Information Access extension with that one
+    /// id-ad-ocsp URL. Without it the leaf is exactly Atlas's profile.
+    pub fn issue_with_ocsp_url(
+        &self,
+        req: &LeafRequest<'_>,
+        key: &LeafKey,
+        ocsp_url: Option<&str>,
+    ) -> Result<IssuedCertificate, CaError> {
         if req.not_after > self.not_after {
             return Err(CaError::OutlivesCa);
         }
@@ -193,6 +208,9 @@ impl ManagedCa {
             CustomExtension::from_oid_content(&OID_EXT_KEY_USAGE, EKU_CLIENT_AUTH_DER.to_vec());
         eku.set_criticality(true);
         params.custom_extensions = vec![eku];
+        if let Some(url) = ocsp_url {
+            params.custom_extensions.push(aia_ocsp(url)?);
+        }
         let cert = params
             .signed_by(&key.pair, &self.issuer)
             .map_err(|e| CaError::Signing(e.to_string()))?;
@@ -210,6 +228,27 @@ pub fn response_pem(cert_der: &[u8], key: &LeafKey) -> Zeroizing<String> {
     let key_pem = Zeroizing::new(key.pair.serialize_pem());
     out.push_str(&key_pem);
     out
+}
+
+/// Authority Information Access with one id-ad-ocsp entry (RFC 5280 §4.2.2.1; non-critical).
+fn aia_ocsp(url: &str) -> Result<CustomExtension, CaError> {
+    use x509_cert::der::Encode;
+    use x509_cert::der::asn1::Ia5String;
+    use x509_cert::ext::pkix::name::GeneralName;
+    use x509_cert::ext::pkix::{AccessDescription, AuthorityInfoAccessSyntax};
+    let location = Ia5String::new(url)
+        .map_err(|e| CaError::Signing(format!("OCSP URL {url:?} is not IA5: {e}")))?;
+    let aia = AuthorityInfoAccessSyntax(vec![AccessDescription {
+        access_method: crate::ocsp::OID_AD_OCSP,
+        access_location: GeneralName::UniformResourceIdentifier(location),
+    }]);
+    let der = aia
+        .to_der()
+        .map_err(|e| CaError::Signing(format!("encoding the AIA extension: {e}")))?;
+    Ok(CustomExtension::from_oid_content(
+        &OID_AUTHORITY_INFO_ACCESS,
+        der,
+    ))
 }
 
 fn pem_block(tag: &str, der: &[u8]) -> String {
@@ -332,6 +371,49 @@ mod tests {
         );
         let (_, cax) = parse_x509_certificate(ca.cert_der()).unwrap();
         assert!(cax.is_ca());
+        assert_signed_by(&x, &cax);
+    }
+
+    #[test]
+    fn aia_ocsp_url_appears_only_when_configured() {
+        let (ca, plain, _key, _) = issue_one(KeyAlgorithm::EcdsaP256, "carol");
+        let (_, x) = parse_x509_certificate(&plain.der).unwrap();
+        assert!(
+            x.extensions().iter().all(|e| !matches!(
+                e.parsed_extension(),
+                ParsedExtension::AuthorityInfoAccess(_)
+            )),
+            "no AIA without a configured responder URL"
+        );
+        let key = KeyAlgorithm::EcdsaP256.generate().unwrap();
+        let (nb, na) = crate::leaf_validity(Utc::now(), 1).unwrap();
+        let req = LeafRequest {
+            username: "carol",
+            serial: 42,
+            not_before: nb,
+            not_after: na,
+        };
+        let url = "https://ocsp.example.test/api/dbcerts/v1/ocsp/5efda6aea3f2ed2e7dd6ce05";
+        let cert = ca.issue_with_ocsp_url(&req, &key, Some(url)).unwrap();
+        let (_, x) = parse_x509_certificate(&cert.der).unwrap();
+        let exts = x.extensions();
+        assert_eq!(exts.len(), 3, "KU, EKU and AIA");
+        let aia = exts
+            .iter()
+            .find_map(|e| match e.parsed_extension() {
+                ParsedExtension::AuthorityInfoAccess(aia) => Some((e.critical, aia)),
+                _ => None,
+            })
+            .expect("an AIA extension");
+        assert!(!aia.0, "AIA is non-critical (RFC 5280)");
+        let entries: Vec<_> = aia.1.accessdescs.iter().collect();
+        assert_eq!(entries.len(), 1);
+        assert_eq!(
+            entries[0].access_method.to_id_string(),
+            "1.3.6.1.5.5.7.48.1"
+        );
+        assert_eq!(entries[0].access_location, GeneralName::URI(url));
+        let (_, cax) = parse_x509_certificate(ca.cert_der()).unwrap();
         assert_signed_by(&x, &cax);
     }
 

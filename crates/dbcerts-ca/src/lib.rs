@@ -1,6 +1,6 @@
 //! Pure PKI for dbcerts: key generation, the Atlas leaf-certificate profile, per-project
-//! certificate authorities, the in-memory key pool, sealing of CA keys at rest, and validation of
-//! customer CA bundles.
+//! certificate authorities, OCSP requests and signed responses, the in-memory key pool, sealing
+//! of CA keys at rest, and validation of customer CA bundles.
 //!
 //! This crate never sees HTTP or SQL. Callers hand it plain values (names, times, DER bytes) and
 //! get plain values back; persisting them is the store's job and speaking Atlas is the server's.
@@ -10,6 +10,7 @@ pub mod dn;
 mod error;
 mod issue;
 mod keys;
+pub mod ocsp;
 pub mod pool;
 pub mod sealing;
 mod validity;

@@ -96,6 +96,11 @@ impl CaService {
         Ok(Arc::new(ProjectCa { id: rec.id, ca }))
     }
 
+    /// Opens one stored CA (any of the project's, active or not): for the OCSP responder.
+    pub fn open_record(&self, rec: &CaRecord) -> Result<Arc<ProjectCa>, AtlasError> {
+        self.open(rec)
+    }
+
     /// The project's active CA, if it has one.
     pub async fn get(&self, project_id: &str) -> Result<Option<Arc<ProjectCa>>, AtlasError> {
         if let Some(ca) = self.cached(project_id) {

@@ -43,6 +43,7 @@ pub use auth::digest::NonceKey;
 pub use auth::roles::{Caller, OrgNeed, ProjectRole};
 pub use ca_service::{CaService, ProjectCa};
 pub use http::{SHUTDOWN_GRACE, metrics_router, router};
+pub use routes::ocsp::OcspConfig;
 
 /// Settings the HTTP layer needs.
 #[derive(Debug, Clone)]
@@ -66,6 +67,8 @@ pub struct ServerConfig {
     pub digest_replay_check: auth::digest::ReplayCheck,
     /// Certificate revocation: what deleting a user does, and what "expiring" means.
     pub revocation: RevocationConfig,
+    /// The OCSP responder: the URL put on leaves, answer lifetime, rate limit.
+    pub ocsp: OcspConfig,
 }
 
 /// Revocation settings (`routes::revocation`).
@@ -156,6 +159,7 @@ impl Default for ServerConfig {
             tls: false,
             digest_replay_check: auth::digest::ReplayCheck::Node,
             revocation: RevocationConfig::default(),
+            ocsp: OcspConfig::default(),
         }
     }
 }
@@ -181,6 +185,7 @@ pub(crate) struct Inner {
     pub tokens: auth::oauth::TokenKey,
     pub limits: auth::throttle::Limits,
     pub observer: observe::Observer,
+    pub ocsp: routes::ocsp::Responder,
 }
 
 impl AppState {
@@ -210,6 +215,7 @@ impl AppState {
         );
         let limits = auth::throttle::Limits::new(&config.access);
         let journal = journal::Journal::new(Arc::clone(&store));
+        let ocsp = routes::ocsp::Responder::new(&config.ocsp);
         let nonce_counts = match config.digest_replay_check {
             auth::digest::ReplayCheck::Node => {
                 auth::digest::NonceCounts::new(nonce_key.lifetime_secs())
@@ -232,6 +238,7 @@ impl AppState {
                 tokens,
                 limits,
                 observer,
+                ocsp,
             }),
         }
     }

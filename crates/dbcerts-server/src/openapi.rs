@@ -176,6 +176,8 @@ impl utoipa::Modify for Security {
         crate::routes::revocation::revoke_database_user_cert,
         crate::routes::revocation::revoke_all_database_user_certs,
         crate::routes::revocation::list_database_user_cert_statuses,
+        crate::routes::ocsp::post_ocsp_request,
+        crate::routes::ocsp::get_ocsp_request,
         crate::observe::live,
         crate::observe::ready,
         crate::observe::metrics,

@@ -64,7 +64,8 @@ async fn every_documented_operation_is_routed() {
                 .replace("{clientId}", "mdb_sa_id_0123456789abcdef01234567")
                 .replace("{secretId}", "0123456789abcdef01234567")
                 .replace("{ipAddress}", "192.0.2.1")
-                .replace("{serial}", "1");
+                .replace("{serial}", "1")
+                .replace("{request}", "MAA");
             assert!(!uri.contains('{'), "{uri}");
             if path == "/metrics" {
                 // Served by the metrics listener (`--metrics-listen`), not the API's.

@@ -92,6 +92,7 @@ impl App {
             tls: settings.tls.is_some(),
             digest_replay_check: settings.digest_replay_check,
             revocation: settings.revocation.clone(),
+            ocsp: settings.ocsp.clone(),
         };
         let state = AppState::new(store.shared(), Arc::new(master), nonce, pool, config);
         Ok(App {

@@ -204,6 +204,10 @@ pub struct ServeArgs {
     /// [default: taken from each request's Host header]
     #[arg(long, env = "DBCERTS_PUBLIC_URL")]
     pub public_url: Option<String>,
+    /// Base URL OCSP clients reach this server at; new leaves then carry an AIA OCSP URL
+    /// <url>/api/dbcerts/v1/ocsp/<groupId> [default: none; leaves keep Atlas's profile]
+    #[arg(long, env = "DBCERTS_OCSP_URL")]
+    pub ocsp_url: Option<String>,
     /// Pre-generated keys kept in memory; 0 disables the pool [default: 16]
     #[arg(long, env = "DBCERTS_KEY_POOL_SIZE")]
     pub key_pool_size: Option<usize>,

@@ -10,7 +10,7 @@ use anyhow::Context;
 use dbcerts_ca::{KeyAlgorithm, ManagedCaParams};
 use dbcerts_server::auth::digest::ReplayCheck;
 use dbcerts_server::secrets::MasterKeySource;
-use dbcerts_server::{AccessConfig, RateLimits, RevocationConfig};
+use dbcerts_server::{AccessConfig, OcspConfig, RateLimits, RevocationConfig};
 use serde::Deserialize;
 
 use crate::app::ConnectionLimits;
@@ -58,6 +58,9 @@ pub struct FileConfig {
     pub allow_readable_data_dir: Option<bool>,
     pub revoke_on_user_delete: Option<bool>,
     pub cert_expiring_days: Option<u32>,
+    pub ocsp_url: Option<String>,
+    pub ocsp_validity_secs: Option<i64>,
+    pub rate_limit_ocsp_per_minute: Option<u32>,
 }
 
 /// Everything `serve` and the store-opening commands need, fully resolved.
@@ -94,6 +97,40 @@ pub struct Settings {
     pub allow_readable_data_dir: bool,
     /// What deleting a user does to its certificates, and the status list's EXPIRING window.
     pub revocation: RevocationConfig,
+    /// The OCSP responder: the base URL put on leaves (only when configured), answer lifetime
+    /// and per-address rate limit.
+    pub ocsp: OcspConfig,
+}
+
+/// The OCSP settings: `--ocsp-url` (`DBCERTS_OCSP_URL`, `ocsp-url`), `ocsp-validity-secs`
+/// (60 s to 7 days) and `rate-limit-ocsp-per-minute` (positive).
+fn ocsp_config(serve: &ServeArgs, file: &FileConfig) -> anyhow::Result<OcspConfig> {
+    let d = OcspConfig::default();
+    let responder_url = serve.ocsp_url.clone().or_else(|| file.ocsp_url.clone());
+    if let Some(u) = &responder_url {
+        let ok_scheme = u.starts_with("http://") || u.starts_with("https://");
+        let printable = u.bytes().all(|b| b.is_ascii_graphic());
+        if !ok_scheme || !printable || u.contains(['?', '#']) {
+            anyhow::bail!(
+                "--ocsp-url {u:?} must be an http:// or https:// base URL (printable ASCII, no query or fragment); leaves then carry <url>/api/dbcerts/v1/ocsp/<groupId>"
+            );
+        }
+    }
+    let validity_secs = file.ocsp_validity_secs.unwrap_or(d.validity_secs);
+    if !(60..=7 * 24 * 3600).contains(&validity_secs) {
+        anyhow::bail!("ocsp-validity-secs = {validity_secs} must be 60 to 604800 (7 days)");
+    }
+    let requests_per_minute = file
+        .rate_limit_ocsp_per_minute
+        .unwrap_or(d.requests_per_minute);
+    if requests_per_minute == 0 {
+        anyhow::bail!("rate-limit-ocsp-per-minute must be positive");
+    }
+    Ok(OcspConfig {
+        responder_url,
+        validity_secs,
+        requests_per_minute,
+    })
 }
 
 /// The PEM files `serve` reads its HTTPS certificate chain and private key from, at startup and
@@ -182,6 +219,7 @@ impl Settings {
             None => FileConfig::default(),
         };
         let access = access_config(&file)?;
+        let ocsp = ocsp_config(serve, &file)?;
         let data_dir = global
             .data_dir
             .clone()
@@ -331,6 +369,7 @@ impl Settings {
             metrics_listen,
             allow_readable_data_dir,
             revocation,
+            ocsp,
         })
     }
 
@@ -392,6 +431,57 @@ mod tests {
         let s = Settings::resolve(&global, &flags).unwrap();
         assert_eq!(s.listen.port(), 9001, "flags beat the file");
         assert!(s.database_url.ends_with("dbcerts.db"));
+    }
+
+    #[test]
+    fn ocsp_url_only_when_configured_and_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("dbcerts.toml");
+        let resolve = |text: &str, flag: Option<&str>| {
+            std::fs::write(&path, text).unwrap();
+            let global = GlobalArgs {
+                config: Some(path.clone()),
+                ..Default::default()
+            };
+            let serve = ServeArgs {
+                ocsp_url: flag.map(str::to_owned),
+                ..Default::default()
+            };
+            Settings::resolve(&global, &serve)
+        };
+        let s = resolve("", None).unwrap();
+        assert_eq!(s.ocsp, OcspConfig::default());
+        assert_eq!(s.ocsp.leaf_url("5efda6aea3f2ed2e7dd6ce05"), None);
+        let s = resolve(
+            "ocsp-url = \"http://ocsp.example:8080/\"\nocsp-validity-secs = 600\nrate-limit-ocsp-per-minute = 5\n",
+            None,
+        )
+        .unwrap();
+        assert_eq!(
+            s.ocsp.leaf_url("5efda6aea3f2ed2e7dd6ce05").as_deref(),
+            Some("http://ocsp.example:8080/api/dbcerts/v1/ocsp/5efda6aea3f2ed2e7dd6ce05")
+        );
+        assert_eq!((s.ocsp.validity_secs, s.ocsp.requests_per_minute), (600, 5));
+        let s = resolve(
+            "ocsp-url = \"http://file.example\"\n",
+            Some("https://flag.example"),
+        )
+        .unwrap();
+        assert_eq!(
+            s.ocsp.responder_url.as_deref(),
+            Some("https://flag.example"),
+            "flags beat the file"
+        );
+        for bad in [
+            "ocsp-url = \"ftp://x\"\n",
+            "ocsp-url = \"http://x/a b\"\n",
+            "ocsp-url = \"http://x/?q=1\"\n",
+            "ocsp-validity-secs = 59\n",
+            "ocsp-validity-secs = 604801\n",
+            "rate-limit-ocsp-per-minute = 0\n",
+        ] {
+            assert!(resolve(bad, None).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -174,6 +174,10 @@ pub async fn authenticate_api(
     {
         return next.run(req).await;
     }
+    // OCSP clients send no credentials (the responder is rate-limited per address instead).
+    if crate::routes::ocsp::is_responder_path(&path) {
+        return next.run(req).await;
+    }
     let now = chrono::Utc::now().timestamp();
     let ip = peer_ip(&req);
     // Too many failed authentications for many principals from this address (spraying); a

@@ -199,8 +199,9 @@ pub async fn create_database_user_cert(
             std::sync::Arc::clone(&key),
             user.username.clone(),
         );
+        let ocsp_url = state.inner.config.ocsp.leaf_url(id.as_str());
         let issued = off_runtime_unless(ca.algorithm().is_cheap(), move || {
-            ca2.issue(
+            ca2.issue_with_ocsp_url(
                 &LeafRequest {
                     username: &name,
                     serial,
@@ -208,6 +209,7 @@ pub async fn create_database_user_cert(
                     not_after,
                 },
                 &key2,
+                ocsp_url.as_deref(),
             )
         })
         .await?
@@ -271,7 +273,7 @@ async fn take_key(state: &AppState) -> Result<dbcerts_ca::LeafKey, AtlasError> {
 }
 
 /// Runs `work` on this thread when `cheap`, else on a blocking thread.
-async fn off_runtime_unless<T: Send + 'static>(
+pub(crate) async fn off_runtime_unless<T: Send + 'static>(
     cheap: bool,
     work: impl FnOnce() -> T + Send + 'static,
 ) -> Result<T, AtlasError> {

@@ -5,6 +5,7 @@ pub(crate) mod api_keys;
 pub(crate) mod certs;
 pub(crate) mod database_users;
 pub(crate) mod extension;
+pub(crate) mod ocsp;
 pub(crate) mod projects;
 pub(crate) mod revocation;
 pub(crate) mod service_accounts;
@@ -24,7 +25,7 @@ use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
-use axum::routing::{delete, get, post};
+use axum::routing::{any, delete, get, post};
 use dbcerts_store::Project;
 
 use crate::AppState;
@@ -176,6 +177,14 @@ pub fn extension_routes() -> Router<AppState> {
         )
         .merge(revocation::routes())
         .route(crate::openapi::PATH, get(crate::openapi::serve))
+        .route(
+            "/api/dbcerts/v1/ocsp/{groupId}",
+            any(ocsp::post_ocsp_request),
+        )
+        .route(
+            "/api/dbcerts/v1/ocsp/{groupId}/{*request}",
+            any(ocsp::get_ocsp_request),
+        )
 }
 
 /// Path parameters, with a malformed path (for example invalid UTF-8 after percent-decoding)
