@@ -44,8 +44,9 @@ def ext(server, path: str) -> str:
 
 
 def issue(server, gid: str, user: str) -> int:
-    """A 1-month certificate for `user`; its serial."""
-    return split_pem(server.create_cert(gid, user, months=1)).cert.serial_number
+    """A 3-month certificate for `user`; its serial. Three months are at least 89 days, so it is
+    VALID (not EXPIRING within the default 30 days) on any date."""
+    return split_pem(server.create_cert(gid, user, months=3)).cert.serial_number
 
 
 def revoke(server, gid: str, user: str, serial, reason: str | None = "keyCompromise", session=None):
