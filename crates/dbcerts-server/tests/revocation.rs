@@ -1,5 +1,5 @@
 //! Revocation through the HTTP application (in process, real SQLite file): revoke one, revoke
-//! all, idempotence, errors in Atlas's format, cross-project and cross-user serials, the
+//! all, idempotence (also under concurrent revocations), errors in Atlas's format, cross-project and cross-user serials, the
 //! issuing CA recorded at issuance, the Atlas list leaving revoked certificates out, the status
 //! list, the audit entries, and revocation on user deletion (on by default, off by
 //! configuration), through both Atlas delete paths.
@@ -450,4 +450,49 @@ async fn deleting_a_managed_user_revokes_its_certificates_unless_switched_off() 
             .await;
         assert_eq!(json(&r)["totalCount"], 2, "{}", r.text);
     }
+}
+
+/// Concurrent revocations of one certificate with different reasons: exactly one wins, every
+/// answer is the winner's time and reason, and one audit entry is written.
+#[tokio::test]
+async fn concurrent_revocations_of_one_certificate_agree() {
+    let h = Harness::new().await;
+    let gid = h.project("racing").await;
+    h.managed_user(&gid, "gus").await;
+    let serial = issue(&h, &gid, "gus").await;
+    let path = format!("/groups/{gid}/databaseUsers/gus/certs/{serial}:revoke");
+    let body = |reason: &str| format!(r#"{{"reason":"{reason}"}}"#);
+    let bodies = [
+        body("keyCompromise"),
+        body("superseded"),
+        body("affiliationChanged"),
+        body("cessationOfOperation"),
+    ];
+    let (a, b, c, d) = tokio::join!(
+        post(&h, &path, Some(&bodies[0])),
+        post(&h, &path, Some(&bodies[1])),
+        post(&h, &path, Some(&bodies[2])),
+        post(&h, &path, Some(&bodies[3])),
+    );
+    let answers: Vec<Value> = [a, b, c, d]
+        .iter()
+        .map(|r| {
+            assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+            json(r)
+        })
+        .collect();
+    assert!(answers.iter().all(|v| *v == answers[0]), "{answers:?}");
+    let stored = h
+        .store
+        .get_certificate(&gid, serial)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        answers[0]["revocationReason"],
+        stored.revocation.unwrap().reason.as_str()
+    );
+    let audits = revocation_audits(&h, &gid).await;
+    assert_eq!(audits.len(), 1, "{audits:?}");
+    assert_eq!(audits[0]["reason"], answers[0]["revocationReason"]);
 }

@@ -194,7 +194,8 @@ fn revocation_now(
 }
 
 /// Logs and counts the certificates of `certs` that `revocation` revoked (the others were
-/// revoked before); returns whether there was any.
+/// revoked before); returns whether there was any. Both revoke operations and user deletion
+/// call it after their commit.
 fn note_revoked(project: &GroupId, revocation: Revocation, certs: &[CertificateRecord]) -> bool {
     let mut any = false;
     for c in certs.iter().filter(|c| c.revocation == Some(revocation)) {
