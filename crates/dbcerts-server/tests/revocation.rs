@@ -1,8 +1,8 @@
 //! Revocation through the HTTP application (in process, real SQLite file): revoke one, revoke
-//! all, idempotence (also under concurrent revocations), errors in Atlas's format, cross-project and cross-user serials, the
-//! issuing CA recorded at issuance, the Atlas list leaving revoked certificates out, the status
-//! list, the audit entries, and revocation on user deletion (on by default, off by
-//! configuration), through both Atlas delete paths.
+//! all, idempotence (also under concurrent revocations), errors in Atlas's format,
+//! cross-project and cross-user serials, the issuing CA recorded at issuance, the Atlas list
+//! leaving revoked certificates out, the status list, the audit entries, and revocation on user
+//! deletion (on by default, off by configuration), through both Atlas delete paths.
 
 mod common;
 
