@@ -496,3 +496,75 @@ async fn concurrent_revocations_of_one_certificate_agree() {
     assert_eq!(audits.len(), 1, "{audits:?}");
     assert_eq!(audits[0]["reason"], answers[0]["revocationReason"]);
 }
+
+/// An expired certificate is EXPIRED in the status list, left alone by revoke-all, and can
+/// still be revoked by serial (then REVOKED).
+#[tokio::test]
+async fn expired_certificates_in_the_status_list() {
+    let h = Harness::new().await;
+    let gid = h.project("expired").await;
+    h.managed_user(&gid, "hana").await;
+    let live = issue(&h, &gid, "hana").await;
+    // A certificate that expired a minute ago, recorded as issuance records one.
+    let now = chrono::Utc::now().timestamp();
+    let template = h.store.get_certificate(&gid, live).await.unwrap().unwrap();
+    let expired = dbcerts_store::CertificateRecord {
+        serial: live ^ 0x5555,
+        not_before: now - 86_400,
+        not_after: now - 60,
+        created_ms: (now - 86_400) * 1000,
+        ..template
+    };
+    let event = dbcerts_store::AuditEvent {
+        at_ms: expired.created_ms,
+        actor: "test".into(),
+        source_ip: None,
+        action: "certificate.issued".into(),
+        project_id: Some(gid.clone()),
+        target: Some("hana".into()),
+        status: Some(201),
+        details: "{}".into(),
+    };
+    h.store.insert_certificate(&expired, &event).await.unwrap();
+    let list_path = format!("{EXT}/groups/{gid}/databaseUsers/hana/certs");
+    let list = || h.call("GET", &list_path, None, None);
+    let status_of = |v: &Value, serial: i64| {
+        v["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["_id"] == serial)
+            .map(|c| c["status"].as_str().unwrap().to_owned())
+            .unwrap()
+    };
+    let v = json(&list().await);
+    assert_eq!(v["totalCount"], 2, "{v}");
+    assert_eq!(status_of(&v, expired.serial), "EXPIRED");
+    assert_eq!(status_of(&v, live), "VALID");
+
+    let r = post(
+        &h,
+        &format!("/groups/{gid}/databaseUsers/hana/certs:revoke"),
+        Some(r#"{"reason":"superseded"}"#),
+    )
+    .await;
+    let ids: Vec<i64> = json(&r)["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["_id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(ids, [live], "{}", r.text);
+    assert_eq!(status_of(&json(&list().await), expired.serial), "EXPIRED");
+
+    let r = post(
+        &h,
+        &format!(
+            "/groups/{gid}/databaseUsers/hana/certs/{}:revoke",
+            expired.serial
+        ),
+        Some(r#"{"reason":"keyCompromise"}"#),
+    )
+    .await;
+    assert_eq!(json(&r)["status"], "REVOKED", "{}", r.text);
+}
