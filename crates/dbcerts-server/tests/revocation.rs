@@ -84,6 +84,7 @@ async fn revocation_audits(h: &Harness, gid: &str) -> Vec<Value> {
             d["action"] = e.event.action.clone().into();
             d["target"] = e.event.target.clone().into();
             d["actor"] = e.event.actor.clone().into();
+            d["status"] = e.event.status.into();
             d
         })
         .collect()
@@ -148,6 +149,7 @@ async fn revoke_one_is_durable_idempotent_audited_and_scoped() {
     assert_eq!(audits[0]["serial"], a1);
     assert_eq!(audits[0]["reason"], "keyCompromise");
     assert_eq!(audits[0]["target"], "alice");
+    assert_eq!(audits[0]["status"], 200);
     assert_eq!(audits[0]["actor"], format!("api-key:{}", h.public_key));
 
     // Default reason, empty body.
@@ -438,6 +440,7 @@ async fn deleting_a_managed_user_revokes_its_certificates_unless_switched_off() 
         );
         for a in audits {
             assert_eq!(a["action"], "certificate.revoked.user_deleted");
+            assert_eq!(a["status"], 204);
         }
         // The status list still shows the deleted user's certificates.
         let r = h

@@ -422,13 +422,19 @@ pub async fn delete_user_revoking(
         .revocation
         .revoke_on_user_delete
         .then(|| {
-            revocation_now(
+            let (revocation, audit) = revocation_now(
                 caller,
                 id,
                 username,
                 RevocationReason::CessationOfOperation,
                 "certificate.revoked.user_deleted",
-            )
+            );
+            // The deletion's own status, as every audit entry carries its call's.
+            let audit = AuditEvent {
+                status: Some(204),
+                ..audit
+            };
+            (revocation, audit)
         });
     let (existed, certs) = state
         .inner
