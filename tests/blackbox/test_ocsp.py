@@ -13,8 +13,9 @@
 - Many nodes (PostgreSQL pass only): a certificate revoked while node A serves is answered
   `revoked` by node B at once.
 
-Revocations are written to the store the way the revocation foundation (migration 0007) keeps
-them, with `Server.sql`: this branch has the store columns but not yet the revoke endpoint.
+Certificates are revoked through the revocation API (`POST /api/dbcerts/v1/groups/{groupId}/
+databaseUsers/{username}/certs/{serial}:revoke`), as an operator would; the OCSP answer must carry
+the time and reason that API answered.
 """
 
 from __future__ import annotations
@@ -24,7 +25,6 @@ import datetime as dt
 import pathlib
 import re
 import subprocess
-import time
 import urllib.parse
 
 import pytest
@@ -32,12 +32,11 @@ import requests
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509 import ocsp
+from cryptography.x509.oid import NameOID
 
 from _certs_util import openssl, split_pem, unique_user
 from conftest import BACKEND
 
-KEY_COMPROMISE = 1
-CESSATION = 5
 RESPONSE_TYPE = "application/ocsp-response"
 
 
@@ -66,9 +65,14 @@ def export_ca(server, gid: str, path: pathlib.Path) -> pathlib.Path:
     return path
 
 
-def revoke_in_store(server, serial: int, at: int, reason: int) -> None:
-    """Marks the certificate revoked as the store records it (migration 0007 columns)."""
-    server.sql("UPDATE certificates SET revoked_at = ?, revocation_reason = ? WHERE serial = ?", at, reason, serial)
+def revoke_by_api(root: str, session: requests.Session, gid: str, cert: x509.Certificate, reason: str) -> int:
+    """Revokes `cert` through the revocation API; returns the revocation time it answered."""
+    user = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value
+    r = session.post(f"{root}/api/dbcerts/v1/groups/{gid}/databaseUsers/{user}/certs/{cert.serial_number}:revoke",
+                     json={"reason": reason}, timeout=60)
+    assert r.status_code == 200 and r.json()["revocationReason"] == reason, r.text
+    at = dt.datetime.strptime(r.json()["revokedAt"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.timezone.utc)
+    return int(at.timestamp())
 
 
 def openssl_ocsp(ca: pathlib.Path, url: str, *args: str) -> tuple[int, str]:
@@ -90,8 +94,7 @@ def test_openssl_says_good_revoked_and_unknown_with_a_verified_signature(server,
     good, good_cert = issue(server, gid, tmp_path, "good")
     bad, bad_cert = issue(server, gid, tmp_path, "revoked")
     export_ca(server, gid, ca)
-    revoked_at = int(time.time()) - 120
-    revoke_in_store(server, bad_cert.serial_number, revoked_at, KEY_COMPROMISE)
+    revoked_at = revoke_by_api(server.root, server.session, gid, bad_cert, "keyCompromise")
     never = 0x7A11  # random 63-bit serials: never this one
     code, text = openssl_ocsp(ca, responder(server.root, gid),
                               "-cert", str(good), "-cert", str(bad), "-serial", hex(never))
@@ -112,8 +115,7 @@ def test_revocation_reason_and_time_are_what_the_store_holds(server, tmp_path):
     gid, ca = project_with_ca(server, tmp_path)
     leaf, cert = issue(server, gid, tmp_path, "leaf")
     export_ca(server, gid, ca)
-    revoked_at = 1_700_000_000
-    revoke_in_store(server, cert.serial_number, revoked_at, CESSATION)
+    revoked_at = revoke_by_api(server.root, server.session, gid, cert, "cessationOfOperation")
     code, text = openssl_ocsp(ca, responder(server.root, gid), "-cert", str(leaf), "-resp_text")
     assert code == 0 and "Response verify OK" in text, text
     assert "Revocation Reason: cessationOfOperation (0x5)" in text, text
@@ -259,10 +261,7 @@ def test_revoked_on_one_node_is_revoked_on_the_other_at_once(new_database, nodes
     # Node B answers first (and so has opened the CA), then the revocation lands while A serves.
     code, text = openssl_ocsp(ca, responder(b.root, gid), "-cert", str(leaf))
     assert code == 0 and f"{leaf}: good" in text, text
-    at = int(time.time())
-    import pg_cluster
-    pg_cluster.query(url, "UPDATE certificates SET revoked_at = ?, revocation_reason = ? WHERE serial = ?",
-                     at, KEY_COMPROMISE, pem.cert.serial_number)
+    revoke_by_api(a.root, sa, gid, pem.cert, "keyCompromise")
     for node in (b, a):
         code, text = openssl_ocsp(ca, responder(node.root, gid), "-cert", str(leaf))
         assert code == 0 and "Response verify OK" in text, text

@@ -47,6 +47,7 @@ pub use api::database_users::{
     NewDatabaseUser, UserScope, X509Type,
 };
 pub use api::projects::{NewProject, Project, ResourceTag};
+pub use api::revocation::{CertStatus, RevokedCerts};
 pub use api::service_accounts::{
     NewServiceAccount, ServiceAccount, ServiceAccountSecret, ServiceAccountUpdate,
 };

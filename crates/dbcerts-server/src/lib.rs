@@ -77,10 +77,10 @@ pub struct ServerConfig {
     /// A project CA is rotated before signing a leaf that would end less than this many days
     /// before it (`ca-rotation-margin-days`).
     pub ca_rotation_margin_days: u32,
-    /// The OCSP responder: the URL put on leaves, answer lifetime, rate limit.
-    pub ocsp: OcspConfig,
     /// Certificate revocation: what deleting a user does, and what "expiring" means.
     pub revocation: RevocationConfig,
+    /// The OCSP responder: the URL put on leaves, answer lifetime, rate limit.
+    pub ocsp: OcspConfig,
 }
 
 /// Revocation settings (`routes::revocation`).
@@ -172,8 +172,8 @@ impl Default for ServerConfig {
             digest_replay_check: auth::digest::ReplayCheck::Node,
             crl: crl::CrlConfig::default(),
             ca_rotation_margin_days: ca_service::DEFAULT_ROTATION_MARGIN_DAYS,
-            ocsp: OcspConfig::default(),
             revocation: RevocationConfig::default(),
+            ocsp: OcspConfig::default(),
         }
     }
 }

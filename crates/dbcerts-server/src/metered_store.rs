@@ -185,6 +185,12 @@ metered! {
         revocation: Revocation,
         audit: &AuditEvent,
     ) -> StoreResult<Vec<CertificateRecord>>;
+    fn delete_database_user_revoking(
+        project_id: &str,
+        database_name: &str,
+        username: &str,
+        revoke: Option<(Revocation, &AuditEvent)>,
+    ) -> StoreResult<(bool, Vec<CertificateRecord>)>;
     fn list_user_certificates(
         project_id: &str,
         username: &str,

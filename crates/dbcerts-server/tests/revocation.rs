@@ -1,8 +1,8 @@
 //! Revocation through the HTTP application (in process, real SQLite file): revoke one, revoke
-//! all, idempotence, errors in Atlas's format, cross-project and cross-user serials, the
-//! issuing CA recorded at issuance, the Atlas list leaving revoked certificates out, the status
-//! list, the audit entries, and revocation on user deletion (on by default, off by
-//! configuration), through both Atlas delete paths.
+//! all, idempotence (also under concurrent revocations), errors in Atlas's format,
+//! cross-project and cross-user serials, the issuing CA recorded at issuance, the Atlas list
+//! leaving revoked certificates out, the status list, the audit entries, and revocation on user
+//! deletion (on by default, off by configuration), through both Atlas delete paths.
 
 mod common;
 
@@ -84,6 +84,7 @@ async fn revocation_audits(h: &Harness, gid: &str) -> Vec<Value> {
             d["action"] = e.event.action.clone().into();
             d["target"] = e.event.target.clone().into();
             d["actor"] = e.event.actor.clone().into();
+            d["status"] = e.event.status.into();
             d
         })
         .collect()
@@ -148,6 +149,7 @@ async fn revoke_one_is_durable_idempotent_audited_and_scoped() {
     assert_eq!(audits[0]["serial"], a1);
     assert_eq!(audits[0]["reason"], "keyCompromise");
     assert_eq!(audits[0]["target"], "alice");
+    assert_eq!(audits[0]["status"], 200);
     assert_eq!(audits[0]["actor"], format!("api-key:{}", h.public_key));
 
     // Default reason, empty body.
@@ -438,6 +440,7 @@ async fn deleting_a_managed_user_revokes_its_certificates_unless_switched_off() 
         );
         for a in audits {
             assert_eq!(a["action"], "certificate.revoked.user_deleted");
+            assert_eq!(a["status"], 204);
         }
         // The status list still shows the deleted user's certificates.
         let r = h
@@ -450,4 +453,121 @@ async fn deleting_a_managed_user_revokes_its_certificates_unless_switched_off() 
             .await;
         assert_eq!(json(&r)["totalCount"], 2, "{}", r.text);
     }
+}
+
+/// Concurrent revocations of one certificate with different reasons: exactly one wins, every
+/// answer is the winner's time and reason, and one audit entry is written.
+#[tokio::test]
+async fn concurrent_revocations_of_one_certificate_agree() {
+    let h = Harness::new().await;
+    let gid = h.project("racing").await;
+    h.managed_user(&gid, "gus").await;
+    let serial = issue(&h, &gid, "gus").await;
+    let path = format!("/groups/{gid}/databaseUsers/gus/certs/{serial}:revoke");
+    let body = |reason: &str| format!(r#"{{"reason":"{reason}"}}"#);
+    let bodies = [
+        body("keyCompromise"),
+        body("superseded"),
+        body("affiliationChanged"),
+        body("cessationOfOperation"),
+    ];
+    let (a, b, c, d) = tokio::join!(
+        post(&h, &path, Some(&bodies[0])),
+        post(&h, &path, Some(&bodies[1])),
+        post(&h, &path, Some(&bodies[2])),
+        post(&h, &path, Some(&bodies[3])),
+    );
+    let answers: Vec<Value> = [a, b, c, d]
+        .iter()
+        .map(|r| {
+            assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+            json(r)
+        })
+        .collect();
+    assert!(answers.iter().all(|v| *v == answers[0]), "{answers:?}");
+    let stored = h
+        .store
+        .get_certificate(&gid, serial)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        answers[0]["revocationReason"],
+        stored.revocation.unwrap().reason.as_str()
+    );
+    let audits = revocation_audits(&h, &gid).await;
+    assert_eq!(audits.len(), 1, "{audits:?}");
+    assert_eq!(audits[0]["reason"], answers[0]["revocationReason"]);
+}
+
+/// An expired certificate is EXPIRED in the status list, left alone by revoke-all, and can
+/// still be revoked by serial (then REVOKED).
+#[tokio::test]
+async fn expired_certificates_in_the_status_list() {
+    let h = Harness::new().await;
+    let gid = h.project("expired").await;
+    h.managed_user(&gid, "hana").await;
+    let live = issue(&h, &gid, "hana").await;
+    // A certificate that expired a minute ago, recorded as issuance records one.
+    let now = chrono::Utc::now().timestamp();
+    let template = h.store.get_certificate(&gid, live).await.unwrap().unwrap();
+    let expired = dbcerts_store::CertificateRecord {
+        serial: live ^ 0x5555,
+        not_before: now - 86_400,
+        not_after: now - 60,
+        created_ms: (now - 86_400) * 1000,
+        ..template
+    };
+    let event = dbcerts_store::AuditEvent {
+        at_ms: expired.created_ms,
+        actor: "test".into(),
+        source_ip: None,
+        action: "certificate.issued".into(),
+        project_id: Some(gid.clone()),
+        target: Some("hana".into()),
+        status: Some(201),
+        details: "{}".into(),
+    };
+    h.store.insert_certificate(&expired, &event).await.unwrap();
+    let list_path = format!("{EXT}/groups/{gid}/databaseUsers/hana/certs");
+    let list = || h.call("GET", &list_path, None, None);
+    let status_of = |v: &Value, serial: i64| {
+        v["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["_id"] == serial)
+            .map(|c| c["status"].as_str().unwrap().to_owned())
+            .unwrap()
+    };
+    let v = json(&list().await);
+    assert_eq!(v["totalCount"], 2, "{v}");
+    assert_eq!(status_of(&v, expired.serial), "EXPIRED");
+    assert_eq!(status_of(&v, live), "VALID");
+
+    let r = post(
+        &h,
+        &format!("/groups/{gid}/databaseUsers/hana/certs:revoke"),
+        Some(r#"{"reason":"superseded"}"#),
+    )
+    .await;
+    let ids: Vec<i64> = json(&r)["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["_id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(ids, [live], "{}", r.text);
+    assert_eq!(status_of(&json(&list().await), expired.serial), "EXPIRED");
+
+    let r = post(
+        &h,
+        &format!(
+            "/groups/{gid}/databaseUsers/hana/certs/{}:revoke",
+            expired.serial
+        ),
+        Some(r#"{"reason":"keyCompromise"}"#),
+    )
+    .await;
+    assert_eq!(json(&r)["status"], "REVOKED", "{}", r.text);
 }

@@ -300,6 +300,19 @@ pub trait Store: Send + Sync + 'static {
         audit: &AuditEvent,
     ) -> StoreResult<Vec<CertificateRecord>>;
 
+    /// Deletes a database user, as [`Store::delete_database_user`] does. With `revoke`, when
+    /// the user deleted was a `MANAGED` X.509 user, also revokes every certificate of that
+    /// username unexpired at `revocation.at`, in the same transaction, as
+    /// [`Store::revoke_certificates`] with [`RevokeWhich::AllUnexpired`] does (one audit entry
+    /// per certificate revoked now). Returns whether the user existed, and those certificates.
+    async fn delete_database_user_revoking(
+        &self,
+        project_id: &str,
+        database_name: &str,
+        username: &str,
+        revoke: Option<(Revocation, &AuditEvent)>,
+    ) -> StoreResult<(bool, Vec<CertificateRecord>)>;
+
     /// Every certificate of (project, username), expired and revoked ones included, in the
     /// order of [`Store::list_unexpired_certificates`], and their count.
     async fn list_user_certificates(

@@ -295,6 +295,62 @@ macro_rules! sql_store {
             })
         }
 
+        /// Revokes `which` of (project, username) inside the caller's transaction, which must
+        /// hold the write lock: sets `revocation` on each certificate not revoked yet and appends
+        /// its audit entry. Returns the certificates (oldest first, each with its revocation, the
+        /// first one for those revoked before) and whether any was revoked now.
+        async fn revoke_in(
+            conn: &mut DbConn,
+            project_id: &str,
+            username: &str,
+            which: RevokeWhich,
+            revocation: Revocation,
+            audit: &AuditEvent,
+        ) -> StoreResult<(Vec<CertificateRecord>, bool)> {
+            let (which_sql, which_arg) = match which {
+                RevokeWhich::One(serial) => ("serial = $3", serial),
+                RevokeWhich::AllUnexpired { now } => ("not_after > $3", now),
+            };
+            let mut newly: Vec<i64> = sqlx::query(&format!(
+                "UPDATE certificates SET revoked_at = $4, revocation_reason = $5
+                 WHERE project_id = $1 AND username = $2 AND {which_sql} AND revoked_at IS NULL
+                 RETURNING serial"
+            ))
+            .bind(project_id)
+            .bind(username)
+            .bind(which_arg)
+            .bind(revocation.at)
+            .bind(i64::from(revocation.reason.code()))
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(map_err)?
+            .iter()
+            .map(|r| get::<i64>(r, "serial"))
+            .collect::<StoreResult<_>>()?;
+            let certs = sqlx::query(&format!(
+                "SELECT * FROM certificates WHERE project_id = $1 AND username = $2 AND {which_sql}
+                 ORDER BY not_before, created_ms, serial"
+            ))
+            .bind(project_id)
+            .bind(username)
+            .bind(which_arg)
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(map_err)?
+            .iter()
+            .map(certificate_from_row)
+            .collect::<StoreResult<Vec<_>>>()?;
+            if !newly.is_empty() {
+                newly.sort_unstable();
+                let mut head = audit_head(&mut *conn).await?;
+                // Audited in the order the result lists them.
+                for c in certs.iter().filter(|c| newly.binary_search(&c.serial).is_ok()) {
+                    append_audit_after(&mut *conn, &mut head, &revoked_event(audit, c.serial)?).await?;
+                }
+            }
+            Ok((certs, !newly.is_empty()))
+        }
+
         /// Appends `event` after the last entry. The caller's transaction must hold the write lock.
         async fn append_audit_in(
             conn: &mut DbConn,
@@ -1391,52 +1447,48 @@ macro_rules! sql_store {
                 revocation: Revocation,
                 audit: &AuditEvent,
             ) -> StoreResult<Vec<CertificateRecord>> {
-                let (which_sql, which_arg) = match which {
-                    RevokeWhich::One(serial) => ("serial = $3", serial),
-                    RevokeWhich::AllUnexpired { now } => ("not_after > $3", now),
-                };
                 // Under the write lock: the audit entries chain onto the log's head, and two
                 // revocations of one certificate cannot both see it unrevoked.
                 let mut tx = self.write_tx().await?;
-                let mut newly: Vec<i64> = sqlx::query(&format!(
-                    "UPDATE certificates SET revoked_at = $4, revocation_reason = $5
-                     WHERE project_id = $1 AND username = $2 AND {which_sql} AND revoked_at IS NULL
-                     RETURNING serial"
-                ))
-                .bind(project_id)
-                .bind(username)
-                .bind(which_arg)
-                .bind(revocation.at)
-                .bind(i64::from(revocation.reason.code()))
-                .fetch_all(&mut *tx)
-                .await
-                .map_err(map_err)?
-                .iter()
-                .map(|r| get::<i64>(r, "serial"))
-                .collect::<StoreResult<_>>()?;
-                let certs = sqlx::query(&format!(
-                    "SELECT * FROM certificates WHERE project_id = $1 AND username = $2 AND {which_sql}
-                     ORDER BY not_before, created_ms, serial"
-                ))
-                .bind(project_id)
-                .bind(username)
-                .bind(which_arg)
-                .fetch_all(&mut *tx)
-                .await
-                .map_err(map_err)?
-                .iter()
-                .map(certificate_from_row)
-                .collect::<StoreResult<Vec<_>>>()?;
-                if !newly.is_empty() {
-                    newly.sort_unstable();
-                    let mut head = audit_head(&mut tx).await?;
-                    // Audited in the order the result lists them.
-                    for c in certs.iter().filter(|c| newly.binary_search(&c.serial).is_ok()) {
-                        append_audit_after(&mut tx, &mut head, &revoked_event(audit, c.serial)?).await?;
-                    }
+                let (certs, any_new) =
+                    revoke_in(&mut tx, project_id, username, which, revocation, audit).await?;
+                if any_new {
                     tx.commit().await.map_err(map_err)?;
                 }
                 Ok(certs)
+            }
+
+            async fn delete_database_user_revoking(
+                &self,
+                project_id: &str,
+                database_name: &str,
+                username: &str,
+                revoke: Option<(Revocation, &AuditEvent)>,
+            ) -> StoreResult<(bool, Vec<CertificateRecord>)> {
+                let mut tx = self.write_tx().await?;
+                let deleted = sqlx::query(
+                    "DELETE FROM database_users WHERE project_id = $1 AND database_name = $2 AND username = $3
+                     RETURNING x509_type",
+                )
+                .bind(project_id)
+                .bind(database_name)
+                .bind(username)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(map_err)?;
+                let Some(row) = deleted else {
+                    return Ok((false, Vec::new()));
+                };
+                let mut certs = Vec::new();
+                if let Some((revocation, audit)) = revoke
+                    && get::<String>(&row, "x509_type")? == "MANAGED"
+                {
+                    let which = RevokeWhich::AllUnexpired { now: revocation.at };
+                    (certs, _) =
+                        revoke_in(&mut tx, project_id, username, which, revocation, audit).await?;
+                }
+                tx.commit().await.map_err(map_err)?;
+                Ok((true, certs))
             }
 
             async fn list_user_certificates(

@@ -7,5 +7,6 @@ pub mod crl;
 pub mod database_users;
 pub mod extension;
 pub mod projects;
+pub mod revocation;
 pub mod service_accounts;
 pub mod user_security;

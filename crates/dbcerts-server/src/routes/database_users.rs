@@ -742,9 +742,9 @@ pub async fn update_database_user(
     Ok(base.respond(StatusCode::OK, &body, Shape::Entity, query.format))
 }
 
-/// Deletes a database user. A MANAGED x.509 user's unexpired certificates are revoked first
-/// (`cessationOfOperation`), unless `revoke-on-user-delete` is off; certificates are kept, as in
-/// Atlas, and stay in dbcerts' status list.
+/// Deletes a database user. A MANAGED x.509 user's unexpired certificates are revoked in the
+/// same transaction (`cessationOfOperation`), unless `revoke-on-user-delete` is off;
+/// certificates are kept, as in Atlas, and stay in dbcerts' status list.
 #[utoipa::path(
     delete,
     path = "/api/atlas/v2/groups/{groupId}/databaseUsers/{databaseName}/{username}",
@@ -762,18 +762,7 @@ pub async fn delete_database_user(
 ) -> Result<Response, AtlasError> {
     Query::parse(q.as_deref(), Accepts::Entity)?;
     let (id, _) = load_project(&state, &caller, &group_id, WRITERS).await?;
-    if let Some(user) = state
-        .inner
-        .store
-        .get_database_user(id.as_str(), &database_name, &username)
-        .await?
-    {
-        super::revocation::revoke_on_user_delete(&state, &caller, &id, &user).await?;
-    }
-    if !state
-        .inner
-        .store
-        .delete_database_user(id.as_str(), &database_name, &username)
+    if !super::revocation::delete_user_revoking(&state, &caller, &id, &database_name, &username)
         .await?
     {
         return Err(AtlasError::username_not_found(&username));

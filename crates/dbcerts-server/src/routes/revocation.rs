@@ -9,7 +9,8 @@
 //! - `GET .../databaseUsers/{username}/certs` lists every certificate of the user with its
 //!   status: VALID, EXPIRING (within `RevocationConfig::expiring_within_secs`), EXPIRED or
 //!   REVOKED (with time and reason). Project Read Only. Paginated as Atlas lists are.
-//! - [`revoke_on_user_delete`]: what deleting a MANAGED user does to its certificates.
+//! - [`delete_user_revoking`]: deleting a MANAGED user revokes its certificates in the same
+//!   transaction (unless `revoke-on-user-delete` is off).
 //!
 //! A serial is found only among the certificates of the user named in the path, in the project
 //! named in the path: a serial of another user or another project answers exactly as one that
@@ -161,17 +162,15 @@ fn reason(bytes: &[u8]) -> Result<RevocationReason, AtlasError> {
     }
 }
 
-/// Revokes `which` of (project, username), durably, auditing each certificate revoked now
-/// under `action`. Returns the certificates and whether any was revoked by this call.
-async fn revoke(
-    state: &AppState,
-    caller: Option<&Caller>,
+/// The revocation of now with `reason`, and the audit entry the store completes per
+/// certificate (adding its serial) under `action`.
+fn revocation_now(
+    caller: &Caller,
     project: &GroupId,
     username: &str,
-    which: RevokeWhich,
     reason: RevocationReason,
     action: &str,
-) -> Result<(Vec<CertificateRecord>, bool), AtlasError> {
+) -> (Revocation, AuditEvent) {
     let now = chrono::Utc::now();
     let revocation = Revocation {
         at: now.timestamp(),
@@ -179,8 +178,8 @@ async fn revoke(
     };
     let audit = AuditEvent {
         at_ms: now.timestamp_millis(),
-        actor: caller.map_or_else(|| "operator".to_owned(), Caller::actor),
-        source_ip: caller.and_then(|c| c.ip).map(|ip| ip.to_string()),
+        actor: caller.actor(),
+        source_ip: caller.ip.map(|ip| ip.to_string()),
         action: action.to_owned(),
         project_id: Some(project.as_str().to_owned()),
         target: Some(username.to_owned()),
@@ -191,16 +190,41 @@ async fn revoke(
         })
         .to_string(),
     };
+    (revocation, audit)
+}
+
+/// Logs and counts the certificates of `certs` that `revocation` revoked (the others were
+/// revoked before); returns whether there was any. Both revoke operations and user deletion
+/// call it after their commit.
+fn note_revoked(project: &GroupId, revocation: Revocation, certs: &[CertificateRecord]) -> bool {
+    let mut any = false;
+    for c in certs.iter().filter(|c| c.revocation == Some(revocation)) {
+        any = true;
+        let reason = revocation.reason;
+        tracing::info!(project = project.as_str(), serial = c.serial, reason = %reason, "revoked certificate");
+        crate::observe::certificate_revoked(project.as_str(), reason.as_str());
+    }
+    any
+}
+
+/// Revokes `which` of (project, username), durably, auditing each certificate revoked now.
+/// Returns the certificates and whether any was revoked by this call.
+async fn revoke(
+    state: &AppState,
+    caller: &Caller,
+    project: &GroupId,
+    username: &str,
+    which: RevokeWhich,
+    reason: RevocationReason,
+) -> Result<(Vec<CertificateRecord>, bool), AtlasError> {
+    let (revocation, audit) =
+        revocation_now(caller, project, username, reason, "certificate.revoked");
     let certs = state
         .inner
         .store
         .revoke_certificates(project.as_str(), username, which, revocation, &audit)
         .await?;
-    let revoked_now = certs.iter().any(|c| c.revocation == Some(revocation));
-    for c in certs.iter().filter(|c| c.revocation == Some(revocation)) {
-        tracing::info!(project = project.as_str(), serial = c.serial, reason = %reason, "revoked certificate");
-        crate::observe::certificate_revoked(project.as_str(), reason.as_str());
-    }
+    let revoked_now = note_revoked(project, revocation, &certs);
     if revoked_now {
         crate::crl::rebuild_soon(state, project.as_str());
     }
@@ -274,12 +298,11 @@ pub async fn revoke_database_user_cert(
         .ok_or_else(not_found)?;
     let (mut certs, revoked_now) = revoke(
         &state,
-        Some(&caller),
+        &caller,
         &id,
         &username,
         RevokeWhich::One(serial),
         reason,
-        "certificate.revoked",
     )
     .await?;
     let cert = certs.pop().ok_or_else(not_found)?;
@@ -319,12 +342,11 @@ pub async fn revoke_all_database_user_certs(
     let now = chrono::Utc::now().timestamp();
     let (certs, revoked_now) = revoke(
         &state,
-        Some(&caller),
+        &caller,
         &id,
         &username,
         RevokeWhich::AllUnexpired { now },
         reason,
-        "certificate.revoked",
     )
     .await?;
     if certs.is_empty() && !user_exists(&state, &id, &username).await? {
@@ -386,30 +408,51 @@ pub async fn list_database_user_cert_statuses(
     Ok(base.respond(StatusCode::OK, &body, Shape::List, query.format))
 }
 
-/// Called by deleteDatabaseUser (v2 and v1.0) before it deletes `user`: a MANAGED x.509 user's
-/// unexpired certificates are revoked (`cessationOfOperation`), the self-managed counterpart of
-/// Atlas removing the user from its clusters, unless `revoke-on-user-delete` is off. Done
-/// first, so that a deletion that fails afterwards leaves the certificates revoked rather than
-/// a deleted user's certificates valid; the client's retry of the deletion finds them so.
-pub async fn revoke_on_user_delete(
+/// deleteDatabaseUser (v2 and v1.0): deletes the user and, in the same transaction, revokes a
+/// MANAGED x.509 user's unexpired certificates (`cessationOfOperation`), the self-managed
+/// counterpart of Atlas removing the user from its clusters, unless `revoke-on-user-delete`
+/// is off. Returns whether the user existed.
+pub async fn delete_user_revoking(
     state: &AppState,
     caller: &Caller,
     id: &GroupId,
-    user: &dbcerts_store::DatabaseUserRecord,
-) -> Result<(), AtlasError> {
-    if !state.inner.config.revocation.revoke_on_user_delete || user.x509_type != "MANAGED" {
-        return Ok(());
+    database_name: &str,
+    username: &str,
+) -> Result<bool, AtlasError> {
+    let revoking = state
+        .inner
+        .config
+        .revocation
+        .revoke_on_user_delete
+        .then(|| {
+            let (revocation, audit) = revocation_now(
+                caller,
+                id,
+                username,
+                RevocationReason::CessationOfOperation,
+                "certificate.revoked.user_deleted",
+            );
+            // The deletion's own status, as every audit entry carries its call's.
+            let audit = AuditEvent {
+                status: Some(204),
+                ..audit
+            };
+            (revocation, audit)
+        });
+    let (existed, certs) = state
+        .inner
+        .store
+        .delete_database_user_revoking(
+            id.as_str(),
+            database_name,
+            username,
+            revoking.as_ref().map(|(r, a)| (*r, a)),
+        )
+        .await?;
+    if let Some((revocation, _)) = revoking
+        && note_revoked(id, revocation, &certs)
+    {
+        crate::crl::rebuild_soon(state, id.as_str());
     }
-    let now = chrono::Utc::now().timestamp();
-    revoke(
-        state,
-        Some(caller),
-        id,
-        &user.username,
-        RevokeWhich::AllUnexpired { now },
-        RevocationReason::CessationOfOperation,
-        "certificate.revoked.user_deleted",
-    )
-    .await?;
-    Ok(())
+    Ok(existed)
 }

@@ -453,7 +453,9 @@ pub enum DbusersCommand {
     #[command(after_help = "Examples:
   dbcerts dbusers certs create --username alice --out alice.pem
   dbcerts dbusers certs expiring --within 30d
-  dbcerts dbusers certs renew --expiring-within 30d --out-dir /etc/mongodb/clients")]
+  dbcerts dbusers certs renew --expiring-within 30d --out-dir /etc/mongodb/clients
+  dbcerts dbusers certs revoke --username alice --serial 4611686018427387904 --reason keyCompromise
+  dbcerts dbusers certs status alice")]
     Certs {
         #[command(subcommand)]
         command: CertsCommand,
@@ -534,6 +536,50 @@ pub enum CertsCommand {
         parallel: u32,
         #[command(flatten)]
         project: SweepProjectArg,
+    },
+    /// Revoke one certificate (--serial), or every unexpired certificate of the user (--all),
+    /// with an RFC 5280 reason. Needs Project Owner. Revoking again changes nothing: the first
+    /// time and reason stay. Clients refuse the certificate once mongod reloads the CRL (see
+    /// `dbcerts ca crl`) or asks the OCSP responder.
+    #[command(after_help = "Examples:
+  dbcerts dbusers certs revoke --username alice --serial 4611686018427387904 --reason keyCompromise
+  dbcerts dbusers certs revoke --username alice --all --reason affiliationChanged -o json")]
+    Revoke {
+        /// The user the certificate was issued to.
+        #[arg(long, value_name = "NAME")]
+        username: String,
+        /// The certificate's serial number (the ID column of `dbusers certs list`)
+        #[arg(
+            long,
+            value_name = "SERIAL",
+            required_unless_present = "all",
+            conflicts_with = "all"
+        )]
+        serial: Option<i64>,
+        /// Every unexpired certificate of the user
+        #[arg(long)]
+        all: bool,
+        /// keyCompromise, superseded, cessationOfOperation, affiliationChanged or unspecified
+        /// [default: unspecified]
+        #[arg(long, value_name = "REASON", value_parser = [
+            "unspecified", "keyCompromise", "affiliationChanged", "superseded", "cessationOfOperation",
+        ])]
+        reason: Option<String>,
+        #[command(flatten)]
+        project: ProjectArg,
+    },
+    /// List every certificate of a user, expired, revoked and deleted users' ones included,
+    /// with its status: VALID, EXPIRING (within the server's cert-expiring-days, 30 by
+    /// default), EXPIRED or REVOKED (with time and reason).
+    #[command(after_help = "Example:
+  dbcerts dbusers certs status alice -o json")]
+    Status {
+        /// The user.
+        username: String,
+        #[command(flatten)]
+        project: ProjectArg,
+        #[command(flatten)]
+        page: PageArgs,
     },
 }
 

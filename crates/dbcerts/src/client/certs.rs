@@ -1,4 +1,4 @@
-//! `dbusers certs list|create|expiring|renew`. Private keys go to 0600 files, or to stdout
+//! `dbusers certs list|create|expiring|renew|revoke|status`. Private keys go to 0600 files, or to stdout
 //! when it is not a terminal; never into a table, JSON output, error or log.
 
 use std::io::{IsTerminal, Write};
@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use dbcerts_client::{IssuedCertificate, ManagedUserCerts, expiring_before};
+use dbcerts_client::{CertStatus, IssuedCertificate, ManagedUserCerts, expiring_before};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
 use tokio::sync::Semaphore;
@@ -152,6 +152,57 @@ pub async fn run(ctx: Ctx, command: CertsCommand) -> Result<(), CliError> {
                 }
             }
         }
+        CertsCommand::Revoke {
+            username,
+            serial,
+            all,
+            reason,
+            project,
+        } => {
+            let g = ctx.project(project.project_id)?;
+            let reason = reason.as_deref();
+            let certs = match (serial, all) {
+                (Some(serial), false) => vec![
+                    ctx.client
+                        .revoke_database_user_cert(&g, &username, serial, reason)
+                        .await?,
+                ],
+                (None, true) => {
+                    ctx.client
+                        .revoke_all_database_user_certs(&g, &username, reason)
+                        .await?
+                        .results
+                }
+                _ => return Err(CliError::usage("give either --serial SERIAL or --all")),
+            };
+            if ctx.json() {
+                return if all {
+                    print_json(&certs)
+                } else {
+                    print_json(&certs[0])
+                };
+            }
+            if certs.is_empty() {
+                println!("'{username}' has no unexpired certificate: nothing to revoke");
+                return Ok(());
+            }
+            print_statuses(&certs)
+        }
+        CertsCommand::Status {
+            username,
+            project,
+            page,
+        } => {
+            let g = ctx.project(project.project_id)?;
+            let page = ctx
+                .client
+                .list_database_user_cert_statuses(&g, &username, list_options(page))
+                .await?;
+            if ctx.json() {
+                return print_json(&page);
+            }
+            print_statuses(&page.results)
+        }
         CertsCommand::Expiring { within, project } => {
             let now = Utc::now();
             let deadline = window_end(now, within)?;
@@ -241,6 +292,34 @@ pub async fn run(ctx: Ctx, command: CertsCommand) -> Result<(), CliError> {
             renew(ctx, plan, without, months, overwrite, parallel as usize).await
         }
     }
+}
+
+/// Certificates with their status, one row each.
+fn print_statuses(certs: &[CertStatus]) -> Result<(), CliError> {
+    let rows: Vec<Vec<String>> = certs
+        .iter()
+        .map(|c| {
+            vec![
+                c.id.to_string(),
+                c.status.clone(),
+                time(&c.not_after),
+                c.revoked_at.as_ref().map(time).unwrap_or_default(),
+                c.revocation_reason.clone().unwrap_or_default(),
+                c.subject.clone(),
+            ]
+        })
+        .collect();
+    print_table(
+        &[
+            "SERIAL",
+            "STATUS",
+            "NOT AFTER",
+            "REVOKED AT",
+            "REASON",
+            "SUBJECT",
+        ],
+        &rows,
+    )
 }
 
 /// `now + window`, refused when beyond the calendar.
