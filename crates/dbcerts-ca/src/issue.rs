@@ -7,6 +7,13 @@
 //! `digitalSignature`; critical Extended Key Usage `clientAuth`; no other extensions. Only
 //! when the operator configures an OCSP responder URL does a leaf also carry Authority
 //! Information Access with that URL ([`ManagedCa::issue_with_ocsp_url`]).
+//!
+//! CA generations: a project's first CA (generation 1) has Atlas's exact subject. A CA made by
+//! rotation (generation 2 and on) adds one RDN, `generationQualifier=<n>` (X.520, OID 2.5.4.44),
+//! after Atlas's three, so that no two generations of a project share a name. Leaves carry no
+//! authority key identifier (Atlas's profile), so a verifier finds a leaf's issuer in a trust
+//! bundle by name alone: two CAs of one name in one bundle make OpenSSL pick one of them and
+//! refuse the other's leaves (`tests/generations.rs` shows it with `openssl verify` and TLS).
 
 use chrono::{DateTime, Utc};
 use rcgen::{
@@ -25,6 +32,8 @@ const EKU_CLIENT_AUTH_DER: [u8; 12] = [
     0x30, 0x0a, 0x06, 0x08, 0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x03, 0x02,
 ];
 const OID_EXT_KEY_USAGE: [u64; 4] = [2, 5, 29, 37];
+/// X.520 `generationQualifier`: what tells a rotated CA's name from its predecessors'.
+const OID_GENERATION_QUALIFIER: [u64; 4] = [2, 5, 4, 44];
 const OID_AUTHORITY_INFO_ACCESS: [u64; 9] = [1, 3, 6, 1, 5, 5, 7, 1, 1];
 
 /// How long a managed CA certificate is valid, in years.
@@ -54,12 +63,14 @@ pub struct ManagedCa {
     pub(crate) algorithm: KeyAlgorithm,
     not_before: DateTime<Utc>,
     not_after: DateTime<Utc>,
+    generation: u32,
 }
 
 impl std::fmt::Debug for ManagedCa {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ManagedCa")
             .field("algorithm", &self.algorithm)
+            .field("generation", &self.generation)
             .field("key", &"[secret key elided]")
             .finish()
     }
@@ -82,16 +93,32 @@ pub struct IssuedCertificate {
 }
 
 impl ManagedCa {
-    /// Creates a new self-signed CA for project `group_id`, with a key of `algorithm`.
+    /// Creates a new self-signed CA for project `group_id`, with a key of `algorithm`: the
+    /// project's first generation, named exactly as Atlas names it.
     pub fn create(
         group_id: &str,
         names: &ManagedCaParams,
         algorithm: KeyAlgorithm,
         now: DateTime<Utc>,
     ) -> Result<ManagedCa, CaError> {
+        Self::create_generation(group_id, names, algorithm, now, 1)
+    }
+
+    /// Creates generation `generation` (1 or more) of project `group_id`'s CA. Generation 1 has
+    /// Atlas's name; later ones add `generationQualifier=<generation>` (module documentation).
+    pub fn create_generation(
+        group_id: &str,
+        names: &ManagedCaParams,
+        algorithm: KeyAlgorithm,
+        now: DateTime<Utc>,
+        generation: u32,
+    ) -> Result<ManagedCa, CaError> {
+        if generation == 0 {
+            return Err(CaError::CorruptCa("CA generations start at 1".into()));
+        }
         let key = algorithm.generate_pair()?;
         let mut params = CertificateParams::default();
-        params.distinguished_name = ca_name(group_id, names);
+        params.distinguished_name = ca_name(group_id, names, generation);
         params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
         params.key_usages = vec![
             KeyUsagePurpose::KeyCertSign,
@@ -114,6 +141,7 @@ impl ManagedCa {
             algorithm,
             not_before,
             not_after,
+            generation,
         })
     }
 
@@ -133,11 +161,19 @@ impl ManagedCa {
             ("1.2.840.10045.2.1", _) => KeyAlgorithm::EcdsaP256,
             (other, _) => return Err(CaError::CorruptCa(format!("unknown key type {other}"))),
         };
+        let generation = generation_of(parsed.subject())?;
         let key = KeyPair::from_pkcs8_der_and_sign_algo(
             &PrivatePkcs8KeyDer::from(key_pkcs8_der),
             algorithm.signature_algorithm(),
         )
         .map_err(|e| CaError::CorruptCa(e.to_string()))?;
+        // A key that is not the certificate's (a sealed key moved onto another generation's
+        // row) would sign leaves nobody can verify: refuse it here instead.
+        if rcgen::PublicKeyData::subject_public_key_info(&key) != parsed.public_key().raw {
+            return Err(CaError::CorruptCa(
+                "the key does not belong to the CA certificate".into(),
+            ));
+        }
         let issuer = Issuer::from_ca_cert_der(&CertificateDer::from(cert_der), key)
             .map_err(|e| CaError::CorruptCa(e.to_string()))?;
         Ok(ManagedCa {
@@ -146,7 +182,20 @@ impl ManagedCa {
             algorithm,
             not_before,
             not_after,
+            generation,
         })
+    }
+
+    /// The CA's generation: 1 for a project's first CA (Atlas's name), then 2, 3, ... for each
+    /// rotation.
+    pub fn generation(&self) -> u32 {
+        self.generation
+    }
+
+    /// Whether a leaf ending at `not_after` fits in this CA's validity with `margin` to spare.
+    /// Issuance asks this with the rotation margin, to rotate ahead of time.
+    pub fn covers(&self, not_after: DateTime<Utc>, margin: chrono::Duration) -> bool {
+        not_after + margin <= self.not_after
     }
 
     pub fn algorithm(&self) -> KeyAlgorithm {
@@ -221,6 +270,31 @@ impl ManagedCa {
     }
 }
 
+/// What a trust bundle and a generation listing show of a managed CA certificate, read from its
+/// DER without its key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CaCertInfo {
+    /// The subject in the RFC 4514 order x509-parser prints (`CN=..., OU=..., O=...`).
+    pub subject: String,
+    pub generation: u32,
+}
+
+impl CaCertInfo {
+    pub fn read(cert_der: &[u8]) -> Result<CaCertInfo, CaError> {
+        let (_, parsed) = x509_parser::parse_x509_certificate(cert_der)
+            .map_err(|e| CaError::CorruptCa(e.to_string()))?;
+        Ok(CaCertInfo {
+            subject: parsed.subject().to_string(),
+            generation: generation_of(parsed.subject())?,
+        })
+    }
+}
+
+/// A certificate as one PEM block, LF line endings.
+pub fn certificate_pem(cert_der: &[u8]) -> String {
+    pem_block("CERTIFICATE", cert_der)
+}
+
 /// The body Atlas returns from certificate creation: the certificate PEM, then the unencrypted
 /// PKCS#8 private key PEM, LF line endings, no chain.
 pub fn response_pem(cert_der: &[u8], key: &LeafKey) -> Zeroizing<String> {
@@ -258,7 +332,7 @@ fn pem_block(tag: &str, der: &[u8]) -> String {
     )
 }
 
-fn ca_name(group_id: &str, names: &ManagedCaParams) -> DistinguishedName {
+fn ca_name(group_id: &str, names: &ManagedCaParams, generation: u32) -> DistinguishedName {
     let mut name = DistinguishedName::new();
     name.push(DnType::CommonName, group_id);
     name.push(
@@ -266,7 +340,28 @@ fn ca_name(group_id: &str, names: &ManagedCaParams) -> DistinguishedName {
         names.organizational_unit.as_str(),
     );
     name.push(DnType::OrganizationName, names.organization.as_str());
+    if generation > 1 {
+        name.push(
+            DnType::CustomDnType(OID_GENERATION_QUALIFIER.to_vec()),
+            generation.to_string(),
+        );
+    }
     name
+}
+
+/// The generation a CA's subject names: its `generationQualifier`, or 1 without one.
+fn generation_of(subject: &x509_parser::x509::X509Name<'_>) -> Result<u32, CaError> {
+    let oid = x509_parser::der_parser::oid::Oid::from(&OID_GENERATION_QUALIFIER)
+        .map_err(|_| CaError::CorruptCa("generationQualifier OID".into()))?;
+    match subject.iter_by_oid(&oid).next() {
+        None => Ok(1),
+        Some(attr) => attr
+            .as_str()
+            .ok()
+            .and_then(|s| s.parse::<u32>().ok())
+            .filter(|g| *g > 1)
+            .ok_or_else(|| CaError::CorruptCa("unreadable CA generation".into())),
+    }
 }
 
 fn serial_number(serial: i64) -> SerialNumber {
@@ -500,6 +595,80 @@ mod tests {
             not_after: na,
         };
         assert!(matches!(ca.issue(&req, &key), Err(CaError::OutlivesCa)));
+    }
+
+    #[test]
+    fn later_generations_add_a_generation_qualifier_and_round_trip() {
+        let now = Utc::now();
+        let names = ManagedCaParams::default();
+        let group = "5efda6aea3f2ed2e7dd6ce05";
+        let g1 = ManagedCa::create(group, &names, KeyAlgorithm::EcdsaP256, now).unwrap();
+        let g3 =
+            ManagedCa::create_generation(group, &names, KeyAlgorithm::EcdsaP256, now, 3).unwrap();
+        let (_, x1) = parse_x509_certificate(g1.cert_der()).unwrap();
+        let (_, x3) = parse_x509_certificate(g3.cert_der()).unwrap();
+        assert_eq!(
+            x1.subject().to_string(),
+            "CN=5efda6aea3f2ed2e7dd6ce05, OU=Atlas, O=MongoDB Inc"
+        );
+        assert_eq!(
+            x3.subject().to_string(),
+            "CN=5efda6aea3f2ed2e7dd6ce05, OU=Atlas, O=MongoDB Inc, generationQualifier=3"
+        );
+        assert_eq!(g1.generation(), 1);
+        assert_eq!(g3.generation(), 3);
+        let again = ManagedCa::from_parts(g3.cert_der(), &g3.key_pkcs8_der()).unwrap();
+        assert_eq!(again.generation(), 3);
+        let again = ManagedCa::from_parts(g1.cert_der(), &g1.key_pkcs8_der()).unwrap();
+        assert_eq!(again.generation(), 1);
+        let info = CaCertInfo::read(g3.cert_der()).unwrap();
+        assert_eq!(info.generation, 3);
+        assert!(info.subject.ends_with(", generationQualifier=3"));
+        assert_eq!(CaCertInfo::read(g1.cert_der()).unwrap().generation, 1);
+        assert_eq!(certificate_pem(g3.cert_der()), g3.cert_pem());
+        assert!(
+            ManagedCa::create_generation(group, &names, KeyAlgorithm::EcdsaP256, now, 0).is_err()
+        );
+    }
+
+    #[test]
+    fn a_key_from_another_ca_is_refused() {
+        let now = Utc::now();
+        let names = ManagedCaParams::default();
+        let a = ManagedCa::create(
+            "aaaaaaaaaaaaaaaaaaaaaaaa",
+            &names,
+            KeyAlgorithm::EcdsaP256,
+            now,
+        )
+        .unwrap();
+        let b = ManagedCa::create(
+            "aaaaaaaaaaaaaaaaaaaaaaaa",
+            &names,
+            KeyAlgorithm::EcdsaP256,
+            now,
+        )
+        .unwrap();
+        assert!(matches!(
+            ManagedCa::from_parts(a.cert_der(), &b.key_pkcs8_der()),
+            Err(CaError::CorruptCa(_))
+        ));
+    }
+
+    #[test]
+    fn covers_keeps_the_margin() {
+        let now = Utc::now();
+        let ca = ManagedCa::create(
+            "aaaaaaaaaaaaaaaaaaaaaaaa",
+            &ManagedCaParams::default(),
+            KeyAlgorithm::EcdsaP256,
+            now,
+        )
+        .unwrap();
+        let day = chrono::Duration::days(1);
+        assert!(ca.covers(ca.not_after() - day, day));
+        assert!(!ca.covers(ca.not_after() - day, day * 2));
+        assert!(!ca.covers(ca.not_after() + day, chrono::Duration::zero()));
     }
 
     #[test]

@@ -16,7 +16,10 @@ pub mod sealing;
 mod validity;
 
 pub use error::CaError;
-pub use issue::{IssuedCertificate, LeafRequest, ManagedCa, ManagedCaParams, response_pem};
+pub use issue::{
+    CaCertInfo, IssuedCertificate, LeafRequest, ManagedCa, ManagedCaParams, certificate_pem,
+    response_pem,
+};
 pub use keys::{KeyAlgorithm, LeafKey};
 pub use validity::{add_months, leaf_validity};
 

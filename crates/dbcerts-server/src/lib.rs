@@ -45,6 +45,12 @@ pub use ca_service::{CaService, ProjectCa};
 pub use http::{SHUTDOWN_GRACE, metrics_router, router};
 pub use routes::ocsp::OcspConfig;
 
+/// A CA generation as the API shows it (`GET .../cas`), for the CLI to print the same JSON.
+pub fn generation_json(g: ca_service::Generation) -> serde_json::Value {
+    serde_json::to_value(routes::ca_generations::GenerationOut::from(g))
+        .expect("a generation serializes")
+}
+
 /// Settings the HTTP layer needs.
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
@@ -67,6 +73,9 @@ pub struct ServerConfig {
     pub digest_replay_check: auth::digest::ReplayCheck,
     /// Certificate revocation: what deleting a user does, and what "expiring" means.
     pub revocation: RevocationConfig,
+    /// A project CA is rotated before signing a leaf that would end less than this many days
+    /// before it (`ca-rotation-margin-days`).
+    pub ca_rotation_margin_days: u32,
     /// The OCSP responder: the URL put on leaves, answer lifetime, rate limit.
     pub ocsp: OcspConfig,
 }
@@ -159,6 +168,7 @@ impl Default for ServerConfig {
             tls: false,
             digest_replay_check: auth::digest::ReplayCheck::Node,
             revocation: RevocationConfig::default(),
+            ca_rotation_margin_days: ca_service::DEFAULT_ROTATION_MARGIN_DAYS,
             ocsp: OcspConfig::default(),
         }
     }
@@ -206,7 +216,8 @@ impl AppState {
             Arc::clone(&master),
             config.ca_names.clone(),
             config.key_algorithm,
-        );
+        )
+        .with_rotation_margin_days(config.ca_rotation_margin_days);
         let dummy_sealed_key =
             master.seal(b"00000000-0000-0000-0000-000000000000", "api-key:dummy");
         let tokens = auth::oauth::TokenKey::new(

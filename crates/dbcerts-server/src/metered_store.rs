@@ -158,6 +158,19 @@ metered! {
     ) -> StoreResult<(Vec<CertificateSummary>, u64)>;
     fn expiring_certificates(now: i64, soon: i64, later: i64) -> StoreResult<Vec<ExpiringCount>>;
     fn list_project_cas(project_id: &str) -> StoreResult<Vec<CaRecord>>;
+    fn rotate_ca(
+        ca: &CaRecord,
+        replaces: i64,
+        audit: &AuditEvent,
+    ) -> StoreResult<Option<CaRecord>>;
+    fn retire_ca(
+        project_id: &str,
+        generation: i64,
+        now: i64,
+        audit: &AuditEvent,
+    ) -> StoreResult<RetireOutcome>;
+    fn last_leaf_not_after(ca_id: i64) -> StoreResult<Option<i64>>;
+    fn unretired_ca_expiries() -> StoreResult<Vec<CaExpiry>>;
     fn get_certificate(project_id: &str, serial: i64) -> StoreResult<Option<CertificateRecord>>;
     fn revoke_certificates(
         project_id: &str,

@@ -52,6 +52,12 @@ pub mod names {
     pub const CERTIFICATES_EXPIRING: &str = "dbcerts_certificates_expiring";
     /// Gauge: 1 when the store answered the last scrape's query, else 0.
     pub const STORE_UP: &str = "dbcerts_store_up";
+    /// Counter `{group_id, reason}`: project CA rotations (`manual` or `automatic`).
+    pub const CA_ROTATIONS: &str = "dbcerts_ca_rotations_total";
+    /// Counter `{group_id}`: CA generations retired.
+    pub const CA_RETIREMENTS: &str = "dbcerts_ca_retirements_total";
+    /// Gauge `{group_id, generation}`: seconds until each CA generation not retired expires.
+    pub const CA_EXPIRY: &str = "dbcerts_ca_expiry_seconds";
 }
 
 /// Histogram buckets, in seconds: from half a millisecond (a cached SQLite read) to ten seconds.
@@ -142,6 +148,33 @@ fn describe() {
         names::STORE_UP,
         "1 when the store answered the last scrape, 0 when it did not."
     );
+    describe_counter!(
+        names::CA_ROTATIONS,
+        "Project CA rotations made by this node, by project and reason (manual or automatic)."
+    );
+    describe_counter!(
+        names::CA_RETIREMENTS,
+        "Project CA generations retired through this node, by project."
+    );
+    describe_gauge!(
+        names::CA_EXPIRY,
+        "Seconds until each project CA generation that is not retired expires (negative once expired), by project and generation."
+    );
+}
+
+/// Records one project CA rotation (call once it is committed).
+pub fn ca_rotated(group_id: &str, reason: crate::ca_service::RotationReason) {
+    counter!(
+        names::CA_ROTATIONS,
+        "group_id" => group_id.to_owned(),
+        "reason" => reason.as_str(),
+    )
+    .increment(1);
+}
+
+/// Records one CA generation retired (call once it is committed).
+pub fn ca_retired(group_id: &str) {
+    counter!(names::CA_RETIREMENTS, "group_id" => group_id.to_owned()).increment(1);
 }
 
 /// Records one certificate issued (call once it is durably recorded).
@@ -262,6 +295,28 @@ async fn bounded<T>(
     }
 }
 
+/// Sets `dbcerts_ca_expiry_seconds` for every CA generation not retired. A store that does not
+/// answer leaves the last values (and `dbcerts_store_up`, set by the expiry query, says so).
+async fn refresh_ca_expiry(store: &dyn Store) {
+    let Some(cas) = bounded(
+        "metrics: the CA expiry query",
+        store.unretired_ca_expiries(),
+    )
+    .await
+    else {
+        return;
+    };
+    let now = chrono::Utc::now().timestamp();
+    for ca in cas {
+        gauge!(
+            names::CA_EXPIRY,
+            "group_id" => ca.project_id,
+            "generation" => ca.generation.to_string(),
+        )
+        .set((ca.not_after - now) as f64);
+    }
+}
+
 fn expiring(group_id: &str, within: &'static str) -> metrics::Gauge {
     gauge!(
         names::CERTIFICATES_EXPIRING,
@@ -352,6 +407,7 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
     let inner = &state.inner;
     gauge!(names::KEY_POOL_KEYS).set(inner.pool.stats().depth as f64);
     inner.observer.refresh_expiring(&*inner.store).await;
+    refresh_ca_expiry(&*inner.store).await;
     let body = inner.observer.handle.render();
     uncached(StatusCode::OK, "text/plain; version=0.0.4", body)
 }

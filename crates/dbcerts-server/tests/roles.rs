@@ -188,6 +188,9 @@ enum Op {
     RevokeDatabaseUserCert,
     RevokeAllDatabaseUserCerts,
     ListDatabaseUserCertStatuses,
+    ListProjectCaGenerations,
+    RotateProjectCa,
+    RetireProjectCaGeneration,
     ListOrgApiKeys,
     GetOrgApiKey,
     CreateOrgApiKey,
@@ -197,7 +200,7 @@ enum Op {
     CreateOrgServiceAccount,
 }
 
-const OPS: [Op; 35] = [
+const OPS: [Op; 38] = [
     Op::GetGroup,
     Op::ListGroups,
     Op::ListDatabaseUsers,
@@ -232,6 +235,9 @@ const OPS: [Op; 35] = [
     Op::DeleteOrgApiKey,
     Op::ListOrgServiceAccounts,
     Op::CreateOrgServiceAccount,
+    Op::ListProjectCaGenerations,
+    Op::RotateProjectCa,
+    Op::RetireProjectCaGeneration,
     Op::DeleteGroup,
 ];
 
@@ -277,6 +283,15 @@ impl Op {
                 ProjectReadOnly,
                 200,
             ),
+            // Issue 17: reading the generations is Project Read Only, changing them is Project
+            // Owner (like revocation).
+            Op::ListProjectCaGenerations => {
+                ("listProjectCaGenerations (dbcerts)", ProjectReadOnly, 200)
+            }
+            Op::RotateProjectCa => ("rotateProjectCa (dbcerts)", ProjectOwner, 201),
+            Op::RetireProjectCaGeneration => {
+                ("retireProjectCaGeneration (dbcerts)", ProjectOwner, 200)
+            }
             Op::ListOrgApiKeys => ("listOrgApiKeys", OrgMember, 200),
             Op::GetOrgApiKey => ("getOrgApiKey", OrgMember, 200),
             Op::CreateOrgApiKey => ("createOrgApiKey", OrgOwner, 200),
@@ -610,6 +625,15 @@ async fn new_key(h: &Harness, master: &MasterKey, desc: &str, grants: &[(&str, &
         public: rec.public_key.clone(),
         private: String::clone(&private),
     }
+}
+
+/// The generation of the project's active CA, from the store.
+async fn active_generation(h: &Harness, project_id: &str) -> u64 {
+    h.store
+        .get_active_ca(project_id)
+        .await
+        .unwrap()
+        .map_or(0, |c| c.generation as u64)
 }
 
 /// Makes project `<tag>-project` as the Organization Owner, with a MANAGED X.509 user holding
@@ -946,6 +970,36 @@ async fn plan(w: &World, cell: &Cell, n: usize) -> Plan {
             );
             p.accept = None;
         }
+        Op::ListProjectCaGenerations => {
+            p.uri = format!("/api/dbcerts/v1/groups/{gid}/cas");
+            p.accept = None;
+        }
+        Op::RotateProjectCa => {
+            p.method = "POST";
+            p.uri = format!("/api/dbcerts/v1/groups/{gid}/ca:rotate");
+            p.accept = None;
+            p.before = active_generation(&w.h, &gid).await;
+        }
+        Op::RetireProjectCaGeneration => {
+            // The owner rotates first, so that the generation before the active one may go.
+            let r =
+                w.h.call_as(
+                    &w.owner.public,
+                    &w.owner.private,
+                    "POST",
+                    &format!("/api/dbcerts/v1/groups/{gid}/ca:rotate"),
+                    None,
+                    None,
+                )
+                .await;
+            assert_eq!(r.status.as_u16(), 201, "setup rotation: {}", r.text);
+            let retiring = active_generation(&w.h, &gid).await - 1;
+            p.method = "POST";
+            p.uri = format!("/api/dbcerts/v1/groups/{gid}/ca:retire");
+            p.accept = None;
+            p.body = Some(format!(r#"{{"generation":{retiring}}}"#));
+            p.before = retiring;
+        }
         other => unreachable!("{other:?} is organization-level"),
     }
     p
@@ -1096,6 +1150,17 @@ async fn verify(w: &World, cell: &Cell, p: &Plan) -> Result<(), String> {
                 .expect("the certificate exists");
             check("the revocation", cert.revocation.is_some())
         }
+        Op::RotateProjectCa => {
+            let now = active_generation(&w.h, &gid).await;
+            check("the rotation", now == p.before + 1)
+        }
+        Op::RetireProjectCaGeneration => {
+            let cas = store.list_project_cas(&gid).await.unwrap();
+            let retired = cas
+                .iter()
+                .any(|c| c.generation as u64 == p.before && c.retired_at.is_some());
+            check("the retirement", retired)
+        }
         // Reads change nothing.
         Op::GetGroup
         | Op::ListGroups
@@ -1108,6 +1173,7 @@ async fn verify(w: &World, cell: &Cell, p: &Plan) -> Result<(), String> {
         | Op::GetGroupServiceAccount
         | Op::GetProjectCa
         | Op::ListDatabaseUserCertStatuses
+        | Op::ListProjectCaGenerations
         | Op::ListOrgApiKeys
         | Op::GetOrgApiKey
         | Op::ListOrgServiceAccounts => Ok(()),
@@ -1154,6 +1220,10 @@ fn content(w: &World, cell: &Cell, r: &Reply) -> Result<(), String> {
         Op::GetGroupServiceAccount => has("the service account", &proj.sa_client_id),
         Op::GetProjectCa if r.text != proj.ca_pem => {
             Err("content: not the project's CA certificate".into())
+        }
+        Op::ListProjectCaGenerations => {
+            let first_line = proj.ca_pem.lines().nth(1).unwrap_or_default();
+            has("the project's first CA", first_line)
         }
         _ => Ok(()),
     }
@@ -1364,8 +1434,8 @@ fn grid(outcomes: &[Outcome]) -> String {
 #[tokio::test]
 async fn every_cell_meets_the_spec_role_requirements() {
     let cells = matrix();
-    // 27 project operations x 5 callers x 2 projects, 8 organization operations x 5 callers.
-    assert_eq!(cells.len(), 27 * 5 * 2 + 8 * 5);
+    // 30 project operations x 5 callers x 2 projects, 8 organization operations x 5 callers.
+    assert_eq!(cells.len(), 30 * 5 * 2 + 8 * 5);
     let w = World::new().await;
     let outcomes = run(&w, &cells).await;
     println!("{}", grid(&outcomes));
@@ -1380,7 +1450,7 @@ async fn no_refusal_about_someone_elses_project_reveals_it() {
         .into_iter()
         .filter(|c| c.project == Some(Target::Theirs) && c.expect == Expect::GroupNotFound)
         .collect();
-    assert_eq!(cells.len(), 27 * 4);
+    assert_eq!(cells.len(), 30 * 4);
     let w = World::new().await;
     let outcomes = run(&w, &cells).await;
     let mut problems = String::new();

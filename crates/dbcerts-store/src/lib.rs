@@ -247,6 +247,34 @@ pub trait Store: Send + Sync + 'static {
     /// Every CA of the project, active or not, oldest first.
     async fn list_project_cas(&self, project_id: &str) -> StoreResult<Vec<CaRecord>>;
 
+    /// Rotation: in one write transaction, if the CA with row id `replaces` is still the
+    /// project's active one, it stops being active, `ca` (generation `replaces`' + 1) is
+    /// inserted as the active CA, and `audit` is appended. Returns the stored row; `None` when
+    /// `replaces` is no longer active (another rotation came first) and nothing was written.
+    async fn rotate_ca(
+        &self,
+        ca: &CaRecord,
+        replaces: i64,
+        audit: &AuditEvent,
+    ) -> StoreResult<Option<CaRecord>>;
+
+    /// Retires generation `generation` of the project's CA at `now`, appending `audit` in the
+    /// same transaction. The active CA is refused; a retired one keeps its first time and
+    /// nothing is written.
+    async fn retire_ca(
+        &self,
+        project_id: &str,
+        generation: i64,
+        now: i64,
+        audit: &AuditEvent,
+    ) -> StoreResult<RetireOutcome>;
+
+    /// The latest `not_after` of the certificates CA `ca_id` signed, if it signed any.
+    async fn last_leaf_not_after(&self, ca_id: i64) -> StoreResult<Option<i64>>;
+
+    /// Every CA generation of every project that is not retired, in (project, generation) order.
+    async fn unretired_ca_expiries(&self) -> StoreResult<Vec<CaExpiry>>;
+
     /// The project's certificate with this serial, revoked or not, expired or not. A serial of
     /// another project is `None`.
     async fn get_certificate(

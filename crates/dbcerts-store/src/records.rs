@@ -59,6 +59,13 @@ pub struct CaRecord {
     pub sealed_key: Vec<u8>,
     pub not_before: i64,
     pub not_after: i64,
+    /// 1 for the project's first CA, then one more per rotation (unique per project).
+    pub generation: i64,
+    /// Whether it signs new certificates (exactly one CA of a project does). Ignored on insert
+    /// (an inserted CA is the active one), filled on read.
+    pub active: bool,
+    /// Unix seconds at which it was retired (left the trust bundle); `None` while it is not.
+    pub retired_at: Option<i64>,
 }
 
 impl std::fmt::Debug for CaRecord {
@@ -68,8 +75,30 @@ impl std::fmt::Debug for CaRecord {
             .field("project_id", &self.project_id)
             .field("algorithm", &self.algorithm)
             .field("not_after", &self.not_after)
+            .field("generation", &self.generation)
+            .field("active", &self.active)
+            .field("retired_at", &self.retired_at)
             .finish_non_exhaustive()
     }
+}
+
+/// What [`crate::Store::retire_ca`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RetireOutcome {
+    /// The project has no CA of that generation.
+    NotFound,
+    /// That generation is the active one, which cannot be retired.
+    Active,
+    /// The generation is retired: by this call (`now`) or before (its first time kept).
+    Retired { ca: CaRecord, now: bool },
+}
+
+/// A CA generation that is not retired, for the expiry gauge.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CaExpiry {
+    pub project_id: String,
+    pub generation: i64,
+    pub not_after: i64,
 }
 
 /// A database user. `doc` is the server's JSON for the fields the store does not index.

@@ -58,6 +58,9 @@ macro_rules! sql_store {
                 sealed_key: get(row, "sealed_key")?,
                 not_before: get(row, "not_before")?,
                 not_after: get(row, "not_after")?,
+                generation: get(row, "generation")?,
+                active: get::<i32>(row, "active")? == 1,
+                retired_at: get(row, "retired_at")?,
             })
         }
 
@@ -1005,10 +1008,13 @@ macro_rules! sql_store {
             }
 
             async fn insert_ca_if_absent(&self, ca: &CaRecord) -> StoreResult<CaRecord> {
+                // No conflict target: a racing node's row conflicts on "one active CA per
+                // project" and on "one row per (project, generation)" (0009), and PostgreSQL
+                // raises on a conflict with any unique index but a named arbiter.
                 sqlx::query(
-                    "INSERT INTO project_cas (project_id, algorithm, cert, sealed_key, not_before, not_after, active)
-                     VALUES ($1, $2, $3, $4, $5, $6, 1)
-                     ON CONFLICT (project_id) WHERE active = 1 DO NOTHING",
+                    "INSERT INTO project_cas (project_id, algorithm, cert, sealed_key, not_before, not_after, active, generation)
+                     VALUES ($1, $2, $3, $4, $5, $6, 1, $7)
+                     ON CONFLICT DO NOTHING",
                 )
                 .bind(&ca.project_id)
                 .bind(&ca.algorithm)
@@ -1016,6 +1022,7 @@ macro_rules! sql_store {
                 .bind(&ca.sealed_key)
                 .bind(ca.not_before)
                 .bind(ca.not_after)
+                .bind(ca.generation)
                 .execute(&self.pool)
                 .await
                 .map_err(map_err)?;
@@ -1291,6 +1298,131 @@ macro_rules! sql_store {
                     .iter()
                     .map(ca_from_row)
                     .collect()
+            }
+
+            async fn rotate_ca(
+                &self,
+                ca: &CaRecord,
+                replaces: i64,
+                audit: &AuditEvent,
+            ) -> StoreResult<Option<CaRecord>> {
+                let mut tx = self.write_tx().await?;
+                let current = sqlx::query(
+                    "SELECT * FROM project_cas WHERE project_id = $1 AND active = 1",
+                )
+                .bind(&ca.project_id)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(map_err)?;
+                let Some(current) = current.as_ref().map(ca_from_row).transpose()? else {
+                    return Ok(None);
+                };
+                if current.id != replaces {
+                    return Ok(None);
+                }
+                if ca.generation != current.generation + 1 {
+                    return Err(StoreError::Internal(format!(
+                        "rotation to generation {} from generation {}",
+                        ca.generation, current.generation
+                    )));
+                }
+                sqlx::query("UPDATE project_cas SET active = 0 WHERE id = $1")
+                    .bind(current.id)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(map_err)?;
+                sqlx::query(
+                    "INSERT INTO project_cas (project_id, algorithm, cert, sealed_key, not_before, not_after, active, generation)
+                     VALUES ($1, $2, $3, $4, $5, $6, 1, $7)",
+                )
+                .bind(&ca.project_id)
+                .bind(&ca.algorithm)
+                .bind(&ca.cert_der)
+                .bind(&ca.sealed_key)
+                .bind(ca.not_before)
+                .bind(ca.not_after)
+                .bind(ca.generation)
+                .execute(&mut *tx)
+                .await
+                .map_err(map_err)?;
+                let row = sqlx::query("SELECT * FROM project_cas WHERE project_id = $1 AND active = 1")
+                    .bind(&ca.project_id)
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(map_err)?;
+                let stored = ca_from_row(&row)?;
+                append_audit_in(&mut tx, audit).await?;
+                tx.commit().await.map_err(map_err)?;
+                Ok(Some(stored))
+            }
+
+            async fn retire_ca(
+                &self,
+                project_id: &str,
+                generation: i64,
+                now: i64,
+                audit: &AuditEvent,
+            ) -> StoreResult<RetireOutcome> {
+                let mut tx = self.write_tx().await?;
+                let select = "SELECT * FROM project_cas WHERE project_id = $1 AND generation = $2";
+                let row = sqlx::query(select)
+                    .bind(project_id)
+                    .bind(generation)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(map_err)?;
+                let Some(ca) = row.as_ref().map(ca_from_row).transpose()? else {
+                    return Ok(RetireOutcome::NotFound);
+                };
+                if ca.active {
+                    return Ok(RetireOutcome::Active);
+                }
+                if ca.retired_at.is_some() {
+                    return Ok(RetireOutcome::Retired { ca, now: false });
+                }
+                sqlx::query("UPDATE project_cas SET retired_at = $1 WHERE id = $2")
+                    .bind(now)
+                    .bind(ca.id)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(map_err)?;
+                append_audit_in(&mut tx, audit).await?;
+                tx.commit().await.map_err(map_err)?;
+                Ok(RetireOutcome::Retired {
+                    ca: CaRecord {
+                        retired_at: Some(now),
+                        ..ca
+                    },
+                    now: true,
+                })
+            }
+
+            async fn last_leaf_not_after(&self, ca_id: i64) -> StoreResult<Option<i64>> {
+                let row = sqlx::query("SELECT MAX(not_after) AS last FROM certificates WHERE ca_id = $1")
+                    .bind(ca_id)
+                    .fetch_one(&self.pool)
+                    .await
+                    .map_err(map_err)?;
+                get(&row, "last")
+            }
+
+            async fn unretired_ca_expiries(&self) -> StoreResult<Vec<CaExpiry>> {
+                sqlx::query(
+                    "SELECT project_id, generation, not_after FROM project_cas
+                     WHERE retired_at IS NULL ORDER BY project_id, generation",
+                )
+                .fetch_all(&self.pool)
+                .await
+                .map_err(map_err)?
+                .iter()
+                .map(|row| {
+                    Ok(CaExpiry {
+                        project_id: get(row, "project_id")?,
+                        generation: get(row, "generation")?,
+                        not_after: get(row, "not_after")?,
+                    })
+                })
+                .collect()
             }
 
             async fn get_certificate(

@@ -195,11 +195,21 @@ pub async fn checkpoint_file(path: &Path) -> StoreResult<()> {
         .connect()
         .await
         .map_err(map_err)?;
-    sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
-        .execute(&mut conn)
+    // One row: (busy, log frames, frames checkpointed). Busy means another connection kept
+    // part of the log from being folded in: the file alone would not hold every commit.
+    let row = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+        .fetch_one(&mut conn)
         .await
         .map_err(map_err)?;
-    conn.close().await.map_err(map_err)
+    let busy: i64 = row.try_get(0).map_err(map_err)?;
+    conn.close().await.map_err(map_err)?;
+    if busy != 0 {
+        return Err(StoreError::Unavailable(format!(
+            "{} is in use: its write-ahead log could not be folded in",
+            path.display()
+        )));
+    }
+    Ok(())
 }
 
 /// The database file a `sqlite:` URL names; `None` for other schemes and in-memory databases.

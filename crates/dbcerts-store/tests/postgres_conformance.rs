@@ -131,6 +131,19 @@ async fn ca_race_across_two_nodes() {
     first.close().await;
 }
 
+/// Two nodes rotating the same projects' CAs at once make one generation each.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn ca_rotation_race_across_two_nodes() {
+    let Some((url, first)) = fresh_store().await else {
+        return;
+    };
+    let second = PgStore::open_url(&url).await.unwrap();
+    conformance::ca_rotation_race_across_two_nodes(&first, &second).await;
+    conformance::assert_audit_log_intact(&first).await;
+    second.close().await;
+    first.close().await;
+}
+
 /// Two nodes recording the same Digest nonce counts at once: each is accepted once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn digest_nonce_count_accepted_once_across_two_nodes() {
@@ -177,6 +190,10 @@ async fn nodes_starting_at_once_migrate_once() {
             .into_iter()
             .map(|version| (version, true))
             .collect::<Vec<_>>()
+    );
+    assert_eq!(
+        applied.len() as i64,
+        conformance::migration_count("postgres")
     );
     for store in stores {
         store.close().await;
@@ -327,6 +344,9 @@ async fn certificate_inserted_without_ca_id_gets_the_active_ca() {
             sealed_key: vec![1; 32],
             not_before: 1_700_000_000,
             not_after: 2_000_000_000,
+            generation: 1,
+            active: true,
+            retired_at: None,
         })
         .await
         .unwrap();

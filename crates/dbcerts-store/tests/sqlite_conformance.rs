@@ -124,6 +124,17 @@ async fn ca_race_across_two_nodes() {
     first.close().await;
 }
 
+/// Two nodes on one file rotating the same projects' CAs at once make one generation each.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn ca_rotation_race_across_two_nodes() {
+    let (dir, first) = fresh_store().await;
+    let second = SqliteStore::open(&db_path(dir.path())).await.unwrap();
+    conformance::ca_rotation_race_across_two_nodes(&first, &second).await;
+    conformance::assert_audit_log_intact(&first).await;
+    second.close().await;
+    first.close().await;
+}
+
 /// Two nodes on one file recording the same Digest nonce counts: each is accepted once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn digest_nonce_count_accepted_once_across_two_nodes() {
@@ -149,6 +160,9 @@ async fn data_survives_close_and_reopen() {
         sealed_key: vec![7; 32],
         not_before: 1_700_000_000,
         not_after: 2_000_000_000,
+        generation: 1,
+        active: true,
+        retired_at: None,
     };
     let user = DatabaseUserRecord {
         project_id: project.id.clone(),
@@ -324,6 +338,7 @@ async fn stores_opening_at_once_migrate_once() {
             .map(|version| (version, true))
             .collect::<Vec<_>>()
     );
+    assert_eq!(applied.len() as i64, conformance::migration_count("sqlite"));
     db.close().await;
     for s in stores {
         assert!(s.is_empty().await.unwrap());
@@ -495,17 +510,25 @@ async fn certificates_without_ca_id_get_the_active_ca() {
             sealed_key: vec![1; 32],
             not_before: 1_700_000_000,
             not_after: 2_000_000_000,
+            generation: 1,
+            active: true,
+            retired_at: None,
         })
         .await
         .unwrap();
     store.close().await;
     drop(store);
 
-    // The store as the previous version left it: no migration 7 (nor 10, which indexes its
-    // columns).
+    // The store as the previous version left it: no migration 7 (nor 9, which builds on it, nor
+    // 10, which indexes its columns).
     let url = format!("sqlite://{}", db_path(dir.path()).display());
     let db = sqlx::SqlitePool::connect(&url).await.unwrap();
     for statement in [
+        "DROP INDEX certificates_by_ca_expiry",
+        "DROP INDEX project_cas_generation",
+        "ALTER TABLE project_cas DROP COLUMN generation",
+        "ALTER TABLE project_cas DROP COLUMN retired_at",
+        "DELETE FROM _sqlx_migrations WHERE version = 9",
         "DROP TRIGGER certificates_ca_id_on_insert",
         "DROP INDEX certificates_revoked_by_ca",
         "DROP INDEX certificates_revoked_by_user",

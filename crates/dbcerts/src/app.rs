@@ -92,6 +92,7 @@ impl App {
             tls: settings.tls.is_some(),
             digest_replay_check: settings.digest_replay_check,
             revocation: settings.revocation.clone(),
+            ca_rotation_margin_days: settings.ca_rotation_margin_days,
             ocsp: settings.ocsp.clone(),
         };
         let state = AppState::new(store.shared(), Arc::new(master), nonce, pool, config);
@@ -298,13 +299,75 @@ pub async fn open_checked_store(
     Ok((store, master))
 }
 
-/// The PEM of `project`'s managed CA, creating the CA if the project has none yet.
+/// The trust bundle of `project` (the PEM of every CA generation in it; the one CA until the
+/// first rotation), creating the project's CA if it has none yet.
 pub async fn export_ca(settings: &Settings, project: &str) -> anyhow::Result<String> {
+    let (store, ca) = project_ca_service(settings, project).await?;
+    let pem = ca.bundle_pem(project).await.map_err(atlas_error);
+    store.close().await;
+    pem
+}
+
+/// `dbcerts ca rotate`: a new generation of `project`'s CA, as JSON.
+pub async fn rotate_ca(settings: &Settings, project: &str) -> anyhow::Result<serde_json::Value> {
+    let (store, ca) = project_ca_service(settings, project).await?;
+    let who = dbcerts_server::ca_service::Who::operator();
+    let result = ca
+        .rotate(
+            project,
+            dbcerts_server::ca_service::RotationReason::Manual,
+            &who,
+        )
+        .await
+        .map_err(atlas_error);
+    store.close().await;
+    match result? {
+        Some(g) => Ok(dbcerts_server::generation_json(g)),
+        None => anyhow::bail!(
+            "another rotation of project {project}'s CA happened at the same time; see GET /api/dbcerts/v1/groups/{project}/cas"
+        ),
+    }
+}
+
+/// `dbcerts ca retire`: takes generation `generation` of `project`'s CA out of the bundle.
+pub async fn retire_ca(
+    settings: &Settings,
+    project: &str,
+    generation: u32,
+) -> anyhow::Result<serde_json::Value> {
+    let (store, ca) = project_ca_service(settings, project).await?;
+    let who = dbcerts_server::ca_service::Who::operator();
+    let result = ca
+        .retire(project, generation, &who)
+        .await
+        .map_err(atlas_error);
+    store.close().await;
+    match result? {
+        Ok(g) => Ok(dbcerts_server::generation_json(g)),
+        Err(dbcerts_server::ca_service::RetireError::NotFound) => {
+            anyhow::bail!("project {project}'s CA has no generation {generation}")
+        }
+        Err(dbcerts_server::ca_service::RetireError::Active) => anyhow::bail!(
+            "generation {generation} is project {project}'s active CA and cannot be retired; run `dbcerts ca rotate` first"
+        ),
+    }
+}
+
+fn atlas_error(e: dbcerts_server::error::AtlasError) -> anyhow::Error {
+    anyhow::anyhow!("{}: {}", e.code, e.detail)
+}
+
+/// The store and a CA service on it, for an existing project.
+async fn project_ca_service(
+    settings: &Settings,
+    project: &str,
+) -> anyhow::Result<(Backend, dbcerts_server::CaService)> {
     dbcerts_server::params::GroupId::parse(project).map_err(|_| {
         anyhow::anyhow!("{project:?} is not a project id (24 lowercase hex digits)")
     })?;
     let (store, master) = open_checked_store(settings).await?;
     if store.store().get_project(project).await?.is_none() {
+        store.close().await;
         anyhow::bail!("no project with id {project} exists");
     }
     let ca = dbcerts_server::CaService::new(
@@ -312,12 +375,7 @@ pub async fn export_ca(settings: &Settings, project: &str) -> anyhow::Result<Str
         Arc::new(master),
         settings.ca_names.clone(),
         settings.key_algorithm,
-    );
-    let pem = ca
-        .get_or_create(project)
-        .await
-        .map_err(|e| anyhow::anyhow!("{}: {}", e.code, e.detail))?
-        .cert_pem();
-    store.close().await;
-    Ok(pem)
+    )
+    .with_rotation_margin_days(settings.ca_rotation_margin_days);
+    Ok((store, ca))
 }

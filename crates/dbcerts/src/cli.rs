@@ -174,9 +174,10 @@ pub enum ApikeyCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum CaCommand {
-    /// Print a project's managed CA certificate (PEM), for `net.tls.CAFile` of mongod, or write
-    /// it to a file with --out. Opens the store directly: run it with the --data-dir (and
-    /// --database-url) that `dbcerts serve` uses.
+    /// Print a project's trust bundle (PEM: its managed CA, and after a rotation every CA
+    /// generation not retired that still has an unexpired certificate), for `net.tls.CAFile` of
+    /// mongod, or write it to a file with --out. Opens the store directly: run it with the
+    /// --data-dir (and --database-url) that `dbcerts serve` uses.
     ///
     /// Example: dbcerts ca export --project 5efda6aea3f2ed2e7dd6ce05 --out dbcerts-ca.pem
     Export {
@@ -190,6 +191,33 @@ pub enum CaCommand {
         /// Replace FILE if it exists
         #[arg(long, requires = "out")]
         force: bool,
+        #[command(flatten)]
+        store: GlobalArgs,
+    },
+    /// Make a new generation of a project's managed CA active for new certificates; the
+    /// previous one stays in the trust bundle (`ca export`) until its certificates expire or it
+    /// is retired. Prints the new generation (JSON). Opens the store directly, as `ca export`.
+    ///
+    /// Example: dbcerts ca rotate --project 5efda6aea3f2ed2e7dd6ce05
+    Rotate {
+        /// The project (group) id.
+        #[arg(long)]
+        project: String,
+        #[command(flatten)]
+        store: GlobalArgs,
+    },
+    /// Take a generation of a project's CA out of the trust bundle: certificates it signed stop
+    /// verifying once mongod's CAFile is refreshed. The active generation cannot be retired.
+    /// Prints the retired generation (JSON).
+    ///
+    /// Example: dbcerts ca retire --project 5efda6aea3f2ed2e7dd6ce05 --generation 1
+    Retire {
+        /// The project (group) id.
+        #[arg(long)]
+        project: String,
+        /// The generation to retire (1 is the project's first CA).
+        #[arg(long)]
+        generation: u32,
         #[command(flatten)]
         store: GlobalArgs,
     },
@@ -269,4 +297,8 @@ pub struct ServeArgs {
     /// this many days [default: 30]
     #[arg(long, env = "DBCERTS_CERT_EXPIRING_DAYS", value_name = "DAYS")]
     pub cert_expiring_days: Option<u32>,
+    /// Rotate a project's CA before issuing a certificate that would end less than this many
+    /// days before the CA does (0 to 1825) [default: 30]
+    #[arg(long, env = "DBCERTS_CA_ROTATION_MARGIN_DAYS", value_name = "DAYS")]
+    pub ca_rotation_margin_days: Option<u32>,
 }

@@ -58,6 +58,7 @@ pub struct FileConfig {
     pub allow_readable_data_dir: Option<bool>,
     pub revoke_on_user_delete: Option<bool>,
     pub cert_expiring_days: Option<u32>,
+    pub ca_rotation_margin_days: Option<u32>,
     pub ocsp_url: Option<String>,
     pub ocsp_validity_secs: Option<i64>,
     pub rate_limit_ocsp_per_minute: Option<u32>,
@@ -97,6 +98,9 @@ pub struct Settings {
     pub allow_readable_data_dir: bool,
     /// What deleting a user does to its certificates, and the status list's EXPIRING window.
     pub revocation: RevocationConfig,
+    /// A project CA is rotated before issuing a leaf that would end less than this many days
+    /// before the CA does.
+    pub ca_rotation_margin_days: u32,
     /// The OCSP responder: the base URL put on leaves (only when configured), answer lifetime
     /// and per-address rate limit.
     pub ocsp: OcspConfig,
@@ -132,6 +136,13 @@ fn ocsp_config(serve: &ServeArgs, file: &FileConfig) -> anyhow::Result<OcspConfi
         requests_per_minute,
     })
 }
+
+/// The default `ca-rotation-margin-days`.
+pub const DEFAULT_CA_ROTATION_MARGIN_DAYS: u32 =
+    dbcerts_server::ca_service::DEFAULT_ROTATION_MARGIN_DAYS;
+/// The largest: a new CA (ten years) must cover the longest leaf (24 months) with this margin to
+/// spare, or every issuance would rotate again.
+pub const MAX_CA_ROTATION_MARGIN_DAYS: u32 = 5 * 365;
 
 /// The PEM files `serve` reads its HTTPS certificate chain and private key from, at startup and
 /// on every SIGHUP. Only ever both or neither.
@@ -322,6 +333,15 @@ impl Settings {
                     i64::from(d) * 86_400
                 }),
         };
+        let ca_rotation_margin_days = serve
+            .ca_rotation_margin_days
+            .or(file.ca_rotation_margin_days)
+            .unwrap_or(DEFAULT_CA_ROTATION_MARGIN_DAYS);
+        if ca_rotation_margin_days > MAX_CA_ROTATION_MARGIN_DAYS {
+            anyhow::bail!(
+                "--ca-rotation-margin-days {ca_rotation_margin_days} is too large: at most {MAX_CA_ROTATION_MARGIN_DAYS} (a new ten-year CA must cover a 24-month certificate with the margin to spare)"
+            );
+        }
         let defaults = ManagedCaParams::default();
         let default_connections = ConnectionLimits::default();
         Ok(Settings {
@@ -369,6 +389,7 @@ impl Settings {
             metrics_listen,
             allow_readable_data_dir,
             revocation,
+            ca_rotation_margin_days,
             ocsp,
         })
     }
@@ -431,6 +452,38 @@ mod tests {
         let s = Settings::resolve(&global, &flags).unwrap();
         assert_eq!(s.listen.port(), 9001, "flags beat the file");
         assert!(s.database_url.ends_with("dbcerts.db"));
+    }
+
+    #[test]
+    fn ca_rotation_margin_from_file_then_flag_and_bounded() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("dbcerts.toml");
+        let global = GlobalArgs {
+            config: Some(path.clone()),
+            data_dir: Some(dir.path().into()),
+            ..Default::default()
+        };
+        std::fs::write(&path, "").unwrap();
+        let s = Settings::resolve(&global, &ServeArgs::default()).unwrap();
+        assert_eq!(s.ca_rotation_margin_days, DEFAULT_CA_ROTATION_MARGIN_DAYS);
+        std::fs::write(&path, "ca-rotation-margin-days = 90\n").unwrap();
+        let s = Settings::resolve(&global, &ServeArgs::default()).unwrap();
+        assert_eq!(s.ca_rotation_margin_days, 90);
+        let flags = ServeArgs {
+            ca_rotation_margin_days: Some(7),
+            ..Default::default()
+        };
+        let s = Settings::resolve(&global, &flags).unwrap();
+        assert_eq!(
+            s.ca_rotation_margin_days, 7,
+            "flags (and DBCERTS_*) beat the file"
+        );
+        let flags = ServeArgs {
+            ca_rotation_margin_days: Some(MAX_CA_ROTATION_MARGIN_DAYS + 1),
+            ..Default::default()
+        };
+        let err = Settings::resolve(&global, &flags).unwrap_err().to_string();
+        assert!(err.contains("ca-rotation-margin-days"), "{err}");
     }
 
     #[test]

@@ -53,6 +53,23 @@ pub fn run(cli: Cli) -> ExitCode {
                     None => print!("{pem}"),
                 }
             }
+            Command::Ca {
+                command: CaCommand::Rotate { project, store },
+            } => {
+                let generation = app::rotate_ca(&settings(&store)?, &project).await?;
+                println!("{}", serde_json::to_string_pretty(&generation)?);
+            }
+            Command::Ca {
+                command:
+                    CaCommand::Retire {
+                        project,
+                        generation,
+                        store,
+                    },
+            } => {
+                let retired = app::retire_ca(&settings(&store)?, &project, generation).await?;
+                println!("{}", serde_json::to_string_pretty(&retired)?);
+            }
             Command::Audit { command } => {
                 let store = match &command {
                     AuditCommand::Verify { store } | AuditCommand::List { store, .. } => store,

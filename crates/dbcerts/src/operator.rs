@@ -451,6 +451,14 @@ pub async fn restore(settings: &Settings, from: &Path) -> anyhow::Result<String>
         remove_database_files(&staged)?;
         return Err(e);
     }
+    // The checked store is closed, but sqlx closes a pool's SQLite connections on their worker
+    // threads, so their last close (which folds the WAL in and removes the -wal and -shm files)
+    // may still be under way: fold the WAL in here, then remove the two files, so that only the
+    // database file is renamed and nothing is left beside it.
+    dbcerts_store::checkpoint_file(&staged)
+        .await
+        .with_context(|| format!("checkpointing {}", staged.display()))?;
+    remove_siblings(&staged, &["-wal", "-shm"])?;
     let counts = count_rows(&staged).await?;
     std::fs::File::open(&staged)?.sync_all()?;
     // The swap: at every moment `db` is a complete database, the old one or the restored one.

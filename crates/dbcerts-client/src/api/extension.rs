@@ -6,8 +6,9 @@ use crate::error::ClientError;
 use crate::http::{Call, Client, encode_path};
 
 impl Client {
-    /// `GET /api/dbcerts/v1/groups/{groupId}/ca`: the project's managed CA certificate (PEM),
-    /// for `net.tls.CAFile` of `mongod`. A Project Owner's request creates the CA if the
+    /// `GET /api/dbcerts/v1/groups/{groupId}/ca`: the project's trust bundle (PEM: its managed
+    /// CA, and after a rotation every CA generation still in the bundle, oldest first), for
+    /// `net.tls.CAFile` of `mongod`. A Project Owner's request creates the CA if the
     /// project has none yet.
     pub async fn get_project_ca(&self, group_id: &str) -> Result<String, ClientError> {
         let path = format!(

@@ -1,7 +1,8 @@
 //! X.509 certificates of managed users: listDatabaseUserCerts and createDatabaseUserCert.
 //!
 //! Creation order: validate the body; find the project, the user, and check it is MANAGED and
-//! that no customer CA is set; take a pooled key (or generate one) and sign, off the async
+//! that no customer CA is set; get a CA that covers the certificate (rotating the project CA
+//! first when the active one would not, [`crate::ca_service::CaService::for_leaf`]); take a pooled key (or generate one) and sign, off the async
 //! runtime for RSA (ECDSA takes tens of microseconds, less than the hand-off); durably commit
 //! the certificate row (shared with concurrent requests, see [`crate::journal`]); only then
 //! count it (`dbcerts_certificates_issued_total`) and return certificate and key.
@@ -187,7 +188,16 @@ pub async fn create_database_user_cert(
     {
         return Err(AtlasError::advanced_x509());
     }
-    let ca = state.inner.ca.get_or_create(id.as_str()).await?;
+    // A CA that covers the certificate: the active one, or a new generation when the active
+    // one would expire within the rotation margin of the certificate's end.
+    let (_, planned_not_after) = leaf_validity(chrono::Utc::now(), months)
+        .map_err(|e| AtlasError::unexpected(format!("validity: {e}")))?;
+    let who = crate::ca_service::Who::of(&caller);
+    let ca = state
+        .inner
+        .ca
+        .for_leaf(id.as_str(), planned_not_after, &who)
+        .await?;
     let key = std::sync::Arc::new(take_key(&state).await?);
     for _ in 0..SERIAL_ATTEMPTS {
         let now = chrono::Utc::now();

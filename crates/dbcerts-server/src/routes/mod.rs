@@ -2,6 +2,7 @@
 
 pub(crate) mod access;
 pub(crate) mod api_keys;
+pub(crate) mod ca_generations;
 pub(crate) mod certs;
 pub(crate) mod database_users;
 pub(crate) mod extension;
@@ -176,6 +177,18 @@ pub fn extension_routes() -> Router<AppState> {
             get(extension::get_project_ca),
         )
         .merge(revocation::routes())
+        .route(
+            "/api/dbcerts/v1/groups/{groupId}/cas",
+            get(ca_generations::list_project_ca_generations),
+        )
+        .route(
+            "/api/dbcerts/v1/groups/{groupId}/ca:rotate",
+            post(ca_generations::rotate_project_ca),
+        )
+        .route(
+            "/api/dbcerts/v1/groups/{groupId}/ca:retire",
+            post(ca_generations::retire_project_ca_generation),
+        )
         .route(crate::openapi::PATH, get(crate::openapi::serve))
         .route(
             "/api/dbcerts/v1/ocsp/{groupId}",

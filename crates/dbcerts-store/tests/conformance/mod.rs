@@ -20,6 +20,7 @@ use dbcerts_store::{
     ServiceAccountRecord, ServiceAccountSecretRecord, Store, StoreError, StoreResult,
     UserSecurityRecord,
 };
+use dbcerts_store::{CaExpiry, RetireOutcome};
 
 /// Runs every check against one store, which must be fresh (contain no organization and no
 /// audit entry), then checks that the audit log they built is one unbroken chain.
@@ -77,6 +78,7 @@ pub async fn run_all(store: &dyn Store) {
     list_revoked_unexpired_per_ca(store).await;
     revoked_certificates_leave_the_unexpired_list(store).await;
     delete_database_user_revoking_in_one_transaction(store).await;
+    ca_rotation_and_retirement(store).await;
     assert_audit_log_intact(store).await;
 }
 
@@ -139,6 +141,7 @@ macro_rules! for_each_check {
             list_revoked_unexpired_per_ca,
             revoked_certificates_leave_the_unexpired_list,
             delete_database_user_revoking_in_one_transaction,
+            ca_rotation_and_retirement,
         );
     };
 }
@@ -274,6 +277,9 @@ fn ca(project_id: &str, tag: u8) -> CaRecord {
         sealed_key: vec![tag; 40],
         not_before: T0 + i64::from(tag),
         not_after: T0 + 10 * 365 * 86_400 + i64::from(tag),
+        generation: 1,
+        active: true,
+        retired_at: None,
     }
 }
 
@@ -403,18 +409,21 @@ fn audit_event(actor: &str, action: &str, project_id: Option<&str>, at_ms: i64) 
     }
 }
 
-/// The versions of the migrations the crate ships for `backend`, in order (every one must be
-/// applied, once).
+/// How many migrations the crate ships for `backend` (every one must be applied, once).
+pub fn migration_count(backend: &str) -> i64 {
+    migration_versions(backend).len() as i64
+}
+
+/// The versions of the migrations the crate ships for `backend`, in order (the numbers are
+/// fixed per feature, so a branch may ship 9 without 8).
 pub fn migration_versions(backend: &str) -> Vec<i64> {
     let dir = format!("{}/migrations/{backend}", env!("CARGO_MANIFEST_DIR"));
     let mut versions: Vec<i64> = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("{dir}: {e}"))
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|x| x == "sql"))
-        .map(|p| {
-            let name = p.file_name().unwrap().to_string_lossy().into_owned();
-            let (version, _) = name.split_once('_').unwrap_or_else(|| panic!("{name}"));
-            version.parse().unwrap_or_else(|e| panic!("{name}: {e}"))
+        .filter_map(|e| {
+            let name = e.unwrap().file_name().into_string().unwrap();
+            let (number, rest) = name.split_once('_')?;
+            rest.ends_with(".sql").then(|| number.parse().unwrap())
         })
         .collect();
     versions.sort_unstable();
@@ -4594,7 +4603,7 @@ pub async fn list_revoked_unexpired_per_ca(store: &dyn Store) {
 /// The Atlas list (`list_unexpired_certificates`) leaves revoked certificates out, page and
 /// count alike; `list_user_certificates` lists every certificate, expired and revoked too.
 pub async fn revoked_certificates_leave_the_unexpired_list(store: &dyn Store) {
-    let ns = Ns(53);
+    let ns = Ns(55);
     let (p, ca_p) = project_with_ca(store, ns, 0).await;
     let now = T0 + 2000;
     let certs: Vec<CertificateRecord> = (1..=5)
@@ -4675,7 +4684,7 @@ pub async fn revoked_certificates_leave_the_unexpired_list(store: &dyn Store) {
 /// revoked now; a user of another x509 type, a deletion without `revoke`, and a user that does
 /// not exist revoke nothing.
 pub async fn delete_database_user_revoking_in_one_transaction(store: &dyn Store) {
-    let ns = Ns(54);
+    let ns = Ns(56);
     let (p, ca_p) = project_with_ca(store, ns, 0).await;
     let now = T0 + 2000;
     let mut certs = Vec::new();
@@ -4814,4 +4823,160 @@ pub async fn delete_database_user_revoking_in_one_transaction(store: &dyn Store)
             .unwrap()
             .is_none()
     );
+}
+
+/// Generation `generation` of `p`'s CA as a rotation offers it.
+fn next_ca(p: &str, tag: u8, generation: i64) -> CaRecord {
+    CaRecord {
+        generation,
+        ..ca(p, tag)
+    }
+}
+
+/// The audit entries of one action about project `p`.
+async fn actions_about(store: &dyn Store, p: &str, action: &str) -> usize {
+    audit_log(store)
+        .await
+        .iter()
+        .filter(|e| e.event.action == action && e.event.project_id.as_deref() == Some(p))
+        .count()
+}
+
+/// Rotation swaps the active CA for the next generation with one audit entry, and only from the
+/// CA that is active; retirement refuses the active CA and unknown generations, happens once
+/// (its first time kept, one audit entry), and the expiry list and last-leaf probe follow.
+pub async fn ca_rotation_and_retirement(store: &dyn Store) {
+    let ns = Ns(53);
+    let (p, g1) = project_with_ca(store, ns, 0).await;
+    let (q, _) = project_with_ca(store, ns, 1).await;
+    assert_eq!((g1.generation, g1.active, g1.retired_at), (1, true, None));
+    let ev = |action: &str| audit_event(&ns.actor(1), action, Some(&p), (T0 + 10) * 1000);
+
+    let g2 = store
+        .rotate_ca(&next_ca(&p, 7, 2), g1.id, &ev("ca.rotated"))
+        .await
+        .unwrap()
+        .expect("rotating from the active CA succeeds");
+    assert_eq!((g2.generation, g2.active, g2.retired_at), (2, true, None));
+    assert_eq!(sans_id(g2.clone()), next_ca(&p, 7, 2));
+    assert_eq!(store.get_active_ca(&p).await.unwrap(), Some(g2.clone()));
+    let listed = store.list_project_cas(&p).await.unwrap();
+    assert_eq!(
+        listed,
+        vec![
+            CaRecord {
+                active: false,
+                ..g1.clone()
+            },
+            g2.clone()
+        ]
+    );
+    assert_eq!(actions_about(store, &p, "ca.rotated").await, 1);
+
+    // From a CA that is no longer active: nothing happens, nothing is audited.
+    let stale = store
+        .rotate_ca(&next_ca(&p, 9, 2), g1.id, &ev("ca.rotated"))
+        .await
+        .unwrap();
+    assert_eq!(stale, None);
+    assert_eq!(store.list_project_cas(&p).await.unwrap(), listed);
+    assert_eq!(actions_about(store, &p, "ca.rotated").await, 1);
+
+    // Retirement.
+    let retired_event = ev("ca.retired");
+    let retire = |generation: i64, now: i64| store.retire_ca(&p, generation, now, &retired_event);
+    assert_eq!(retire(2, T0 + 20).await.unwrap(), RetireOutcome::Active);
+    assert_eq!(retire(3, T0 + 20).await.unwrap(), RetireOutcome::NotFound);
+    let retired = CaRecord {
+        active: false,
+        retired_at: Some(T0 + 20),
+        ..g1.clone()
+    };
+    assert_eq!(
+        retire(1, T0 + 20).await.unwrap(),
+        RetireOutcome::Retired {
+            ca: retired.clone(),
+            now: true
+        }
+    );
+    assert_eq!(
+        retire(1, T0 + 30).await.unwrap(),
+        RetireOutcome::Retired {
+            ca: retired.clone(),
+            now: false
+        },
+        "the first retirement time stays"
+    );
+    assert_eq!(actions_about(store, &p, "ca.retired").await, 1);
+    assert_eq!(
+        store.list_project_cas(&p).await.unwrap(),
+        vec![retired, g2.clone()]
+    );
+    // Another project's generations are untouched.
+    assert_eq!(
+        store
+            .retire_ca(&q, 2, T0 + 20, &ev("ca.retired"))
+            .await
+            .unwrap(),
+        RetireOutcome::NotFound
+    );
+
+    let mine: Vec<CaExpiry> = store
+        .unretired_ca_expiries()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.project_id == p || e.project_id == q)
+        .collect();
+    let want_q = CaExpiry {
+        project_id: q.clone(),
+        generation: 1,
+        not_after: ca(&q, 1).not_after,
+    };
+    let want_p = CaExpiry {
+        project_id: p.clone(),
+        generation: 2,
+        not_after: g2.not_after,
+    };
+    let mut want = vec![want_p, want_q];
+    want.sort_by(|a, b| a.project_id.cmp(&b.project_id));
+    assert_eq!(mine, want, "retired generations are left out");
+
+    // The last certificate a CA signed.
+    assert_eq!(store.last_leaf_not_after(g2.id).await.unwrap(), None);
+    for (n, end) in [(1, T0 + 500), (2, T0 + 900), (3, T0 + 700)] {
+        let c = issued_by(&g2, cert(ns.serial(n), &p, "CN=ann", T0, end));
+        insert_cert(store, &c).await.unwrap();
+    }
+    assert_eq!(
+        store.last_leaf_not_after(g2.id).await.unwrap(),
+        Some(T0 + 900)
+    );
+    assert_eq!(store.last_leaf_not_after(g1.id).await.unwrap(), None);
+}
+
+/// Two nodes rotating one project's CA at the same moment, from the same active CA, make one
+/// new generation: exactly one call wins, and both nodes then see it as the active CA.
+pub async fn ca_rotation_race_across_two_nodes(first: &dyn Store, second: &dyn Store) {
+    let ns = Ns(54);
+    for n in 0..10 {
+        let (p, g1) = project_with_ca(first, ns, n).await;
+        let ev = audit_event(&ns.actor(1), "ca.rotated", Some(&p), (T0 + 10) * 1000);
+        let (a, b) = (next_ca(&p, 2 * n as u8, 2), next_ca(&p, 2 * n as u8 + 1, 2));
+        let (ra, rb) = tokio::join!(
+            first.rotate_ca(&a, g1.id, &ev),
+            second.rotate_ca(&b, g1.id, &ev)
+        );
+        let winners: Vec<CaRecord> = [ra.unwrap(), rb.unwrap()].into_iter().flatten().collect();
+        assert_eq!(winners.len(), 1, "exactly one rotation wins");
+        assert_eq!(
+            first.get_active_ca(&p).await.unwrap().as_ref(),
+            winners.first()
+        );
+        assert_eq!(
+            second.get_active_ca(&p).await.unwrap().as_ref(),
+            winners.first()
+        );
+        assert_eq!(first.list_project_cas(&p).await.unwrap().len(), 2);
+    }
 }
