@@ -92,9 +92,9 @@ impl App {
             tls: settings.tls.is_some(),
             digest_replay_check: settings.digest_replay_check,
             crl: settings.crl,
+            revocation: settings.revocation.clone(),
             ca_rotation_margin_days: settings.ca_rotation_margin_days,
             ocsp: settings.ocsp.clone(),
-            revocation: settings.revocation.clone(),
         };
         let state = AppState::new(store.shared(), Arc::new(master), nonce, pool, config);
         Ok(App {

@@ -60,12 +60,12 @@ pub struct FileConfig {
     pub crl_refresh_secs: Option<i64>,
     pub crl_backdate_secs: Option<i64>,
     pub crl_distribution: Option<bool>,
+    pub revoke_on_user_delete: Option<bool>,
+    pub cert_expiring_days: Option<u32>,
     pub ca_rotation_margin_days: Option<u32>,
     pub ocsp_url: Option<String>,
     pub ocsp_validity_secs: Option<i64>,
     pub rate_limit_ocsp_per_minute: Option<u32>,
-    pub revoke_on_user_delete: Option<bool>,
-    pub cert_expiring_days: Option<u32>,
 }
 
 /// Everything `serve` and the store-opening commands need, fully resolved.
@@ -102,14 +102,14 @@ pub struct Settings {
     pub allow_readable_data_dir: bool,
     /// CRL validity (nextUpdate), refresh and thisUpdate backdating.
     pub crl: dbcerts_server::crl::CrlConfig,
+    /// What deleting a user does to its certificates, and the status list's EXPIRING window.
+    pub revocation: RevocationConfig,
     /// A project CA is rotated before issuing a leaf that would end less than this many days
     /// before the CA does.
     pub ca_rotation_margin_days: u32,
     /// The OCSP responder: the base URL put on leaves (only when configured), answer lifetime
     /// and per-address rate limit.
     pub ocsp: OcspConfig,
-    /// What deleting a user does to its certificates, and the status list's EXPIRING window.
-    pub revocation: RevocationConfig,
 }
 
 /// The OCSP settings: `--ocsp-url` (`DBCERTS_OCSP_URL`, `ocsp-url`), `ocsp-validity-secs`
@@ -436,9 +436,9 @@ impl Settings {
             metrics_listen,
             allow_readable_data_dir,
             crl,
+            revocation,
             ca_rotation_margin_days,
             ocsp,
-            revocation,
         })
     }
 

@@ -4690,6 +4690,152 @@ pub async fn revoked_certificates_leave_the_unexpired_list(store: &dyn Store) {
     );
 }
 
+/// `delete_database_user_revoking` deletes the user and, for a MANAGED user when asked,
+/// revokes its unexpired certificates (the earlier revocation of one kept), auditing each one
+/// revoked now; a user of another x509 type, a deletion without `revoke`, and a user that does
+/// not exist revoke nothing.
+pub async fn delete_database_user_revoking_in_one_transaction(store: &dyn Store) {
+    let ns = Ns(56);
+    let (p, ca_p) = project_with_ca(store, ns, 0).await;
+    let now = T0 + 2000;
+    let mut certs = Vec::new();
+    for (n, name, not_after) in [
+        (1, "gil", now + 100),
+        (2, "gil", now + 200),
+        (3, "gil", now),
+        (4, "hal", now + 100),
+        (5, "ivy", now + 100),
+        (6, "jon", now + 100),
+    ] {
+        let c = issued_by(&ca_p, cert(ns.serial(n), &p, name, T0 + n, not_after));
+        insert_cert(store, &c).await.unwrap();
+        certs.push(c);
+    }
+    for name in ["gil", "ivy"] {
+        store
+            .create_database_user(&user(&p, "$external", name, T0))
+            .await
+            .unwrap();
+    }
+    let scram = DatabaseUserRecord {
+        x509_type: "NONE".to_owned(),
+        ..user(&p, "admin", "hal", T0)
+    };
+    store.create_database_user(&scram).await.unwrap();
+    let earlier = Revocation {
+        at: now - 10,
+        reason: RevocationReason::KeyCompromise,
+    };
+    let template = revoked_template(ns, &p, "gil", "keyCompromise");
+    store
+        .revoke_certificates(
+            &p,
+            "gil",
+            RevokeWhich::One(certs[1].serial),
+            earlier,
+            &template,
+        )
+        .await
+        .unwrap();
+
+    let ceased = Revocation {
+        at: now,
+        reason: RevocationReason::CessationOfOperation,
+    };
+    let template = revoked_template(ns, &p, "gil", "cessationOfOperation");
+    let (base, _) = audit_tip(store).await;
+    assert_eq!(
+        store
+            .delete_database_user_revoking(&p, "$external", "gil", Some((ceased, &template)))
+            .await
+            .unwrap(),
+        (
+            true,
+            vec![
+                CertificateRecord {
+                    revocation: Some(ceased),
+                    ..certs[0].clone()
+                },
+                CertificateRecord {
+                    revocation: Some(earlier),
+                    ..certs[1].clone()
+                },
+            ]
+        )
+    );
+    assert_eq!(
+        revoked_serials_audited(store, base, &template).await,
+        vec![certs[0].serial]
+    );
+    assert!(
+        store
+            .get_database_user(&p, "$external", "gil")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    // Expired at `now`: left as it was.
+    assert_eq!(
+        store
+            .get_certificate(&p, certs[2].serial)
+            .await
+            .unwrap()
+            .as_ref(),
+        Some(&certs[2])
+    );
+
+    // Not MANAGED, not asked, not there: deleted (or not), nothing revoked.
+    let template = revoked_template(ns, &p, "hal", "cessationOfOperation");
+    assert_eq!(
+        store
+            .delete_database_user_revoking(&p, "admin", "hal", Some((ceased, &template)))
+            .await
+            .unwrap(),
+        (true, vec![])
+    );
+    assert_eq!(
+        store
+            .delete_database_user_revoking(&p, "$external", "ivy", None)
+            .await
+            .unwrap(),
+        (true, vec![])
+    );
+    assert_eq!(
+        store
+            .delete_database_user_revoking(&p, "$external", "jon", Some((ceased, &template)))
+            .await
+            .unwrap(),
+        (false, vec![])
+    );
+    assert_eq!(
+        store
+            .delete_database_user_revoking(&p, "$external", "gil", Some((ceased, &template)))
+            .await
+            .unwrap(),
+        (false, vec![])
+    );
+    for c in &certs[3..] {
+        assert_eq!(
+            store.get_certificate(&p, c.serial).await.unwrap().as_ref(),
+            Some(c)
+        );
+    }
+    assert!(
+        store
+            .get_database_user(&p, "admin", "hal")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        store
+            .get_database_user(&p, "$external", "ivy")
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
 /// Generation `generation` of `p`'s CA as a rotation offers it.
 fn next_ca(p: &str, tag: u8, generation: i64) -> CaRecord {
     CaRecord {
@@ -4844,150 +4990,4 @@ pub async fn ca_rotation_race_across_two_nodes(first: &dyn Store, second: &dyn S
         );
         assert_eq!(first.list_project_cas(&p).await.unwrap().len(), 2);
     }
-}
-
-/// `delete_database_user_revoking` deletes the user and, for a MANAGED user when asked,
-/// revokes its unexpired certificates (the earlier revocation of one kept), auditing each one
-/// revoked now; a user of another x509 type, a deletion without `revoke`, and a user that does
-/// not exist revoke nothing.
-pub async fn delete_database_user_revoking_in_one_transaction(store: &dyn Store) {
-    let ns = Ns(56);
-    let (p, ca_p) = project_with_ca(store, ns, 0).await;
-    let now = T0 + 2000;
-    let mut certs = Vec::new();
-    for (n, name, not_after) in [
-        (1, "gil", now + 100),
-        (2, "gil", now + 200),
-        (3, "gil", now),
-        (4, "hal", now + 100),
-        (5, "ivy", now + 100),
-        (6, "jon", now + 100),
-    ] {
-        let c = issued_by(&ca_p, cert(ns.serial(n), &p, name, T0 + n, not_after));
-        insert_cert(store, &c).await.unwrap();
-        certs.push(c);
-    }
-    for name in ["gil", "ivy"] {
-        store
-            .create_database_user(&user(&p, "$external", name, T0))
-            .await
-            .unwrap();
-    }
-    let scram = DatabaseUserRecord {
-        x509_type: "NONE".to_owned(),
-        ..user(&p, "admin", "hal", T0)
-    };
-    store.create_database_user(&scram).await.unwrap();
-    let earlier = Revocation {
-        at: now - 10,
-        reason: RevocationReason::KeyCompromise,
-    };
-    let template = revoked_template(ns, &p, "gil", "keyCompromise");
-    store
-        .revoke_certificates(
-            &p,
-            "gil",
-            RevokeWhich::One(certs[1].serial),
-            earlier,
-            &template,
-        )
-        .await
-        .unwrap();
-
-    let ceased = Revocation {
-        at: now,
-        reason: RevocationReason::CessationOfOperation,
-    };
-    let template = revoked_template(ns, &p, "gil", "cessationOfOperation");
-    let (base, _) = audit_tip(store).await;
-    assert_eq!(
-        store
-            .delete_database_user_revoking(&p, "$external", "gil", Some((ceased, &template)))
-            .await
-            .unwrap(),
-        (
-            true,
-            vec![
-                CertificateRecord {
-                    revocation: Some(ceased),
-                    ..certs[0].clone()
-                },
-                CertificateRecord {
-                    revocation: Some(earlier),
-                    ..certs[1].clone()
-                },
-            ]
-        )
-    );
-    assert_eq!(
-        revoked_serials_audited(store, base, &template).await,
-        vec![certs[0].serial]
-    );
-    assert!(
-        store
-            .get_database_user(&p, "$external", "gil")
-            .await
-            .unwrap()
-            .is_none()
-    );
-    // Expired at `now`: left as it was.
-    assert_eq!(
-        store
-            .get_certificate(&p, certs[2].serial)
-            .await
-            .unwrap()
-            .as_ref(),
-        Some(&certs[2])
-    );
-
-    // Not MANAGED, not asked, not there: deleted (or not), nothing revoked.
-    let template = revoked_template(ns, &p, "hal", "cessationOfOperation");
-    assert_eq!(
-        store
-            .delete_database_user_revoking(&p, "admin", "hal", Some((ceased, &template)))
-            .await
-            .unwrap(),
-        (true, vec![])
-    );
-    assert_eq!(
-        store
-            .delete_database_user_revoking(&p, "$external", "ivy", None)
-            .await
-            .unwrap(),
-        (true, vec![])
-    );
-    assert_eq!(
-        store
-            .delete_database_user_revoking(&p, "$external", "jon", Some((ceased, &template)))
-            .await
-            .unwrap(),
-        (false, vec![])
-    );
-    assert_eq!(
-        store
-            .delete_database_user_revoking(&p, "$external", "gil", Some((ceased, &template)))
-            .await
-            .unwrap(),
-        (false, vec![])
-    );
-    for c in &certs[3..] {
-        assert_eq!(
-            store.get_certificate(&p, c.serial).await.unwrap().as_ref(),
-            Some(c)
-        );
-    }
-    assert!(
-        store
-            .get_database_user(&p, "admin", "hal")
-            .await
-            .unwrap()
-            .is_none()
-    );
-    assert!(
-        store
-            .get_database_user(&p, "$external", "ivy")
-            .await
-            .unwrap()
-            .is_none()
-    );
 }
