@@ -228,6 +228,22 @@ async fn revoke_one_is_durable_idempotent_audited_and_scoped() {
             .is_none()
     );
 
+    // Another method: Atlas's 405 (errorCode UNEXPECTED_ERROR, as the Atlas paths answer).
+    for (method, path) in [
+        (
+            "GET",
+            format!("/groups/{gid}/databaseUsers/bob/certs/{b1}:revoke"),
+        ),
+        ("DELETE", format!("/groups/{gid}/databaseUsers/bob/certs")),
+        (
+            "PUT",
+            format!("/groups/{gid}/databaseUsers/bob/certs:revoke"),
+        ),
+    ] {
+        let r = h.call(method, &format!("{EXT}{path}"), None, None).await;
+        assert_error(&r, 405, "UNEXPECTED_ERROR");
+    }
+
     // Not `:revoke`: not found.
     let r = post(
         &h,
