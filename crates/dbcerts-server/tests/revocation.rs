@@ -48,6 +48,10 @@ async fn node_with(revocation: RevocationConfig) -> Harness {
     Harness::node_with(dir, 300, config).await
 }
 
+async fn get(h: &Harness, path: &str) -> Reply {
+    h.call("GET", &format!("{EXT}{path}"), None, None).await
+}
+
 async fn post(h: &Harness, path: &str, body: Option<&str>) -> Reply {
     h.call("POST", &format!("{EXT}{path}"), None, body).await
 }
@@ -224,6 +228,22 @@ async fn revoke_one_is_durable_idempotent_audited_and_scoped() {
             .is_none()
     );
 
+    // Another method: Atlas's 405 (errorCode UNEXPECTED_ERROR, as the Atlas paths answer).
+    for (method, path) in [
+        (
+            "GET",
+            format!("/groups/{gid}/databaseUsers/bob/certs/{b1}:revoke"),
+        ),
+        ("DELETE", format!("/groups/{gid}/databaseUsers/bob/certs")),
+        (
+            "PUT",
+            format!("/groups/{gid}/databaseUsers/bob/certs:revoke"),
+        ),
+    ] {
+        let r = h.call(method, &format!("{EXT}{path}"), None, None).await;
+        assert_error(&r, 405, "UNEXPECTED_ERROR");
+    }
+
     // Not `:revoke`: not found.
     let r = post(
         &h,
@@ -305,14 +325,7 @@ async fn revoke_all_atlas_list_and_status_list() {
     assert_eq!(revocation_audits(&h, &gid).await.len(), 3);
 
     // The status list shows all three, revoked with time and reason, paginated.
-    let r = h
-        .call(
-            "GET",
-            &format!("{EXT}{atlas}?itemsPerPage=2&pageNum=1"),
-            None,
-            None,
-        )
-        .await;
+    let r = get(&h, &format!("{atlas}?itemsPerPage=2&pageNum=1")).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     let v = json(&r);
     assert_eq!(v["totalCount"], 3);
@@ -333,14 +346,7 @@ async fn revoke_all_atlas_list_and_status_list() {
 
     // A new certificate is VALID (3 months), or EXPIRING with a window longer than that.
     issue(&h, &gid, "carol").await;
-    let r = h
-        .call(
-            "GET",
-            &format!("{EXT}{atlas}?pageNum=2&itemsPerPage=3"),
-            None,
-            None,
-        )
-        .await;
+    let r = get(&h, &format!("{atlas}?pageNum=2&itemsPerPage=3")).await;
     assert_eq!(json(&r)["results"][0]["status"], "VALID", "{}", r.text);
     assert!(json(&r)["results"][0].get("revokedAt").is_none());
 
@@ -352,14 +358,7 @@ async fn revoke_all_atlas_list_and_status_list() {
     )
     .await;
     assert_error(&r, 404, "USERNAME_NOT_FOUND");
-    let r = h
-        .call(
-            "GET",
-            &format!("{EXT}/groups/{gid}/databaseUsers/nobody/certs"),
-            None,
-            None,
-        )
-        .await;
+    let r = get(&h, &format!("/groups/{gid}/databaseUsers/nobody/certs")).await;
     assert_error(&r, 404, "USERNAME_NOT_FOUND");
 }
 
@@ -373,14 +372,7 @@ async fn expiring_window_is_configurable() {
     let gid = h.project("expiring").await;
     h.managed_user(&gid, "dan").await;
     issue(&h, &gid, "dan").await;
-    let r = h
-        .call(
-            "GET",
-            &format!("{EXT}/groups/{gid}/databaseUsers/dan/certs"),
-            None,
-            None,
-        )
-        .await;
+    let r = get(&h, &format!("/groups/{gid}/databaseUsers/dan/certs")).await;
     assert_eq!(json(&r)["results"][0]["status"], "EXPIRING", "{}", r.text);
 }
 
@@ -443,14 +435,7 @@ async fn deleting_a_managed_user_revokes_its_certificates_unless_switched_off() 
             assert_eq!(a["status"], 204);
         }
         // The status list still shows the deleted user's certificates.
-        let r = h
-            .call(
-                "GET",
-                &format!("{EXT}/groups/{gid}/databaseUsers/erin/certs"),
-                None,
-                None,
-            )
-            .await;
+        let r = get(&h, &format!("/groups/{gid}/databaseUsers/erin/certs")).await;
         assert_eq!(json(&r)["totalCount"], 2, "{}", r.text);
     }
 }

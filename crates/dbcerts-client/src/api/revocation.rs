@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 use reqwest::Method;
 use serde::{Deserialize, Serialize};
 
+use crate::api::certs::UserCert;
 use crate::error::ClientError;
 use crate::http::{Call, Client, encode_path};
 use crate::paging::{ListOptions, Page};
@@ -13,21 +14,14 @@ use crate::paging::{ListOptions, Page};
 /// The extension's JSON media type.
 const JSON: &str = "application/json";
 
-/// A certificate with its status, as the revocation operations and the status list answer.
+/// A certificate with its status, as the revocation operations and the status list answer:
+/// Atlas's certificate fields, then the status.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct CertStatus {
-    /// The certificate's serial number.
-    #[serde(rename = "_id")]
-    pub id: i64,
-    /// The certificate's `notBefore`.
-    pub created_at: DateTime<Utc>,
-    /// The project.
-    pub group_id: String,
-    /// When the certificate expires.
-    pub not_after: DateTime<Utc>,
-    /// The certificate's subject.
-    pub subject: String,
+    /// The certificate, as Atlas's list shows it.
+    #[serde(flatten)]
+    pub certificate: UserCert,
     /// `VALID`, `EXPIRING`, `EXPIRED` or `REVOKED`.
     pub status: String,
     /// When it was revoked (REVOKED only).

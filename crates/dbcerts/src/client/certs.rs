@@ -300,12 +300,12 @@ fn print_statuses(certs: &[CertStatus]) -> Result<(), CliError> {
         .iter()
         .map(|c| {
             vec![
-                c.id.to_string(),
+                c.certificate.id.to_string(),
                 c.status.clone(),
-                time(&c.not_after),
+                time(&c.certificate.not_after),
                 c.revoked_at.as_ref().map(time).unwrap_or_default(),
                 c.revocation_reason.clone().unwrap_or_default(),
-                c.subject.clone(),
+                c.certificate.subject.clone(),
             ]
         })
         .collect();
