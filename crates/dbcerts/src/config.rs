@@ -619,6 +619,64 @@ mod tests {
     }
 
     #[test]
+    fn crl_timing_from_flags_over_file_and_refresh_before_expiry() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("dbcerts.toml");
+        let resolve = |text: &str, serve: ServeArgs| {
+            std::fs::write(&path, text).unwrap();
+            let global = GlobalArgs {
+                config: Some(path.clone()),
+                ..Default::default()
+            };
+            Settings::resolve(&global, &serve)
+        };
+        let d = resolve("", ServeArgs::default()).unwrap().crl;
+        assert_eq!(d, dbcerts_server::crl::CrlConfig::default());
+        assert_eq!(
+            (
+                d.validity_secs,
+                d.refresh_secs,
+                d.backdate_secs,
+                d.distribution
+            ),
+            (604_800, 86_400, 300, false)
+        );
+        let file = "crl-validity-secs = 7200\ncrl-refresh-secs = 600\ncrl-backdate-secs = 0\ncrl-distribution = true\n";
+        let f = resolve(file, ServeArgs::default()).unwrap().crl;
+        assert_eq!(
+            (
+                f.validity_secs,
+                f.refresh_secs,
+                f.backdate_secs,
+                f.distribution
+            ),
+            (7200, 600, 0, true)
+        );
+        let flags = ServeArgs {
+            crl_refresh_secs: Some(900),
+            crl_distribution: Some(false),
+            ..Default::default()
+        };
+        let both = resolve(file, flags).unwrap().crl;
+        assert_eq!((both.refresh_secs, both.distribution), (900, false));
+        // A CRL rebuilt only after it expired would lock every client out of mongod.
+        let err = resolve(
+            "crl-validity-secs = 600\ncrl-refresh-secs = 600\n",
+            ServeArgs::default(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("crl-refresh-secs"), "{err}");
+        for bad in [
+            "crl-validity-secs = 0\n",
+            "crl-refresh-secs = -1\n",
+            "crl-backdate-secs = -5\n",
+        ] {
+            assert!(resolve(bad, ServeArgs::default()).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
     fn revocation_keys_from_file_and_flags() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("dbcerts.toml");
