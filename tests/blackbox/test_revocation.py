@@ -18,8 +18,9 @@ backend of the pass (SQLite, then PostgreSQL).
 - The CLI: `dbcerts dbusers certs revoke --username U --serial S --reason R`, `--all`, and
   `dbusers certs status`, as a table and as JSON.
 - Deleting a MANAGED user (v2 and v1.0) revokes its unexpired certificates with reason
-  cessationOfOperation; `revoke-on-user-delete = false` in the config file turns it off, and the
-  flag `--revoke-on-user-delete` (as DBCERTS_REVOKE_ON_USER_DELETE) wins over the file.
+  cessationOfOperation; `revoke-on-user-delete = false` in the config file, or
+  DBCERTS_REVOKE_ON_USER_DELETE=false, turns it off, and the flag `--revoke-on-user-delete` wins
+  over the file. `cert-expiring-days` sets the EXPIRING window.
 """
 
 from __future__ import annotations
@@ -283,11 +284,14 @@ def test_deleting_a_managed_user_revokes_its_certificates(server):
     assert server.call("DELETE", f"/groups/{gid}/databaseUsers/admin/{scram}").status_code == 204
 
 
-def test_revoke_on_user_delete_can_be_switched_off(make_server):
+def test_revoke_on_user_delete_can_be_switched_off(make_server, monkeypatch):
     off = make_server(revoke_on_user_delete=False)
-    # The flag (and so its DBCERTS_ variable) wins over the file.
+    # The flag wins over the file.
     on_again = make_server("--revoke-on-user-delete=true", revoke_on_user_delete=False)
-    for server, want in ((off, "VALID"), (on_again, "REVOKED")):
+    # The variable alone (the servers inherit the test's environment).
+    monkeypatch.setenv("DBCERTS_REVOKE_ON_USER_DELETE", "false")
+    off_by_env = make_server()
+    for server, want in ((off, "VALID"), (on_again, "REVOKED"), (off_by_env, "VALID")):
         gid, user = server.create_project(), unique_user("sw")
         server.create_user(gid, user)
         serial = issue(server, gid, user)
@@ -296,3 +300,13 @@ def test_revoke_on_user_delete_can_be_switched_off(make_server):
         # Revocation by hand still works on a deleted user's certificates.
         r = revoke(server, gid, user, serial, "cessationOfOperation")
         assert r.status_code == 200 and r.json()["status"] == "REVOKED", r.text
+
+
+def test_expiring_window_from_the_config_file(make_server):
+    """`cert-expiring-days = 400`: a 3-month certificate is EXPIRING (with the default 30 days it
+    is VALID, as the tests above show)."""
+    server = make_server(cert_expiring_days=400)
+    gid, user = server.create_project(), unique_user("ex")
+    server.create_user(gid, user)
+    serial = issue(server, gid, user)
+    assert statuses(server, gid, user)[serial]["status"] == "EXPIRING"

@@ -199,7 +199,10 @@ fn revocation_now(
 
 /// Logs and counts the certificates of `certs` that `revocation` revoked (the others were
 /// revoked before); returns whether there was any. Both revoke operations and user deletion
-/// call it after their commit.
+/// call it after their commit. A certificate is taken as revoked by this call when it holds
+/// this call's time (seconds) and reason: a concurrent call with the same reason in the same
+/// second is counted (metric, log line) as well, though the store revoked and audited the
+/// certificate once.
 fn note_revoked(project: &GroupId, revocation: Revocation, certs: &[CertificateRecord]) -> bool {
     let mut any = false;
     for c in certs.iter().filter(|c| c.revocation == Some(revocation)) {
