@@ -466,6 +466,26 @@ def test_the_distribution_url_serves_without_credentials_only_when_switched_on(s
         assert r.status_code == 404, (bad, r.text)
 
 
+def test_the_distribution_url_counts_each_address_before_asking_the_store(make_server, tmp_path):
+    """The URL answers anyone, with any token: past `rate-limit-crl-distribution-per-minute`
+    requests from one address it answers Atlas's 429 with Retry-After, for good and made-up
+    tokens alike, so guessing cannot load the database."""
+    on = make_server(crl_distribution=True, rate_limit_crl_distribution_per_minute=3)
+    gid = on.create_project()
+    issue(on, gid, tmp_path, "rl")
+    path = re.fullmatch(r"<([^>]+)>; rel=\"alternate\"", get_crl(on, gid).headers["Link"]).group(1)
+    guessed = f"/api/dbcerts/v1/crl/{'A' * 43}"
+    answers = [requests.get(on.root + p, timeout=60) for p in (path, guessed, path, path, guessed)]
+    assert [r.status_code for r in answers] == [200, 404, 200, 429, 429], [r.text for r in answers]
+    for r in answers[3:]:
+        body = r.json()
+        assert body["error"] == 429 and body["errorCode"] == "RATE_LIMITED", body
+        assert set(body) == {"detail", "error", "errorCode", "parameters", "reason"}, body
+        assert int(r.headers["Retry-After"]) >= 1, r.headers
+    # The authenticated endpoint is not counted against it.
+    assert get_crl(on, gid).status_code == 200
+
+
 # ---------------------------------------------------------------- a TLS server configured like mongod
 
 

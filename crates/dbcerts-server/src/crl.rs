@@ -34,16 +34,21 @@ pub struct CrlConfig {
     /// Also serve each project's CRLs without credentials at an unguessable URL
     /// (`/api/dbcerts/v1/crl/<token>`), named in the `Link` header of the authenticated answer.
     pub distribution: bool,
+    /// Requests per minute from one client address to the distribution URL (served without
+    /// credentials, so counted by address; each one reads the store).
+    pub distribution_requests_per_minute: u32,
 }
 
 impl Default for CrlConfig {
-    /// Valid 7 days, rebuilt every day, thisUpdate 5 minutes back, no distribution URL.
+    /// Valid 7 days, rebuilt every day, thisUpdate 5 minutes back, no distribution URL (60
+    /// requests a minute per address when it is switched on).
     fn default() -> Self {
         CrlConfig {
             validity_secs: 7 * 86_400,
             refresh_secs: 86_400,
             backdate_secs: 300,
             distribution: false,
+            distribution_requests_per_minute: 60,
         }
     }
 }

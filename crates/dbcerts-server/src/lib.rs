@@ -202,6 +202,8 @@ pub(crate) struct Inner {
     pub limits: auth::throttle::Limits,
     pub observer: observe::Observer,
     pub ocsp: routes::ocsp::Responder,
+    /// Requests per address to the CRL distribution URL.
+    pub crl_distribution_limiter: auth::throttle::AddressLimiter,
 }
 
 impl AppState {
@@ -233,6 +235,7 @@ impl AppState {
         let limits = auth::throttle::Limits::new(&config.access);
         let journal = journal::Journal::new(Arc::clone(&store));
         let ocsp = routes::ocsp::Responder::new(&config.ocsp);
+        let config_crl_rate = config.crl.distribution_requests_per_minute;
         let nonce_counts = match config.digest_replay_check {
             auth::digest::ReplayCheck::Node => {
                 auth::digest::NonceCounts::new(nonce_key.lifetime_secs())
@@ -257,6 +260,7 @@ impl AppState {
                 limits,
                 observer,
                 ocsp,
+                crl_distribution_limiter: auth::throttle::AddressLimiter::new(config_crl_rate),
             }),
         }
     }

@@ -176,6 +176,7 @@ async fn the_crl_follows_every_revocation_on_any_node_and_its_refresh_time() {
         refresh_secs: 3600,
         backdate_secs: 120,
         distribution: false,
+        ..CrlConfig::default()
     };
     let config = || ServerConfig {
         crl: cfg,

@@ -60,6 +60,7 @@ pub struct FileConfig {
     pub crl_refresh_secs: Option<i64>,
     pub crl_backdate_secs: Option<i64>,
     pub crl_distribution: Option<bool>,
+    pub rate_limit_crl_distribution_per_minute: Option<u32>,
     pub revoke_on_user_delete: Option<bool>,
     pub cert_expiring_days: Option<u32>,
     pub ca_rotation_margin_days: Option<u32>,
@@ -253,7 +254,14 @@ fn crl_config(
             .crl_distribution
             .or(file.crl_distribution)
             .unwrap_or(d.distribution),
+        distribution_requests_per_minute: file
+            .rate_limit_crl_distribution_per_minute
+            .unwrap_or(d.distribution_requests_per_minute),
     };
+    anyhow::ensure!(
+        c.distribution_requests_per_minute > 0,
+        "rate-limit-crl-distribution-per-minute must be positive"
+    );
     anyhow::ensure!(c.validity_secs > 0, "crl-validity-secs must be at least 1");
     anyhow::ensure!(c.refresh_secs > 0, "crl-refresh-secs must be at least 1");
     anyhow::ensure!(
@@ -659,6 +667,25 @@ mod tests {
         };
         let both = resolve(file, flags).unwrap().crl;
         assert_eq!((both.refresh_secs, both.distribution), (900, false));
+        // The distribution URL's allowance per address: 60 a minute, or the file's; never 0.
+        assert_eq!(d.distribution_requests_per_minute, 60);
+        let limited = resolve(
+            "rate-limit-crl-distribution-per-minute = 5\n",
+            ServeArgs::default(),
+        )
+        .unwrap()
+        .crl;
+        assert_eq!(limited.distribution_requests_per_minute, 5);
+        let err = resolve(
+            "rate-limit-crl-distribution-per-minute = 0\n",
+            ServeArgs::default(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("rate-limit-crl-distribution-per-minute must be positive"),
+            "{err}"
+        );
         // A CRL rebuilt only after it expired would lock every client out of mongod.
         let err = resolve(
             "crl-validity-secs = 600\ncrl-refresh-secs = 600\n",

@@ -341,6 +341,41 @@ impl Limits {
     }
 }
 
+/// Requests per minute from one client address, for the endpoints served without credentials
+/// (the OCSP responder, the CRL distribution URL), where there is no principal to count: a
+/// GCRA bucket per address with a burst of the full minute. A request whose address is not
+/// known (no peer address, as in in-process tests) is admitted.
+pub struct AddressLimiter {
+    per_minute: u32,
+    limiter: RateLimiter<IpAddr, DefaultKeyedStateStore<IpAddr>, DefaultClock>,
+}
+
+impl AddressLimiter {
+    pub fn new(per_minute: u32) -> AddressLimiter {
+        let n = NonZeroU32::new(per_minute.max(1)).expect("at least one");
+        AddressLimiter {
+            per_minute: n.get(),
+            limiter: RateLimiter::keyed(Quota::per_minute(n)),
+        }
+    }
+
+    /// The allowance of one minute.
+    pub fn per_minute(&self) -> u32 {
+        self.per_minute
+    }
+
+    /// Counts one request from `ip`; past the allowance, how long until the next is admitted.
+    pub fn admit(&self, ip: Option<IpAddr>) -> Result<(), Duration> {
+        let Some(ip) = ip else { return Ok(()) };
+        if self.limiter.len() > SWEEP_AT {
+            self.limiter.retain_recent();
+        }
+        self.limiter
+            .check_key(&ip)
+            .map_err(|n| n.wait_time_from(DefaultClock::default().now()))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -16,7 +16,7 @@
 //! 404 `RESOURCE_NOT_FOUND`, the same either way. The URL reveals what the CRL reveals (serials
 //! and revocation times of the project's CA) and nothing else.
 
-use axum::extract::{Path, State};
+use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
@@ -143,16 +143,32 @@ pub fn is_distribution_path(path: &str) -> bool {
         (status = 200, description = "As `getProjectCrl`: PEM, or DER with `Accept: application/pkix-crl` and one issuer.", content_type = crate::openapi::PEM, body = String),
         (status = 404, description = "Distribution is off, or no project has this token.", content_type = crate::openapi::JSON, body = crate::error::ApiErrorBody),
         (status = 406, description = "DER was asked for, and the project has several issuers.", content_type = crate::openapi::JSON, body = crate::error::ApiErrorBody),
+        (status = 429, description = "Past `rate-limit-crl-distribution-per-minute` requests from this address (with `Retry-After`).", content_type = crate::openapi::JSON, body = crate::error::ApiErrorBody),
         (status = 500, description = "An unexpected error.", content_type = crate::openapi::JSON, body = crate::error::ApiErrorBody),
     ),
 )]
 pub async fn get_distributed_crl(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
     Path(token): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, AtlasError> {
     let not_found = || AtlasError::resource_not_found("CRL distribution token");
-    if !state.inner.config.crl.distribution || token.len() > 64 {
+    if !state.inner.config.crl.distribution {
+        return Err(not_found());
+    }
+    // Anyone may call this path, with any token: each address is counted before the store is
+    // asked, so that guessing (or a fleet of misconfigured sidecars) cannot load the database.
+    let limiter = &state.inner.crl_distribution_limiter;
+    if let Err(wait) = limiter.admit(Some(crate::auth::canonical_ip(peer.ip()))) {
+        return Err(AtlasError::rate_limited(
+            "CRL distribution",
+            limiter.per_minute(),
+            1,
+            wait,
+        ));
+    }
+    if token.len() > 64 {
         return Err(not_found());
     }
     let Some(project) = state.inner.store.project_of_crl_token(&token).await? else {

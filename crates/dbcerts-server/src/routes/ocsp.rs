@@ -12,8 +12,6 @@
 //! anonymous caller can learn, and why, is in docs/ARCHITECTURE.md ("OCSP responder").
 
 use std::collections::HashMap;
-use std::net::IpAddr;
-use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::ca_service::ProjectCa;
@@ -25,11 +23,9 @@ use dbcerts_ca::ocsp::{
     CertState, MAX_REQUEST_BYTES, OcspFailure, OcspIssuer, OcspQuery, error_response, parse_request,
 };
 use dbcerts_store::CaRecord;
-use governor::clock::{Clock, DefaultClock};
-use governor::state::keyed::DefaultKeyedStateStore;
-use governor::{Quota, RateLimiter};
 
 use crate::AppState;
+use crate::auth::throttle::AddressLimiter;
 use crate::params::GroupId;
 
 /// The path prefix; the project id follows, then (GET) the request.
@@ -77,35 +73,22 @@ impl OcspConfig {
     }
 }
 
-type Limiter = RateLimiter<IpAddr, DefaultKeyedStateStore<IpAddr>, DefaultClock>;
-
 /// CAs kept opened (keys unsealed) before the cache starts over.
 const MAX_CACHED_SIGNERS: usize = 1024;
 
 /// This node's responder state: the per-address rate limiter and the opened CAs, by CA row id
 /// (a CA row's certificate and key never change).
 pub struct Responder {
-    limiter: Limiter,
+    limiter: AddressLimiter,
     signers: Mutex<HashMap<i64, Arc<ProjectCa>>>,
 }
 
 impl Responder {
     pub fn new(config: &OcspConfig) -> Responder {
-        let n = NonZeroU32::new(config.requests_per_minute.max(1)).expect("at least one");
         Responder {
-            limiter: RateLimiter::keyed(Quota::per_minute(n)),
+            limiter: AddressLimiter::new(config.requests_per_minute),
             signers: Mutex::new(HashMap::new()),
         }
-    }
-
-    fn admit(&self, ip: Option<IpAddr>) -> Result<(), std::time::Duration> {
-        let Some(ip) = ip else { return Ok(()) };
-        if self.limiter.len() > 10_000 {
-            self.limiter.retain_recent();
-        }
-        self.limiter
-            .check_key(&ip)
-            .map_err(|n| n.wait_time_from(DefaultClock::default().now()))
     }
 
     fn signer(&self, state: &AppState, rec: &CaRecord) -> Result<Arc<ProjectCa>, String> {
@@ -165,7 +148,7 @@ pub async fn respond(State(state): State<AppState>, req: Request) -> Response {
         .extensions()
         .get::<ConnectInfo<std::net::SocketAddr>>()
         .map(|c| crate::auth::canonical_ip(c.0.ip()));
-    if let Err(wait) = state.inner.ocsp.admit(ip) {
+    if let Err(wait) = state.inner.ocsp.limiter.admit(ip) {
         let mut res = failure(OcspFailure::TryLater);
         res.headers_mut().insert(
             header::RETRY_AFTER,
