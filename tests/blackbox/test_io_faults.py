@@ -1,0 +1,192 @@
+"""I/O faults during issuance: what `kill -9` cannot show.
+
+`test_crash.py` kills the process, which leaves the operating system's page cache intact: it
+proves atomicity, not that the server behaves when the disk itself fails. Here the fault is
+injected into the real `dbcerts serve` process from outside, with Debian's libfiu
+(`fiu-utils`): the server is started with libfiu's POSIX wrappers preloaded
+(`fiu_run_preload.so`, `fiu_posix_preload.so`, what `fiu-run -x` sets up) and a control FIFO,
+and `fiu-ctrl` switches a failure point on and off in the running process. libfiu's wrappers
+make the call return -1 with errno set to the failure point's `failinfo` (5 = EIO, 28 = ENOSPC)
+without doing the I/O.
+
+Which calls reach the database files (strace of a SQLite server issuing one certificate): SQLite
+writes its WAL and database pages with `pwrite64` and makes them durable with `fsync` (not
+`fdatasync`); nothing else in the process calls either during issuance. `write(2)` is what
+Tokio's wakers use on their eventfd and what the log uses, and SQLite never calls it on the
+database files, so a libfiu `write` fault would break the runtime, not the store: it is not
+injected (see docs/RELIABILITY.md, "I/O faults").
+
+The requests are authenticated with an OAuth Bearer token: a Digest request durably records
+its nonce count first, so with Digest the fault would hit that write, not the certificate's.
+
+SQLite only: on PostgreSQL the database files are written by the PostgreSQL server, another
+process; what applies there is in docs/RELIABILITY.md.
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import shutil
+import subprocess
+import time
+import uuid
+
+import pytest
+from cryptography import x509
+
+import conftest
+from conftest import BACKEND, UNTHROTTLED, Server, bearer_call, create_service_account, get_token
+
+FIU_LIB = pathlib.Path("/usr/lib/fiu")
+PRELOAD = [FIU_LIB / "fiu_run_preload.so", FIU_LIB / "fiu_posix_preload.so"]
+EIO, ENOSPC = 5, 28
+ATLAS_ERROR_KEYS = {"detail", "error", "errorCode", "parameters", "reason"}
+
+pytestmark = [
+    pytest.mark.skipif(BACKEND != "sqlite", reason="the database files of PostgreSQL are written by "
+                       "the PostgreSQL server process; see docs/RELIABILITY.md, I/O faults"),
+    pytest.mark.skipif(not (shutil.which("fiu-ctrl") and all(p.exists() for p in PRELOAD)),
+                       reason="libfiu (Debian fiu-utils) is not installed; scripts/test installs it"),
+]
+
+
+class FaultyServer:
+    """A `dbcerts serve` on SQLite with libfiu preloaded, and a Bearer token to call it."""
+
+    def __init__(self, tmp: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.fifo = tmp / "fiu"
+        # Inherited by the server process (Server.start copies os.environ), and by the
+        # operator commands the test runs, which preload the wrappers with no fault enabled.
+        monkeypatch.setenv("LD_PRELOAD", " ".join(str(p) for p in PRELOAD))
+        monkeypatch.setenv("FIU_CTRL_FIFO", str(self.fifo))
+        monkeypatch.setenv("FIU_ENABLE", "")
+        data = tmp / "data"
+        data.mkdir(mode=0o700)
+        config = tmp / "unthrottled.toml"
+        config.write_text("".join(f"{k} = {v}\n" for k, v in UNTHROTTLED.items()))
+        self.s = Server(data, "--key-algorithm", "ecdsa-p256", "--config", str(config))
+        sa = create_service_account(self.s)
+        self.client_id, self.secret = sa["clientId"], sa["secrets"][0]["secret"]
+        self.token = get_token(self.s, self.client_id, self.secret)
+        self.gid = self.s.create_project(f"iofault-{uuid.uuid4().hex[:8]}")
+        self.user = f"iof{uuid.uuid4().hex[:8]}"
+        self.s.create_user(self.gid, self.user)
+
+    def fiu(self, command: str) -> None:
+        """Runs one libfiu control command in the server process (`fiu-ctrl`)."""
+        assert self.s.proc is not None and self.s.proc.poll() is None, "the server is not running"
+        out = subprocess.run(["fiu-ctrl", "-f", str(self.fifo), "-c", command, str(self.s.proc.pid)],
+                             capture_output=True, text=True, timeout=30)
+        assert out.returncode == 0 and "error" not in out.stdout, out.stdout + out.stderr
+
+    def post_cert(self):
+        return bearer_call(self.s, self.token, "POST",
+                           f"/groups/{self.gid}/databaseUsers/{self.user}/certs",
+                           json={"monthsUntilExpiration": 3})
+
+    def serials_stored(self) -> set[int]:
+        return {int(sn) for (sn,) in self.s.sql("SELECT serial FROM certificates")}
+
+
+def serial_of(pem: str) -> int:
+    return x509.load_pem_x509_certificate(pem.encode()).serial_number
+
+
+def log_tail(s: Server, n: int = 3000) -> str:
+    return s.log_path.read_text(errors="replace")[-n:]
+
+
+def refusal_problems(r, ctx: str) -> list[str]:
+    """What is wrong with the answer to a certificate request whose write failed (Atlas's
+    503, no key, no certificate), as a list of findings."""
+    if "PRIVATE KEY" in r.text:
+        return [f"{ctx}: HTTP {r.status_code} returned a PRIVATE KEY for a certificate whose write failed"]
+    problems = []
+    if "BEGIN CERTIFICATE" in r.text:
+        problems.append(f"{ctx}: HTTP {r.status_code} returned a certificate")
+    if r.status_code != 503:
+        problems.append(f"{ctx}: HTTP {r.status_code}, not 503: {r.text[:200]}")
+    try:
+        body = r.json()
+    except ValueError:
+        return problems + [f"{ctx}: not JSON: {r.text[:200]}"]
+    if set(body) != ATLAS_ERROR_KEYS:
+        problems.append(f"{ctx}: not Atlas's error format: {body}")
+    return problems
+
+
+# A defect this test found (docs/RELIABILITY.md, "I/O faults"): SQLite's I/O error is answered
+# 500 UNEXPECTED_ERROR, and after the failed COMMIT the connection sqlx hands back to the pool
+# believes it is still in a transaction ("attempted to call begin_with at non-zero transaction
+# depth"), so every later write fails, the fault cleared or not, until a restart.
+STUCK = pytest.mark.xfail(strict=True, reason="defect: an I/O error is a 500, and the failed COMMIT "
+                          "leaves a pooled connection at transaction depth 1: writes fail until a restart")
+
+FAULTS = [
+    pytest.param("posix/io/sync/fsync", EIO, id="fsync-EIO", marks=STUCK),
+]
+
+
+@pytest.mark.parametrize(("point", "errno"), FAULTS)
+def test_a_failing_database_file_refuses_issuance_with_503_and_loses_nothing(tmp_path, monkeypatch, point, errno):
+    f = FaultyServer(tmp_path, monkeypatch)
+    s = f.s
+    received: dict[int, str] = {}
+    for _ in range(3):
+        r = f.post_cert()
+        assert r.status_code == 201, r.text
+        conftest.remember_private_key(r.text)
+        received[serial_of(r.text)] = r.text
+
+    # Every finding is collected, and the test fails at the end with all of them: what the
+    # server does at each step is the record of this fault.
+    problems: list[str] = []
+    f.fiu(f"enable name={point},failinfo={errno}")
+    answers = [f.post_cert() for _ in range(3)]
+    f.fiu(f"disable name={point}")
+    for i, r in enumerate(answers):
+        if r.status_code == 201:
+            conftest.remember_private_key(r.text)
+        problems += refusal_problems(r, f"under the fault, request {i}")
+
+    # The fault cleared: the server issues again, or it has stopped with a clear message.
+    time.sleep(0.2)
+    if s.proc.poll() is None:
+        after = [f.post_cert() for _ in range(3)]
+        for i, r in enumerate(after):
+            if r.status_code == 201:
+                conftest.remember_private_key(r.text)
+                received[serial_of(r.text)] = r.text
+            else:
+                problems.append(f"after the fault cleared, request {i}: HTTP {r.status_code} {r.text[:200]}")
+        code = s.stop()
+        if code != 0:
+            problems.append(f"stopping after the fault: exit {code}")
+    else:
+        s.log.close()
+        if s.proc.returncode == 0:
+            problems.append("the server stopped with exit 0 after an I/O fault")
+
+    # Restarted on the same store: everything answered 201 is there, the file is sound.
+    s.start()
+    try:
+        stored = f.serials_stored()
+        missing = set(received) - stored
+        if missing:
+            problems.append(f"certificates answered 201 are gone after a restart: {sorted(missing)}")
+        check = s.sql("PRAGMA integrity_check")
+        if check != [("ok",)]:
+            problems.append(f"integrity_check: {check}")
+        r = f.post_cert()
+        if r.status_code == 201:
+            conftest.remember_private_key(r.text)
+        else:
+            problems.append(f"after a restart: HTTP {r.status_code} {r.text[:200]}")
+        out = subprocess.run([conftest.dbcerts_bin(), "audit", "verify", *s.store_args],
+                             capture_output=True, text=True, timeout=300)
+        if not (out.returncode == 0 and "audit log intact" in out.stdout):
+            problems.append(f"audit verify: {out.stdout} {out.stderr}")
+    finally:
+        s.stop()
+    assert not problems, f"{point} errno={errno}:\n" + "\n".join(problems) + "\nserver log:\n" + log_tail(s)
