@@ -125,6 +125,9 @@ STUCK = pytest.mark.xfail(strict=True, reason="defect: an I/O error is a 500, an
 
 FAULTS = [
     pytest.param("posix/io/sync/fsync", EIO, id="fsync-EIO", marks=STUCK),
+    pytest.param("posix/io/sync/fsync", ENOSPC, id="fsync-ENOSPC", marks=STUCK),
+    pytest.param("posix/io/rw/pwrite", EIO, id="pwrite-EIO", marks=STUCK),
+    pytest.param("posix/io/rw/pwrite", ENOSPC, id="pwrite-ENOSPC", marks=STUCK),
 ]
 
 
