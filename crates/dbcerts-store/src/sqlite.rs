@@ -80,6 +80,7 @@ impl SqliteStore {
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
             .acquire_timeout(Duration::from_secs(5))
+            .after_release(|conn, _| Box::pin(released_outside_a_transaction(conn)))
             .connect_with(options)
             .await
             .map_err(map_err)?;
@@ -294,12 +295,41 @@ pub fn try_lock_unused(db: &Path) -> std::io::Result<Option<File>> {
     }
 }
 
+/// Whether a connection handed back to the pool may be used again: only outside a transaction.
+///
+/// When a COMMIT fails on an I/O error or a full disk, SQLite rolls the transaction back by
+/// itself, but sqlx counts the transaction as open (its COMMIT failed) and the ROLLBACK it sends
+/// when the transaction is dropped fails too ("no transaction is active"): the connection would
+/// go back to the pool at depth 1 and refuse every later `BEGIN`, the fault long cleared.
+/// Such a connection is closed and the pool opens a new one, which also starts with an empty
+/// page cache. The ping first lets the connection's worker finish the ROLLBACK a dropped
+/// transaction queued.
+async fn released_outside_a_transaction(conn: &mut DbConn) -> Result<bool, sqlx::Error> {
+    conn.ping().await?;
+    use sqlx::TransactionManager;
+    Ok(<Db as sqlx::Database>::TransactionManager::get_transaction_depth(conn) == 0)
+}
+
+/// SQLite's primary result codes that mean the disk failed or is full (`SQLITE_IOERR` with
+/// any extended code, `SQLITE_FULL`): the write did not happen and may be retried once the
+/// disk is back, so they are `Unavailable` (503), not `Internal` (500).
+fn is_disk_fault(db: &dyn sqlx::error::DatabaseError) -> bool {
+    const SQLITE_IOERR: i64 = 10;
+    const SQLITE_FULL: i64 = 13;
+    db.code()
+        .and_then(|c| c.parse::<i64>().ok())
+        .is_some_and(|c| matches!(c & 0xff, SQLITE_IOERR | SQLITE_FULL))
+}
+
 fn map_err(e: sqlx::Error) -> StoreError {
     match &e {
         sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed => {
             StoreError::Unavailable(e.to_string())
         }
         sqlx::Error::Database(db) if db.message().contains("database is locked") => {
+            StoreError::Unavailable(e.to_string())
+        }
+        sqlx::Error::Database(db) if is_disk_fault(db.as_ref()) => {
             StoreError::Unavailable(e.to_string())
         }
         sqlx::Error::Database(db) if db.is_foreign_key_violation() => StoreError::Gone,
