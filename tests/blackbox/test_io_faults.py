@@ -26,9 +26,12 @@ process; what applies there is in docs/RELIABILITY.md.
 from __future__ import annotations
 
 import contextlib
+import json
+import os
 import pathlib
 import shutil
 import subprocess
+import sys
 import time
 import uuid
 
@@ -46,9 +49,9 @@ ATLAS_ERROR_KEYS = {"detail", "error", "errorCode", "parameters", "reason"}
 pytestmark = [
     pytest.mark.skipif(BACKEND != "sqlite", reason="the database files of PostgreSQL are written by "
                        "the PostgreSQL server process; see docs/RELIABILITY.md, I/O faults"),
-    pytest.mark.skipif(not (shutil.which("fiu-ctrl") and all(p.exists() for p in PRELOAD)),
-                       reason="libfiu (Debian fiu-utils) is not installed; scripts/test installs it"),
 ]
+NEEDS_LIBFIU = pytest.mark.skipif(not (shutil.which("fiu-ctrl") and all(p.exists() for p in PRELOAD)),
+                                  reason="libfiu (Debian fiu-utils) is not installed; scripts/test installs it")
 
 
 class FaultyServer:
@@ -136,6 +139,7 @@ FAULTS = [
 ]
 
 
+@NEEDS_LIBFIU
 @pytest.mark.parametrize(("point", "errno"), FAULTS)
 def test_a_failing_database_file_refuses_issuance_with_503_and_loses_nothing(tmp_path, monkeypatch, point, errno):
     f = FaultyServer(tmp_path, monkeypatch)
@@ -198,3 +202,160 @@ def test_a_failing_database_file_refuses_issuance_with_503_and_loses_nothing(tmp
     finally:
         s.stop()
     assert not problems, f"{point} errno={errno}:\n" + "\n".join(problems) + "\nserver log:\n" + log_tail(s)
+
+
+# ---- a real full disk: a size-limited tmpfs in a private mount namespace ----
+
+DISK_SIZE = "16m"
+
+DB_CHECK = r"""
+import json, sqlite3, sys
+db = sqlite3.connect(sys.argv[1])
+print(json.dumps({
+    "integrity": db.execute("PRAGMA integrity_check").fetchall(),
+    "serials": [int(s) for (s,) in db.execute("SELECT serial FROM certificates")],
+}))
+"""
+
+
+class SmallDisk:
+    """A tmpfs of DISK_SIZE mounted on `path` in a mount namespace of its own, held by a
+    `sleep` that `unshare -m` started: nothing outside that namespace sees the mount, and it
+    goes away with the holder. Processes enter it with `nsenter -t HOLDER -m`; the test reaches
+    its files through `/proc/HOLDER/root`."""
+
+    def __init__(self, path: pathlib.Path) -> None:
+        self.path = path
+        path.mkdir(mode=0o700)
+        self.holder = subprocess.Popen(
+            ["unshare", "--mount", "--propagation", "private", "sh", "-c",
+             f'mount -t tmpfs -o size={DISK_SIZE},mode=0700 dbcerts-small-disk "$0" && echo mounted '
+             f'&& exec sleep 3600', str(path)],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        line = self.holder.stdout.readline().strip()
+        if line != "mounted":
+            self.holder.wait(timeout=30)
+            err = self.holder.stderr.read().strip()
+            pytest.skip(f"this machine does not allow a private tmpfs (unshare -m + mount -t tmpfs): {err}")
+
+    def inside(self, rel: str) -> pathlib.Path:
+        """A path under the tmpfs, as the test (outside the namespace) reaches it."""
+        return pathlib.Path(f"/proc/{self.holder.pid}/root{self.path}") / rel
+
+    def enter(self) -> list[str]:
+        return ["nsenter", "-t", str(self.holder.pid), "-m", "--"]
+
+    def fill(self) -> int:
+        """Writes a filler file until the tmpfs refuses with ENOSPC; returns its size."""
+        written = 0
+        chunk = b"\0" * 65536
+        with open(self.inside("filler"), "wb", buffering=0) as out:
+            while True:
+                try:
+                    n = out.write(chunk)
+                except OSError as e:
+                    assert e.errno == ENOSPC, e
+                    return written
+                written += n
+
+    def free(self) -> None:
+        self.inside("filler").unlink()
+
+    def close(self) -> None:
+        self.holder.kill()
+        self.holder.wait(timeout=30)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounting a tmpfs in a private mount namespace needs root")
+def test_a_full_disk_refuses_issuance_with_503_and_the_server_recovers_when_space_returns(tmp_path, monkeypatch):
+    disk = SmallDisk(tmp_path / "disk")
+    try:
+        # The server (and the operator commands) run inside the namespace: `exec` keeps the
+        # pid, so the Server object's process is `dbcerts serve` itself.
+        wrapper = tmp_path / "dbcerts-on-small-disk"
+        wrapper.write_text(f'#!/bin/sh\nexec {" ".join(disk.enter())} "{conftest.dbcerts_bin()}" "$@"\n')
+        wrapper.chmod(0o700)
+        monkeypatch.setenv("DBCERTS_BIN", str(wrapper))
+        data = tmp_path / "data"  # credentials, master key and the log: on the real disk
+        data.mkdir(mode=0o700)
+        config = tmp_path / "unthrottled.toml"
+        config.write_text("".join(f"{k} = {v}\n" for k, v in UNTHROTTLED.items()))
+        db = disk.path / "dbcerts.db"
+        s = Server(data, "--key-algorithm", "ecdsa-p256", "--config", str(config),
+                   "--database-url", f"sqlite://{db}")
+        sa = create_service_account(s)
+        token = get_token(s, sa["clientId"], sa["secrets"][0]["secret"])
+        gid = s.create_project(f"fulldisk-{uuid.uuid4().hex[:8]}")
+        user = f"full{uuid.uuid4().hex[:8]}"
+        s.create_user(gid, user)
+
+        def post():
+            return bearer_call(s, token, "POST", f"/groups/{gid}/databaseUsers/{user}/certs",
+                               json={"monthsUntilExpiration": 3})
+
+        received: dict[int, str] = {}
+
+        def keep(r) -> None:
+            conftest.remember_private_key(r.text)
+            received[serial_of(r.text)] = r.text
+
+        for _ in range(3):
+            r = post()
+            assert r.status_code == 201, r.text
+            keep(r)
+
+        filler = disk.fill()
+        # SQLite reuses pages it already has (the WAL is rewritten from its start after a
+        # checkpoint), so some certificates may still be recorded on the full disk: issue until
+        # a write needs a new page.
+        problems: list[str] = []
+        refused = []
+        for i in range(400):
+            r = post()
+            if r.status_code == 201:
+                keep(r)
+                continue
+            refused.append(r)
+            if len(refused) == 3:
+                break
+        assert refused, f"{len(received)} certificates recorded on a full disk ({filler} bytes of filler): never refused"
+        for i, r in enumerate(refused):
+            problems += refusal_problems(r, f"disk full, refusal {i}")
+
+        disk.free()
+        after = [post() for _ in range(3)]
+        for i, r in enumerate(after):
+            if r.status_code == 201:
+                keep(r)
+            else:
+                problems.append(f"space back, request {i}: HTTP {r.status_code} {r.text[:200]}")
+        code = s.stop()
+        if code != 0:
+            problems.append(f"stopping: exit {code}")
+
+        s.start()
+        try:
+            out = subprocess.run([*disk.enter(), sys.executable, "-c", DB_CHECK, str(db)],
+                                 capture_output=True, text=True, timeout=120, check=True)
+            state = json.loads(out.stdout)
+            if state["integrity"] != [["ok"]]:
+                problems.append(f"integrity_check: {state['integrity']}")
+            missing = set(received) - set(state["serials"])
+            if missing:
+                problems.append(f"certificates answered 201 are gone after a restart: {sorted(missing)}")
+            r = post()
+            if r.status_code == 201:
+                keep(r)
+            else:
+                problems.append(f"after a restart: HTTP {r.status_code} {r.text[:200]}")
+            audit = subprocess.run([str(wrapper), "audit", "verify", *s.store_args],
+                                   capture_output=True, text=True, timeout=300)
+            if not (audit.returncode == 0 and "audit log intact" in audit.stdout):
+                problems.append(f"audit verify: {audit.stdout} {audit.stderr}")
+        finally:
+            s.stop()
+        print(f"\nfull disk: {len(received)} certificates answered 201, {len(refused)} refused; "
+              f"filler {filler} bytes", flush=True)
+        assert not problems, "full disk:\n" + "\n".join(problems) + "\nserver log:\n" + log_tail(s)
+    finally:
+        disk.close()
