@@ -122,6 +122,8 @@ def refusal_problems(r, ctx: str) -> list[str]:
         problems.append(f"{ctx}: HTTP {r.status_code} returned a certificate")
     if r.status_code != 503:
         problems.append(f"{ctx}: HTTP {r.status_code}, not 503: {r.text[:200]}")
+    elif r.headers.get("Retry-After") != "1":
+        problems.append(f"{ctx}: 503 without Retry-After: 1 ({r.headers.get('Retry-After')!r})")
     try:
         body = r.json()
     except ValueError:
