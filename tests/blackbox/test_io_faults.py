@@ -32,11 +32,14 @@ import pathlib
 import shutil
 import subprocess
 import sys
+import threading
 import time
 import uuid
 
 import pytest
+import requests
 from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
 
 import conftest
 from conftest import BACKEND, UNTHROTTLED, Server, bearer_call, create_service_account, get_token
@@ -205,6 +208,87 @@ def test_a_failing_database_file_refuses_issuance_with_503_and_loses_nothing(tmp
         s.stop()
     assert not problems, f"{point} errno={errno}:\n" + "\n".join(problems) + "\nserver log:\n" + log_tail(s)
 
+
+@NEEDS_LIBFIU
+def test_random_faults_under_concurrent_issuance_lose_nothing_answered_201(tmp_path, monkeypatch):
+    """Eight clients issue at once (so the journal commits batches of several certificates)
+    while `fsync` and `pwrite` on the database files fail at random, one call in three, with
+    EIO or ENOSPC; then the faults stop. Every answer is a 201 with a certificate and its key,
+    or Atlas's 503 with neither; after the faults every client gets 201 again; after a restart
+    every certificate answered 201 is stored, byte for byte, and the audit chain is intact."""
+    f = FaultyServer(tmp_path, monkeypatch)
+    s = f.s
+    lock = threading.Lock()
+    received: dict[int, str] = {}
+    problems: list[str] = []
+    counts = {"201": 0, "503": 0}
+    stop = threading.Event()
+
+    def client(n: int) -> None:
+        session = requests.Session()
+        i = 0
+        while not stop.is_set():
+            i += 1
+            r = bearer_call(s, f.token, "POST", f"/groups/{f.gid}/databaseUsers/{f.user}/certs",
+                            json={"monthsUntilExpiration": 3}, session=session)
+            with lock:
+                if r.status_code == 201 and "PRIVATE KEY" in r.text:
+                    received[serial_of(r.text)] = r.text
+                    counts["201"] += 1
+                else:
+                    counts["503"] += 1
+                    problems.extend(refusal_problems(r, f"client {n} request {i}"))
+        session.close()
+
+    threads = [threading.Thread(target=client, args=(n,), daemon=True) for n in range(8)]
+    for t in threads:
+        t.start()
+    try:
+        rounds = [("posix/io/sync/fsync", EIO), ("posix/io/rw/pwrite", ENOSPC),
+                  ("posix/io/sync/fsync", ENOSPC), ("posix/io/rw/pwrite", EIO)]
+        for point, errno in rounds:
+            before = counts["503"]
+            f.fiu(f"enable_random name={point},probability=0.33,failinfo={errno}")
+            # Until this fault has refused a few requests (each round must bite), or 30 s.
+            deadline = time.monotonic() + 30
+            while counts["503"] < before + 5 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            f.fiu(f"disable name={point}")
+            if counts["503"] < before + 5:
+                problems.append(f"{point} errno {errno} at p=0.33 refused only {counts['503'] - before} requests in 30 s")
+        faults_over = counts["201"]
+        deadline = time.monotonic() + 30
+        while counts["201"] < faults_over + 16 and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(timeout=90)
+    if counts["201"] < faults_over + 16:
+        problems.append(f"after the faults stopped only {counts['201'] - faults_over} certificates in 30 s")
+    for pem in list(received.values())[:3]:
+        conftest.remember_private_key(pem)
+    code = s.stop()
+    if code != 0:
+        problems.append(f"stopping: exit {code}")
+    f.start()
+    try:
+        stored = {int(sn): bytes.fromhex(h) for sn, h in s.sql("SELECT serial, hex(cert) FROM certificates")}
+        for serial, pem in received.items():
+            der = x509.load_pem_x509_certificate(pem.encode()).public_bytes(Encoding.DER)
+            if stored.get(serial) != der:
+                problems.append(f"certificate {serial} answered 201 is {'not stored' if serial not in stored else 'stored differently'}")
+        if s.sql("PRAGMA integrity_check") != [("ok",)]:
+            problems.append("integrity_check failed")
+        out = subprocess.run([conftest.dbcerts_bin(), "audit", "verify", *s.store_args],
+                             capture_output=True, text=True, timeout=300)
+        if not (out.returncode == 0 and "audit log intact" in out.stdout):
+            problems.append(f"audit verify: {out.stdout} {out.stderr}")
+    finally:
+        s.stop()
+    print(f"\nrandom faults: {counts['201']} answered 201, {counts['503']} refused; "
+          f"{len(stored)} stored", flush=True)
+    assert not problems, "\n".join(problems[:20]) + "\nserver log:\n" + log_tail(s)
 
 # ---- a real full disk: a size-limited tmpfs in a private mount namespace ----
 
