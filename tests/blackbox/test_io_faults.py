@@ -16,8 +16,9 @@ Tokio's wakers use on their eventfd and what the log uses, and SQLite never call
 database files, so a libfiu `write` fault would break the runtime, not the store: it is not
 injected (see docs/RELIABILITY.md, "I/O faults").
 
-The requests are authenticated with an OAuth Bearer token: a Digest request durably records
-its nonce count first, so with Digest the fault would hit that write, not the certificate's.
+The requests are authenticated with an OAuth Bearer token, which writes nothing: with
+`digest-replay-check = "store"` a Digest request durably records its nonce count first, and the
+fault would hit that write, not the certificate's.
 
 On PostgreSQL the database files are written by the PostgreSQL server, another process: the
 last test runs a cluster of its own inside the private namespace, its data directory on the
