@@ -13,8 +13,10 @@ Which calls reach the database files (strace of a SQLite server issuing one cert
 writes its WAL and database pages with `pwrite64` and makes them durable with `fsync` (not
 `fdatasync`); nothing else in the process calls either during issuance. `write(2)` is what
 Tokio's wakers use on their eventfd and what the log uses, and SQLite never calls it on the
-database files, so a libfiu `write` fault would break the runtime, not the store: it is not
-injected (see docs/RELIABILITY.md, "I/O faults").
+database files, so a libfiu `write` fault would break the runtime, not the store. Faults on
+one file only (the database file's `fsync` without the WAL's: a failing checkpoint; `write` on
+the database files) come from the project's own shim, `iofault_shim.c` (see
+docs/RELIABILITY.md, "I/O faults").
 
 The requests are authenticated with an OAuth Bearer token, which writes nothing: with
 `digest-replay-check = "store"` a Digest request durably records its nonce count first, and the
@@ -293,6 +295,139 @@ def test_random_faults_under_concurrent_issuance_lose_nothing_answered_201(tmp_p
         s.stop()
     print(f"\nrandom faults: {counts['201']} answered 201, {counts['503']} refused; "
           f"{len(stored)} stored", flush=True)
+    assert not problems, "\n".join(problems[:20]) + "\nserver log:\n" + log_tail(s)
+
+# ---- faults on one file only: the project's own shim (tests/blackbox/iofault_shim.c) ----
+
+
+@pytest.fixture(scope="module")
+def shim(tmp_path_factory) -> pathlib.Path:
+    """The shim, compiled for this run (`cc` is there wherever cargo links)."""
+    cc = shutil.which("cc")
+    if not cc:
+        pytest.skip("no C compiler (cc) for tests/blackbox/iofault_shim.c")
+    out = tmp_path_factory.mktemp("shim") / "iofault_shim.so"
+    subprocess.run([cc, "-shared", "-fPIC", "-O1", "-Wall", "-Werror", "-o", str(out),
+                    str(pathlib.Path(__file__).with_name("iofault_shim.c")), "-ldl"],
+                   check=True, capture_output=True, text=True)
+    return out
+
+
+class ShimServer:
+    """A `dbcerts serve` on SQLite with the shim preloaded (into the server only), the file of
+    faults in force, the shim's log, and a Bearer token."""
+
+    def __init__(self, tmp: pathlib.Path, shim: pathlib.Path, monkeypatch: pytest.MonkeyPatch,
+                 faults: str = "") -> None:
+        self.ctl, self.log = tmp / "faults", tmp / "shim.log"
+        self.ctl.write_text(faults)
+        self.shim, self.monkeypatch = shim, monkeypatch
+        data = tmp / "data"
+        data.mkdir(mode=0o700)
+        self.db = data / "dbcerts.db"
+        config = tmp / "unthrottled.toml"
+        config.write_text("".join(f"{k} = {v}\n" for k, v in UNTHROTTLED.items()))
+        with self.preloaded():
+            self.s = Server(data, "--key-algorithm", "ecdsa-p256", "--config", str(config))
+        sa = create_service_account(self.s)
+        self.token = get_token(self.s, sa["clientId"], sa["secrets"][0]["secret"])
+        self.gid = self.s.create_project(f"shim-{uuid.uuid4().hex[:8]}")
+        self.user = f"shim{uuid.uuid4().hex[:8]}"
+        self.s.create_user(self.gid, self.user)
+
+    @contextlib.contextmanager
+    def preloaded(self):
+        with self.monkeypatch.context() as m:
+            m.setenv("LD_PRELOAD", str(self.shim))
+            m.setenv("IOFAULT_CTL", str(self.ctl))
+            m.setenv("IOFAULT_LOG", str(self.log))
+            yield
+
+    def start(self) -> None:
+        with self.preloaded():
+            self.s.start()
+
+    def post_cert(self):
+        return bearer_call(self.s, self.token, "POST",
+                           f"/groups/{self.gid}/databaseUsers/{self.user}/certs",
+                           json={"monthsUntilExpiration": 3})
+
+    def shim_log(self) -> list[str]:
+        return self.log.read_text().splitlines() if self.log.exists() else []
+
+
+@SQLITE_ONLY
+def test_sqlite_never_calls_write_on_the_database_files(tmp_path, shim, monkeypatch):
+    """`write(2)` failing with EIO on the database file, its WAL and its shared-memory file:
+    issuance is unaffected, and the shim saw no `write` on them at all. (This is why a
+    `write` fault is not among the cases above: SQLite writes with `pwrite`.)"""
+    f = ShimServer(tmp_path, shim, monkeypatch)
+    f.ctl.write_text("".join(f"write {f.db}{suffix} {EIO}\n" for suffix in ("", "-wal", "-shm")))
+    try:
+        for _ in range(20):
+            r = f.post_cert()
+            assert r.status_code == 201, r.text
+            conftest.remember_private_key(r.text)
+        assert f.shim_log() == [], f.shim_log()[:5]
+    finally:
+        f.s.stop()
+
+
+@SQLITE_ONLY
+def test_a_failing_checkpoint_sync_loses_nothing_and_is_redone(tmp_path, shim, monkeypatch):
+    """Only the database file's `fsync` fails (EIO), never the WAL's: what SQLite's automatic
+    checkpoint (at 1,000 WAL pages) does when it has copied pages into the database file and
+    cannot make them durable. Certificates are issued until the shim has failed such a sync,
+    and 20 more; then the fault clears, and they are issued until a checkpoint's sync of the
+    database file succeeds. Every request is answered 201 (each commit's WAL was synced); after
+    a restart every certificate is stored, integrity_check ok, audit chain intact."""
+    f = ShimServer(tmp_path, shim, monkeypatch)
+    s = f.s
+    db = str(f.db)
+    received: dict[int, str] = {}
+    problems: list[str] = []
+
+    def issue_until(done, limit: int, what: str) -> None:
+        for i in range(limit):
+            r = f.post_cert()
+            if r.status_code == 201:
+                received[serial_of(r.text)] = r.text
+            else:
+                problems.append(f"{what}, request {i}: HTTP {r.status_code} {r.text[:200]}")
+                problems.extend(refusal_problems(r, f"{what}, request {i}"))
+            if done():
+                return
+        problems.append(f"{what}: not reached in {limit} requests; shim log: {f.shim_log()[-5:]}")
+
+    f.ctl.write_text(f"fsync {db} {EIO}\n")
+    issue_until(lambda: f"fsync {db}" in f.shim_log(), 2000, "until a checkpoint's sync fails")
+    failed_at = len(f.shim_log())
+    for _ in range(20):
+        issue_until(lambda: True, 1, "after a failed checkpoint sync")
+    f.ctl.write_text(f"fsync {db} 0\n")  # 0: named, so its successful syncs are logged; no fault
+    issue_until(lambda: f"ok fsync {db}" in f.shim_log()[failed_at:], 2000,
+                "fault cleared, until a checkpoint's sync succeeds")
+    failures = sum(1 for line in f.shim_log() if line == f"fsync {db}")
+    for pem in list(received.values())[:3]:
+        conftest.remember_private_key(pem)
+    code = s.stop()
+    if code != 0:
+        problems.append(f"stopping: exit {code}")
+    f.start()
+    try:
+        missing = set(received) - {int(sn) for (sn,) in s.sql("SELECT serial FROM certificates")}
+        if missing:
+            problems.append(f"{len(missing)} certificates answered 201 are gone after a restart")
+        if s.sql("PRAGMA integrity_check") != [("ok",)]:
+            problems.append("integrity_check failed")
+        out = subprocess.run([conftest.dbcerts_bin(), "audit", "verify", *s.store_args],
+                             capture_output=True, text=True, timeout=300)
+        if not (out.returncode == 0 and "audit log intact" in out.stdout):
+            problems.append(f"audit verify: {out.stdout} {out.stderr}")
+    finally:
+        s.stop()
+    print(f"\ncheckpoint fault: {len(received)} answered 201; the database file's fsync failed "
+          f"{failures} times", flush=True)
     assert not problems, "\n".join(problems[:20]) + "\nserver log:\n" + log_tail(s)
 
 # ---- a real full disk: a size-limited tmpfs in a private mount namespace ----
