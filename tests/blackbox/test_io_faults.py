@@ -596,9 +596,10 @@ def test_a_full_disk_under_postgresql_is_a_503_and_the_node_recovers(tmp_path):
     """A PostgreSQL cluster of its own runs inside the private namespace with its data directory
     on a 160 MiB tmpfs (`PgCluster` with `nsenter` as its command prefix); `dbcerts serve` runs
     outside, over TCP. The disk is filled; certificates are requested until PostgreSQL refuses
-    to extend a table or write its WAL; the filler is removed, and PostgreSQL is started again
-    if the fault stopped it (what an operator does). Checks as for SQLite: 503 in Atlas's
-    format with no key, 201 again without restarting dbcerts, nothing answered 201 lost."""
+    to extend a table; then its WAL needs a new segment file, and PostgreSQL PANICs and stops;
+    the filler is removed, and PostgreSQL is started again if the fault stopped it (what an
+    operator does). Checks as for SQLite: 503 in Atlas's format with no key, 201 again without
+    restarting dbcerts, nothing answered 201 lost (PostgreSQL's crash recovery included)."""
     mnt = pathlib.Path(tempfile.mkdtemp(prefix="dbcerts-pgdisk-"))  # short: PostgreSQL's socket path
     disk = SmallDisk(mnt, size="160m", mode="0755", holder_user="postgres" if os.geteuid() == 0 else None)
     cluster = s = None
@@ -645,11 +646,25 @@ def test_a_full_disk_under_postgresql_is_a_503_and_the_node_recovers(tmp_path):
         assert refused, f"{len(received)} certificates recorded on a full disk: never refused"
         for i, r in enumerate(refused):
             problems += refusal_problems(r, f"disk full, refusal {i}")
+
+        # The WAL needs a new segment file on the full disk. In service that happens every
+        # 16 MiB of WAL; `pg_switch_wal()` brings the moment forward. PostgreSQL cannot create
+        # the file and PANICs ("could not write to file pg_wal/xlogtemp...: No space left on
+        # device"), and its crash recovery fails on the same full disk, so it stops: it refuses
+        # to go on. Meanwhile dbcerts answers 503.
+        cluster.psql("SELECT pg_switch_wal()")
+        for i in range(3):
+            r = post()
+            if r.status_code == 201:
+                problems.append(f"201 while PostgreSQL had no room for its WAL, request {i}")
+                keep(r)
+            else:
+                problems += refusal_problems(r, f"WAL segment on a full disk, request {i}")
         disk.free()
         running = cluster._pg("pg_ctl", "-D", cluster.data, "status", check=False).returncode == 0
         notes.append(f"PostgreSQL {'kept running' if running else 'had stopped'} on the full disk")
         if not running:
-            cluster.start()
+            cluster.start()  # what the operator does once there is room again
         # dbcerts' pool reconnects by itself; allow it a bounded number of tries.
         for i in range(60):
             r = post()
