@@ -313,11 +313,10 @@ async fn released_outside_a_transaction(conn: &mut DbConn) -> Result<bool, sqlx:
 /// SQLite's primary result codes that mean the disk failed or is full (`SQLITE_IOERR` with
 /// any extended code, `SQLITE_FULL`): the write did not happen and may be retried once the
 /// disk is back, so they are `Unavailable` (503), not `Internal` (500).
-fn is_disk_fault(db: &dyn sqlx::error::DatabaseError) -> bool {
+fn is_disk_fault(code: Option<&str>) -> bool {
     const SQLITE_IOERR: i64 = 10;
     const SQLITE_FULL: i64 = 13;
-    db.code()
-        .and_then(|c| c.parse::<i64>().ok())
+    code.and_then(|c| c.parse::<i64>().ok())
         .is_some_and(|c| matches!(c & 0xff, SQLITE_IOERR | SQLITE_FULL))
 }
 
@@ -329,7 +328,7 @@ fn map_err(e: sqlx::Error) -> StoreError {
         sqlx::Error::Database(db) if db.message().contains("database is locked") => {
             StoreError::Unavailable(e.to_string())
         }
-        sqlx::Error::Database(db) if is_disk_fault(db.as_ref()) => {
+        sqlx::Error::Database(db) if is_disk_fault(db.code().as_deref()) => {
             StoreError::Unavailable(e.to_string())
         }
         sqlx::Error::Database(db) if db.is_foreign_key_violation() => StoreError::Gone,
@@ -338,3 +337,28 @@ fn map_err(e: sqlx::Error) -> StoreError {
 }
 
 sql_store!(SqliteStore);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn disk_faults_are_the_io_error_and_full_codes() {
+        // 1034 IOERR_FSYNC, 778 IOERR_WRITE, 266 IOERR_READ, 4874 IOERR_SHMSIZE, 10 IOERR,
+        // 13 FULL: what test_io_faults.py sees for EIO and ENOSPC, and their kin.
+        for code in ["1034", "778", "266", "4874", "10", "13"] {
+            assert!(is_disk_fault(Some(code)), "{code}");
+        }
+        // BUSY (a lock), CONSTRAINT and its UNIQUE, CORRUPT, no code at all: not disk faults.
+        for code in [
+            Some("5"),
+            Some("19"),
+            Some("2067"),
+            Some("11"),
+            Some("x"),
+            None,
+        ] {
+            assert!(!is_disk_fault(code), "{code:?}");
+        }
+    }
+}
