@@ -189,6 +189,16 @@ def nodes():
     assert not bad, "\n".join(bad)
 
 
+def two_nodes(nodes, url: str, tmp_path: pathlib.Path) -> tuple[Node, Node]:
+    """Nodes A and B started on the database at `url`: B with A's master key, both using the
+    credentials A bootstrapped."""
+    a = nodes("A", tmp_path / "a", url).start()
+    a.use_credentials(a.data_dir / "bootstrap-credentials.json")
+    b = nodes("B", tmp_path / "b", url, "--master-key-file", str(a.data_dir / "master.key")).start()
+    b.use_credentials(a.data_dir / "bootstrap-credentials.json")
+    return a, b
+
+
 def write_master_key(path: pathlib.Path) -> pathlib.Path:
     """A master key file as `dbcerts serve` writes one: base64 of 32 random bytes, mode 0600."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -376,11 +386,7 @@ def test_a_restarted_node_refuses_what_it_accepted_and_takes_the_other_nodes_non
     """Node A accepts a signed POST .../certs; A restarts; the captured header sent to A again
     gets a 401 with stale=true and issues nothing. Nonces keep crossing nodes both ways after
     the restart, and a client holding a nonce of A's previous run recovers through stale=true."""
-    url = new_database()
-    a = nodes("A", tmp_path / "a", url).start()
-    a.use_credentials(a.data_dir / "bootstrap-credentials.json")
-    b = nodes("B", tmp_path / "b", url, "--master-key-file", str(a.data_dir / "master.key")).start()
-    b.use_credentials(a.data_dir / "bootstrap-credentials.json")
+    a, b = two_nodes(nodes, new_database(), tmp_path)
     sa = a.session()
     gid = create_project(a, sa)
     user = unique_user("rs")

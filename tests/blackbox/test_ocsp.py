@@ -241,11 +241,7 @@ def test_aia_ocsp_url_only_when_configured(server, make_server, tmp_path):
 
 @pytest.mark.skipif(BACKEND == "sqlite", reason="multi-node tests run in the PostgreSQL pass of the suite")
 def test_revoked_on_one_node_is_revoked_on_the_other_at_once(new_database, nodes, tmp_path):
-    url = new_database()
-    a = nodes("A", tmp_path / "a", url).start()
-    a.use_credentials(a.data_dir / "bootstrap-credentials.json")
-    b = nodes("B", tmp_path / "b", url, "--master-key-file", str(a.data_dir / "master.key")).start()
-    b.use_credentials(a.data_dir / "bootstrap-credentials.json")
+    a, b = two_nodes(nodes, new_database(), tmp_path)
     sa = a.session()
     gid = create_project(a, sa)
     user = unique_user("mn")
@@ -269,4 +265,4 @@ def test_revoked_on_one_node_is_revoked_on_the_other_at_once(new_database, nodes
 
 
 # The multi-node fixtures and helpers of test_many_nodes.py (real nodes on one PostgreSQL).
-from test_many_nodes import admin_url, create_project, create_user, new_database, nodes  # noqa: E402,F401
+from test_many_nodes import admin_url, create_project, create_user, new_database, nodes, two_nodes  # noqa: E402,F401

@@ -271,11 +271,7 @@ def test_a_certificate_that_would_outlive_the_ca_comes_from_a_new_generation(mak
 
 @pytest.mark.skipif(BACKEND == "sqlite", reason="multi-node tests run in the PostgreSQL pass of the suite")
 def test_two_nodes_rotating_at_once_make_one_generation_each_or_are_told(new_database, nodes, tmp_path):
-    url = new_database()
-    a = nodes("A", tmp_path / "a", url).start()
-    a.use_credentials(a.data_dir / "bootstrap-credentials.json")
-    b = nodes("B", tmp_path / "b", url, "--master-key-file", str(a.data_dir / "master.key")).start()
-    b.use_credentials(a.data_dir / "bootstrap-credentials.json")
+    a, b = two_nodes(nodes, new_database(), tmp_path)
     sa = a.session()
     gid = create_project(a, sa)
     user = unique_user("rn")
@@ -320,4 +316,4 @@ def test_two_nodes_rotating_at_once_make_one_generation_each_or_are_told(new_dat
 
 
 # The multi-node fixtures and helpers of test_many_nodes.py (real nodes on one PostgreSQL).
-from test_many_nodes import admin_url, create_project, create_user, new_database, nodes  # noqa: E402,F401
+from test_many_nodes import admin_url, create_project, create_user, new_database, nodes, two_nodes  # noqa: E402,F401

@@ -516,7 +516,11 @@ def test_empty_cert_list(server, gid, managed):
     }
 
 
-def test_certificates_outlive_the_user(server, gid):
+def test_certificates_outlive_the_user_as_on_atlas_when_deletion_does_not_revoke(make_server):
+    """Atlas keys certificates by (project, username): they outlive the user's deletion and
+    reappear when it is recreated. dbcerts does so with `revoke-on-user-delete = false`."""
+    server = make_server(revoke_on_user_delete=False)
+    gid = server.create_project()
     name = uname("gone")
     server.create_user(gid, name)
     old = x509.load_pem_x509_certificate(server.create_cert(gid, name).encode()).serial_number
@@ -530,6 +534,30 @@ def test_certificates_outlive_the_user(server, gid):
     body = ok(server.call("GET", certs_path(gid, name))).json()
     assert sorted(c["_id"] for c in body["results"]) == sorted([old, new])
     assert body["totalCount"] == 2
+
+
+def test_deleting_the_user_revokes_its_certificates_by_default(server, gid):
+    """By default (`revoke-on-user-delete = true`) the deletion revokes the user's certificates
+    (cessationOfOperation), and revoked certificates are left out of the Atlas list: a
+    recreated user starts with none (docs/COMPATIBILITY.md, "lifetime of certificates")."""
+    name = uname("gone")
+    server.create_user(gid, name)
+    old = x509.load_pem_x509_certificate(server.create_cert(gid, name).encode()).serial_number
+    r = server.call("DELETE", user_path(gid, "$external", name))
+    assert r.status_code == 204
+    server.create_user(gid, name)
+    body = ok(server.call("GET", certs_path(gid, name))).json()
+    assert body["results"] == [] and body["totalCount"] == 0, body
+    new = x509.load_pem_x509_certificate(server.create_cert(gid, name).encode()).serial_number
+    body = ok(server.call("GET", certs_path(gid, name))).json()
+    assert [c["_id"] for c in body["results"]] == [new] and body["totalCount"] == 1, body
+    # The old one is still there, revoked, in dbcerts' status list.
+    r = server.session.get(f"{server.root}/api/dbcerts/v1/groups/{gid}/databaseUsers/{name}/certs", timeout=60)
+    assert r.status_code == 200, r.text
+    statuses = {c["_id"]: c for c in r.json()["results"]}
+    assert statuses[old]["status"] == "REVOKED", statuses
+    assert statuses[old]["revocationReason"] == "cessationOfOperation", statuses
+    assert statuses[new]["status"] == "VALID", statuses
 
 
 def test_certs_are_per_project(server, gid):

@@ -44,7 +44,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .nest("/api/atlas/v2", api(ApiVersion::V2))
         .nest("/api/atlas/v1.0", api(ApiVersion::V1))
-        .merge(routes::extension_routes())
+        .merge(routes::extension_routes().method_not_allowed_fallback(method_not_allowed))
         .merge(routes::oauth_routes())
         .merge(crate::observe::routes().method_not_allowed_fallback(method_not_allowed))
         .fallback(not_found)

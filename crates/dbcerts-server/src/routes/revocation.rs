@@ -53,10 +53,6 @@ pub fn routes() -> axum::Router<AppState> {
             &format!("{users}/certs/{{serial}}"),
             post(revoke_database_user_cert),
         )
-        // Another method on these paths: Atlas's 405, in Atlas's format.
-        .method_not_allowed_fallback(|method: axum::http::Method| async move {
-            AtlasError::method_not_allowed(method.as_str())
-        })
         .layer(axum::middleware::from_fn(
             |mut req: axum::extract::Request, next: axum::middleware::Next| {
                 req.extensions_mut().insert(crate::format::ApiVersion::V1);
