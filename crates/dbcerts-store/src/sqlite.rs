@@ -80,7 +80,7 @@ impl SqliteStore {
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
             .acquire_timeout(Duration::from_secs(5))
-            .after_release(|conn, _| Box::pin(released_outside_a_transaction(conn)))
+            .before_acquire(|conn, _| Box::pin(async move { Ok(outside_a_transaction(conn)) }))
             .connect_with(options)
             .await
             .map_err(map_err)?;
@@ -295,19 +295,21 @@ pub fn try_lock_unused(db: &Path) -> std::io::Result<Option<File>> {
     }
 }
 
-/// Whether a connection handed back to the pool may be used again: only outside a transaction.
+/// Whether an idle connection may be handed out: only outside a transaction.
 ///
 /// When a COMMIT fails on an I/O error or a full disk, SQLite rolls the transaction back by
 /// itself, but sqlx counts the transaction as open (its COMMIT failed) and the ROLLBACK it sends
 /// when the transaction is dropped fails too ("no transaction is active"): the connection would
-/// go back to the pool at depth 1 and refuse every later `BEGIN`, the fault long cleared.
-/// Such a connection is closed and the pool opens a new one, which also starts with an empty
-/// page cache. The ping first lets the connection's worker finish the ROLLBACK a dropped
-/// transaction queued.
-async fn released_outside_a_transaction(conn: &mut DbConn) -> Result<bool, sqlx::Error> {
-    conn.ping().await?;
+/// stay at depth 1 and refuse every later `BEGIN`, the fault long cleared. Such a connection is
+/// closed and the pool opens a new one, which also starts with an empty page cache.
+///
+/// No round trip of its own: the pool pings a connection when it is released and again before
+/// it is handed out (`test_before_acquire`, on by default), and the ping runs on the
+/// connection's worker after any ROLLBACK a dropped transaction queued, so by now the depth is
+/// settled.
+fn outside_a_transaction(conn: &DbConn) -> bool {
     use sqlx::TransactionManager;
-    Ok(<Db as sqlx::Database>::TransactionManager::get_transaction_depth(conn) == 0)
+    <Db as sqlx::Database>::TransactionManager::get_transaction_depth(conn) == 0
 }
 
 /// SQLite's primary result codes that mean the disk failed or is full (`SQLITE_IOERR` with
