@@ -50,9 +50,14 @@ def free_port() -> int:
 class PgCluster:
     """One PostgreSQL cluster in a temporary directory."""
 
-    def __init__(self, port: int | None = None) -> None:
+    def __init__(self, port: int | None = None, parent: str | None = None,
+                 command_prefix: tuple[str, ...] = ()) -> None:
+        """`parent`: where the cluster's directory is made (default: the temporary directory).
+        `command_prefix`: what PostgreSQL's own programs run under (test_io_faults.py runs them
+        inside a private mount namespace with `nsenter`)."""
         self.bin = bindir()
-        self.dir = tempfile.mkdtemp(prefix="dbcerts-pg-")
+        self.command_prefix = command_prefix
+        self.dir = tempfile.mkdtemp(prefix="dbcerts-pg-", dir=parent)
         self.data = os.path.join(self.dir, "data")
         self.port = port or free_port()
         self.user = "dbcerts"
@@ -91,6 +96,7 @@ class PgCluster:
         cmd = [os.path.join(self.bin, tool), *args]
         if self.run_as:
             cmd = ["runuser", "-u", self.run_as, "--", *cmd]
+        cmd = [*self.command_prefix, *cmd]
         return subprocess.run(cmd, check=check, capture_output=True, text=True)
 
     def start(self) -> None:

@@ -120,13 +120,14 @@ fn map_err(e: sqlx::Error) -> StoreError {
 
 /// SQLSTATEs worth retrying: connection exceptions (08), insufficient resources (53), operator
 /// intervention such as shutdown (57, which includes statement timeouts as 57014), the
-/// lock_timeout's 55P03, serialization failure and deadlock (40001, 40P01), and a write that
-/// reached a read-only server (25006: a standby or a demoted primary during failover).
+/// lock_timeout's 55P03, serialization failure and deadlock (40001, 40P01), a write that
+/// reached a read-only server (25006: a standby or a demoted primary during failover), and the
+/// server's disk failing (58030 `io_error`, as SQLite's I/O errors are on that backend).
 fn is_transient(code: &str) -> bool {
     code.starts_with("08")
         || code.starts_with("53")
         || code.starts_with("57")
-        || matches!(code, "40001" | "40P01" | "55P03" | "25006")
+        || matches!(code, "40001" | "40P01" | "55P03" | "25006" | "58030")
 }
 
 sql_store!(PgStore);
@@ -138,11 +139,12 @@ mod tests {
     #[test]
     fn transient_states() {
         for code in [
-            "08006", "08001", "53300", "57P01", "57P03", "57014", "40001", "55P03", "25006",
+            "08006", "08001", "53100", "53300", "57P01", "57P03", "57014", "40001", "55P03",
+            "25006", "58030",
         ] {
             assert!(is_transient(code), "{code}");
         }
-        for code in ["23505", "23503", "42P01", "22P02"] {
+        for code in ["23505", "23503", "42P01", "22P02", "58P01"] {
             assert!(!is_transient(code), "{code}");
         }
     }

@@ -80,6 +80,7 @@ impl SqliteStore {
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
             .acquire_timeout(Duration::from_secs(5))
+            .before_acquire(|conn, _| Box::pin(async move { Ok(outside_a_transaction(conn)) }))
             .connect_with(options)
             .await
             .map_err(map_err)?;
@@ -294,6 +295,33 @@ pub fn try_lock_unused(db: &Path) -> std::io::Result<Option<File>> {
     }
 }
 
+/// Whether an idle connection may be handed out: only outside a transaction.
+///
+/// When a COMMIT fails on an I/O error or a full disk, SQLite rolls the transaction back by
+/// itself, but sqlx counts the transaction as open (its COMMIT failed) and the ROLLBACK it sends
+/// when the transaction is dropped fails too ("no transaction is active"): the connection would
+/// stay at depth 1 and refuse every later `BEGIN`, the fault long cleared. Such a connection is
+/// closed and the pool opens a new one, which also starts with an empty page cache.
+///
+/// No round trip of its own: the pool pings a connection when it is released and again before
+/// it is handed out (`test_before_acquire`, on by default), and the ping runs on the
+/// connection's worker after any ROLLBACK a dropped transaction queued, so by now the depth is
+/// settled.
+fn outside_a_transaction(conn: &DbConn) -> bool {
+    use sqlx::TransactionManager;
+    <Db as sqlx::Database>::TransactionManager::get_transaction_depth(conn) == 0
+}
+
+/// SQLite's primary result codes that mean the disk failed or is full (`SQLITE_IOERR` with
+/// any extended code, `SQLITE_FULL`): the write did not happen and may be retried once the
+/// disk is back, so they are `Unavailable` (503), not `Internal` (500).
+fn is_disk_fault(code: Option<&str>) -> bool {
+    const SQLITE_IOERR: i64 = 10;
+    const SQLITE_FULL: i64 = 13;
+    code.and_then(|c| c.parse::<i64>().ok())
+        .is_some_and(|c| matches!(c & 0xff, SQLITE_IOERR | SQLITE_FULL))
+}
+
 fn map_err(e: sqlx::Error) -> StoreError {
     match &e {
         sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed => {
@@ -302,9 +330,37 @@ fn map_err(e: sqlx::Error) -> StoreError {
         sqlx::Error::Database(db) if db.message().contains("database is locked") => {
             StoreError::Unavailable(e.to_string())
         }
+        sqlx::Error::Database(db) if is_disk_fault(db.code().as_deref()) => {
+            StoreError::Unavailable(e.to_string())
+        }
         sqlx::Error::Database(db) if db.is_foreign_key_violation() => StoreError::Gone,
         _ => StoreError::Internal(e.to_string()),
     }
 }
 
 sql_store!(SqliteStore);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn disk_faults_are_the_io_error_and_full_codes() {
+        // 1034 IOERR_FSYNC, 778 IOERR_WRITE, 266 IOERR_READ, 4874 IOERR_SHMSIZE, 10 IOERR,
+        // 13 FULL: what test_io_faults.py sees for EIO and ENOSPC, and their kin.
+        for code in ["1034", "778", "266", "4874", "10", "13"] {
+            assert!(is_disk_fault(Some(code)), "{code}");
+        }
+        // BUSY (a lock), CONSTRAINT and its UNIQUE, CORRUPT, no code at all: not disk faults.
+        for code in [
+            Some("5"),
+            Some("19"),
+            Some("2067"),
+            Some("11"),
+            Some("x"),
+            None,
+        ] {
+            assert!(!is_disk_fault(code), "{code:?}");
+        }
+    }
+}
