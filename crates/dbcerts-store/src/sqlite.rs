@@ -91,7 +91,7 @@ impl SqliteStore {
         migrator
             .run(&pool)
             .await
-            .map_err(|e| StoreError::Internal(format!("migration failed: {e}")))?;
+            .map_err(|e| StoreError::Internal(format!("migration failed: {}", printable(&e))))?;
         drop(migrating);
         Ok(SqliteStore {
             pool,
@@ -322,19 +322,38 @@ fn is_disk_fault(code: Option<&str>) -> bool {
         .is_some_and(|c| matches!(c & 0xff, SQLITE_IOERR | SQLITE_FULL))
 }
 
+/// An error's text, safe to print on a terminal and in a log line: SQLite quotes parts of a
+/// damaged database in its messages ("malformed database schema … unrecognized token"), and
+/// sqlx passes them on byte for byte, so they may hold invalid UTF-8 and control characters
+/// (an escape sequence, a bell) from whoever wrote the file. Invalid UTF-8 becomes U+FFFD and
+/// control characters are escaped (`\u{7}`).
+fn printable(e: &dyn std::fmt::Display) -> String {
+    let text = e.to_string();
+    String::from_utf8_lossy(text.as_bytes())
+        .chars()
+        .flat_map(|c| {
+            let escaped = c.is_control().then(|| c.escape_default());
+            escaped
+                .into_iter()
+                .flatten()
+                .chain((!c.is_control()).then_some(c))
+        })
+        .collect()
+}
+
 fn map_err(e: sqlx::Error) -> StoreError {
     match &e {
         sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed => {
-            StoreError::Unavailable(e.to_string())
+            StoreError::Unavailable(printable(&e))
         }
         sqlx::Error::Database(db) if db.message().contains("database is locked") => {
-            StoreError::Unavailable(e.to_string())
+            StoreError::Unavailable(printable(&e))
         }
         sqlx::Error::Database(db) if is_disk_fault(db.code().as_deref()) => {
-            StoreError::Unavailable(e.to_string())
+            StoreError::Unavailable(printable(&e))
         }
         sqlx::Error::Database(db) if db.is_foreign_key_violation() => StoreError::Gone,
-        _ => StoreError::Internal(e.to_string()),
+        _ => StoreError::Internal(printable(&e)),
     }
 }
 
@@ -343,6 +362,41 @@ sql_store!(SqliteStore);
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A database whose schema holds a control character and invalid UTF-8 (a damaged or
+    /// hostile backup): opening it fails, and the error's text is printable.
+    #[tokio::test]
+    async fn a_damaged_schema_gives_a_printable_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bad.db");
+        {
+            let mut conn = SqliteConnectOptions::new()
+                .filename(&path)
+                .create_if_missing(true)
+                .connect()
+                .await
+                .unwrap();
+            sqlx::query("CREATE TABLE tt(aaaa TEXT, bbbb TEXT)")
+                .execute(&mut conn)
+                .await
+                .unwrap();
+            conn.close().await.unwrap();
+        }
+        let mut raw = std::fs::read(&path).unwrap();
+        let at = raw
+            .windows(10)
+            .position(|w| w == b"bbbb TEXT)")
+            .expect("the schema text is in the file");
+        raw[at..at + 10].copy_from_slice(b"b\x83\x07\x1b[31m) ");
+        std::fs::write(&path, &raw).unwrap();
+        let text = match SqliteStore::open(&path).await {
+            Ok(_) => panic!("a malformed schema opened"),
+            Err(e) => e.to_string(),
+        };
+        assert!(text.contains("malformed database schema"), "{text}");
+        assert!(!text.chars().any(char::is_control), "{text:?}");
+        assert!(text.contains("\\u{7}"), "{text:?}");
+    }
 
     #[test]
     fn disk_faults_are_the_io_error_and_full_codes() {
