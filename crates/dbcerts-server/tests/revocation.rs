@@ -9,7 +9,7 @@ mod common;
 use axum::http::StatusCode;
 use common::{Harness, Reply, V2};
 use dbcerts_server::{RevocationConfig, ServerConfig};
-use dbcerts_store::{AuditFilter, Page, RevocationReason, Store};
+use dbcerts_store::{AuditFilter, Page, Revocation, RevocationReason, Store};
 use serde_json::Value;
 
 const EXT: &str = "/api/dbcerts/v1";
@@ -70,6 +70,12 @@ fn assert_error(r: &Reply, status: u16, code: &str) {
         assert!(v.get(field).is_some(), "{field} missing: {v}");
     }
     assert_eq!(r.error_code.as_deref(), Some(code));
+}
+
+/// The stored revocation of one of the project's certificates (`None`: not revoked).
+async fn revocation(h: &Harness, gid: &str, serial: i64) -> Option<Revocation> {
+    let stored = h.store.get_certificate(gid, serial).await.unwrap();
+    stored.expect("the certificate is stored").revocation
 }
 
 async fn revocation_audits(h: &Harness, gid: &str) -> Vec<Value> {
@@ -135,8 +141,9 @@ async fn revoke_one_is_durable_idempotent_audited_and_scoped() {
     assert_eq!(first["groupId"], gid.as_str());
     assert_eq!(first["subject"], "CN=alice");
     // Committed before the answer: the store has it.
-    let stored = h.store.get_certificate(&gid, a1).await.unwrap().unwrap();
-    let rev = stored.revocation.expect("revoked in the store");
+    let rev = revocation(&h, &gid, a1)
+        .await
+        .expect("revoked in the store");
     assert_eq!(rev.reason, RevocationReason::KeyCompromise);
 
     // Again, with another reason: the first time and reason, no new audit entry.
@@ -180,24 +187,8 @@ async fn revoke_one_is_durable_idempotent_audited_and_scoped() {
         .await;
         assert_error(&r, 404, "CERTIFICATE_NOT_FOUND");
     }
-    assert!(
-        h.store
-            .get_certificate(&gid, b1)
-            .await
-            .unwrap()
-            .unwrap()
-            .revocation
-            .is_none()
-    );
-    assert!(
-        h.store
-            .get_certificate(&other, o1)
-            .await
-            .unwrap()
-            .unwrap()
-            .revocation
-            .is_none()
-    );
+    assert!(revocation(&h, &gid, b1).await.is_none());
+    assert!(revocation(&h, &other, o1).await.is_none());
 
     // Unknown reasons and bad bodies: 400, nothing revoked.
     for body in [
@@ -218,15 +209,7 @@ async fn revoke_one_is_durable_idempotent_audited_and_scoped() {
     assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text);
     let r = post(&h, &path("bob", &b1.to_string()), Some("{")).await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text);
-    assert!(
-        h.store
-            .get_certificate(&gid, b1)
-            .await
-            .unwrap()
-            .unwrap()
-            .revocation
-            .is_none()
-    );
+    assert!(revocation(&h, &gid, b1).await.is_none());
 
     // Another method: Atlas's 405 (errorCode UNEXPECTED_ERROR, as the Atlas paths answer).
     for (method, path) in [
@@ -406,8 +389,7 @@ async fn deleting_a_managed_user_revokes_its_certificates_unless_switched_off() 
             .await;
         assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text);
         for s in e {
-            let c = h.store.get_certificate(&gid, s).await.unwrap().unwrap();
-            match c.revocation {
+            match revocation(&h, &gid, s).await {
                 Some(r) => {
                     assert!(revoke_on_delete, "{api}: revoked although switched off");
                     assert_eq!(r.reason, RevocationReason::CessationOfOperation);
@@ -415,15 +397,7 @@ async fn deleting_a_managed_user_revokes_its_certificates_unless_switched_off() 
                 None => assert!(!revoke_on_delete, "{api}: not revoked"),
             }
         }
-        assert!(
-            h.store
-                .get_certificate(&gid, f)
-                .await
-                .unwrap()
-                .unwrap()
-                .revocation
-                .is_none()
-        );
+        assert!(revocation(&h, &gid, f).await.is_none());
         let audits = revocation_audits(&h, &gid).await;
         assert_eq!(
             audits.len(),
@@ -470,16 +444,8 @@ async fn concurrent_revocations_of_one_certificate_agree() {
         })
         .collect();
     assert!(answers.iter().all(|v| *v == answers[0]), "{answers:?}");
-    let stored = h
-        .store
-        .get_certificate(&gid, serial)
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(
-        answers[0]["revocationReason"],
-        stored.revocation.unwrap().reason.as_str()
-    );
+    let stored = revocation(&h, &gid, serial).await.expect("revoked");
+    assert_eq!(answers[0]["revocationReason"], stored.reason.as_str());
     let audits = revocation_audits(&h, &gid).await;
     assert_eq!(audits.len(), 1, "{audits:?}");
     assert_eq!(audits[0]["reason"], answers[0]["revocationReason"]);

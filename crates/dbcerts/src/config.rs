@@ -483,6 +483,18 @@ fn read_file(path: &Path) -> anyhow::Result<FileConfig> {
 mod tests {
     use super::*;
 
+    /// Settings from a configuration file holding `text`, and `serve`'s flags.
+    fn resolve_file(text: &str, serve: &ServeArgs) -> anyhow::Result<Settings> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("dbcerts.toml");
+        std::fs::write(&path, text).unwrap();
+        let global = GlobalArgs {
+            config: Some(path),
+            ..Default::default()
+        };
+        Settings::resolve(&global, serve)
+    }
+
     #[test]
     fn layers_apply_in_order() {
         let dir = tempfile::tempdir().unwrap();
@@ -544,19 +556,12 @@ mod tests {
 
     #[test]
     fn ocsp_url_only_when_configured_and_checked() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("dbcerts.toml");
         let resolve = |text: &str, flag: Option<&str>| {
-            std::fs::write(&path, text).unwrap();
-            let global = GlobalArgs {
-                config: Some(path.clone()),
-                ..Default::default()
-            };
             let serve = ServeArgs {
                 ocsp_url: flag.map(str::to_owned),
                 ..Default::default()
             };
-            Settings::resolve(&global, &serve)
+            resolve_file(text, &serve)
         };
         let s = resolve("", None).unwrap();
         assert_eq!(s.ocsp, OcspConfig::default());
@@ -628,16 +633,7 @@ mod tests {
 
     #[test]
     fn crl_timing_from_flags_over_file_and_refresh_before_expiry() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("dbcerts.toml");
-        let resolve = |text: &str, serve: ServeArgs| {
-            std::fs::write(&path, text).unwrap();
-            let global = GlobalArgs {
-                config: Some(path.clone()),
-                ..Default::default()
-            };
-            Settings::resolve(&global, &serve)
-        };
+        let resolve = |text: &str, serve: ServeArgs| resolve_file(text, &serve);
         let d = resolve("", ServeArgs::default()).unwrap().crl;
         assert_eq!(d, dbcerts_server::crl::CrlConfig::default());
         assert_eq!(
@@ -705,16 +701,7 @@ mod tests {
 
     #[test]
     fn revocation_keys_from_file_and_flags() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("dbcerts.toml");
-        let resolve = |text: &str, serve: ServeArgs| {
-            std::fs::write(&path, text).unwrap();
-            let global = GlobalArgs {
-                config: Some(path.clone()),
-                ..Default::default()
-            };
-            Settings::resolve(&global, &serve)
-        };
+        let resolve = |text: &str, serve: ServeArgs| resolve_file(text, &serve);
         let default = resolve("", ServeArgs::default()).unwrap().revocation;
         assert_eq!(default, RevocationConfig::default());
         assert!(default.revoke_on_user_delete);
@@ -740,16 +727,7 @@ mod tests {
 
     #[test]
     fn digest_replay_check_is_node_or_store() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("dbcerts.toml");
-        let resolve = |text: &str| {
-            std::fs::write(&path, text).unwrap();
-            let global = GlobalArgs {
-                config: Some(path.clone()),
-                ..Default::default()
-            };
-            Settings::resolve(&global, &ServeArgs::default())
-        };
+        let resolve = |text: &str| resolve_file(text, &ServeArgs::default());
         assert_eq!(resolve("").unwrap().digest_replay_check, ReplayCheck::Node);
         let store = resolve("digest-replay-check = \"store\"\n").unwrap();
         assert_eq!(store.digest_replay_check, ReplayCheck::Store);
