@@ -117,6 +117,21 @@ def log_tail(s: Server, n: int = 3000) -> str:
     return s.log_path.read_text(errors="replace")[-n:]
 
 
+def issue_until_refused(post, keep, tries: int, refusals: int = 3) -> list:
+    """Issues on a full disk until `refusals` requests were refused (or `tries` were made),
+    keeping every certificate answered 201: the store may still find room in pages it has."""
+    refused = []
+    for _ in range(tries):
+        r = post()
+        if r.status_code == 201:
+            keep(r)
+            continue
+        refused.append(r)
+        if len(refused) == refusals:
+            break
+    return refused
+
+
 def refusal_problems(r, ctx: str) -> list[str]:
     """What is wrong with the answer to a certificate request whose write failed (Atlas's
     503, no key, no certificate), as a list of findings."""
@@ -537,15 +552,7 @@ def test_a_full_disk_refuses_issuance_with_503_and_the_server_recovers_when_spac
         # checkpoint), so some certificates may still be recorded on the full disk: issue until
         # a write needs a new page.
         problems: list[str] = []
-        refused = []
-        for i in range(400):
-            r = post()
-            if r.status_code == 201:
-                keep(r)
-                continue
-            refused.append(r)
-            if len(refused) == 3:
-                break
+        refused = issue_until_refused(post, keep, tries=400)
         assert refused, f"{len(received)} certificates recorded on a full disk ({filler} bytes of filler): never refused"
         for i, r in enumerate(refused):
             problems += refusal_problems(r, f"disk full, refusal {i}")
@@ -634,15 +641,7 @@ def test_a_full_disk_under_postgresql_is_a_503_and_the_node_recovers(tmp_path):
             assert r.status_code == 201, r.text
             keep(r)
         filler = disk.fill()
-        refused = []
-        for _ in range(3000):
-            r = post()
-            if r.status_code == 201:
-                keep(r)
-                continue
-            refused.append(r)
-            if len(refused) == 3:
-                break
+        refused = issue_until_refused(post, keep, tries=3000)
         assert refused, f"{len(received)} certificates recorded on a full disk: never refused"
         for i, r in enumerate(refused):
             problems += refusal_problems(r, f"disk full, refusal {i}")
