@@ -5,6 +5,7 @@
 //! constraints that must hold across every node: unique serials, unique users, unique project
 //! names per organization, and one active CA per project. Secrets arrive already sealed.
 
+mod audit_check;
 #[macro_use]
 mod sql;
 mod open;
@@ -12,6 +13,7 @@ mod postgres;
 mod records;
 mod sqlite;
 
+pub use audit_check::{ChainCheck, ChainSummary, verify_audit_chains};
 pub use open::{Backend, redact_url};
 pub use postgres::{ACQUIRE_TIMEOUT as PG_ACQUIRE_TIMEOUT, PgStore};
 pub use records::*;
@@ -149,9 +151,11 @@ pub trait Store: Send + Sync + 'static {
     async fn revoke_token(&self, jti: &str, expires: i64, now: i64) -> StoreResult<()>;
     async fn is_token_revoked(&self, jti: &str) -> StoreResult<bool>;
 
-    /// Appends an entry to the audit log, chained to the last one.
+    /// Appends an entry to the audit log, chained to the last one of its chain (its project's,
+    /// or the store chain: [`AuditEntry::chain_of`]).
     async fn append_audit(&self, event: &AuditEvent) -> StoreResult<AuditEntry>;
-    /// Entries with `seq > after_seq` matching `filter`, in log order, at most `limit`.
+    /// Entries with `seq > after_seq` matching `filter`, in log order (ascending `seq`, which
+    /// within one chain is the chain's order), at most `limit`.
     async fn list_audit(
         &self,
         filter: &AuditFilter,

@@ -1,8 +1,8 @@
 //! The PostgreSQL adapter, for several dbcerts nodes on one database.
 //!
-//! Writes that must see a stable store (the audit chain, the per-project user limit, the first
-//! organization) take one transaction-scoped advisory lock, the counterpart of SQLite's
-//! `BEGIN IMMEDIATE`. Migrations run under sqlx's session advisory lock, so nodes starting at
+//! Writes that must see a stable part of the store (an audit chain, a project's user limit or
+//! active CA, a CRL number, the first organization) take a transaction-scoped advisory lock per
+//! part ([`WriteLock`]), so that nodes writing different projects do not wait for each other. Migrations run under sqlx's session advisory lock, so nodes starting at
 //! once apply them one after the other. A database that cannot be reached answers
 //! [`StoreError::Unavailable`] within the acquire timeout; the pool reconnects by itself when it
 //! is back.
@@ -13,14 +13,16 @@ use std::time::Duration;
 use async_trait::async_trait;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 
+use crate::sql::WriteLock;
 use crate::*;
 
 type Db = sqlx::Postgres;
 type DbRow = PgRow;
 type DbConn = sqlx::PgConnection;
 
-/// The advisory-lock key of the store-wide write lock ("dbcerts" in ASCII).
-const WRITE_LOCK: i64 = 0x0064_6263_6572_7473;
+/// The next audit `seq`: from a sequence, so that appends to different chains do not wait for
+/// each other (it may skip a number when an append rolls back).
+const NEXT_AUDIT_SEQ: &str = "nextval('audit_log_seq')";
 
 /// How long a request waits for a connection before the store answers `Unavailable`.
 pub const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
@@ -80,20 +82,36 @@ impl PgStore {
         result
     }
 
-    /// A transaction holding the store-wide write lock until it ends.
-    async fn write_tx(&self) -> StoreResult<sqlx::Transaction<'static, Db>> {
-        // READ COMMITTED explicitly: each statement after the lock must see what the previous
+    /// The advisory-lock key of an audit chain's write lock (a project id, or empty for the
+    /// store chain), as `pg_locks` shows it (`classid` the high 32 bits, `objid` the low): for an
+    /// operator looking for what a write waits on.
+    pub fn audit_chain_lock_key(chain: &str) -> i64 {
+        WriteLock::Chain(chain).key()
+    }
+
+    /// A transaction holding `locks` until it ends, taken before anything else in the order of
+    /// their keys.
+    async fn write_tx(
+        &self,
+        locks: &[WriteLock<'_>],
+    ) -> StoreResult<sqlx::Transaction<'static, Db>> {
+        // READ COMMITTED explicitly: each statement after the locks must see what the previous
         // holder committed (a snapshot taken at the lock statement would not).
         let mut tx = self
             .pool
             .begin_with("BEGIN ISOLATION LEVEL READ COMMITTED")
             .await
             .map_err(map_err)?;
-        sqlx::query("SELECT pg_advisory_xact_lock($1)")
-            .bind(WRITE_LOCK)
-            .execute(&mut *tx)
-            .await
-            .map_err(map_err)?;
+        let keys = WriteLock::keys(locks);
+        if !keys.is_empty() {
+            // One round trip whatever the number of locks: a function scan of unnest yields the
+            // keys in array order (no sort, no parallel plan), so they are taken in that order.
+            sqlx::query("SELECT pg_advisory_xact_lock(k) FROM unnest($1::bigint[]) AS k")
+                .bind(keys)
+                .execute(&mut *tx)
+                .await
+                .map_err(map_err)?;
+        }
         Ok(tx)
     }
 }

@@ -376,20 +376,53 @@ pub struct AuditEvent {
     pub details: String,
 }
 
-/// A stored audit entry: the event, its place in the log, and the chain hashes.
+/// A stored audit entry: the event, its place in the log and in its chain, and the chain
+/// hashes.
+///
+/// The log is several hash chains (docs/ARCHITECTURE.md, "Audit chains and PostgreSQL write
+/// locks"): an entry with a project is in that project's chain, one without in the store chain
+/// (`chain` empty), which also holds every entry written before chains existed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuditEntry {
+    /// The entry's place in the whole log: unique and increasing, the order listings use. On
+    /// PostgreSQL it may skip a number (an append rolled back).
     pub seq: i64,
+    /// The chain: a project id, or empty for the store chain.
+    pub chain: String,
+    /// The entry's place in its chain: 1, 2, 3, … with no gaps. The hash covers it.
+    pub chain_seq: i64,
+    /// The `seq` of the chain's previous entry (0 for a chain's first).
+    pub prev_seq: i64,
     pub event: AuditEvent,
     pub prev_hash: Vec<u8>,
     pub hash: Vec<u8>,
 }
 
 impl AuditEntry {
-    /// The hash of the first entry's predecessor.
+    /// The hash of the store chain's first entry's predecessor.
     pub const GENESIS: [u8; 32] = [0; 32];
 
-    /// SHA-256 over the previous hash and a canonical encoding of `seq` and `event`. Every
+    /// The chain an event belongs to: its project's, or the store chain (empty).
+    pub fn chain_of(event: &AuditEvent) -> &str {
+        event.project_id.as_deref().unwrap_or("")
+    }
+
+    /// The hash a chain's first entry chains to: [`Self::GENESIS`] for the store chain (so the
+    /// log written before chains existed is that chain), a hash of the chain's name for any
+    /// other, so that an entry moved from one chain to another no longer links.
+    pub fn genesis(chain: &str) -> Vec<u8> {
+        if chain.is_empty() {
+            return Self::GENESIS.to_vec();
+        }
+        use sha2::Digest;
+        let mut h = sha2::Sha256::new();
+        h.update(b"dbcerts-audit-chain-v1\0");
+        h.update(chain.as_bytes());
+        h.finalize().to_vec()
+    }
+
+    /// SHA-256 over the previous hash and a canonical encoding of the entry's place in its
+    /// chain (`chain_seq`, which is `seq` for entries written before chains) and `event`. Every
     /// store computes it with this function, and `dbcerts audit verify` recomputes it.
     pub fn chain_hash(prev_hash: &[u8], seq: i64, event: &AuditEvent) -> Vec<u8> {
         use sha2::Digest;
@@ -402,15 +435,18 @@ impl AuditEntry {
         h.finalize().to_vec()
     }
 
-    /// Whether this entry's own hash matches its contents and `prev_hash`.
+    /// Whether this entry's own hash matches its contents, its place in its chain and
+    /// `prev_hash`.
     pub fn is_intact(&self) -> bool {
-        Self::chain_hash(&self.prev_hash, self.seq, &self.event) == self.hash
+        Self::chain_hash(&self.prev_hash, self.chain_seq, &self.event) == self.hash
     }
 }
 
 /// Which audit entries to list.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AuditFilter {
+    /// One chain only (a project id, or empty for the store chain).
+    pub chain: Option<String>,
     pub project_id: Option<String>,
     pub actor: Option<String>,
     pub since_ms: Option<i64>,

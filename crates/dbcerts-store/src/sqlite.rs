@@ -24,11 +24,16 @@ use sqlx::sqlite::{
 };
 use sqlx::{ConnectOptions, Connection, Row};
 
+use crate::sql::WriteLock;
 use crate::*;
 
 type Db = sqlx::Sqlite;
 type DbRow = SqliteRow;
 type DbConn = sqlx::SqliteConnection;
+
+/// The next audit `seq`: one past the last, gap-free (the transaction holds the only write
+/// lock).
+const NEXT_AUDIT_SEQ: &str = "(SELECT COALESCE(MAX(seq), 0) + 1 FROM audit_log)";
 
 /// A [`Store`] on one SQLite file.
 #[derive(Clone, Debug)]
@@ -136,8 +141,12 @@ impl SqliteStore {
     }
 
     /// A transaction that holds the write lock from its first statement, so that what it reads
-    /// cannot go stale before it writes.
-    async fn write_tx(&self) -> StoreResult<sqlx::Transaction<'static, Db>> {
+    /// cannot go stale before it writes. SQLite has one writer: whatever `_locks` name, the
+    /// whole store is locked.
+    async fn write_tx(
+        &self,
+        _locks: &[WriteLock<'_>],
+    ) -> StoreResult<sqlx::Transaction<'static, Db>> {
         self.pool
             .begin_with("BEGIN IMMEDIATE")
             .await

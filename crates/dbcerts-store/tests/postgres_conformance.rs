@@ -103,20 +103,96 @@ async fn run_all_on_one_store() {
     store.close().await;
 }
 
-/// Two nodes (two pools on one database) build one audit chain between them.
+/// Two nodes (two pools on one database) build one unbroken store chain between them, then
+/// several chains at once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn audit_chain_holds_across_two_nodes() {
     let Some((url, first)) = fresh_store().await else {
         return;
     };
     let second = PgStore::open_url(&url).await.unwrap();
-    conformance::audit_chain_holds_across_two_nodes(
-        Arc::new(first.clone()),
-        Arc::new(second.clone()),
-    )
-    .await;
+    let nodes = || -> (Arc<dyn Store>, Arc<dyn Store>) {
+        (Arc::new(first.clone()), Arc::new(second.clone()))
+    };
+    let (a, b) = nodes();
+    conformance::audit_chain_holds_across_two_nodes(a, b).await;
+    let (a, b) = nodes();
+    conformance::audit_chains_hold_across_two_nodes(a, b).await;
     second.close().await;
     first.close().await;
+}
+
+/// The chains' locks are separate: while another session holds one project's chain lock, a
+/// node appends to another project's chain and to the store chain at once (a wait would end in
+/// the pool's lock_timeout, an error), and its append to the held chain waits for the lock and
+/// then chains on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn audit_chain_locks_are_separate() {
+    let Some((url, store)) = fresh_store().await else {
+        return;
+    };
+    let (p, q) = ("b0000000000000000000000a", "b0000000000000000000000b");
+    let event = |project: Option<&str>| dbcerts_store::AuditEvent {
+        at_ms: 1_700_000_000_000,
+        actor: "operator".into(),
+        source_ip: None,
+        action: "lock-check".into(),
+        project_id: project.map(str::to_owned),
+        target: None,
+        status: None,
+        details: "{}".into(),
+    };
+    let mut holder = sqlx::PgConnection::connect(&url).await.unwrap();
+    sqlx::query("BEGIN").execute(&mut holder).await.unwrap();
+    sqlx::query("SELECT pg_advisory_xact_lock($1)")
+        .bind(PgStore::audit_chain_lock_key(p))
+        .execute(&mut holder)
+        .await
+        .unwrap();
+
+    let other = store.append_audit(&event(Some(q))).await.unwrap();
+    let store_chain = store.append_audit(&event(None)).await.unwrap();
+    assert_eq!((other.chain_seq, store_chain.chain_seq), (1, 1));
+
+    let waiting = tokio::spawn({
+        let store = store.clone();
+        let e = event(Some(p));
+        async move { store.append_audit(&e).await }
+    });
+    // Until the append is seen waiting for the held lock.
+    let mut probe = sqlx::PgConnection::connect(&url).await.unwrap();
+    loop {
+        let waiters: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted",
+        )
+        .fetch_one(&mut probe)
+        .await
+        .unwrap();
+        if waiters > 0 {
+            break;
+        }
+        assert!(
+            !waiting.is_finished(),
+            "the append to the held chain did not wait"
+        );
+        tokio::task::yield_now().await;
+    }
+    sqlx::query("COMMIT").execute(&mut holder).await.unwrap();
+    let held = waiting.await.unwrap().unwrap();
+    assert_eq!((held.chain.as_str(), held.chain_seq), (p, 1));
+    assert!(held.seq > store_chain.seq);
+    conformance::assert_audit_log_intact(&store).await;
+    store.close().await;
+}
+
+/// Editing or deleting one entry of one chain is found, and named by its seq and chain.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audit_tampering_in_one_chain_is_detected() {
+    let Some((url, store)) = fresh_store().await else {
+        return;
+    };
+    conformance::audit_tampering_is_detected(&store, tamper_sql!(sqlx::PgConnection, url)).await;
+    store.close().await;
 }
 
 /// Two nodes racing to create the same CAs end with one CA per project.

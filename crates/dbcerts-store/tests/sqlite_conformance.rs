@@ -99,19 +99,34 @@ async fn integrity_check_is_ok() {
 }
 
 /// Two nodes (two stores on one file) appending from spawned tasks on a multi-threaded runtime
-/// still build one unbroken audit chain with unique seqs.
+/// still build one unbroken store chain with unique seqs, then several chains at once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn audit_chain_holds_across_two_nodes() {
     let (dir, first) = fresh_store().await;
     let second = SqliteStore::open(&db_path(dir.path())).await.unwrap();
-    conformance::audit_chain_holds_across_two_nodes(
-        std::sync::Arc::new(first.clone()),
-        std::sync::Arc::new(second.clone()),
-    )
-    .await;
+    let nodes = || -> (std::sync::Arc<dyn Store>, std::sync::Arc<dyn Store>) {
+        (
+            std::sync::Arc::new(first.clone()),
+            std::sync::Arc::new(second.clone()),
+        )
+    };
+    let (a, b) = nodes();
+    conformance::audit_chain_holds_across_two_nodes(a, b).await;
+    let (a, b) = nodes();
+    conformance::audit_chains_hold_across_two_nodes(a, b).await;
     second.close().await;
     assert_eq!(first.integrity_check().await.unwrap(), "ok");
     first.close().await;
+}
+
+/// Editing or deleting one entry of one chain is found, and named by its seq and chain.
+#[tokio::test]
+async fn audit_tampering_in_one_chain_is_detected() {
+    let (dir, store) = fresh_store().await;
+    let url = format!("sqlite://{}", db_path(dir.path()).display());
+    conformance::audit_tampering_is_detected(&store, tamper_sql!(sqlx::SqliteConnection, url))
+        .await;
+    store.close().await;
 }
 
 /// Two nodes on one file racing to create the same CAs end with one CA per project.

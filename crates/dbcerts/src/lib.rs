@@ -125,15 +125,29 @@ pub fn run(cli: Cli) -> ExitCode {
 async fn run_audit(cfg: &config::Settings, command: AuditCommand) -> anyhow::Result<()> {
     let (store, _) = app::open_checked_store(cfg).await?;
     let result = match command {
-        AuditCommand::Verify { .. } => match operator::verify_audit_chain(store.store()).await? {
-            operator::ChainCheck::Intact { entries } => {
-                println!("audit log intact: {entries} entries");
-                Ok(())
+        AuditCommand::Verify { .. } => {
+            match dbcerts_store::verify_audit_chains(store.store()).await? {
+                dbcerts_store::ChainCheck::Intact { entries, chains } => {
+                    println!(
+                        "audit log intact: {entries} entries in {} chains",
+                        chains.len()
+                    );
+                    for c in chains {
+                        println!(
+                            "  {}: {} linked, last at entry {}",
+                            operator::chain_label(&c.chain),
+                            c.entries,
+                            c.last_seq
+                        );
+                    }
+                    Ok(())
+                }
+                dbcerts_store::ChainCheck::Broken { seq, chain, reason } => Err(anyhow::anyhow!(
+                    "audit log broken at entry {seq} ({}): {reason}",
+                    operator::chain_label(&chain)
+                )),
             }
-            operator::ChainCheck::Broken { seq, reason } => {
-                Err(anyhow::anyhow!("audit log broken at entry {seq}: {reason}"))
-            }
-        },
+        }
         AuditCommand::List {
             project,
             actor,
@@ -144,6 +158,7 @@ async fn run_audit(cfg: &config::Settings, command: AuditCommand) -> anyhow::Res
             ..
         } => {
             let filter = dbcerts_store::AuditFilter {
+                chain: None,
                 project_id: project,
                 actor,
                 since_ms: since.as_deref().map(operator::parse_time_ms).transpose()?,

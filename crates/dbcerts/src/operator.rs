@@ -9,7 +9,7 @@ use std::path::Path;
 use anyhow::Context;
 use dbcerts_server::bootstrap::new_api_key;
 use dbcerts_server::secrets::{MASTER_KEY_CHECK, load_master_key, opens_check_value};
-use dbcerts_store::{AuditEntry, AuditEvent, AuditFilter, Backend, ProjectGrant, Store};
+use dbcerts_store::{AuditEvent, AuditFilter, Backend, ProjectGrant, Store};
 use serde::{Deserialize, Serialize};
 
 use crate::app::{key_to_generate, open_checked_store};
@@ -17,52 +17,6 @@ use crate::config::Settings;
 
 /// Entries read per store call while walking the log.
 const BATCH: u32 = 1000;
-
-/// The outcome of `audit verify`.
-#[derive(Debug, PartialEq, Eq)]
-pub enum ChainCheck {
-    Intact { entries: u64 },
-    Broken { seq: i64, reason: &'static str },
-}
-
-/// Walks the whole audit log and checks every link: each entry's hash matches its contents,
-/// its `prev_hash` is the previous entry's hash, and sequence numbers have no gaps.
-pub async fn verify_audit_chain(store: &dyn Store) -> anyhow::Result<ChainCheck> {
-    let mut prev_hash = AuditEntry::GENESIS.to_vec();
-    let mut prev_seq = 0i64;
-    let mut count = 0u64;
-    loop {
-        let batch = store
-            .list_audit(&AuditFilter::default(), prev_seq, BATCH)
-            .await?;
-        if batch.is_empty() {
-            return Ok(ChainCheck::Intact { entries: count });
-        }
-        for e in batch {
-            if e.seq != prev_seq + 1 {
-                return Ok(ChainCheck::Broken {
-                    seq: prev_seq + 1,
-                    reason: "entry missing (sequence gap)",
-                });
-            }
-            if e.prev_hash != prev_hash {
-                return Ok(ChainCheck::Broken {
-                    seq: e.seq,
-                    reason: "does not chain to the previous entry",
-                });
-            }
-            if !e.is_intact() {
-                return Ok(ChainCheck::Broken {
-                    seq: e.seq,
-                    reason: "contents do not match the entry's hash",
-                });
-            }
-            prev_hash = e.hash;
-            prev_seq = e.seq;
-            count += 1;
-        }
-    }
-}
 
 /// One audit entry as `audit list --json` prints it.
 #[derive(Serialize)]
@@ -77,6 +31,15 @@ struct EntryOut<'a> {
     target: Option<&'a str>,
     status: Option<u16>,
     details: serde_json::Value,
+}
+
+/// How `audit verify` names a chain.
+pub fn chain_label(chain: &str) -> String {
+    if chain.is_empty() {
+        "store chain".to_owned()
+    } else {
+        format!("chain of project {chain}")
+    }
 }
 
 fn at_text(ms: i64) -> String {

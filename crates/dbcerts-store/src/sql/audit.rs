@@ -1,5 +1,8 @@
-//! The audit log: appending entries chained by hash to the log's head (always under the
-//! store-wide write lock, so that no other writer appends meanwhile) and listing them.
+//! The audit log: appending entries, each chained by hash to the head of its own chain (a
+//! project's, or the store chain for entries with no project; always under that chain's write
+//! lock, so that no other writer appends to it meanwhile), and listing them in `seq` order.
+
+use std::collections::HashMap;
 
 use crate::{AuditEntry, AuditEvent};
 
@@ -7,6 +10,9 @@ use crate::{AuditEntry, AuditEvent};
 #[derive(sqlx::FromRow)]
 pub(crate) struct AuditRow {
     seq: i64,
+    chain: String,
+    chain_seq: i64,
+    prev_seq: i64,
     at_ms: i64,
     actor: String,
     source_ip: Option<String>,
@@ -23,6 +29,9 @@ impl From<AuditRow> for AuditEntry {
     fn from(row: AuditRow) -> Self {
         AuditEntry {
             seq: row.seq,
+            chain: row.chain,
+            chain_seq: row.chain_seq,
+            prev_seq: row.prev_seq,
             event: AuditEvent {
                 at_ms: row.at_ms,
                 actor: row.actor,
@@ -39,36 +48,60 @@ impl From<AuditRow> for AuditEntry {
     }
 }
 
+/// The last entry of a chain: what the next one chains to.
+pub(crate) struct ChainHead {
+    pub seq: i64,
+    pub chain_seq: i64,
+    pub hash: Vec<u8>,
+}
+
+/// The heads of the chains a transaction appends to, each read once (under its lock) and then
+/// moved along by the appends.
+#[derive(Default)]
+pub(crate) struct AuditHeads(pub HashMap<String, ChainHead>);
+
 macro_rules! sql_audit {
     ($store:ident [$($methods:tt)*] $($rest:ident)*) => {
-        use crate::sql::audit::AuditRow;
+        use crate::sql::audit::{AuditHeads, AuditRow, ChainHead};
 
-        /// The last audit entry's `seq` and hash (0 and the genesis hash in an empty log). The
-        /// caller's transaction must hold the write lock (`BEGIN IMMEDIATE`), so that no other
-        /// writer can append meanwhile.
-        async fn audit_head(conn: &mut DbConn) -> StoreResult<(i64, Vec<u8>)> {
-            let last = sqlx::query_as("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")
+        /// Appends `event` to its chain, after the chain's head in `heads` (read from the log the
+        /// first time), and moves that head to the new entry. The caller's transaction must
+        /// hold the chain's write lock ([`WriteLock::Chain`]), so that no other writer appends
+        /// to the chain meanwhile.
+        async fn append_audit_in(
+            conn: &mut DbConn,
+            heads: &mut AuditHeads,
+            event: &AuditEvent,
+        ) -> StoreResult<AuditEntry> {
+            let chain = AuditEntry::chain_of(event);
+            if !heads.0.contains_key(chain) {
+                let last: Option<(i64, i64, Vec<u8>)> = sqlx::query_as(
+                    "SELECT seq, chain_seq, hash FROM audit_log WHERE chain = $1
+                     ORDER BY chain_seq DESC LIMIT 1",
+                )
+                .bind(chain)
                 .fetch_optional(&mut *conn)
                 .await
                 .map_err(map_err)?;
-            Ok(last.unwrap_or_else(|| (0, AuditEntry::GENESIS.to_vec())))
-        }
-
-        /// Appends `event` after the entry `(seq, hash)` that `head` names, and moves `head` to
-        /// the new entry. The caller's transaction must hold the write lock.
-        async fn append_audit_after(
-            conn: &mut DbConn,
-            head: &mut (i64, Vec<u8>),
-            event: &AuditEvent,
-        ) -> StoreResult<AuditEntry> {
-            let seq = head.0 + 1;
-            let prev_hash = std::mem::take(&mut head.1);
-            let hash = AuditEntry::chain_hash(&prev_hash, seq, event);
-            sqlx::query(
-                "INSERT INTO audit_log (seq, at_ms, actor, source_ip, action, project_id, target, status, details, prev_hash, hash)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-            )
-            .bind(seq)
+                let head = last.map_or_else(
+                    || ChainHead { seq: 0, chain_seq: 0, hash: AuditEntry::genesis(chain) },
+                    |(seq, chain_seq, hash)| ChainHead { seq, chain_seq, hash },
+                );
+                heads.0.insert(chain.to_owned(), head);
+            }
+            let head = heads.0.get_mut(chain).expect("the head was just read");
+            let chain_seq = head.chain_seq + 1;
+            let prev_hash = std::mem::take(&mut head.hash);
+            let hash = AuditEntry::chain_hash(&prev_hash, chain_seq, event);
+            let seq: i64 = sqlx::query_scalar(&format!(
+                "INSERT INTO audit_log (seq, chain, chain_seq, prev_seq, at_ms, actor, source_ip, action, project_id,
+                                        target, status, details, prev_hash, hash)
+                 VALUES ({NEXT_AUDIT_SEQ}, $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+                 RETURNING seq"
+            ))
+            .bind(chain)
+            .bind(chain_seq)
+            .bind(head.seq)
             .bind(event.at_ms)
             .bind(&event.actor)
             .bind(&event.source_ip)
@@ -79,31 +112,27 @@ macro_rules! sql_audit {
             .bind(&event.details)
             .bind(&prev_hash)
             .bind(&hash)
-            .execute(&mut *conn)
+            .fetch_one(&mut *conn)
             .await
             .map_err(map_err)?;
-            *head = (seq, hash.clone());
+            let prev_seq = std::mem::replace(&mut head.seq, seq);
+            head.chain_seq = chain_seq;
+            head.hash = hash.clone();
             Ok(AuditEntry {
                 seq,
+                chain: chain.to_owned(),
+                chain_seq,
+                prev_seq,
                 event: event.clone(),
                 prev_hash,
                 hash,
             })
         }
 
-        /// Appends `event` after the last entry. The caller's transaction must hold the write lock.
-        async fn append_audit_in(
-            conn: &mut DbConn,
-            event: &AuditEvent,
-        ) -> StoreResult<AuditEntry> {
-            let mut head = audit_head(&mut *conn).await?;
-            append_audit_after(conn, &mut head, event).await
-        }
-
         sql_impl!($store [$($methods)*
             async fn append_audit(&self, event: &AuditEvent) -> StoreResult<AuditEntry> {
-                let mut tx = self.write_tx().await?;
-                let entry = append_audit_in(&mut tx, event).await?;
+                let mut tx = self.write_tx(&[WriteLock::Chain(AuditEntry::chain_of(event))]).await?;
+                let entry = append_audit_in(&mut tx, &mut AuditHeads::default(), event).await?;
                 tx.commit().await.map_err(map_err)?;
                 Ok(entry)
             }
@@ -121,7 +150,8 @@ macro_rules! sql_audit {
                        AND ($4 IS NULL OR actor = $5)
                        AND ($6 IS NULL OR at_ms >= $7)
                        AND ($8 IS NULL OR at_ms < $9)
-                     ORDER BY seq LIMIT $10",
+                       AND ($10 IS NULL OR chain = $11)
+                     ORDER BY seq LIMIT $12",
                 )
                 .bind(after_seq)
                 .bind(&filter.project_id)
@@ -132,6 +162,8 @@ macro_rules! sql_audit {
                 .bind(filter.since_ms)
                 .bind(filter.until_ms)
                 .bind(filter.until_ms)
+                .bind(&filter.chain)
+                .bind(&filter.chain)
                 .bind(i64::from(limit))
                 .fetch_all(&self.pool)
                 .await

@@ -108,7 +108,9 @@ macro_rules! sql_cas {
                 replaces: i64,
                 audit: &AuditEvent,
             ) -> StoreResult<Option<CaRecord>> {
-                let mut tx = self.write_tx().await?;
+                let mut tx = self
+                    .write_tx(&[WriteLock::Chain(&ca.project_id), WriteLock::Chain(AuditEntry::chain_of(audit))])
+                    .await?;
                 let Some(current) = active_ca_in(&mut tx, &ca.project_id).await? else {
                     return Ok(None);
                 };
@@ -133,7 +135,7 @@ macro_rules! sql_cas {
                     .await
                     .map_err(map_err)?;
                 let stored = CaRecord::from(row);
-                append_audit_in(&mut tx, audit).await?;
+                append_audit_in(&mut tx, &mut AuditHeads::default(), audit).await?;
                 tx.commit().await.map_err(map_err)?;
                 Ok(Some(stored))
             }
@@ -145,7 +147,9 @@ macro_rules! sql_cas {
                 now: i64,
                 audit: &AuditEvent,
             ) -> StoreResult<RetireOutcome> {
-                let mut tx = self.write_tx().await?;
+                let mut tx = self
+                    .write_tx(&[WriteLock::Chain(project_id), WriteLock::Chain(AuditEntry::chain_of(audit))])
+                    .await?;
                 let select = "SELECT * FROM project_cas WHERE project_id = $1 AND generation = $2";
                 let row = sqlx::query_as::<_, CaRow>(select)
                     .bind(project_id)
@@ -168,7 +172,7 @@ macro_rules! sql_cas {
                     .execute(&mut *tx)
                     .await
                     .map_err(map_err)?;
-                append_audit_in(&mut tx, audit).await?;
+                append_audit_in(&mut tx, &mut AuditHeads::default(), audit).await?;
                 tx.commit().await.map_err(map_err)?;
                 Ok(RetireOutcome::Retired {
                     ca: CaRecord {

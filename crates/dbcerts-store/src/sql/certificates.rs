@@ -54,7 +54,7 @@ macro_rules! sql_certificates {
         /// appends its audit entry when it was inserted.
         async fn insert_certificate_in(
             conn: &mut DbConn,
-            head: &mut (i64, Vec<u8>),
+            heads: &mut AuditHeads,
             c: &CertificateRecord,
             audit: &AuditEvent,
         ) -> StoreResult<Recorded> {
@@ -83,7 +83,7 @@ macro_rules! sql_certificates {
             .await
             .map_err(map_err)?;
             Ok(if done.rows_affected() == 1 {
-                append_audit_after(&mut *conn, head, audit).await?;
+                append_audit_in(&mut *conn, heads, audit).await?;
                 Recorded::Yes
             } else if sqlx::query("SELECT 1 FROM projects WHERE id = $1")
                 .bind(&c.project_id)
@@ -127,22 +127,26 @@ macro_rules! sql_certificates {
 
         sql_impl!($store [$($methods)*
             async fn commit_batch(&self, batch: &[BatchWrite]) -> StoreResult<Vec<Recorded>> {
-                let mut tx = self.write_tx().await?;
-                let audits = batch
+                // The chains the batch appends to, locked: batches of other projects' writes
+                // (another node's) go on meanwhile. A batch of nonce counts alone (most of them
+                // under Digest load) locks nothing.
+                let locks: Vec<WriteLock<'_>> = batch
                     .iter()
-                    .any(|w| !matches!(w, BatchWrite::DigestNonceCount { .. }));
-                // A batch of nonce counts alone (most of them under Digest load) needs no head.
-                let mut head = if audits {
-                    audit_head(&mut tx).await?
-                } else {
-                    (0, Vec::new())
-                };
+                    .filter_map(|w| match w {
+                        BatchWrite::Audit(event) | BatchWrite::Certificate(_, event) => {
+                            Some(WriteLock::Chain(AuditEntry::chain_of(event)))
+                        }
+                        BatchWrite::DigestNonceCount { .. } => None,
+                    })
+                    .collect();
+                let mut tx = self.write_tx(&locks).await?;
+                let mut heads = AuditHeads::default();
                 let mut prune_before = None;
                 let mut outcomes = Vec::with_capacity(batch.len());
                 for write in batch {
                     outcomes.push(match write {
                         BatchWrite::Audit(event) => {
-                            append_audit_after(&mut tx, &mut head, event).await?;
+                            append_audit_in(&mut tx, &mut heads, event).await?;
                             Recorded::Yes
                         }
                         BatchWrite::DigestNonceCount { nonce, nc, expires, now } => {
@@ -150,7 +154,7 @@ macro_rules! sql_certificates {
                             record_nonce_count_in(&mut tx, nonce, *nc, *expires).await?
                         }
                         BatchWrite::Certificate(c, audit) => {
-                            insert_certificate_in(&mut tx, &mut head, c, audit).await?
+                            insert_certificate_in(&mut tx, &mut heads, c, audit).await?
                         }
                     });
                 }

@@ -56,9 +56,9 @@ macro_rules! sql_crls {
             }
 
             async fn publish_crl(&self, ca_id: i64, crl: &PublishedCrl) -> StoreResult<bool> {
-                // Under the write lock: the number read is still the number when the row is
+                // Under the CA's CRL lock: the number read is still the number when the row is
                 // written, so exactly one of several racing publishers of one number wins.
-                let mut tx = self.write_tx().await?;
+                let mut tx = self.write_tx(&[WriteLock::Crl(ca_id)]).await?;
                 let current: Option<i64> = sqlx::query_scalar("SELECT number FROM crl_state WHERE ca_id = $1")
                     .bind(ca_id)
                     .fetch_optional(&mut *tx)
@@ -107,7 +107,7 @@ macro_rules! sql_crls {
                 project_id: &str,
                 new_token: &str,
             ) -> StoreResult<String> {
-                let mut tx = self.write_tx().await?;
+                let mut tx = self.write_tx(&[WriteLock::Chain(project_id)]).await?;
                 sqlx::query(
                     "INSERT INTO crl_distribution (project_id, token) VALUES ($1, $2)
                      ON CONFLICT (project_id) DO NOTHING",

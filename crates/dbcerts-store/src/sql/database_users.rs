@@ -34,9 +34,9 @@ macro_rules! sql_database_users {
                 u: &DatabaseUserRecord,
                 max_per_project: u64,
             ) -> StoreResult<()> {
-                // The write transaction holds the store's write lock before the count, so the count
+                // The write transaction holds the project's lock before the count, so the count
                 // cannot go stale.
-                let mut tx = self.write_tx().await?;
+                let mut tx = self.write_tx(&[WriteLock::Chain(&u.project_id)]).await?;
                 let n: i64 = sqlx::query_scalar(COUNT_USERS)
                     .bind(&u.project_id)
                     .fetch_one(&mut *tx)
@@ -131,7 +131,11 @@ macro_rules! sql_database_users {
                 username: &str,
                 revoke: Option<(Revocation, &AuditEvent)>,
             ) -> StoreResult<(bool, Vec<CertificateRecord>)> {
-                let mut tx = self.write_tx().await?;
+                let mut locks = vec![WriteLock::Chain(project_id)];
+                if let Some((_, audit)) = revoke {
+                    locks.push(WriteLock::Chain(AuditEntry::chain_of(audit)));
+                }
+                let mut tx = self.write_tx(&locks).await?;
                 let deleted: Option<String> = sqlx::query_scalar(
                     "DELETE FROM database_users WHERE project_id = $1 AND database_name = $2 AND username = $3
                      RETURNING x509_type",

@@ -1,9 +1,9 @@
 //! The SQL both adapters share, one file per area of the [`Store`](crate::Store) trait.
 //!
 //! Each backend module defines `Db`, `DbRow` and `DbConn` (its sqlx database, row and
-//! connection types), `map_err` (its error classification) and a `write_tx` method (a
-//! transaction holding the store-wide write lock), then expands `sql_store!` for its store
-//! type. Statements use `$N` placeholders, which SQLite and PostgreSQL both accept, and only SQL
+//! connection types), `map_err` (its error classification), `NEXT_AUDIT_SEQ` (the SQL
+//! expression of the next audit `seq`) and a `write_tx` method (a transaction holding the
+//! [`WriteLock`]s it is given), then expands `sql_store!` for its store type. Statements use `$N` placeholders, which SQLite and PostgreSQL both accept, and only SQL
 //! both dialects run the same way.
 //!
 //! The statements are written once but run on each backend's own types, so the code around
@@ -21,6 +21,50 @@
 
 #[macro_use]
 pub(crate) mod shared;
+
+/// What a write transaction locks before its first statement, so that what it reads cannot go
+/// stale before it writes (docs/ARCHITECTURE.md, "Audit chains and PostgreSQL write locks").
+/// SQLite's `BEGIN IMMEDIATE` locks the whole store for every transaction, so only PostgreSQL
+/// tells them apart: one transaction-scoped advisory lock each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum WriteLock<'a> {
+    /// An audit chain (a project id, or empty for the store chain). A project's chain lock is
+    /// also the lock of what must not change under a check of that project (the user limit, the
+    /// active CA); the store chain's, of the first organization.
+    Chain(&'a str),
+    /// One CA's CRL number.
+    Crl(i64),
+}
+
+impl WriteLock<'_> {
+    /// The advisory-lock key: the first 8 bytes of a SHA-256 of the lock's kind and name. Two
+    /// locks that share a key (a 2⁻⁶⁴ chance) only wait for each other.
+    pub(crate) fn key(&self) -> i64 {
+        use sha2::Digest;
+        let mut h = sha2::Sha256::new();
+        match self {
+            WriteLock::Chain(chain) => {
+                h.update(b"dbcerts-lock-chain\0");
+                h.update(chain.as_bytes());
+            }
+            WriteLock::Crl(ca_id) => {
+                h.update(b"dbcerts-lock-crl\0");
+                h.update(ca_id.to_be_bytes());
+            }
+        }
+        let digest = h.finalize();
+        i64::from_be_bytes(digest[..8].try_into().expect("8 bytes"))
+    }
+
+    /// The keys of `locks`, sorted and without repeats: every transaction takes its locks in
+    /// this one order, so that two cannot wait for each other.
+    pub(crate) fn keys(locks: &[WriteLock<'_>]) -> Vec<i64> {
+        let mut keys: Vec<i64> = locks.iter().map(WriteLock::key).collect();
+        keys.sort_unstable();
+        keys.dedup();
+        keys
+    }
+}
 #[macro_use]
 pub(crate) mod orgs;
 #[macro_use]

@@ -26,9 +26,9 @@ macro_rules! sql_orgs {
             }
 
             async fn bootstrap_first_org(&self, org: &Org, key: &ApiKeyRecord) -> StoreResult<bool> {
-                // Under the write lock, so that two nodes starting on one empty store create one
-                // organization between them.
-                let mut tx = self.write_tx().await?;
+                // Under the store chain's lock, so that two nodes starting on one empty store
+                // create one organization between them.
+                let mut tx = self.write_tx(&[WriteLock::Chain("")]).await?;
                 let any_org: bool =
                     sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM organizations) AS any_org")
                         .fetch_one(&mut *tx)

@@ -80,10 +80,10 @@ macro_rules! sql_revocation {
             let certs: Vec<CertificateRecord> = records(rows)?;
             if !newly.is_empty() {
                 newly.sort_unstable();
-                let mut head = audit_head(&mut *conn).await?;
+                let mut heads = AuditHeads::default();
                 // Audited in the order the result lists them.
                 for c in certs.iter().filter(|c| newly.binary_search(&c.serial).is_ok()) {
-                    append_audit_after(&mut *conn, &mut head, &revoked_event(audit, c.serial)?).await?;
+                    append_audit_in(&mut *conn, &mut heads, &revoked_event(audit, c.serial)?).await?;
                 }
             }
             Ok((certs, !newly.is_empty()))
@@ -98,9 +98,11 @@ macro_rules! sql_revocation {
                 revocation: Revocation,
                 audit: &AuditEvent,
             ) -> StoreResult<Vec<CertificateRecord>> {
-                // Under the write lock: the audit entries chain onto the log's head, and two
-                // revocations of one certificate cannot both see it unrevoked.
-                let mut tx = self.write_tx().await?;
+                // Under the project's lock: the audit entries chain onto its chain's head, and
+                // two revocations of one certificate cannot both see it unrevoked.
+                let mut tx = self
+                    .write_tx(&[WriteLock::Chain(project_id), WriteLock::Chain(AuditEntry::chain_of(audit))])
+                    .await?;
                 let (certs, any_new) =
                     revoke_in(&mut tx, project_id, username, which, revocation, audit).await?;
                 if any_new {

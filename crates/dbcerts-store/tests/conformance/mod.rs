@@ -15,10 +15,10 @@
 
 use dbcerts_store::{
     AccessListEntry, ApiKeyAuth, ApiKeyRecord, AuditEntry, AuditEvent, AuditFilter, BatchWrite,
-    CaRecord, CertificateRecord, CertificateSummary, DatabaseUserRecord, ExpiringCount, Org, Page,
-    Project, ProjectGrant, Recorded, Revocation, RevocationReason, RevokeWhich, ServiceAccountAuth,
-    ServiceAccountRecord, ServiceAccountSecretRecord, Store, StoreError, StoreResult,
-    UserSecurityRecord,
+    CaRecord, CertificateRecord, CertificateSummary, ChainCheck, ChainSummary, DatabaseUserRecord,
+    ExpiringCount, Org, Page, Project, ProjectGrant, Recorded, Revocation, RevocationReason,
+    RevokeWhich, ServiceAccountAuth, ServiceAccountRecord, ServiceAccountSecretRecord, Store,
+    StoreError, StoreResult, UserSecurityRecord, verify_audit_chains,
 };
 use dbcerts_store::{CaExpiry, RetireOutcome};
 
@@ -72,6 +72,7 @@ pub async fn run_all(store: &dyn Store) {
     audit_append_chains_entries(store).await;
     list_audit_filters(store).await;
     audit_concurrent_appends_keep_the_chain(store).await;
+    audit_chains_are_separate(store).await;
     insert_certificate_appends_one_audit_entry(store).await;
     commit_batch_skips_only_the_refused(store).await;
     digest_nonce_counts_only_rise_and_expire(store).await;
@@ -87,6 +88,29 @@ pub async fn run_all(store: &dyn Store) {
     ca_rotation_and_retirement(store).await;
     delete_database_user_revoking_in_one_transaction(store).await;
     assert_audit_log_intact(store).await;
+}
+
+/// The `sql` argument of [`audit_tampering_is_detected`] for a backend: each statement on a
+/// fresh `$conn` (`sqlx::PgConnection`, `sqlx::SqliteConnection`) to the database at `$url`.
+#[macro_export]
+macro_rules! tamper_sql {
+    ($conn:ty, $url:expr) => {
+        |sql: &'static str, seq: i64, text: Option<String>| {
+            let url: String = $url.clone();
+            async move {
+                use sqlx::Connection;
+                let mut db = <$conn>::connect(&url).await.unwrap();
+                let query = sqlx::query_scalar::<_, String>(sql).bind(seq);
+                let query = match text {
+                    Some(text) => query.bind(text),
+                    None => query,
+                };
+                let got = query.fetch_optional(&mut db).await.unwrap();
+                db.close().await.unwrap();
+                got
+            }
+        }
+    };
 }
 
 /// Calls `$test!(check, ...)` with every check that takes one store, so that each adapter's
@@ -139,6 +163,7 @@ macro_rules! for_each_check {
             audit_append_chains_entries,
             list_audit_filters,
             audit_concurrent_appends_keep_the_chain,
+            audit_chains_are_separate,
             insert_certificate_appends_one_audit_entry,
             commit_batch_skips_only_the_refused,
             digest_nonce_counts_only_rise_and_expire,
@@ -461,30 +486,85 @@ async fn audit_log(store: &dyn Store) -> Vec<AuditEntry> {
     }
 }
 
-/// The seq and hash of the last audit entry: what the next append chains to.
-async fn audit_tip(store: &dyn Store) -> (i64, Vec<u8>) {
-    audit_log(store)
-        .await
-        .pop()
-        .map_or((0, AuditEntry::GENESIS.to_vec()), |e| (e.seq, e.hash))
+/// The seq of the last audit entry, and the hash of the last entry of `chain` (its genesis
+/// when it has none): what the next append to the chain chains to.
+async fn audit_tip(store: &dyn Store, chain: &str) -> (i64, Vec<u8>) {
+    let log = audit_log(store).await;
+    let hash = log
+        .iter()
+        .rfind(|e| e.chain == chain)
+        .map_or_else(|| AuditEntry::genesis(chain), |e| e.hash.clone());
+    (log.last().map_or(0, |e| e.seq), hash)
 }
 
-/// Asserts that the whole audit log is one unbroken chain: seqs 1, 2, 3, ..., the first entry
-/// chained to [`AuditEntry::GENESIS`], every other one to its predecessor, every one intact.
+/// The last entry of `chain` as `(chain_seq, seq, hash)`; `(0, 0, genesis)` for an empty chain.
+async fn chain_tip(store: &dyn Store, chain: &str) -> (i64, i64, Vec<u8>) {
+    audit_log(store)
+        .await
+        .into_iter()
+        .rfind(|e| e.chain == chain)
+        .map_or_else(
+            || (0, 0, AuditEntry::genesis(chain)),
+            |e| (e.chain_seq, e.seq, e.hash),
+        )
+}
+
+/// Asserts that the audit log is unbroken: seqs 1, 2, 3, ... (no append here rolls back), and
+/// each chain (an event's project's, or the store chain) numbered 1, 2, 3, ... in it, its first
+/// entry chained to the chain's genesis, every other one to the chain's previous entry, every
+/// one intact; and that `verify_audit_chains` finds the same.
 pub async fn assert_audit_log_intact(store: &dyn Store) {
-    let mut prev = AuditEntry::GENESIS.to_vec();
+    // chain -> (chain_seq, seq, hash) of its last entry
+    let mut tips: std::collections::BTreeMap<String, (i64, i64, Vec<u8>)> = Default::default();
     let mut prev_seq = 0;
-    for e in audit_log(store).await {
+    let log = audit_log(store).await;
+    for e in &log {
         assert_eq!(e.seq, prev_seq + 1, "audit seqs are consecutive");
         assert_eq!(
-            e.prev_hash, prev,
+            e.chain,
+            AuditEntry::chain_of(&e.event),
+            "entry {} is in its project's chain",
+            e.seq
+        );
+        let (chain_seq, seq, hash) = tips
+            .entry(e.chain.clone())
+            .or_insert_with(|| (0, 0, AuditEntry::genesis(&e.chain)));
+        assert_eq!(
+            e.chain_seq,
+            *chain_seq + 1,
+            "entry {} is next in its chain",
+            e.seq
+        );
+        assert_eq!(
+            e.prev_seq, *seq,
+            "entry {} names its chain's previous entry",
+            e.seq
+        );
+        assert_eq!(
+            &e.prev_hash, hash,
             "entry {} chains to its predecessor",
             e.seq
         );
         assert!(e.is_intact(), "entry {} is intact", e.seq);
-        prev = e.hash;
+        *tips.get_mut(&e.chain).unwrap() = (e.chain_seq, e.seq, e.hash.clone());
         prev_seq = e.seq;
     }
+    let chains = tips
+        .iter()
+        .map(|(chain, (entries, last_seq, _))| ChainSummary {
+            chain: chain.clone(),
+            entries: *entries as u64,
+            last_seq: *last_seq,
+        })
+        .collect();
+    assert_eq!(
+        verify_audit_chains(store).await.unwrap(),
+        ChainCheck::Intact {
+            entries: log.len() as u64,
+            chains
+        },
+        "verify_audit_chains agrees"
+    );
 }
 
 #[track_caller]
@@ -645,12 +725,12 @@ pub async fn expiring_certificates_counts_per_project(store: &dyn Store) {
 }
 
 /// Two nodes (two stores on one database) appending from spawned tasks still build one
-/// unbroken audit chain with consecutive seqs.
+/// unbroken store chain with consecutive seqs.
 pub async fn audit_chain_holds_across_two_nodes(
     first: std::sync::Arc<dyn Store>,
     second: std::sync::Arc<dyn Store>,
 ) {
-    let before = audit_tip(&*first).await.0;
+    let before = audit_tip(&*first, "").await.0;
     let mut tasks = Vec::new();
     for w in 0..16u16 {
         let store = if w % 2 == 0 {
@@ -3586,6 +3666,10 @@ pub async fn audit_log_starts_at_genesis(store: &dyn Store) {
     let e1 = audit_event(&ns.actor(0), "operator.bootstrap", None, T0 * 1000);
     let first = store.append_audit(&e1).await.unwrap();
     assert_eq!(first.seq, 1);
+    assert_eq!(
+        (first.chain.as_str(), first.chain_seq, first.prev_seq),
+        ("", 1, 0)
+    );
     assert_eq!(first.event, e1);
     assert_eq!(first.prev_hash, AuditEntry::GENESIS);
     assert_eq!(
@@ -3597,14 +3681,32 @@ pub async fn audit_log_starts_at_genesis(store: &dyn Store) {
     let e2 = audit_event(&ns.actor(0), "operator.check", None, T0 * 1000 + 1);
     let second = store.append_audit(&e2).await.unwrap();
     assert_eq!(second.seq, 2);
+    assert_eq!((second.chain_seq, second.prev_seq), (2, 1));
     assert_eq!(second.prev_hash, first.hash);
     assert!(second.is_intact());
+
+    // A project's first entry starts the project's own chain, from a genesis of its own.
+    let p = ns.project(0);
+    let e3 = audit_event(&ns.actor(0), "certificate.issued", Some(&p), T0 * 1000 + 2);
+    let third = store.append_audit(&e3).await.unwrap();
+    assert_eq!(third.seq, 3);
+    assert_eq!(
+        (third.chain.as_str(), third.chain_seq, third.prev_seq),
+        (p.as_str(), 1, 0)
+    );
+    assert_eq!(third.prev_hash, AuditEntry::genesis(&p));
+    assert_ne!(AuditEntry::genesis(&p), AuditEntry::GENESIS.to_vec());
+    assert_eq!(
+        third.hash,
+        AuditEntry::chain_hash(&AuditEntry::genesis(&p), 1, &e3)
+    );
+    assert!(third.is_intact());
     assert_eq!(
         store
             .list_audit(&AuditFilter::default(), 0, 100)
             .await
             .unwrap(),
-        [first, second]
+        [first, second, third]
     );
 }
 
@@ -3612,8 +3714,13 @@ pub async fn audit_log_starts_at_genesis(store: &dyn Store) {
 /// returns is what `list_audit` reads back, and every entry verifies.
 pub async fn audit_append_chains_entries(store: &dyn Store) {
     let ns = Ns(38);
-    let (base, mut prev) = audit_tip(store).await;
     let p = ns.project(0);
+    let (base, _) = audit_tip(store, "").await;
+    // chain -> (chain_seq, seq, hash) of its last entry
+    let mut tips = std::collections::HashMap::from([
+        ("".to_owned(), chain_tip(store, "").await),
+        (p.clone(), chain_tip(store, &p).await),
+    ]);
     let events = [
         audit_event(&ns.actor(1), "POST /api/atlas/v2/groups", None, T0 * 1000),
         AuditEvent {
@@ -3651,10 +3758,28 @@ pub async fn audit_append_chains_entries(store: &dyn Store) {
         let seq = base + 1 + i as i64;
         assert_eq!(got.seq, seq, "seqs are consecutive");
         assert_eq!(&got.event, e, "the event is stored as given");
-        assert_eq!(got.prev_hash, prev, "entry {seq} chains to its predecessor");
-        assert_eq!(got.hash, AuditEntry::chain_hash(&prev, seq, e));
+        assert_eq!(
+            got.chain,
+            AuditEntry::chain_of(e),
+            "entry {seq} is in its project's chain"
+        );
+        let (chain_seq, prev_seq, prev) = tips.get_mut(&got.chain).unwrap();
+        assert_eq!(
+            got.chain_seq,
+            *chain_seq + 1,
+            "entry {seq} is next in its chain"
+        );
+        assert_eq!(
+            got.prev_seq, *prev_seq,
+            "entry {seq} names its chain's previous entry"
+        );
+        assert_eq!(
+            &got.prev_hash, prev,
+            "entry {seq} chains to its predecessor"
+        );
+        assert_eq!(got.hash, AuditEntry::chain_hash(prev, got.chain_seq, e));
         assert!(got.is_intact());
-        prev = got.hash.clone();
+        (*chain_seq, *prev_seq, *prev) = (got.chain_seq, seq, got.hash.clone());
         appended.push(got);
     }
     assert_eq!(
@@ -3673,7 +3798,7 @@ pub async fn audit_append_chains_entries(store: &dyn Store) {
     forged.event.status = Some(200);
     assert!(!forged.is_intact(), "edited event");
     let mut forged = e.clone();
-    forged.seq += 1;
+    forged.chain_seq += 1;
     assert!(!forged.is_intact(), "moved entry");
     let mut forged = e.clone();
     forged.prev_hash = appended[0].hash.clone();
@@ -3684,7 +3809,7 @@ pub async fn audit_append_chains_entries(store: &dyn Store) {
 /// returns entries after `after_seq` in log order, and at most `limit` of them.
 pub async fn list_audit_filters(store: &dyn Store) {
     let ns = Ns(39);
-    let (base, _) = audit_tip(store).await;
+    let (base, _) = audit_tip(store, "").await;
     // Projects the log outlives: they need not exist.
     let (p, q) = (ns.project(0), ns.project(1));
     let (a, b) = (ns.actor(1), ns.actor(2));
@@ -3788,6 +3913,7 @@ pub async fn list_audit_filters(store: &dyn Store) {
     assert_eq!(
         list(
             AuditFilter {
+                chain: None,
                 project_id: Some(q.clone()),
                 actor: Some(b.clone()),
                 since_ms: Some(t),
@@ -3824,7 +3950,7 @@ pub async fn list_audit_filters(store: &dyn Store) {
 /// unbroken chain.
 pub async fn audit_concurrent_appends_keep_the_chain(store: &dyn Store) {
     let ns = Ns(41);
-    let (base, tip) = audit_tip(store).await;
+    let (base, tip) = audit_tip(store, "").await;
     let writers = (0..16u64).map(move |w| async move {
         let mut got = Vec::new();
         for i in 0..5 {
@@ -3868,13 +3994,224 @@ pub async fn audit_concurrent_appends_keep_the_chain(store: &dyn Store) {
     assert_audit_log_intact(store).await;
 }
 
+/// Writer `w`'s five entries ("concurrent", into `project`'s chain), appended one after another;
+/// each is stored as given.
+async fn append_five(store: &dyn Store, ns: Ns, w: u64, project: Option<&str>) -> Vec<AuditEntry> {
+    let mut entries = Vec::new();
+    for i in 0..5 {
+        let e = audit_event(&ns.actor(w), "concurrent", project, T0 * 1000 + i);
+        let entry = store.append_audit(&e).await.expect("append_audit");
+        assert_eq!(entry.event, e);
+        entries.push(entry);
+    }
+    entries
+}
+
+/// Each project's entries form a chain of their own and entries with no project the store
+/// chain, whatever the order they come in (one at a time, concurrently, or in one batch): each
+/// chain numbered from 1 and linked from its own genesis, listed alone by
+/// [`AuditFilter::chain`], and reported by [`verify_audit_chains`].
+pub async fn audit_chains_are_separate(store: &dyn Store) {
+    let ns = Ns(74);
+    let (p, q) = (
+        setup_project(store, ns, 0).await,
+        setup_project(store, ns, 1).await,
+    );
+    let before = chain_tip(store, "").await;
+    // Interleaved one at a time, then concurrently (16 writers over the three chains).
+    for i in 0..6u64 {
+        let project = [Some(p.as_str()), Some(q.as_str()), None][i as usize % 3];
+        let e = audit_event(&ns.actor(i), "interleaved", project, T0 * 1000 + i as i64);
+        store.append_audit(&e).await.unwrap();
+    }
+    let writers = (0..16u64).map(|w| {
+        let (p, q) = (p.clone(), q.clone());
+        async move {
+            let project = [Some(p), Some(q), None][w as usize % 3].clone();
+            for entry in append_five(store, ns, w, project.as_deref()).await {
+                assert_eq!(entry.chain, project.clone().unwrap_or_default());
+            }
+        }
+    });
+    futures_join_all(writers).await;
+    // One batch with certificates of both projects and an entry of neither.
+    let (a, b) = (
+        cert(ns.serial(1), &p, "CN=una", T0, T0 + 1000),
+        cert(ns.serial(2), &q, "CN=una", T0, T0 + 1000),
+    );
+    let batch = [
+        BatchWrite::Certificate(a.clone(), issued(&a)),
+        BatchWrite::Audit(audit_event(&ns.actor(99), "batched", None, T0 * 1000)),
+        BatchWrite::Certificate(b.clone(), issued(&b)),
+    ];
+    assert_eq!(
+        store.commit_batch(&batch).await.unwrap(),
+        [Recorded::Yes; 3]
+    );
+
+    // 6 interleaved (2 each), 16 writers × 5 (p: 6 writers, q: 5, store: 5), 1 batched each.
+    for (chain, entries) in [(p.as_str(), 2 + 30 + 1), (q.as_str(), 2 + 25 + 1)] {
+        let filter = AuditFilter {
+            chain: Some(chain.to_owned()),
+            ..AuditFilter::default()
+        };
+        let listed = store.list_audit(&filter, 0, 1000).await.unwrap();
+        assert_eq!(
+            listed.iter().map(|e| e.chain_seq).collect::<Vec<_>>(),
+            (1..=entries).collect::<Vec<_>>(),
+            "chain {chain} alone, numbered from 1 in log order"
+        );
+        assert!(
+            listed
+                .iter()
+                .all(|e| e.chain == chain && e.event.project_id.as_deref() == Some(chain))
+        );
+        assert_eq!(listed[0].prev_hash, AuditEntry::genesis(chain));
+        assert!(
+            listed
+                .windows(2)
+                .all(|w| w[1].prev_hash == w[0].hash && w[1].prev_seq == w[0].seq)
+        );
+    }
+    let store_chain = store
+        .list_audit(
+            &AuditFilter {
+                chain: Some(String::new()),
+                ..AuditFilter::default()
+            },
+            before.1,
+            1000,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        store_chain.iter().map(|e| e.chain_seq).collect::<Vec<_>>(),
+        (before.0 + 1..=before.0 + 2 + 25 + 1).collect::<Vec<_>>(),
+        "the store chain goes on from where it was"
+    );
+    assert_audit_log_intact(store).await;
+    let ChainCheck::Intact { chains, .. } = verify_audit_chains(store).await.unwrap() else {
+        panic!("the chains verify");
+    };
+    let count = |c: &str| chains.iter().find(|s| s.chain == c).map(|s| s.entries);
+    assert_eq!((count(&p), count(&q)), (Some(33), Some(28)));
+    assert_eq!(chains[0].chain, "", "the store chain is reported first");
+}
+
+/// Two nodes appending to several chains at once (16 tasks over four projects' chains and the
+/// store chain) leave every chain unbroken, with unique seqs.
+pub async fn audit_chains_hold_across_two_nodes(
+    first: std::sync::Arc<dyn Store>,
+    second: std::sync::Arc<dyn Store>,
+) {
+    let ns = Ns(75);
+    let (before, _) = audit_tip(&*first, "").await;
+    let mut tasks = Vec::new();
+    for w in 0..16u64 {
+        let store = if w % 2 == 0 {
+            first.clone()
+        } else {
+            second.clone()
+        };
+        let project = (w % 5 != 4).then(|| ns.project(w % 5));
+        tasks.push(tokio::spawn(async move {
+            let entries = append_five(&*store, ns, w, project.as_deref()).await;
+            entries.into_iter().map(|e| e.seq).collect::<Vec<_>>()
+        }));
+    }
+    let mut seqs = Vec::new();
+    for task in tasks {
+        seqs.extend(task.await.unwrap());
+    }
+    seqs.sort_unstable();
+    seqs.dedup();
+    assert_eq!(seqs.len(), 80, "unique seqs");
+    assert!(seqs[0] > before);
+    for n in 0..4 {
+        let chain = ns.project(n);
+        let filter = AuditFilter {
+            chain: Some(chain.clone()),
+            ..AuditFilter::default()
+        };
+        let listed = first.list_audit(&filter, 0, 1000).await.unwrap();
+        // Projects 0..3 have writers w ≡ n (mod 5): 4 of them for n = 0, 3 for the others.
+        let writers = (0..16).filter(|w| w % 5 == n).count() as i64;
+        assert_eq!(listed.len() as i64, writers * 5, "chain {chain}");
+    }
+    assert_audit_log_intact(&*first).await;
+    assert_audit_log_intact(&*second).await;
+}
+
+/// Builds three chains, then edits and deletes the middle entry of one project's chain through
+/// `sql(statement, seq, text)` (the backend's own connection: `$1` is the entry's `seq`, `$2`
+/// the text when given; a `SELECT` returns its one text column): [`verify_audit_chains`] names
+/// the entry and its chain each time, and finds the log intact again once the edit is undone.
+pub async fn audit_tampering_is_detected<F, Fut>(store: &dyn Store, sql: F)
+where
+    F: Fn(&'static str, i64, Option<String>) -> Fut,
+    Fut: std::future::Future<Output = Option<String>>,
+{
+    let ns = Ns(76);
+    let (p, q) = (ns.project(0), ns.project(1));
+    let mut victim = None;
+    for i in 0..9u64 {
+        let project = [Some(p.as_str()), Some(q.as_str()), None][i as usize % 3];
+        let e = audit_event(
+            &ns.actor(i),
+            "to-be-tampered",
+            project,
+            T0 * 1000 + i as i64,
+        );
+        let entry = store.append_audit(&e).await.unwrap();
+        if i == 3 {
+            victim = Some(entry);
+        }
+    }
+    let victim = victim.unwrap();
+    assert_eq!((victim.chain.as_str(), victim.chain_seq), (p.as_str(), 2));
+    assert_audit_log_intact(store).await;
+
+    let original = sql(
+        "SELECT details FROM audit_log WHERE seq = $1",
+        victim.seq,
+        None,
+    )
+    .await;
+    assert_eq!(original.as_deref(), Some("{}"));
+    let edit = "UPDATE audit_log SET details = $2 WHERE seq = $1 RETURNING details";
+    sql(edit, victim.seq, Some(r#"{"forged":true}"#.into()))
+        .await
+        .unwrap();
+    assert_audit_broken_at(store, victim.seq, &p, "contents").await;
+    sql(edit, victim.seq, original).await.unwrap();
+    assert_audit_log_intact(store).await;
+    let delete = "DELETE FROM audit_log WHERE seq = $1 RETURNING details";
+    sql(delete, victim.seq, None).await.unwrap();
+    assert_audit_broken_at(store, victim.seq, &p, "missing").await;
+}
+
+/// Asserts that [`verify_audit_chains`] reports entry `seq` of `chain` as broken, for `reason`.
+async fn assert_audit_broken_at(store: &dyn Store, seq: i64, chain: &str, reason: &str) {
+    match verify_audit_chains(store).await.unwrap() {
+        ChainCheck::Broken {
+            seq: at,
+            chain: c,
+            reason: why,
+        } => {
+            assert_eq!((at, c.as_str()), (seq, chain), "{why}");
+            assert!(why.contains(reason), "{why}");
+        }
+        intact => panic!("tampering not detected: {intact:?}"),
+    }
+}
+
 /// `insert_certificate` appends its audit entry in the same transaction: one entry for each
 /// stored certificate, none for a refused one, and no seq is lost to a refusal.
 pub async fn insert_certificate_appends_one_audit_entry(store: &dyn Store) {
     let ns = Ns(42);
     let p = setup_project(store, ns, 0).await;
     let now = T0 + 100;
-    let (base, tip) = audit_tip(store).await;
+    let (base, tip) = audit_tip(store, &p).await;
     let c = cert(ns.serial(1), &p, "CN=ivy", T0, T0 + 1000);
     let e = issued(&c);
     store.insert_certificate(&c, &e).await.unwrap();
@@ -3976,7 +4313,7 @@ pub async fn commit_batch_skips_only_the_refused(store: &dyn Store) {
     let p = setup_project(store, ns, 0).await;
     let earlier = cert(ns.serial(1), &p, "CN=jo", T0, T0 + 1000);
     insert_cert(store, &earlier).await.unwrap();
-    let (base, tip) = audit_tip(store).await;
+    let (base, tip) = audit_tip(store, &p).await;
     let first = cert(ns.serial(2), &p, "CN=jo", T0 + 1, T0 + 1000);
     let taken_before = cert(ns.serial(1), &p, "CN=jo", T0 + 2, T0 + 1000);
     let taken_in_batch = cert(ns.serial(2), &p, "CN=other", T0 + 3, T0 + 1000);
@@ -4058,7 +4395,7 @@ pub async fn digest_nonce_counts_only_rise_and_expire(store: &dyn Store) {
     let ns = Ns(47);
     let (a, b, old) = (ns.jti(1), ns.jti(2), ns.jti(3));
     let live = T0 + 300;
-    let (base, _) = audit_tip(store).await;
+    let (base, _) = audit_tip(store, "").await;
     let request = AuditEvent {
         at_ms: T0 * 1000,
         actor: ns.actor(1),
@@ -4324,7 +4661,7 @@ pub async fn revoke_one_certificate_is_idempotent(store: &dyn Store) {
         reason: RevocationReason::KeyCompromise,
     };
     let template = revoked_template(ns, &p, "CN=ann", "keyCompromise");
-    let (base, _) = audit_tip(store).await;
+    let (base, _) = audit_tip(store, "").await;
     let got = store
         .revoke_certificates(&p, "CN=ann", RevokeWhich::One(a1.serial), first, &template)
         .await
@@ -4344,7 +4681,7 @@ pub async fn revoke_one_certificate_is_idempotent(store: &dyn Store) {
     );
 
     // Again, later and with another reason: the first time and reason stay, no new entry.
-    let (base, _) = audit_tip(store).await;
+    let (base, _) = audit_tip(store, "").await;
     let again = Revocation {
         at: now + 50,
         reason: RevocationReason::Superseded,
@@ -4446,7 +4783,7 @@ pub async fn revoke_all_unexpired_of_one_user(store: &dyn Store) {
         reason: RevocationReason::CessationOfOperation,
     };
     let template = revoked_template(ns, &p, "CN=cy", "cessationOfOperation");
-    let (base, _) = audit_tip(store).await;
+    let (base, _) = audit_tip(store, "").await;
     let expected = vec![
         CertificateRecord {
             revocation: Some(all),
@@ -4482,7 +4819,7 @@ pub async fn revoke_all_unexpired_of_one_user(store: &dyn Store) {
         );
     }
     // Idempotent.
-    let (base, _) = audit_tip(store).await;
+    let (base, _) = audit_tip(store, "").await;
     let later = Revocation {
         at: now + 5,
         reason: RevocationReason::Unspecified,
@@ -4743,7 +5080,7 @@ pub async fn delete_database_user_revoking_in_one_transaction(store: &dyn Store)
         reason: RevocationReason::CessationOfOperation,
     };
     let template = revoked_template(ns, &p, "gil", "cessationOfOperation");
-    let (base, _) = audit_tip(store).await;
+    let (base, _) = audit_tip(store, "").await;
     assert_eq!(
         store
             .delete_database_user_revoking(&p, "$external", "gil", Some((ceased, &template)))
