@@ -116,6 +116,7 @@ metered! {
 
     fn append_audit(event: &AuditEvent) -> StoreResult<AuditEntry>;
     fn list_audit(filter: &AuditFilter, after_seq: i64, limit: u32) -> StoreResult<Vec<AuditEntry>>;
+    fn audit_chain_heads() -> StoreResult<Vec<AuditChainHead>>;
 
     fn get_or_insert_secret(name: &str, sealed: &[u8]) -> StoreResult<Vec<u8>>;
 

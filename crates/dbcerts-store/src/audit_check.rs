@@ -4,7 +4,8 @@
 //! The log is several chains (a project's, the store chain); see [`AuditEntry`]. Each is
 //! checked link by link from its own genesis: its entries are numbered 1, 2, 3, … in it, each
 //! one's hash matches its contents, each chains to the one before it (the first to the chain's
-//! genesis), and each names the previous entry's `seq`.
+//! genesis), and each names the previous entry's `seq`; and it must reach the head the store
+//! recorded for it ([`Store::audit_chain_heads`]), so that a chain cut short is found too.
 
 use std::collections::BTreeMap;
 
@@ -85,6 +86,8 @@ impl Walk {
 /// chain's next entry without it. A chain that looks broken is therefore walked again on its
 /// own ([`AuditFilter::chain`]), where entries commit in order; only that walk's verdict counts.
 pub async fn verify_audit_chains(store: &dyn Store) -> StoreResult<ChainCheck> {
+    // Read first: every entry up to these heads has committed before the walk starts.
+    let heads = store.audit_chain_heads().await?;
     let mut walks: BTreeMap<String, Walk> = BTreeMap::new();
     let mut suspect: Vec<String> = Vec::new();
     let mut after = 0i64;
@@ -113,6 +116,26 @@ pub async fn verify_audit_chains(store: &dyn Store) -> StoreResult<ChainCheck> {
                 walks.insert(chain, walk);
             }
             Err((seq, reason)) => return Ok(ChainCheck::Broken { seq, chain, reason }),
+        }
+    }
+    for head in heads {
+        let reached = walks.get(&head.chain).map_or(0, |w| w.chain_seq);
+        if reached < head.chain_seq {
+            return Ok(ChainCheck::Broken {
+                seq: head.seq,
+                chain: head.chain,
+                reason: "entry missing (the chain ends before its recorded head)",
+            });
+        }
+        if reached == head.chain_seq {
+            let walk = &walks[&head.chain];
+            if walk.seq != head.seq || walk.hash != head.hash {
+                return Ok(ChainCheck::Broken {
+                    seq: walk.seq,
+                    chain: head.chain,
+                    reason: "does not match the chain's recorded head",
+                });
+            }
         }
     }
     let entries = walks.values().map(|w| w.entries).sum();

@@ -162,6 +162,9 @@ pub trait Store: Send + Sync + 'static {
         after_seq: i64,
         limit: u32,
     ) -> StoreResult<Vec<AuditEntry>>;
+    /// Every audit chain's recorded head (its last entry), ordered by chain (the store chain,
+    /// empty, first): what `verify_audit_chains` checks each chain's end against.
+    async fn audit_chain_heads(&self) -> StoreResult<Vec<AuditChainHead>>;
 
     /// Stores `sealed` under `name` unless a value is there already; returns the stored value.
     /// Nodes that race to create a shared secret all end up with the same one.

@@ -442,6 +442,17 @@ impl AuditEntry {
     }
 }
 
+/// The last entry of one audit chain as the store records it beside the log
+/// (`audit_chain_heads`, written in the appending transaction).
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct AuditChainHead {
+    /// A project id, or empty for the store chain.
+    pub chain: String,
+    pub chain_seq: i64,
+    pub seq: i64,
+    pub hash: Vec<u8>,
+}
+
 /// Which audit entries to list.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AuditFilter {

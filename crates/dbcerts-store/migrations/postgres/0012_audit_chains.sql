@@ -20,3 +20,15 @@ CREATE UNIQUE INDEX audit_log_by_chain ON audit_log (chain, chain_seq);
 
 CREATE SEQUENCE audit_log_seq OWNED BY audit_log.seq;
 SELECT setval('audit_log_seq', COALESCE((SELECT MAX(seq) FROM audit_log), 0) + 1, false);
+
+-- Each chain's last entry, written in the appending transaction (under the chain's lock, so no
+-- store-wide contention): a chain cut short (its newest entries deleted) no longer ends where
+-- its recorded head says, so `dbcerts audit verify` finds that too.
+CREATE TABLE audit_chain_heads (
+    chain           TEXT COLLATE "C" PRIMARY KEY,
+    chain_seq       BIGINT NOT NULL,
+    seq             BIGINT NOT NULL,
+    hash            BYTEA NOT NULL
+);
+INSERT INTO audit_chain_heads (chain, chain_seq, seq, hash)
+    SELECT '', seq, seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1;

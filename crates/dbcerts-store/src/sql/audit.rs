@@ -56,13 +56,36 @@ pub(crate) struct ChainHead {
 }
 
 /// The heads of the chains a transaction appends to, each read once (under its lock) and then
-/// moved along by the appends.
+/// moved along by the appends; `save_audit_heads` records them before the commit.
 #[derive(Default)]
 pub(crate) struct AuditHeads(pub HashMap<String, ChainHead>);
 
 macro_rules! sql_audit {
     ($store:ident [$($methods:tt)*] $($rest:ident)*) => {
         use crate::sql::audit::{AuditHeads, AuditRow, ChainHead};
+
+        /// Records in `audit_chain_heads` where each chain in `heads` now ends. Every transaction
+        /// that appends calls it before it commits.
+        async fn save_audit_heads(conn: &mut DbConn, heads: &AuditHeads) -> StoreResult<()> {
+            for (chain, head) in &heads.0 {
+                if head.chain_seq == 0 {
+                    continue;
+                }
+                sqlx::query(
+                    "INSERT INTO audit_chain_heads (chain, chain_seq, seq, hash) VALUES ($1, $2, $3, $4)
+                     ON CONFLICT (chain) DO UPDATE SET chain_seq = excluded.chain_seq, seq = excluded.seq,
+                         hash = excluded.hash",
+                )
+                .bind(chain)
+                .bind(head.chain_seq)
+                .bind(head.seq)
+                .bind(&head.hash)
+                .execute(&mut *conn)
+                .await
+                .map_err(map_err)?;
+            }
+            Ok(())
+        }
 
         /// Appends `event` to its chain, after the chain's head in `heads` (read from the log the
         /// first time), and moves that head to the new entry. The caller's transaction must
@@ -132,7 +155,9 @@ macro_rules! sql_audit {
         sql_impl!($store [$($methods)*
             async fn append_audit(&self, event: &AuditEvent) -> StoreResult<AuditEntry> {
                 let mut tx = self.write_tx(&[WriteLock::Chain(AuditEntry::chain_of(event))]).await?;
-                let entry = append_audit_in(&mut tx, &mut AuditHeads::default(), event).await?;
+                let mut heads = AuditHeads::default();
+                let entry = append_audit_in(&mut tx, &mut heads, event).await?;
+                save_audit_heads(&mut tx, &heads).await?;
                 tx.commit().await.map_err(map_err)?;
                 Ok(entry)
             }
@@ -169,6 +194,13 @@ macro_rules! sql_audit {
                 .await
                 .map_err(map_err)?;
                 Ok(rows.into_iter().map(AuditEntry::from).collect())
+            }
+
+            async fn audit_chain_heads(&self) -> StoreResult<Vec<AuditChainHead>> {
+                sqlx::query_as("SELECT chain, chain_seq, seq, hash FROM audit_chain_heads ORDER BY chain")
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(map_err)
             }
         ] $($rest)*);
     };

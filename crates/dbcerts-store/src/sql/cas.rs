@@ -135,7 +135,9 @@ macro_rules! sql_cas {
                     .await
                     .map_err(map_err)?;
                 let stored = CaRecord::from(row);
-                append_audit_in(&mut tx, &mut AuditHeads::default(), audit).await?;
+                let mut heads = AuditHeads::default();
+                append_audit_in(&mut tx, &mut heads, audit).await?;
+                save_audit_heads(&mut tx, &heads).await?;
                 tx.commit().await.map_err(map_err)?;
                 Ok(Some(stored))
             }
@@ -172,7 +174,9 @@ macro_rules! sql_cas {
                     .execute(&mut *tx)
                     .await
                     .map_err(map_err)?;
-                append_audit_in(&mut tx, &mut AuditHeads::default(), audit).await?;
+                let mut heads = AuditHeads::default();
+                append_audit_in(&mut tx, &mut heads, audit).await?;
+                save_audit_heads(&mut tx, &heads).await?;
                 tx.commit().await.map_err(map_err)?;
                 Ok(RetireOutcome::Retired {
                     ca: CaRecord {

@@ -158,6 +158,7 @@ macro_rules! sql_certificates {
                         }
                     });
                 }
+                save_audit_heads(&mut tx, &heads).await?;
                 if let Some(now) = prune_before {
                     sqlx::query("DELETE FROM digest_nonce_counts WHERE expires < $1")
                         .bind(now)

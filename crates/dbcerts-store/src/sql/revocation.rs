@@ -85,6 +85,7 @@ macro_rules! sql_revocation {
                 for c in certs.iter().filter(|c| newly.binary_search(&c.serial).is_ok()) {
                     append_audit_in(&mut *conn, &mut heads, &revoked_event(audit, c.serial)?).await?;
                 }
+                save_audit_heads(&mut *conn, &heads).await?;
             }
             Ok((certs, !newly.is_empty()))
         }

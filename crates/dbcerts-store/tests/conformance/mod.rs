@@ -549,6 +549,21 @@ pub async fn assert_audit_log_intact(store: &dyn Store) {
         *tips.get_mut(&e.chain).unwrap() = (e.chain_seq, e.seq, e.hash.clone());
         prev_seq = e.seq;
     }
+    let heads: Vec<(String, i64, i64, Vec<u8>)> = store
+        .audit_chain_heads()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|h| (h.chain, h.chain_seq, h.seq, h.hash))
+        .collect();
+    let expected: Vec<(String, i64, i64, Vec<u8>)> = tips
+        .iter()
+        .map(|(chain, (chain_seq, seq, hash))| (chain.clone(), *chain_seq, *seq, hash.clone()))
+        .collect();
+    assert_eq!(
+        heads, expected,
+        "each chain's recorded head is its last entry"
+    );
     let chains = tips
         .iter()
         .map(|(chain, (entries, last_seq, _))| ChainSummary {
@@ -4142,7 +4157,7 @@ pub async fn audit_chains_hold_across_two_nodes(
     assert_audit_log_intact(&*second).await;
 }
 
-/// Builds three chains, then edits and deletes the middle entry of one project's chain through
+/// Builds three chains, then edits and deletes entries through
 /// `sql(statement, seq, text)` (the backend's own connection: `$1` is the entry's `seq`, `$2`
 /// the text when given; a `SELECT` returns its one text column): [`verify_audit_chains`] names
 /// the entry and its chain each time, and finds the log intact again once the edit is undone.
@@ -4185,7 +4200,19 @@ where
     assert_audit_broken_at(store, victim.seq, &p, "contents").await;
     sql(edit, victim.seq, original).await.unwrap();
     assert_audit_log_intact(store).await;
+    // Cutting off a chain's newest entry (the store chain's, which a later entry of another
+    // chain follows in the log) is found through the chain's recorded head.
+    let newest = audit_log(store)
+        .await
+        .into_iter()
+        .rfind(|e| e.chain.is_empty())
+        .unwrap();
+    let after = audit_event(&ns.actor(9), "after", Some(&ns.project(2)), T0 * 1000);
+    store.append_audit(&after).await.unwrap();
     let delete = "DELETE FROM audit_log WHERE seq = $1 RETURNING details";
+    sql(delete, newest.seq, None).await.unwrap();
+    assert_audit_broken_at(store, newest.seq, "", "missing").await;
+    // Deleting an entry inside a chain is found by the gap it leaves.
     sql(delete, victim.seq, None).await.unwrap();
     assert_audit_broken_at(store, victim.seq, &p, "missing").await;
 }
