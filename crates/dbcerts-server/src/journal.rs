@@ -4,8 +4,8 @@
 //!
 //! Every certificate must be durably recorded before its private key leaves the server, and
 //! every mutating request's audit entry is written before it is answered. One transaction each,
-//! concurrent requests queue on the database's single writer (SQLite's write lock, PostgreSQL's
-//! store-wide advisory lock that keeps the audit chain linear) and each pays for its own log
+//! concurrent requests queue on the database's writer (SQLite's write lock, PostgreSQL's
+//! advisory lock of the audit chain they append to) and each pays for its own log
 //! flush; on SQLite the waiting is SQLite's busy handler, which sleeps and retries (1, 2, 5, 10,
 //! … 100 ms) and so adds long tails: 5 ms mean and 600 ms p99 for the request audit entry at
 //! 8 concurrent P-256 issuances before this module (docs/BENCHMARKS.md).

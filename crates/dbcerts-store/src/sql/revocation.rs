@@ -1,6 +1,6 @@
 //! Revoking certificates: one by serial or all of a user's unexpired ones, each revoked now
-//! audited in the same transaction under the write lock, and the revoked, unexpired serials of
-//! a CA that its CRL lists.
+//! audited in the same transaction under the project's write lock, and the revoked, unexpired
+//! serials of a CA that its CRL lists.
 
 use crate::{AuditEvent, Revocation, RevocationReason, StoreError, StoreResult};
 
@@ -39,7 +39,7 @@ macro_rules! sql_revocation {
         use crate::sql::revocation::{revocation_from, revoked_event};
 
         /// Revokes `which` of (project, username) inside the caller's transaction, which must
-        /// hold the write lock: sets `revocation` on each certificate not revoked yet and appends
+        /// hold the project's and the audit event's chain locks: sets `revocation` on each certificate not revoked yet and appends
         /// its audit entry. Returns the certificates (oldest first, each with its revocation, the
         /// first one for those revoked before) and whether any was revoked now.
         async fn revoke_in(
