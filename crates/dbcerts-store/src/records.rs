@@ -1,7 +1,10 @@
 //! The rows the store keeps. Times are Unix seconds, UTC.
+//!
+//! Records whose fields are their table's columns derive `sqlx::FromRow`; the others are read
+//! through private row types in `src/sql/`.
 
 /// An organization.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct Org {
     pub id: String,
     pub name: String,
@@ -36,7 +39,7 @@ impl std::fmt::Debug for ApiKeyRecord {
 }
 
 /// A project (Atlas "group").
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct Project {
     pub id: String,
     pub org_id: String,
@@ -44,6 +47,7 @@ pub struct Project {
     pub created: i64,
     pub with_default_alerts_settings: bool,
     /// `[{key, value}]` as JSON text.
+    #[sqlx(rename = "tags")]
     pub tags_json: String,
 }
 
@@ -94,7 +98,7 @@ pub enum RetireOutcome {
 }
 
 /// A CA generation that is not retired, for the expiry gauge.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct CaExpiry {
     pub project_id: String,
     pub generation: i64,
@@ -102,7 +106,7 @@ pub struct CaExpiry {
 }
 
 /// A database user. `doc` is the server's JSON for the fields the store does not index.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct DatabaseUserRecord {
     pub project_id: String,
     pub database_name: String,
@@ -259,7 +263,7 @@ impl Recorded {
 }
 
 /// What the certificate list shows.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct CertificateSummary {
     pub serial: i64,
     pub subject: String,
@@ -277,9 +281,10 @@ pub struct ExpiringCount {
 }
 
 /// A project's user-security settings. `None` fields are unset.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, sqlx::FromRow)]
 pub struct UserSecurityRecord {
     pub customer_cas: Option<String>,
+    #[sqlx(rename = "ldap")]
     pub ldap_json: Option<String>,
 }
 
@@ -292,7 +297,7 @@ pub struct ProjectGrant {
 }
 
 /// One entry of a principal's IP access list.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct AccessListEntry {
     pub principal_id: String,
     /// Canonical CIDR block (`192.0.2.7/32`, `10.0.0.0/8`, `2001:db8::/32`).
@@ -321,7 +326,7 @@ pub struct ServiceAccountRecord {
 }
 
 /// A service-account secret. Only the secret's SHA-256 is kept.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct ServiceAccountSecretRecord {
     pub id: String,
     pub client_id: String,

@@ -1,0 +1,282 @@
+//! Issued certificates: the batched, audited write of issuance (with Digest nonce counts, the
+//! journal's group commit), the per-user lists and counts, one certificate by serial, the last
+//! expiry a CA signed, and the per-project counts of certificates about to expire.
+
+use crate::sql::revocation::revocation_from;
+use crate::{CertificateRecord, StoreError};
+
+/// A `certificates` row: the certificate is `cert`, the issuing CA nullable, the revocation
+/// two nullable columns.
+#[derive(sqlx::FromRow)]
+pub(crate) struct CertificateRow {
+    serial: i64,
+    project_id: String,
+    username: String,
+    subject: String,
+    not_before: i64,
+    not_after: i64,
+    created_ms: i64,
+    cert: Vec<u8>,
+    ca_id: Option<i64>,
+    revoked_at: Option<i64>,
+    revocation_reason: Option<i64>,
+}
+
+impl TryFrom<CertificateRow> for CertificateRecord {
+    type Error = StoreError;
+
+    fn try_from(row: CertificateRow) -> Result<Self, StoreError> {
+        let serial = row.serial;
+        Ok(CertificateRecord {
+            serial,
+            project_id: row.project_id,
+            username: row.username,
+            subject: row.subject,
+            not_before: row.not_before,
+            not_after: row.not_after,
+            created_ms: row.created_ms,
+            cert_der: row.cert,
+            // NULL only for a certificate of a project that had no CA when it was stored,
+            // which issuance never does.
+            ca_id: row.ca_id.ok_or_else(|| {
+                StoreError::Internal(format!("certificate {serial} has no issuing CA"))
+            })?,
+            revocation: revocation_from(row.revoked_at, row.revocation_reason)?,
+        })
+    }
+}
+
+macro_rules! sql_certificates {
+    ($store:ident [$($methods:tt)*] $($rest:ident)*) => {
+        use crate::sql::certificates::CertificateRow;
+
+        /// Inserts one certificate of a batch unless its serial is taken or its project gone;
+        /// appends its audit entry when it was inserted.
+        async fn insert_certificate_in(
+            conn: &mut DbConn,
+            head: &mut (i64, Vec<u8>),
+            c: &CertificateRecord,
+            audit: &AuditEvent,
+        ) -> StoreResult<Recorded> {
+            // Neither a taken serial (ON CONFLICT) nor a project deleted meanwhile
+            // (EXISTS) is an error here: either would abort the transaction that the
+            // rest of the batch shares. Each skips only its certificate.
+            let done = sqlx::query(
+                "INSERT INTO certificates (serial, project_id, username, subject, not_before, not_after, created_ms, cert,
+                                           ca_id, revoked_at, revocation_reason)
+                 SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11
+                 WHERE EXISTS (SELECT 1 FROM projects WHERE id = $2)
+                 ON CONFLICT (serial) DO NOTHING",
+            )
+            .bind(c.serial)
+            .bind(&c.project_id)
+            .bind(&c.username)
+            .bind(&c.subject)
+            .bind(c.not_before)
+            .bind(c.not_after)
+            .bind(c.created_ms)
+            .bind(&c.cert_der)
+            .bind(c.ca_id)
+            .bind(c.revocation.map(|r| r.at))
+            .bind(c.revocation.map(|r| i64::from(r.reason.code())))
+            .execute(&mut *conn)
+            .await
+            .map_err(map_err)?;
+            Ok(if done.rows_affected() == 1 {
+                append_audit_after(&mut *conn, head, audit).await?;
+                Recorded::Yes
+            } else if sqlx::query("SELECT 1 FROM projects WHERE id = $1")
+                .bind(&c.project_id)
+                .fetch_optional(&mut *conn)
+                .await
+                .map_err(map_err)?
+                .is_some()
+            {
+                Recorded::SerialTaken
+            } else {
+                Recorded::ProjectGone
+            })
+        }
+
+        /// Records that a Digest nonce was used with count `nc`, unless a count as high is
+        /// recorded already.
+        async fn record_nonce_count_in(
+            conn: &mut DbConn,
+            nonce: &str,
+            nc: u32,
+            expires: i64,
+        ) -> StoreResult<Recorded> {
+            // Inserted, or raised; a count not higher changes no row.
+            let done = sqlx::query(
+                "INSERT INTO digest_nonce_counts (nonce, nc, expires) VALUES ($1, $2, $3)
+                 ON CONFLICT (nonce) DO UPDATE SET nc = excluded.nc
+                 WHERE digest_nonce_counts.nc < excluded.nc",
+            )
+            .bind(nonce)
+            .bind(i64::from(nc))
+            .bind(expires)
+            .execute(&mut *conn)
+            .await
+            .map_err(map_err)?;
+            Ok(if done.rows_affected() == 1 {
+                Recorded::Yes
+            } else {
+                Recorded::CountNotHigher
+            })
+        }
+
+        sql_impl!($store [$($methods)*
+            async fn commit_batch(&self, batch: &[BatchWrite]) -> StoreResult<Vec<Recorded>> {
+                let mut tx = self.write_tx().await?;
+                let audits = batch
+                    .iter()
+                    .any(|w| !matches!(w, BatchWrite::DigestNonceCount { .. }));
+                // A batch of nonce counts alone (most of them under Digest load) needs no head.
+                let mut head = if audits {
+                    audit_head(&mut tx).await?
+                } else {
+                    (0, Vec::new())
+                };
+                let mut prune_before = None;
+                let mut outcomes = Vec::with_capacity(batch.len());
+                for write in batch {
+                    outcomes.push(match write {
+                        BatchWrite::Audit(event) => {
+                            append_audit_after(&mut tx, &mut head, event).await?;
+                            Recorded::Yes
+                        }
+                        BatchWrite::DigestNonceCount { nonce, nc, expires, now } => {
+                            prune_before = prune_before.max(Some(*now));
+                            record_nonce_count_in(&mut tx, nonce, *nc, *expires).await?
+                        }
+                        BatchWrite::Certificate(c, audit) => {
+                            insert_certificate_in(&mut tx, &mut head, c, audit).await?
+                        }
+                    });
+                }
+                if let Some(now) = prune_before {
+                    sqlx::query("DELETE FROM digest_nonce_counts WHERE expires < $1")
+                        .bind(now)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(map_err)?;
+                }
+                tx.commit().await.map_err(map_err)?;
+                Ok(outcomes)
+            }
+
+            async fn list_unexpired_certificates(
+                &self,
+                project_id: &str,
+                username: &str,
+                now: i64,
+                page: Page,
+            ) -> StoreResult<(Vec<CertificateSummary>, u64)> {
+                // Issued minus expired (migration 0005) minus revoked unexpired (0007): the scans
+                // touch expired and revoked entries only.
+                let count: i64 = sqlx::query_scalar(
+                    "SELECT COALESCE((SELECT issued FROM certificate_counts WHERE project_id = $1 AND username = $2), 0)
+                          - (SELECT COUNT(*) FROM certificates WHERE project_id = $1 AND username = $2 AND not_after <= $3)
+                          - (SELECT COUNT(*) FROM certificates WHERE project_id = $1 AND username = $2 AND not_after > $3
+                                                               AND revoked_at IS NOT NULL) AS n",
+                )
+                .bind(project_id)
+                .bind(username)
+                .bind(now)
+                .fetch_one(&self.pool)
+                .await
+                .map_err(map_err)?;
+                let (lim, off) = limit(page);
+                // `+not_after`: a range on not_after must not lure the planner to the expiry index
+                // (which would sort all the user's certificates for every page); the page comes
+                // in the order of certificates_by_user_page, which holds not_after too.
+                let certs = sqlx::query_as(
+                    "SELECT serial, subject, not_before, not_after FROM certificates
+                     WHERE project_id = $1 AND username = $2 AND +not_after > $3 AND revoked_at IS NULL
+                     ORDER BY not_before, created_ms, serial LIMIT $4 OFFSET $5",
+                )
+                .bind(project_id)
+                .bind(username)
+                .bind(now)
+                .bind(lim)
+                .bind(off)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(map_err)?;
+                Ok((certs, count as u64))
+            }
+
+            async fn get_certificate(
+                &self,
+                project_id: &str,
+                serial: i64,
+            ) -> StoreResult<Option<CertificateRecord>> {
+                sqlx::query_as::<_, CertificateRow>("SELECT * FROM certificates WHERE serial = $1 AND project_id = $2")
+                    .bind(serial)
+                    .bind(project_id)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(map_err)?
+                    .map(CertificateRecord::try_from)
+                    .transpose()
+            }
+
+            async fn list_user_certificates(
+                &self,
+                project_id: &str,
+                username: &str,
+                page: Page,
+            ) -> StoreResult<(Vec<CertificateRecord>, u64)> {
+                let (rows, total) = self
+                    .page_of::<CertificateRow>(
+                        "SELECT COALESCE((SELECT issued FROM certificate_counts WHERE project_id = $1 AND username = $2), 0) AS n",
+                        "SELECT * FROM certificates WHERE project_id = $1 AND username = $2
+                         ORDER BY not_before, created_ms, serial LIMIT $3 OFFSET $4",
+                        &[project_id, username],
+                        page,
+                    )
+                    .await?;
+                Ok((records(rows)?, total))
+            }
+
+            async fn last_leaf_not_after(&self, ca_id: i64) -> StoreResult<Option<i64>> {
+                sqlx::query_scalar("SELECT MAX(not_after) AS last FROM certificates WHERE ca_id = $1")
+                    .bind(ca_id)
+                    .fetch_one(&self.pool)
+                    .await
+                    .map_err(map_err)
+            }
+
+            async fn expiring_certificates(
+                &self,
+                now: i64,
+                soon: i64,
+                later: i64,
+            ) -> StoreResult<Vec<ExpiringCount>> {
+                let rows: Vec<(String, i64, i64)> = sqlx::query_as(
+                    "SELECT project_id,
+                            SUM(CASE WHEN not_after <= $2 THEN 1 ELSE 0 END) AS soon,
+                            COUNT(*) AS later
+                     FROM certificates
+                     WHERE not_after > $1 AND not_after <= $3
+                     GROUP BY project_id
+                     ORDER BY project_id",
+                )
+                .bind(now)
+                .bind(soon)
+                .bind(later)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(map_err)?;
+                Ok(rows
+                    .into_iter()
+                    .map(|(project_id, soon, later)| ExpiringCount {
+                        project_id,
+                        within_soon: soon as u64,
+                        within_later: later as u64,
+                    })
+                    .collect())
+            }
+        ] $($rest)*);
+    };
+}
