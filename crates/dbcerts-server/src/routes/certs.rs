@@ -24,6 +24,7 @@ use crate::format::{Format, Shape, atlas_time, envelope, json_response, with_con
 use crate::links::{Base, Paginated};
 use crate::openapi::ATLAS_2023;
 use crate::params::{Accepts, EntityParams, GroupPath, ListParams, Query};
+use crate::values::{MonthsUntilExpiration, X509Type};
 
 /// Serial collisions are astronomically rare (63 random bits); retry a few times anyway.
 const SERIAL_ATTEMPTS: usize = 4;
@@ -97,18 +98,6 @@ pub struct UserCertIn {
     _links: Option<ReadOnly>,
 }
 
-/// `monthsUntilExpiration`: 1 to 24, default 3.
-fn months(value: Option<i64>) -> Result<u32, AtlasError> {
-    match value {
-        None => Ok(3),
-        Some(n) if n > 24 => Err(AtlasError::cert_expiry_too_long()),
-        Some(n) if n < 1 => Err(AtlasError::attribute_negative_or_zero(
-            "monthsUntilExpiration",
-        )),
-        Some(n) => Ok(n as u32),
-    }
-}
-
 /// The user's unexpired certificates issued by dbcerts.
 #[utoipa::path(
     get,
@@ -168,9 +157,9 @@ pub async fn create_database_user_cert(
     let query = Query::parse(q.as_deref(), Accepts::Entity)?;
     let (id, _) = load_project(&state, &caller, &group_id, &[ProjectRole::Owner]).await?;
     let input: UserCertIn = parse_json(&bytes)?;
-    let months = months(input.months_until_expiration)?;
+    let months = MonthsUntilExpiration::from_attribute(input.months_until_expiration)?.get();
     let user = find_cert_user(&state, &id, &username).await?;
-    if user.x509_type != "MANAGED" {
+    if !X509Type::Managed.is(&user.x509_type) {
         return Err(AtlasError::user_not_managed_x509());
     }
     // A user stored under older username rules (or written to the store by hand) may hold a
@@ -316,28 +305,4 @@ fn pem_response(pem: &str, format: Format, api: crate::format::ApiVersion) -> Re
         );
     }
     with_content_type(StatusCode::CREATED, pem.as_bytes().to_vec(), api)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn months_range() {
-        assert_eq!(months(None).unwrap(), 3);
-        assert_eq!(months(Some(1)).unwrap(), 1);
-        assert_eq!(months(Some(24)).unwrap(), 24);
-        assert_eq!(
-            months(Some(25)).unwrap_err().code,
-            "CERT_EXPIRY_CANNOT_EXCEED_TWO_YEARS"
-        );
-        assert_eq!(
-            months(Some(0)).unwrap_err().code,
-            "ATTRIBUTE_NEGATIVE_OR_ZERO"
-        );
-        assert_eq!(
-            months(Some(-1)).unwrap_err().code,
-            "ATTRIBUTE_NEGATIVE_OR_ZERO"
-        );
-    }
 }

@@ -19,6 +19,7 @@ use crate::format::{ApiVersion, Shape, atlas_time, with_content_type};
 use crate::links::{Base, Link, Paginated};
 use crate::openapi::{ATLAS_2023, JSON};
 use crate::params::{Accepts, EntityParams, GroupId, GroupPath, ListParams, Query};
+use crate::values::X509Type;
 
 /// The `{databaseName}/{username}` path parameters, for the OpenAPI document.
 #[derive(utoipa::IntoParams)]
@@ -42,7 +43,6 @@ static SCOPE_NAME: LazyLock<regex::Regex> =
 
 /// The authentication-method enumerations, as the handlers check them and the OpenAPI document
 /// lists them.
-const X509_TYPES: [&str; 3] = ["NONE", "CUSTOMER", "MANAGED"];
 const AWS_IAM_TYPES: [&str; 3] = ["NONE", "USER", "ROLE"];
 const LDAP_AUTH_TYPES: [&str; 3] = ["NONE", "GROUP", "USER"];
 const OIDC_AUTH_TYPES: [&str; 3] = ["NONE", "IDP_GROUP", "USER"];
@@ -50,7 +50,7 @@ const DATABASE_NAMES: [&str; 2] = [ADMIN, EXTERNAL];
 const SCOPE_TYPES: [&str; 3] = ["CLUSTER", "DATA_LAKE", "STREAM"];
 
 fn x509_types() -> utoipa::openapi::Object {
-    crate::openapi::string_enum(&X509_TYPES)
+    crate::openapi::string_enum(&X509Type::NAMES)
 }
 fn aws_iam_types() -> utoipa::openapi::Object {
     crate::openapi::string_enum(&AWS_IAM_TYPES)
@@ -247,14 +247,14 @@ enum Method {
 }
 
 impl Method {
+    /// `x509_on`: whether `x509Type` is other than `NONE`.
     fn of(
-        x509: &str,
+        x509_on: bool,
         aws: &str,
         ldap: &str,
         oidc: &str,
         has_password: bool,
     ) -> Result<Method, AtlasError> {
-        let x509_on = x509 != "NONE";
         if x509_on && ldap != "NONE" {
             return Err(AtlasError::x509_cannot_use_ldap());
         }
@@ -427,7 +427,7 @@ fn check_password(p: &Option<String>) -> Result<(), AtlasError> {
 }
 
 /// Checks the username against the rules of its authentication method.
-fn check_username(method: Method, x509_type: &str, username: &str) -> Result<(), AtlasError> {
+fn check_username(method: Method, x509_type: X509Type, username: &str) -> Result<(), AtlasError> {
     // `.../databaseUsers/{db}/certs` is the certificate list of user `{db}`; a user named
     // `certs` could never be read, changed or deleted through its own path.
     if username.is_empty()
@@ -437,8 +437,10 @@ fn check_username(method: Method, x509_type: &str, username: &str) -> Result<(),
         return Err(AtlasError::invalid_attribute("username"));
     }
     match method {
-        Method::X509 if x509_type == "MANAGED" => dbcerts_ca::dn::check_managed_username(username)
-            .map_err(|_| AtlasError::managed_x509_name_invalid(username)),
+        Method::X509 if x509_type == X509Type::Managed => {
+            dbcerts_ca::dn::check_managed_username(username)
+                .map_err(|_| AtlasError::managed_x509_name_invalid(username))
+        }
         Method::X509 | Method::LdapUser | Method::LdapGroup if !is_dn_with_cn(username) => {
             Err(AtlasError::invalid_ldap_name(username))
         }
@@ -552,12 +554,18 @@ pub async fn create_database_user(
             .roles
             .ok_or_else(|| AtlasError::missing_attribute("roles"))?,
     )?;
-    let x509_type = enum_value(input.x509_type, &X509_TYPES, "NONE")?;
+    let x509_type = X509Type::from_attribute(input.x509_type.as_deref())?;
     let aws = enum_value(input.aws_iam_type, &AWS_IAM_TYPES, "NONE")?;
     let ldap = enum_value(input.ldap_auth_type, &LDAP_AUTH_TYPES, "NONE")?;
     let oidc = enum_value(input.oidc_auth_type, &OIDC_AUTH_TYPES, "NONE")?;
     let database_name = enum_value(input.database_name, &DATABASE_NAMES, ADMIN)?;
-    let method = Method::of(&x509_type, &aws, &ldap, &oidc, input.password.is_some())?;
+    let method = Method::of(
+        x509_type != X509Type::None,
+        &aws,
+        &ldap,
+        &oidc,
+        input.password.is_some(),
+    )?;
     if method == Method::X509 && input.delete_after_date.is_some() {
         return Err(AtlasError::x509_cannot_be_temporary());
     }
@@ -571,7 +579,7 @@ pub async fn create_database_user(
         return Err(AtlasError::missing_attribute("password"));
     }
     check_password(&input.password)?;
-    check_username(method, &x509_type, &username)?;
+    check_username(method, x509_type, &username)?;
     let doc = UserDoc {
         aws_iam_type: aws,
         ldap_auth_type: ldap,
@@ -586,7 +594,7 @@ pub async fn create_database_user(
         project_id: id.as_str().to_owned(),
         database_name,
         username: username.clone(),
-        x509_type,
+        x509_type: x509_type.as_str().to_owned(),
         created: chrono::Utc::now().timestamp(),
         doc: serde_json::to_string(&doc).expect("user docs serialize"),
     };
@@ -702,7 +710,7 @@ pub async fn update_database_user(
         }
     }
     let method = Method::of(
-        &rec.x509_type,
+        !X509Type::None.is(&rec.x509_type),
         &doc.aws_iam_type,
         &doc.ldap_auth_type,
         &doc.oidc_auth_type,
@@ -812,27 +820,27 @@ mod tests {
     #[test]
     fn method_combinations() {
         assert_eq!(
-            Method::of("MANAGED", "NONE", "NONE", "NONE", false).unwrap(),
+            Method::of(true, "NONE", "NONE", "NONE", false).unwrap(),
             Method::X509
         );
         assert_eq!(
-            Method::of("NONE", "NONE", "NONE", "NONE", true).unwrap(),
+            Method::of(false, "NONE", "NONE", "NONE", true).unwrap(),
             Method::Scram
         );
         assert_eq!(
-            Method::of("MANAGED", "NONE", "USER", "NONE", false)
+            Method::of(true, "NONE", "USER", "NONE", false)
                 .unwrap_err()
                 .code,
             "ATLAS_X509_USER_CANNOT_USE_LDAP"
         );
         assert_eq!(
-            Method::of("CUSTOMER", "NONE", "NONE", "NONE", true)
+            Method::of(true, "NONE", "NONE", "NONE", true)
                 .unwrap_err()
                 .code,
             "ATLAS_X509_USER_CANNOT_USE_SCRAM"
         );
         assert_eq!(
-            Method::of("NONE", "USER", "NONE", "USER", false)
+            Method::of(false, "USER", "NONE", "USER", false)
                 .unwrap_err()
                 .code,
             "VALIDATION_ERROR"
