@@ -7,7 +7,7 @@
 //! the certificate row (shared with concurrent requests, see [`crate::journal`]); only then
 //! count it (`dbcerts_certificates_issued_total`) and return certificate and key.
 
-use axum::extract::{RawQuery, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use dbcerts_ca::{LeafRequest, leaf_validity, random_serial, response_pem};
@@ -23,7 +23,7 @@ use crate::error::AtlasError;
 use crate::format::{Format, Shape, atlas_time, envelope, json_response, with_content_type};
 use crate::links::{Base, Paginated};
 use crate::openapi::ATLAS_2023;
-use crate::params::{Accepts, EntityParams, GroupPath, ListParams, Query};
+use crate::params::{EntityParams, EntityQuery, GroupPath, ListParams, ListQuery};
 use crate::values::{MonthsUntilExpiration, X509Type};
 
 /// Serial collisions are astronomically rare (63 random bits); retry a few times anyway.
@@ -99,6 +99,8 @@ pub struct UserCertIn {
 }
 
 /// The user's unexpired certificates issued by dbcerts.
+///
+/// Atlas operation `listGroupDatabaseUserCerts`.
 #[utoipa::path(
     get,
     path = "/api/atlas/v2/groups/{groupId}/databaseUsers/{username}/certs",
@@ -107,14 +109,13 @@ pub struct UserCertIn {
     params(GroupPath, ("username" = String, Path, description = "A MANAGED x.509 user."), ListParams),
     responses((status = 200, description = "A page of certificates.", content_type = ATLAS_2023, body = Paginated<UserCertOut>)),
 )]
-pub async fn list_database_user_certs(
+pub async fn list_group_database_user_certs(
     State(state): State<AppState>,
     caller: Caller,
     base: Base,
     AtlasPath((group_id, username)): AtlasPath<(String, String)>,
-    RawQuery(q): RawQuery,
+    ListQuery(query): ListQuery,
 ) -> Result<Response, AtlasError> {
-    let query = Query::parse(q.as_deref(), Accepts::List)?;
     let (id, _) = load_project(&state, &caller, &group_id, &[ProjectRole::ReadOnly]).await?;
     find_cert_user(&state, &id, &username).await?;
     let now = chrono::Utc::now().timestamp();
@@ -134,6 +135,8 @@ pub async fn list_database_user_certs(
 
 /// Issues a certificate for a MANAGED x.509 user, signed by the project's CA, with a new private
 /// key that dbcerts does not keep.
+///
+/// Atlas operation `createGroupDatabaseUserCert`.
 #[utoipa::path(
     post,
     path = "/api/atlas/v2/groups/{groupId}/databaseUsers/{username}/certs",
@@ -146,15 +149,15 @@ pub async fn list_database_user_certs(
             example = "-----BEGIN CERTIFICATE-----\n...\n-----END CERTIFICATE-----\n-----BEGIN PRIVATE KEY-----\n...\n-----END PRIVATE KEY-----\n"),
     ),
 )]
-pub async fn create_database_user_cert(
+pub async fn create_group_database_user_cert(
     State(state): State<AppState>,
     caller: Caller,
     base: Base,
     AtlasPath((group_id, username)): AtlasPath<(String, String)>,
-    RawQuery(q): RawQuery,
+    query: Result<EntityQuery, AtlasError>,
     AtlasBody(bytes): AtlasBody,
 ) -> Result<Response, AtlasError> {
-    let query = Query::parse(q.as_deref(), Accepts::Entity)?;
+    let EntityQuery(format) = query?;
     let (id, _) = load_project(&state, &caller, &group_id, &[ProjectRole::Owner]).await?;
     let input: UserCertIn = parse_json(&bytes)?;
     let months = MonthsUntilExpiration::from_attribute(input.months_until_expiration)?.get();
@@ -241,7 +244,7 @@ pub async fn create_database_user_cert(
                 tracing::info!(project = id.as_str(), serial, algorithm = %key.algorithm(), months, "issued certificate");
                 crate::observe::certificate_issued(id.as_str(), key.algorithm());
                 let pem = response_pem(&rec.cert_der, &key);
-                let mut res = pem_response(pem.as_str(), query.format, base.api);
+                let mut res = pem_response(pem.as_str(), format, base.api);
                 res.extensions_mut().insert(crate::auth::Audited);
                 return Ok(res);
             }

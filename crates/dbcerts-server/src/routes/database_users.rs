@@ -3,7 +3,7 @@
 
 use std::sync::LazyLock;
 
-use axum::extract::{RawQuery, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use dbcerts_store::{DatabaseUserRecord, StoreError};
@@ -18,7 +18,7 @@ use crate::error::AtlasError;
 use crate::format::{ApiVersion, Shape, atlas_time, with_content_type};
 use crate::links::{Base, Link, Paginated};
 use crate::openapi::{ATLAS_2023, JSON};
-use crate::params::{Accepts, EntityParams, GroupId, GroupPath, ListParams, Query};
+use crate::params::{EntityParams, EntityQuery, GroupId, GroupPath, ListParams, ListQuery};
 use crate::values::X509Type;
 
 /// The `{databaseName}/{username}` path parameters, for the OpenAPI document.
@@ -490,6 +490,8 @@ fn check_group_id(body: &Option<String>, path: &GroupId) -> Result<(), AtlasErro
 }
 
 /// The project's database users.
+///
+/// Atlas operation `listGroupDatabaseUsers`.
 #[utoipa::path(
     get,
     path = "/api/atlas/v2/groups/{groupId}/databaseUsers",
@@ -498,14 +500,13 @@ fn check_group_id(body: &Option<String>, path: &GroupId) -> Result<(), AtlasErro
     params(GroupPath, ListParams),
     responses((status = 200, description = "A page of users.", content_type = ATLAS_2023, body = Paginated<UserOut>)),
 )]
-pub async fn list_database_users(
+pub async fn list_group_database_users(
     State(state): State<AppState>,
     caller: Caller,
     base: Base,
     AtlasPath(group_id): AtlasPath<String>,
-    RawQuery(q): RawQuery,
+    ListQuery(query): ListQuery,
 ) -> Result<Response, AtlasError> {
-    let query = Query::parse(q.as_deref(), Accepts::List)?;
     let (id, _) = load_project(&state, &caller, &group_id, &[ProjectRole::ReadOnly]).await?;
     let (users, total) = state
         .inner
@@ -522,6 +523,8 @@ pub async fn list_database_users(
 }
 
 /// Creates a database user with exactly one authentication method.
+///
+/// Atlas operation `createGroupDatabaseUser`.
 #[utoipa::path(
     post,
     path = "/api/atlas/v2/groups/{groupId}/databaseUsers",
@@ -534,15 +537,15 @@ pub async fn list_database_users(
         (status = 409, description = "The user exists (USER_ALREADY_EXISTS), or the project holds the most users it may.", content_type = JSON, body = ApiErrorBody),
     ),
 )]
-pub async fn create_database_user(
+pub async fn create_group_database_user(
     State(state): State<AppState>,
     caller: Caller,
     base: Base,
     AtlasPath(group_id): AtlasPath<String>,
-    RawQuery(q): RawQuery,
+    query: Result<EntityQuery, AtlasError>,
     AtlasBody(bytes): AtlasBody,
 ) -> Result<Response, AtlasError> {
-    let query = Query::parse(q.as_deref(), Accepts::Entity)?;
+    let EntityQuery(format) = query?;
     let (id, _) = load_project(&state, &caller, &group_id, WRITERS).await?;
     let input: UserIn = parse_json(&bytes)?;
     check_group_id(&input.group_id, &id)?;
@@ -619,7 +622,7 @@ pub async fn create_database_user(
     }
     tracing::info!(project = id.as_str(), database = %rec.database_name, x509_type = %rec.x509_type, "created database user");
     let body = user_out(&base, &rec, doc);
-    Ok(base.respond(StatusCode::CREATED, &body, Shape::Entity, query.format))
+    Ok(base.respond(StatusCode::CREATED, &body, Shape::Entity, format))
 }
 
 async fn load_user(
@@ -637,6 +640,8 @@ async fn load_user(
 }
 
 /// One database user.
+///
+/// Atlas operation `getGroupDatabaseUser`.
 #[utoipa::path(
     get,
     path = "/api/atlas/v2/groups/{groupId}/databaseUsers/{databaseName}/{username}",
@@ -645,23 +650,24 @@ async fn load_user(
     params(GroupPath, UserPath, EntityParams),
     responses((status = 200, description = "The user.", content_type = ATLAS_2023, body = UserOut)),
 )]
-pub async fn get_database_user(
+pub async fn get_group_database_user(
     State(state): State<AppState>,
     caller: Caller,
     base: Base,
     AtlasPath((group_id, database_name, username)): AtlasPath<(String, String, String)>,
-    RawQuery(q): RawQuery,
+    EntityQuery(format): EntityQuery,
 ) -> Result<Response, AtlasError> {
-    let query = Query::parse(q.as_deref(), Accepts::Entity)?;
     let (id, _) = load_project(&state, &caller, &group_id, &[ProjectRole::ReadOnly]).await?;
     let rec = load_user(&state, &id, &database_name, &username).await?;
     let doc = decode_doc(&rec)?;
     let body = user_out(&base, &rec, doc);
-    Ok(base.respond(StatusCode::OK, &body, Shape::Entity, query.format))
+    Ok(base.respond(StatusCode::OK, &body, Shape::Entity, format))
 }
 
 /// Changes a user's roles, scopes, labels, description, password or deleteAfterDate; its name,
 /// database and authentication method cannot change (409).
+///
+/// Atlas operation `updateGroupDatabaseUser`.
 #[utoipa::path(
     patch,
     path = "/api/atlas/v2/groups/{groupId}/databaseUsers/{databaseName}/{username}",
@@ -674,15 +680,15 @@ pub async fn get_database_user(
         (status = 409, description = "The body names another username, database or authentication method.", content_type = JSON, body = ApiErrorBody),
     ),
 )]
-pub async fn update_database_user(
+pub async fn update_group_database_user(
     State(state): State<AppState>,
     caller: Caller,
     base: Base,
     AtlasPath((group_id, database_name, username)): AtlasPath<(String, String, String)>,
-    RawQuery(q): RawQuery,
+    query: Result<EntityQuery, AtlasError>,
     AtlasBody(bytes): AtlasBody,
 ) -> Result<Response, AtlasError> {
-    let query = Query::parse(q.as_deref(), Accepts::Entity)?;
+    let EntityQuery(format) = query?;
     let (id, _) = load_project(&state, &caller, &group_id, WRITERS).await?;
     let input: UserIn = parse_json(&bytes)?;
     check_group_id(&input.group_id, &id)?;
@@ -747,12 +753,14 @@ pub async fn update_database_user(
         return Err(AtlasError::username_not_found(&username));
     }
     let body = user_out(&base, &rec, doc);
-    Ok(base.respond(StatusCode::OK, &body, Shape::Entity, query.format))
+    Ok(base.respond(StatusCode::OK, &body, Shape::Entity, format))
 }
 
 /// Deletes a database user. A MANAGED x.509 user's unexpired certificates are revoked in the
 /// same transaction (`cessationOfOperation`), unless `revoke-on-user-delete` is off;
 /// certificates are kept, as in Atlas, and stay in dbcerts' status list.
+///
+/// Atlas operation `deleteGroupDatabaseUser`.
 #[utoipa::path(
     delete,
     path = "/api/atlas/v2/groups/{groupId}/databaseUsers/{databaseName}/{username}",
@@ -761,14 +769,13 @@ pub async fn update_database_user(
     params(GroupPath, UserPath, EntityParams),
     responses((status = 204, description = "Deleted; no body.")),
 )]
-pub async fn delete_database_user(
+pub async fn delete_group_database_user(
     State(state): State<AppState>,
     caller: Caller,
     base: Base,
     AtlasPath((group_id, database_name, username)): AtlasPath<(String, String, String)>,
-    RawQuery(q): RawQuery,
+    _: EntityQuery,
 ) -> Result<Response, AtlasError> {
-    Query::parse(q.as_deref(), Accepts::Entity)?;
     let (id, _) = load_project(&state, &caller, &group_id, WRITERS).await?;
     if !super::revocation::delete_user_revoking(&state, &caller, &id, &database_name, &username)
         .await?
