@@ -6,7 +6,7 @@
 
 use std::sync::LazyLock;
 
-use axum::extract::{RawQuery, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use base64::Engine;
@@ -31,9 +31,7 @@ use crate::error::AtlasError;
 use crate::format::{Shape, atlas_time};
 use crate::links::{Base, Paginated};
 use crate::openapi::ATLAS_2023;
-use crate::params::{
-    Accepts, EntityParams, EntityQuery, GroupPath, ListParams, ListQuery, OrgPath, Query,
-};
+use crate::params::{EntityParams, EntityQuery, GroupPath, ListParams, ListQuery, OrgPath};
 
 /// The spec's pattern for names and descriptions.
 static TEXT: LazyLock<Regex> =
@@ -1043,7 +1041,7 @@ pub async fn invite_group_service_account(
     caller: Caller,
     base: Base,
     AtlasPath((group_id, client_id)): AtlasPath<(String, String)>,
-    RawQuery(q): RawQuery,
+    query: Result<EntityQuery, AtlasError>,
     AtlasBody(bytes): AtlasBody,
 ) -> Result<Response, AtlasError> {
     // The route is `{clientId}:invite`; the router hands over the whole last segment.
@@ -1052,7 +1050,7 @@ pub async fn invite_group_service_account(
             "groups/{group_id}/serviceAccounts/{client_id}"
         )));
     };
-    let query = Query::parse(q.as_deref(), Accepts::Entity)?;
+    let EntityQuery(format) = query?;
     let (id, project) = load_project(&state, &caller, &group_id, &[ProjectRole::ReadOnly]).await?;
     caller.require_org(&project.org_id, OrgNeed::Owner)?;
     let via = Via::Project(id.as_str());
@@ -1076,5 +1074,5 @@ pub async fn invite_group_service_account(
         .await?;
     let secrets = secrets_of(&state, &a.client_id).await?;
     let body = account_out(&a, roles, &secrets, None);
-    Ok(base.respond(StatusCode::OK, &body, Shape::Entity, query.format))
+    Ok(base.respond(StatusCode::OK, &body, Shape::Entity, format))
 }
