@@ -21,6 +21,7 @@ pub mod openapi;
 pub mod params;
 pub(crate) mod routes;
 pub mod secrets;
+pub mod values;
 
 /// The request body of each operation, exactly as its handler parses it (with
 /// [`body::parse_json`], or [`request_bodies::parse_json_array`] for array bodies), for the fuzz

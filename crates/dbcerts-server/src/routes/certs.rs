@@ -7,7 +7,7 @@
 //! the certificate row (shared with concurrent requests, see [`crate::journal`]); only then
 //! count it (`dbcerts_certificates_issued_total`) and return certificate and key.
 
-use axum::extract::{RawQuery, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use dbcerts_ca::{LeafRequest, leaf_validity, random_serial, response_pem};
@@ -23,7 +23,8 @@ use crate::error::AtlasError;
 use crate::format::{Format, Shape, atlas_time, envelope, json_response, with_content_type};
 use crate::links::{Base, Paginated};
 use crate::openapi::ATLAS_2023;
-use crate::params::{Accepts, EntityParams, GroupPath, ListParams, Query};
+use crate::params::{EntityParams, EntityQuery, GroupPath, ListParams, ListQuery};
+use crate::values::{MonthsUntilExpiration, X509Type};
 
 /// Serial collisions are astronomically rare (63 random bits); retry a few times anyway.
 const SERIAL_ATTEMPTS: usize = 4;
@@ -97,19 +98,9 @@ pub struct UserCertIn {
     _links: Option<ReadOnly>,
 }
 
-/// `monthsUntilExpiration`: 1 to 24, default 3.
-fn months(value: Option<i64>) -> Result<u32, AtlasError> {
-    match value {
-        None => Ok(3),
-        Some(n) if n > 24 => Err(AtlasError::cert_expiry_too_long()),
-        Some(n) if n < 1 => Err(AtlasError::attribute_negative_or_zero(
-            "monthsUntilExpiration",
-        )),
-        Some(n) => Ok(n as u32),
-    }
-}
-
 /// The user's unexpired certificates issued by dbcerts.
+///
+/// Atlas operation `listGroupDatabaseUserCerts`.
 #[utoipa::path(
     get,
     path = "/api/atlas/v2/groups/{groupId}/databaseUsers/{username}/certs",
@@ -118,14 +109,13 @@ fn months(value: Option<i64>) -> Result<u32, AtlasError> {
     params(GroupPath, ("username" = String, Path, description = "A MANAGED x.509 user."), ListParams),
     responses((status = 200, description = "A page of certificates.", content_type = ATLAS_2023, body = Paginated<UserCertOut>)),
 )]
-pub async fn list_database_user_certs(
+pub async fn list_group_database_user_certs(
     State(state): State<AppState>,
     caller: Caller,
     base: Base,
     AtlasPath((group_id, username)): AtlasPath<(String, String)>,
-    RawQuery(q): RawQuery,
+    ListQuery(query): ListQuery,
 ) -> Result<Response, AtlasError> {
-    let query = Query::parse(q.as_deref(), Accepts::List)?;
     let (id, _) = load_project(&state, &caller, &group_id, &[ProjectRole::ReadOnly]).await?;
     find_cert_user(&state, &id, &username).await?;
     let now = chrono::Utc::now().timestamp();
@@ -145,6 +135,8 @@ pub async fn list_database_user_certs(
 
 /// Issues a certificate for a MANAGED x.509 user, signed by the project's CA, with a new private
 /// key that dbcerts does not keep.
+///
+/// Atlas operation `createGroupDatabaseUserCert`.
 #[utoipa::path(
     post,
     path = "/api/atlas/v2/groups/{groupId}/databaseUsers/{username}/certs",
@@ -157,20 +149,20 @@ pub async fn list_database_user_certs(
             example = "-----BEGIN CERTIFICATE-----\n...\n-----END CERTIFICATE-----\n-----BEGIN PRIVATE KEY-----\n...\n-----END PRIVATE KEY-----\n"),
     ),
 )]
-pub async fn create_database_user_cert(
+pub async fn create_group_database_user_cert(
     State(state): State<AppState>,
     caller: Caller,
     base: Base,
     AtlasPath((group_id, username)): AtlasPath<(String, String)>,
-    RawQuery(q): RawQuery,
+    query: Result<EntityQuery, AtlasError>,
     AtlasBody(bytes): AtlasBody,
 ) -> Result<Response, AtlasError> {
-    let query = Query::parse(q.as_deref(), Accepts::Entity)?;
+    let EntityQuery(format) = query?;
     let (id, _) = load_project(&state, &caller, &group_id, &[ProjectRole::Owner]).await?;
     let input: UserCertIn = parse_json(&bytes)?;
-    let months = months(input.months_until_expiration)?;
+    let months = MonthsUntilExpiration::from_attribute(input.months_until_expiration)?.get();
     let user = find_cert_user(&state, &id, &username).await?;
-    if user.x509_type != "MANAGED" {
+    if !X509Type::Managed.is(&user.x509_type) {
         return Err(AtlasError::user_not_managed_x509());
     }
     // A user stored under older username rules (or written to the store by hand) may hold a
@@ -252,7 +244,7 @@ pub async fn create_database_user_cert(
                 tracing::info!(project = id.as_str(), serial, algorithm = %key.algorithm(), months, "issued certificate");
                 crate::observe::certificate_issued(id.as_str(), key.algorithm());
                 let pem = response_pem(&rec.cert_der, &key);
-                let mut res = pem_response(pem.as_str(), query.format, base.api);
+                let mut res = pem_response(pem.as_str(), format, base.api);
                 res.extensions_mut().insert(crate::auth::Audited);
                 return Ok(res);
             }
@@ -316,28 +308,4 @@ fn pem_response(pem: &str, format: Format, api: crate::format::ApiVersion) -> Re
         );
     }
     with_content_type(StatusCode::CREATED, pem.as_bytes().to_vec(), api)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn months_range() {
-        assert_eq!(months(None).unwrap(), 3);
-        assert_eq!(months(Some(1)).unwrap(), 1);
-        assert_eq!(months(Some(24)).unwrap(), 24);
-        assert_eq!(
-            months(Some(25)).unwrap_err().code,
-            "CERT_EXPIRY_CANNOT_EXCEED_TWO_YEARS"
-        );
-        assert_eq!(
-            months(Some(0)).unwrap_err().code,
-            "ATTRIBUTE_NEGATIVE_OR_ZERO"
-        );
-        assert_eq!(
-            months(Some(-1)).unwrap_err().code,
-            "ATTRIBUTE_NEGATIVE_OR_ZERO"
-        );
-    }
 }
