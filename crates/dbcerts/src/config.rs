@@ -559,20 +559,12 @@ mod tests {
 
     #[test]
     fn cache_ttl_from_file_then_flag_and_bounded() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("dbcerts.toml");
-        let global = GlobalArgs {
-            config: Some(path.clone()),
-            data_dir: Some(dir.path().into()),
-            ..Default::default()
-        };
         let resolve = |toml: &str, flag: Option<u64>| {
-            std::fs::write(&path, toml).unwrap();
             let flags = ServeArgs {
                 cache_ttl_seconds: flag,
                 ..Default::default()
             };
-            Settings::resolve(&global, &flags).map(|s| s.cache)
+            resolve_file(toml, &flags).map(|s| s.cache)
         };
         assert_eq!(resolve("", None).unwrap(), CacheConfig::default());
         assert_eq!(CacheConfig::default().ttl, Duration::from_secs(5));
