@@ -8,6 +8,7 @@ pub mod auth;
 pub mod body;
 pub mod bootstrap;
 pub mod ca_service;
+pub mod cached_store;
 pub mod crl;
 pub mod error;
 pub mod format;
@@ -210,7 +211,7 @@ pub(crate) struct Inner {
 impl AppState {
     /// The state of one server. `store` is wrapped in a [`metered_store::MeteredStore`], so every
     /// store call a handler makes is timed; the process's metrics recorder is installed on first
-    /// use.
+    /// use. No read cache: every read asks the store (see [`AppState::with_cache`]).
     pub fn new(
         store: Arc<dyn Store>,
         master: Arc<MasterKey>,
@@ -218,8 +219,24 @@ impl AppState {
         pool: Arc<KeyPool>,
         config: ServerConfig,
     ) -> AppState {
+        Self::with_cache(store, master, nonce_key, pool, config, None)
+    }
+
+    /// As [`AppState::new`], and with `cache`, the metered store is wrapped once more in a
+    /// [`cached_store::CachedStore`] that serves the per-request reads from it.
+    pub fn with_cache(
+        store: Arc<dyn Store>,
+        master: Arc<MasterKey>,
+        nonce_key: NonceKey,
+        pool: Arc<KeyPool>,
+        config: ServerConfig,
+        cache: Option<cached_store::StoreCache>,
+    ) -> AppState {
         let observer = observe::Observer::new();
-        let store: Arc<dyn Store> = Arc::new(metered_store::MeteredStore::new(store));
+        let mut store: Arc<dyn Store> = Arc::new(metered_store::MeteredStore::new(store));
+        if let Some(cache) = cache {
+            store = Arc::new(cached_store::CachedStore::new(store, cache));
+        }
         let ca = CaService::new(
             Arc::clone(&store),
             Arc::clone(&master),
