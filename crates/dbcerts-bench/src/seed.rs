@@ -33,7 +33,10 @@ use dbcerts_ca::{KeyAlgorithm, LeafKey, random_serial};
 use dbcerts_server::ca_service::Who;
 use dbcerts_server::issuance::{self, Leaf};
 use dbcerts_server::{CaService, ProjectCa};
-use dbcerts_store::{BatchWrite, DatabaseUserRecord, Page, Project, Recorded, Store};
+use dbcerts_store::{
+    BatchWrite, DatabaseUserDoc, DatabaseUserRecord, DatabaseUserRole, Page, Project, Recorded,
+    Store,
+};
 
 /// The hot user: the one that the W3/W4 listing benchmarks page through.
 pub const HOT_USER: &str = "hot";
@@ -48,9 +51,8 @@ const LIST_PAGE: u32 = 500;
 /// How often progress is reported while writing.
 const PROGRESS_EVERY: Duration = Duration::from_secs(2);
 
-/// A MANAGED X.509 user's `doc` column exactly as the server's createDatabaseUser stores it
-/// (its `UserDoc`, fields in declaration order) for `roles: [readWriteAnyDatabase@admin]`.
-const USER_DOC: &str = r#"{"awsIamType":"NONE","ldapAuthType":"NONE","oidcAuthType":"NONE","roles":[{"databaseName":"admin","roleName":"readWriteAnyDatabase"}],"scopes":[],"labels":[],"description":null,"deleteAfterDate":null}"#;
+/// The role of every benchmark user: `readWriteAnyDatabase@admin`.
+const ROLE: (&str, &str) = ("admin", "readWriteAnyDatabase");
 
 /// What to seed. See [`seed`].
 #[derive(Debug, Clone)]
@@ -577,6 +579,13 @@ async fn ensure_users(
 ) -> anyhow::Result<Users> {
     let mut slots = Vec::with_capacity(projects.len() * per_project);
     let mut created = 0;
+    // What createDatabaseUser stores for `{x509Type: MANAGED, roles: [ROLE]}`.
+    let doc = DatabaseUserDoc::with_roles(vec![DatabaseUserRole {
+        collection_name: None,
+        database_name: ROLE.0.to_owned(),
+        role_name: ROLE.1.to_owned(),
+    }])
+    .to_json();
     for (p, project) in projects.iter().enumerate() {
         let existing: HashMap<String, DatabaseUserRecord> = project_users(store, &project.id)
             .await?
@@ -600,7 +609,7 @@ async fn ensure_users(
                         username: name.clone(),
                         x509_type: "MANAGED".to_owned(),
                         created: chrono::Utc::now().timestamp(),
-                        doc: USER_DOC.to_owned(),
+                        doc: doc.clone(),
                     };
                     store
                         .create_database_user(&user)
