@@ -14,6 +14,7 @@ pub mod error;
 pub mod format;
 pub mod head_limits;
 mod http;
+pub mod issuance;
 pub mod journal;
 pub mod links;
 pub mod metered_store;

@@ -6,7 +6,10 @@ use std::sync::LazyLock;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use dbcerts_store::{DatabaseUserRecord, StoreError};
+use dbcerts_store::{
+    DatabaseUserDoc, DatabaseUserLabel, DatabaseUserRecord, DatabaseUserRole, DatabaseUserScope,
+    StoreError,
+};
 use serde::{Deserialize, Serialize};
 
 use super::{AtlasBody, AtlasPath, load_project};
@@ -68,7 +71,7 @@ fn scope_types() -> utoipa::openapi::Object {
     crate::openapi::string_enum(&SCOPE_TYPES)
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 #[schema(as = DatabaseUserRole)]
 pub struct RoleDoc {
@@ -78,7 +81,7 @@ pub struct RoleDoc {
     pub role_name: String,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[schema(as = UserScope)]
 pub struct ScopeDoc {
     pub name: String,
@@ -88,7 +91,7 @@ pub struct ScopeDoc {
 }
 
 /// `ComponentLabel`: both members are optional in the spec, 1 to 255 characters when given.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[schema(as = ComponentLabel)]
 pub struct LabelDoc {
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -97,18 +100,32 @@ pub struct LabelDoc {
     pub value: Option<String>,
 }
 
-/// What the store keeps in `database_users.doc`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "camelCase")]
-pub struct UserDoc {
-    pub aws_iam_type: String,
-    pub ldap_auth_type: String,
-    pub oidc_auth_type: String,
-    pub roles: Vec<RoleDoc>,
-    pub scopes: Vec<ScopeDoc>,
-    pub labels: Vec<LabelDoc>,
-    pub description: Option<String>,
-    pub delete_after_date: Option<i64>,
+impl From<DatabaseUserRole> for RoleDoc {
+    fn from(r: DatabaseUserRole) -> RoleDoc {
+        RoleDoc {
+            collection_name: r.collection_name,
+            database_name: r.database_name,
+            role_name: r.role_name,
+        }
+    }
+}
+
+impl From<DatabaseUserScope> for ScopeDoc {
+    fn from(s: DatabaseUserScope) -> ScopeDoc {
+        ScopeDoc {
+            name: s.name,
+            kind: s.kind,
+        }
+    }
+}
+
+impl From<DatabaseUserLabel> for LabelDoc {
+    fn from(l: DatabaseUserLabel) -> LabelDoc {
+        LabelDoc {
+            key: l.key,
+            value: l.value,
+        }
+    }
 }
 
 /// `CloudDatabaseUser` as Atlas returns it (keys alphabetical; no password, ever). `groupId` is
@@ -339,7 +356,7 @@ fn is_dn_with_cn(name: &str) -> bool {
     has_cn
 }
 
-fn parse_roles(roles: Vec<RoleIn>) -> Result<Vec<RoleDoc>, AtlasError> {
+fn parse_roles(roles: Vec<RoleIn>) -> Result<Vec<DatabaseUserRole>, AtlasError> {
     roles
         .into_iter()
         .map(|r| {
@@ -352,7 +369,7 @@ fn parse_roles(roles: Vec<RoleIn>) -> Result<Vec<RoleDoc>, AtlasError> {
             if database_name.is_empty() || role_name.is_empty() {
                 return Err(AtlasError::invalid_attribute("roles"));
             }
-            Ok(RoleDoc {
+            Ok(DatabaseUserRole {
                 collection_name: r.collection_name,
                 database_name,
                 role_name,
@@ -361,7 +378,7 @@ fn parse_roles(roles: Vec<RoleIn>) -> Result<Vec<RoleDoc>, AtlasError> {
         .collect()
 }
 
-fn parse_scopes(scopes: Vec<ScopeIn>) -> Result<Vec<ScopeDoc>, AtlasError> {
+fn parse_scopes(scopes: Vec<ScopeIn>) -> Result<Vec<DatabaseUserScope>, AtlasError> {
     scopes
         .into_iter()
         .map(|s| {
@@ -375,12 +392,12 @@ fn parse_scopes(scopes: Vec<ScopeIn>) -> Result<Vec<ScopeDoc>, AtlasError> {
                 return Err(AtlasError::invalid_attribute("scopes.name"));
             }
             let kind = enum_value(Some(kind), &SCOPE_TYPES, "")?;
-            Ok(ScopeDoc { name, kind })
+            Ok(DatabaseUserScope { name, kind })
         })
         .collect()
 }
 
-fn parse_labels(labels: Vec<LabelIn>) -> Result<Vec<LabelDoc>, AtlasError> {
+fn parse_labels(labels: Vec<LabelIn>) -> Result<Vec<DatabaseUserLabel>, AtlasError> {
     for l in &labels {
         let fits = |s: &Option<String>| {
             s.as_ref()
@@ -392,7 +409,7 @@ fn parse_labels(labels: Vec<LabelIn>) -> Result<Vec<LabelDoc>, AtlasError> {
     }
     Ok(labels
         .into_iter()
-        .map(|l| LabelDoc {
+        .map(|l| DatabaseUserLabel {
             key: l.key,
             value: l.value,
         })
@@ -448,19 +465,19 @@ fn check_username(method: Method, x509_type: X509Type, username: &str) -> Result
     }
 }
 
-fn decode_doc(rec: &DatabaseUserRecord) -> Result<UserDoc, AtlasError> {
-    serde_json::from_str(&rec.doc)
+fn decode_doc(rec: &DatabaseUserRecord) -> Result<DatabaseUserDoc, AtlasError> {
+    DatabaseUserDoc::from_json(&rec.doc)
         .map_err(|e| AtlasError::unexpected(format!("database_users.doc: {e}")))
 }
 
-fn user_out(base: &Base, rec: &DatabaseUserRecord, doc: UserDoc) -> UserOut {
+fn user_out(base: &Base, rec: &DatabaseUserRecord, doc: DatabaseUserDoc) -> UserOut {
     UserOut {
         aws_iam_type: doc.aws_iam_type,
         database_name: rec.database_name.clone(),
         delete_after_date: doc.delete_after_date.map(atlas_time),
         description: doc.description,
         group_id: rec.project_id.clone(),
-        labels: doc.labels,
+        labels: doc.labels.into_iter().map(LabelDoc::from).collect(),
         ldap_auth_type: doc.ldap_auth_type,
         links: base.self_link(&[
             "groups",
@@ -470,8 +487,8 @@ fn user_out(base: &Base, rec: &DatabaseUserRecord, doc: UserDoc) -> UserOut {
             &rec.username,
         ]),
         oidc_auth_type: doc.oidc_auth_type,
-        roles: doc.roles,
-        scopes: doc.scopes,
+        roles: doc.roles.into_iter().map(RoleDoc::from).collect(),
+        scopes: doc.scopes.into_iter().map(ScopeDoc::from).collect(),
         username: rec.username.clone(),
         x509_type: rec.x509_type.clone(),
     }
@@ -583,7 +600,7 @@ pub async fn create_group_database_user(
     }
     check_password(&input.password)?;
     check_username(method, x509_type, &username)?;
-    let doc = UserDoc {
+    let doc = DatabaseUserDoc {
         aws_iam_type: aws,
         ldap_auth_type: ldap,
         oidc_auth_type: oidc,
@@ -599,7 +616,7 @@ pub async fn create_group_database_user(
         username: username.clone(),
         x509_type: x509_type.as_str().to_owned(),
         created: chrono::Utc::now().timestamp(),
-        doc: serde_json::to_string(&doc).expect("user docs serialize"),
+        doc: doc.to_json(),
     };
     // The v2 spec requires groupId in the body (and every MongoDB client sends it); it is
     // checked last so that a body with several problems reports the more specific one. The
@@ -748,7 +765,7 @@ pub async fn update_group_database_user(
     if input.delete_after_date.is_some() {
         doc.delete_after_date = parse_delete_after(input.delete_after_date)?;
     }
-    rec.doc = serde_json::to_string(&doc).expect("user docs serialize");
+    rec.doc = doc.to_json();
     if !state.inner.store.update_database_user(&rec).await? {
         return Err(AtlasError::username_not_found(&username));
     }
