@@ -13,8 +13,9 @@
 //!   default 100 x 100 makes exactly 10,000 users);
 //! * certificates signed by each project's managed CA, obtained from
 //!   [`dbcerts_server::CaService::get_or_create`] (which creates and stores the sealed CA just as
-//!   the server does on first issue), each with the `certificate.issued` audit entry the server
-//!   writes, in the same chained audit log.
+//!   the server does on first issue), each built with its `certificate.issued` audit entry by
+//!   [`dbcerts_server::issuance::sign`], as the server builds them, in the same chained audit
+//!   log.
 //!
 //! Seeding is idempotent and only ever adds: a rerun finds the benchmark projects and users by
 //! name and adds certificates until the benchmark projects hold the requested total (counting
@@ -28,10 +29,13 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, anyhow, bail};
 use dbcerts::config::Settings;
-use dbcerts_ca::{KeyAlgorithm, LeafKey, LeafRequest, leaf_validity, random_serial};
+use dbcerts_ca::{KeyAlgorithm, LeafKey, random_serial};
+use dbcerts_server::ca_service::Who;
+use dbcerts_server::issuance::{self, Leaf};
 use dbcerts_server::{CaService, ProjectCa};
 use dbcerts_store::{
-    BatchWrite, CertificateRecord, DatabaseUserRecord, Page, Project, Recorded, Store,
+    BatchWrite, DatabaseUserDoc, DatabaseUserRecord, DatabaseUserRole, Page, Project, Recorded,
+    Store,
 };
 
 /// The hot user: the one that the W3/W4 listing benchmarks page through.
@@ -47,9 +51,8 @@ const LIST_PAGE: u32 = 500;
 /// How often progress is reported while writing.
 const PROGRESS_EVERY: Duration = Duration::from_secs(2);
 
-/// A MANAGED X.509 user's `doc` column exactly as the server's createDatabaseUser stores it
-/// (its `UserDoc`, fields in declaration order) for `roles: [readWriteAnyDatabase@admin]`.
-const USER_DOC: &str = r#"{"awsIamType":"NONE","ldapAuthType":"NONE","oidcAuthType":"NONE","roles":[{"databaseName":"admin","roleName":"readWriteAnyDatabase"}],"scopes":[],"labels":[],"description":null,"deleteAfterDate":null}"#;
+/// The role of every benchmark user: `readWriteAnyDatabase@admin`.
+const ROLE: (&str, &str) = ("admin", "readWriteAnyDatabase");
 
 /// What to seed. See [`seed`].
 #[derive(Debug, Clone)]
@@ -452,6 +455,10 @@ async fn seed_open(
     let signer = Signer {
         slots: users.slots,
         project_ids: projects.iter().map(|p| p.id.clone()).collect(),
+        ocsp_urls: projects
+            .iter()
+            .map(|p| settings.ocsp.leaf_url(&p.id))
+            .collect(),
         project_index: projects
             .iter()
             .enumerate()
@@ -572,6 +579,13 @@ async fn ensure_users(
 ) -> anyhow::Result<Users> {
     let mut slots = Vec::with_capacity(projects.len() * per_project);
     let mut created = 0;
+    // What createDatabaseUser stores for `{x509Type: MANAGED, roles: [ROLE]}`.
+    let doc = DatabaseUserDoc::with_roles(vec![DatabaseUserRole {
+        collection_name: None,
+        database_name: ROLE.0.to_owned(),
+        role_name: ROLE.1.to_owned(),
+    }])
+    .to_json();
     for (p, project) in projects.iter().enumerate() {
         let existing: HashMap<String, DatabaseUserRecord> = project_users(store, &project.id)
             .await?
@@ -595,7 +609,7 @@ async fn ensure_users(
                         username: name.clone(),
                         x509_type: "MANAGED".to_owned(),
                         created: chrono::Utc::now().timestamp(),
-                        doc: USER_DOC.to_owned(),
+                        doc: doc.clone(),
                     };
                     store
                         .create_database_user(&user)
@@ -714,6 +728,8 @@ struct Signer {
     /// `(project index, username)` per user index.
     slots: Vec<(usize, String)>,
     project_ids: Vec<String>,
+    /// The AIA OCSP URL of each project's leaves, when the settings configure a responder.
+    ocsp_urls: Vec<Option<String>>,
     project_index: HashMap<String, usize>,
     cas: Vec<Option<Arc<ProjectCa>>>,
     ring: Vec<LeafKey>,
@@ -748,8 +764,8 @@ impl Signer {
         self.sign(project, &rec.username, key, rec.created_ms, random_serial())
     }
 
-    /// A certificate and its audit entry exactly as createDatabaseUserCert builds them, with
-    /// `created_ms` as the issue time.
+    /// A certificate and its audit entry exactly as createDatabaseUserCert builds them
+    /// ([`dbcerts_server::issuance::sign`]), with `created_ms` as the issue time.
     fn sign(
         &self,
         project: usize,
@@ -761,36 +777,20 @@ impl Signer {
         let ca = self.cas[project]
             .as_ref()
             .ok_or_else(|| anyhow!("no CA loaded for project {project}"))?;
-        let now = chrono::DateTime::from_timestamp_millis(created_ms)
-            .ok_or_else(|| anyhow!("issue time {created_ms} out of range"))?;
-        let (not_before, not_after) = leaf_validity(now, MONTHS)?;
-        let issued = ca.issue(
-            &LeafRequest {
-                username,
-                serial,
-                not_before,
-                not_after,
-            },
-            key,
-        )?;
-        let rec = CertificateRecord {
+        let leaf = Leaf {
+            project_id: &self.project_ids[project],
+            username,
+            at: chrono::DateTime::from_timestamp_millis(created_ms)
+                .ok_or_else(|| anyhow!("issue time {created_ms} out of range"))?,
+            months: MONTHS,
             serial,
-            project_id: self.project_ids[project].clone(),
-            username: username.to_owned(),
-            subject: issued.subject,
-            not_before: not_before.timestamp(),
-            not_after: not_after.timestamp(),
-            created_ms,
-            cert_der: issued.der,
-            ca_id: ca.id,
-            revocation: None,
+            ocsp_url: self.ocsp_urls[project].as_deref(),
         };
-        let audit = dbcerts_server::journal::certificate_issued_event(
-            &rec,
-            self.actor.clone(),
-            Some("127.0.0.1".to_owned()),
-            key.algorithm(),
-        );
+        let who = Who {
+            actor: self.actor.clone(),
+            source_ip: Some("127.0.0.1".to_owned()),
+        };
+        let (rec, audit) = issuance::sign(ca, key, &leaf, who)?;
         Ok(BatchWrite::Certificate(rec, audit))
     }
 }

@@ -1,5 +1,7 @@
-//! Every typed operation, end to end over a real socket against a real server: once with an
-//! API key (Digest) and once with a service account (OAuth bearer token).
+//! Every typed operation, end to end over a real socket against a real server, one test per
+//! operation group (projects, database users, certificates and the project CA, user security,
+//! API keys, service accounts), each on a fresh server with its own fixtures, and each twice:
+//! with an API key (Digest) and with a service account (OAuth bearer token).
 
 mod common;
 
@@ -84,11 +86,58 @@ fn check_issued(issued: &IssuedCertificate, username: &str, group_id: &str) -> (
     (serial_of(&cert), cert.validity().not_after.timestamp())
 }
 
-/// Runs every operation the client has, as `client` (an Organization Owner of `server.org_id`).
-async fn exercise_everything(client: &Client, server: &TestServer, tag: &str) {
-    let org = server.org_id.as_str();
+/// The ids of `projects`, in order.
+fn ids(projects: &[dbcerts_client::Project]) -> Vec<String> {
+    projects.iter().map(|p| p.id.clone()).collect()
+}
 
-    // ---- projects ----
+/// The MANAGED user [`MANAGED_USER`] of `group_id`, with a description, a label and a scope.
+fn managed_user(group_id: &str) -> NewDatabaseUser {
+    NewDatabaseUser {
+        description: Some("certificate user".into()),
+        labels: Some(vec![dbcerts_client::ComponentLabel {
+            key: Some("team".into()),
+            value: Some("ops".into()),
+        }]),
+        scopes: Some(vec![UserScope {
+            name: "Cluster0".into(),
+            kind: "CLUSTER".into(),
+        }]),
+        ..NewDatabaseUser::x509(
+            group_id,
+            MANAGED_USER,
+            X509Type::Managed,
+            vec![DatabaseUserRole::new("atlasAdmin", "admin")],
+        )
+    }
+}
+
+/// Creates project `name` in the server's organization.
+async fn project(client: &Client, server: &TestServer, name: String) -> dbcerts_client::Project {
+    client
+        .create_group(&NewProject::new(name, &server.org_id))
+        .await
+        .expect("create project")
+}
+
+/// Project `ops-<tag>` with [`managed_user`] in it: the fixture of the certificate and
+/// user-security groups.
+async fn project_with_managed_user(
+    client: &Client,
+    server: &TestServer,
+    tag: &str,
+) -> dbcerts_client::Project {
+    let p1 = project(client, server, format!("ops-{tag}")).await;
+    client
+        .create_database_user(&managed_user(&p1.id))
+        .await
+        .expect("create managed user");
+    p1
+}
+
+/// Projects: create, get, list a page, list all, page through, delete.
+async fn projects(client: &Client, server: &TestServer, tag: &str) {
+    let org = server.org_id.as_str();
     let p1 = client
         .create_group(&NewProject::new(format!("ops-{tag}"), org))
         .await
@@ -129,7 +178,6 @@ async fn exercise_everything(client: &Client, server: &TestServer, tag: &str) {
         .collect_all()
         .await
         .expect("pages of two");
-    let ids = |v: &[dbcerts_client::Project]| v.iter().map(|p| p.id.clone()).collect::<Vec<_>>();
     assert_eq!(
         ids(&paged),
         ids(&all),
@@ -138,25 +186,17 @@ async fn exercise_everything(client: &Client, server: &TestServer, tag: &str) {
     for id in [&p1.id, &donor.id] {
         assert!(all.iter().any(|p| &p.id == id));
     }
+    for id in extra {
+        client.delete_group(&id).await.expect("delete project");
+        expect_not_found(client.get_group(&id).await, "GROUP_NOT_FOUND");
+    }
+}
 
-    // ---- database users ----
-    let managed = NewDatabaseUser {
-        description: Some("certificate user".into()),
-        labels: Some(vec![dbcerts_client::ComponentLabel {
-            key: Some("team".into()),
-            value: Some("ops".into()),
-        }]),
-        scopes: Some(vec![UserScope {
-            name: "Cluster0".into(),
-            kind: "CLUSTER".into(),
-        }]),
-        ..NewDatabaseUser::x509(
-            &p1.id,
-            MANAGED_USER,
-            X509Type::Managed,
-            vec![DatabaseUserRole::new("atlasAdmin", "admin")],
-        )
-    };
+/// Database users: MANAGED (with a name that needs escaping in a path) and SCRAM; create, get,
+/// update, list, list all, delete.
+async fn database_users(client: &Client, server: &TestServer, tag: &str) {
+    let p1 = project(client, server, format!("ops-{tag}")).await;
+    let managed = managed_user(&p1.id);
     let created = client
         .create_database_user(&managed)
         .await
@@ -228,8 +268,22 @@ async fn exercise_everything(client: &Client, server: &TestServer, tag: &str) {
         client.get_database_user(&p1.id, "admin", SCRAM_USER).await,
         "USERNAME_NOT_FOUND",
     );
+    client
+        .delete_database_user(&p1.id, "$external", MANAGED_USER)
+        .await
+        .expect("delete managed user");
+    expect_not_found(
+        client
+            .get_database_user(&p1.id, "$external", MANAGED_USER)
+            .await,
+        "USERNAME_NOT_FOUND",
+    );
+}
 
-    // ---- certificates and the project CA ----
+/// Certificates and the project CA: issue (with and without a lifetime), the project CA, list a
+/// page, list all, and the expiring-certificates sweep.
+async fn certificates(client: &Client, server: &TestServer, tag: &str) {
+    let p1 = project_with_managed_user(client, server, tag).await;
     let issued = client
         .create_database_user_cert(&p1.id, MANAGED_USER, Some(2))
         .await
@@ -286,8 +340,13 @@ async fn exercise_everything(client: &Client, server: &TestServer, tag: &str) {
     assert_eq!(soon[0].certificate.id, serial);
     assert_eq!(soon[0].username, MANAGED_USER);
     assert_eq!(soon[0].project_name, p1.name);
+}
 
-    // ---- user security ----
+/// User security: customer CAs (and the refusal of managed certificates meanwhile), disabling
+/// them, LDAP settings.
+async fn user_security(client: &Client, server: &TestServer, tag: &str) {
+    let p1 = project_with_managed_user(client, server, tag).await;
+    let donor = project(client, server, format!("ca-donor-{tag}")).await;
     let security = client.get_user_security(&p1.id).await.expect("get");
     assert_eq!(security.customer_x509.cas, None);
     let customer_ca = client
@@ -343,8 +402,13 @@ async fn exercise_everything(client: &Client, server: &TestServer, tag: &str) {
     assert_eq!(ldap.hostname.as_deref(), Some("ldap.example.com"));
     assert_eq!(ldap.port, Some(636));
     assert!(ldap.bind_password.is_none(), "write-only");
+}
 
-    // ---- API keys ----
+/// API keys: organization keys, their access lists, project assignment, project keys; the new
+/// key works over its own Digest session.
+async fn api_keys(client: &Client, server: &TestServer, tag: &str) {
+    let org = server.org_id.as_str();
+    let p1 = project(client, server, format!("ops-{tag}")).await;
     let key = client
         .create_org_api_key(
             org,
@@ -481,8 +545,11 @@ async fn exercise_everything(client: &Client, server: &TestServer, tag: &str) {
         client.get_org_api_key(org, &key.id).await,
         "RESOURCE_NOT_FOUND",
     );
+}
 
-    // ---- service accounts ----
+/// Service accounts: create, list, list all, get, update, secrets, access list, delete.
+async fn service_accounts(client: &Client, server: &TestServer, tag: &str) {
+    let org = server.org_id.as_str();
     let account = client
         .create_org_service_account(
             org,
@@ -591,42 +658,47 @@ async fn exercise_everything(client: &Client, server: &TestServer, tag: &str) {
             .await,
         "RESOURCE_NOT_FOUND",
     );
-
-    // ---- clean-up ----
-    client
-        .delete_database_user(&p1.id, "$external", MANAGED_USER)
-        .await
-        .expect("delete managed user");
-    expect_not_found(
-        client
-            .get_database_user(&p1.id, "$external", MANAGED_USER)
-            .await,
-        "USERNAME_NOT_FOUND",
-    );
-    for id in extra {
-        client.delete_group(&id).await.expect("delete project");
-        expect_not_found(client.get_group(&id).await, "GROUP_NOT_FOUND");
-    }
 }
 
-#[tokio::test]
-async fn every_operation_with_an_api_key_over_digest() {
-    let server = TestServer::start().await;
-    let client = server.digest_client();
-    exercise_everything(&client, &server, "digest").await;
-    // One challenge for the bootstrap key's session, one for the reader key's; every other
-    // request reused a nonce.
-    assert_eq!(server.counters.challenges(), 2);
-    assert_eq!(server.counters.token_requests(), 0);
+/// One module per operation group, each with two tests on fresh servers: as the bootstrap API
+/// key over Digest, and as a service account with an OAuth token. `$sessions` is how many
+/// Digest sessions of other keys the group opens (the API-key group's reader key).
+macro_rules! operation_tests {
+    ($($group:ident: $sessions:expr),* $(,)?) => {$(
+        mod $group {
+            use super::*;
+
+            #[tokio::test]
+            async fn with_an_api_key_over_digest() {
+                let server = TestServer::start().await;
+                let client = server.digest_client();
+                super::$group(&client, &server, "digest").await;
+                // One challenge for the bootstrap key's session, one per other key's; every
+                // other request reused a nonce.
+                assert_eq!(server.counters.challenges(), 1 + $sessions);
+                assert_eq!(server.counters.token_requests(), 0);
+            }
+
+            #[tokio::test]
+            async fn with_a_service_account_token() {
+                let server = TestServer::start().await;
+                let (client, _) = server.service_account_client().await;
+                let challenges_before = server.counters.challenges();
+                super::$group(&client, &server, "oauth").await;
+                // The token was fetched once and reused; the only challenges were the other
+                // keys'.
+                assert_eq!(server.counters.token_requests(), 1);
+                assert_eq!(server.counters.challenges() - challenges_before, $sessions);
+            }
+        }
+    )*};
 }
 
-#[tokio::test]
-async fn every_operation_with_a_service_account_token() {
-    let server = TestServer::start().await;
-    let (client, _) = server.service_account_client().await;
-    let challenges_before = server.counters.challenges();
-    exercise_everything(&client, &server, "oauth").await;
-    // The token was fetched once and reused; the only challenge was the reader key's.
-    assert_eq!(server.counters.token_requests(), 1);
-    assert_eq!(server.counters.challenges() - challenges_before, 1);
-}
+operation_tests!(
+    projects: 0,
+    database_users: 0,
+    certificates: 0,
+    user_security: 0,
+    api_keys: 1,
+    service_accounts: 0,
+);

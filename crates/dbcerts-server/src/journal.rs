@@ -23,34 +23,6 @@ use dbcerts_store::{
 };
 use tokio::sync::oneshot;
 
-/// The audit entry of an issued certificate, as the server records it with the certificate
-/// (and as a store seeded for benchmarks must, to hold what the server would have written):
-/// the call's caller, address, project, user, status 201 and the certificate's facts.
-pub fn certificate_issued_event(
-    cert: &CertificateRecord,
-    actor: String,
-    source_ip: Option<String>,
-    algorithm: dbcerts_ca::KeyAlgorithm,
-) -> AuditEvent {
-    AuditEvent {
-        at_ms: cert.created_ms,
-        actor,
-        source_ip,
-        action: "certificate.issued".into(),
-        project_id: Some(cert.project_id.clone()),
-        target: Some(cert.username.clone()),
-        status: Some(201),
-        details: serde_json::json!({
-            "serial": cert.serial,
-            "subject": cert.subject,
-            "notBefore": cert.not_before,
-            "notAfter": cert.not_after,
-            "algorithm": algorithm.as_str(),
-        })
-        .to_string(),
-    }
-}
-
 /// The most writes one transaction carries. Bounds a commit's duration and memory.
 pub const MAX_BATCH: usize = 256;
 

@@ -8,11 +8,13 @@ pub mod auth;
 pub mod body;
 pub mod bootstrap;
 pub mod ca_service;
+pub mod cached_store;
 pub mod crl;
 pub mod error;
 pub mod format;
 pub mod head_limits;
 mod http;
+pub mod issuance;
 pub mod journal;
 pub mod links;
 pub mod metered_store;
@@ -21,6 +23,7 @@ pub mod openapi;
 pub mod params;
 pub(crate) mod routes;
 pub mod secrets;
+pub mod values;
 
 /// The request body of each operation, exactly as its handler parses it (with
 /// [`body::parse_json`], or [`request_bodies::parse_json_array`] for array bodies), for the fuzz
@@ -209,7 +212,7 @@ pub(crate) struct Inner {
 impl AppState {
     /// The state of one server. `store` is wrapped in a [`metered_store::MeteredStore`], so every
     /// store call a handler makes is timed; the process's metrics recorder is installed on first
-    /// use.
+    /// use. No read cache: every read asks the store (see [`AppState::with_cache`]).
     pub fn new(
         store: Arc<dyn Store>,
         master: Arc<MasterKey>,
@@ -217,8 +220,24 @@ impl AppState {
         pool: Arc<KeyPool>,
         config: ServerConfig,
     ) -> AppState {
+        Self::with_cache(store, master, nonce_key, pool, config, None)
+    }
+
+    /// As [`AppState::new`], and with `cache`, the metered store is wrapped once more in a
+    /// [`cached_store::CachedStore`] that serves the per-request reads from it.
+    pub fn with_cache(
+        store: Arc<dyn Store>,
+        master: Arc<MasterKey>,
+        nonce_key: NonceKey,
+        pool: Arc<KeyPool>,
+        config: ServerConfig,
+        cache: Option<cached_store::StoreCache>,
+    ) -> AppState {
         let observer = observe::Observer::new();
-        let store: Arc<dyn Store> = Arc::new(metered_store::MeteredStore::new(store));
+        let mut store: Arc<dyn Store> = Arc::new(metered_store::MeteredStore::new(store));
+        if let Some(cache) = cache {
+            store = Arc::new(cached_store::CachedStore::new(store, cache));
+        }
         let ca = CaService::new(
             Arc::clone(&store),
             Arc::clone(&master),

@@ -58,6 +58,13 @@ pub mod names {
     pub const CA_RETIREMENTS: &str = "dbcerts_ca_retirements_total";
     /// Gauge `{group_id, generation}`: seconds until each CA generation not retired expires.
     pub const CA_EXPIRY: &str = "dbcerts_ca_expiry_seconds";
+    /// Counter `{part}`: reads the read cache answered (`crate::cached_store`).
+    pub const CACHE_HITS: &str = "dbcerts_cache_hits_total";
+    /// Counter `{part}`: cached reads that asked the store.
+    pub const CACHE_MISSES: &str = "dbcerts_cache_misses_total";
+    /// Counter `{part, cause}`: times a part of the read cache was emptied (`write`,
+    /// `notification` or `listener`).
+    pub const CACHE_EVICTIONS: &str = "dbcerts_cache_evictions_total";
 }
 
 /// Histogram buckets, in seconds: from half a millisecond (a cached SQLite read) to ten seconds.
@@ -160,6 +167,33 @@ fn describe() {
         names::CA_EXPIRY,
         "Seconds until each project CA generation that is not retired expires (negative once expired), by project and generation."
     );
+    describe_counter!(
+        names::CACHE_HITS,
+        "Reads the node's read cache answered without the store, by part (api_key, service_account, project, database_user, user_security)."
+    );
+    describe_counter!(
+        names::CACHE_MISSES,
+        "Reads of cached kinds that asked the store, by part."
+    );
+    describe_counter!(
+        names::CACHE_EVICTIONS,
+        "Times a part of the read cache was emptied, by part and cause (write on this node, notification from the database, listener connected or lost)."
+    );
+}
+
+/// Records one read the cache answered.
+pub fn cache_hit(part: &'static str) {
+    counter!(names::CACHE_HITS, "part" => part).increment(1);
+}
+
+/// Records one cached read that asked the store.
+pub fn cache_miss(part: &'static str) {
+    counter!(names::CACHE_MISSES, "part" => part).increment(1);
+}
+
+/// Records one part of the cache emptied.
+pub fn cache_drop(part: &'static str, cause: &'static str) {
+    counter!(names::CACHE_EVICTIONS, "part" => part, "cause" => cause).increment(1);
 }
 
 /// Records one project CA rotation (call once it is committed).

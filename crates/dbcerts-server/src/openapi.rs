@@ -107,6 +107,27 @@ impl utoipa::Modify for Security {
     }
 }
 
+/// The project-path operations that share their handler with the organization-path ones
+/// (`routes::service_accounts`): one function cannot name two `paths(...)` entries.
+struct ProjectPaths;
+
+impl utoipa::Modify for ProjectPaths {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        use crate::routes::service_accounts as sa;
+        fn add<P: utoipa::Path>(doc: &mut utoipa::openapi::OpenApi) {
+            let mut operation = P::operation();
+            operation.tags = Some(vec![sa::PROJECT_PATHS_TAG.to_owned()]);
+            doc.paths
+                .add_path_operation(P::path(), P::methods(), operation);
+        }
+        add::<sa::CreateGroupServiceAccountSecret>(doc);
+        add::<sa::DeleteGroupServiceAccountSecret>(doc);
+        add::<sa::ListGroupServiceAccountAccessList>(doc);
+        add::<sa::CreateGroupServiceAccountAccessList>(doc);
+        add::<sa::DeleteGroupServiceAccountAccessListEntry>(doc);
+    }
+}
+
 #[derive(OpenApi)]
 #[openapi(
     info(
@@ -124,36 +145,36 @@ impl utoipa::Modify for Security {
         crate::routes::projects::create_group,
         crate::routes::projects::get_group,
         crate::routes::projects::delete_group,
-        crate::routes::database_users::list_database_users,
-        crate::routes::database_users::create_database_user,
-        crate::routes::database_users::get_database_user,
-        crate::routes::database_users::update_database_user,
-        crate::routes::database_users::delete_database_user,
-        crate::routes::certs::list_database_user_certs,
-        crate::routes::certs::create_database_user_cert,
-        crate::routes::user_security::get_user_security,
-        crate::routes::user_security::update_user_security,
-        crate::routes::user_security::disable_customer_x509,
+        crate::routes::database_users::list_group_database_users,
+        crate::routes::database_users::create_group_database_user,
+        crate::routes::database_users::get_group_database_user,
+        crate::routes::database_users::update_group_database_user,
+        crate::routes::database_users::delete_group_database_user,
+        crate::routes::certs::list_group_database_user_certs,
+        crate::routes::certs::create_group_database_user_cert,
+        crate::routes::user_security::get_group_user_security,
+        crate::routes::user_security::update_group_user_security,
+        crate::routes::user_security::disable_group_user_security_customer_x509,
         crate::routes::api_keys::list_org_api_keys,
         crate::routes::api_keys::create_org_api_key,
         crate::routes::api_keys::get_org_api_key,
         crate::routes::api_keys::update_org_api_key,
         crate::routes::api_keys::delete_org_api_key,
-        crate::routes::api_keys::list_access_list,
-        crate::routes::api_keys::create_access_list,
-        crate::routes::api_keys::get_access_list_entry,
-        crate::routes::api_keys::delete_access_list_entry,
+        crate::routes::api_keys::list_org_api_key_access_list_entries,
+        crate::routes::api_keys::create_org_api_key_access_list_entry,
+        crate::routes::api_keys::get_org_api_key_access_list_entry,
+        crate::routes::api_keys::delete_org_api_key_access_list_entry,
         crate::routes::api_keys::list_group_api_keys,
         crate::routes::api_keys::create_group_api_key,
         crate::routes::api_keys::add_group_api_key,
-        crate::routes::api_keys::update_group_api_key,
+        crate::routes::api_keys::update_group_api_key_roles,
         crate::routes::api_keys::remove_group_api_key,
         crate::routes::service_accounts::list_org_service_accounts,
         crate::routes::service_accounts::create_org_service_account,
         crate::routes::service_accounts::get_org_service_account,
         crate::routes::service_accounts::update_org_service_account,
         crate::routes::service_accounts::delete_org_service_account,
-        crate::routes::service_accounts::list_service_account_groups,
+        crate::routes::service_accounts::get_org_service_account_groups,
         crate::routes::service_accounts::create_service_account_secret,
         crate::routes::service_accounts::delete_service_account_secret,
         crate::routes::service_accounts::list_service_account_access_list,
@@ -161,11 +182,6 @@ impl utoipa::Modify for Security {
         crate::routes::service_accounts::delete_service_account_access_list_entry,
         crate::routes::service_accounts::list_group_service_accounts,
         crate::routes::service_accounts::create_group_service_account,
-        crate::routes::service_accounts::create_group_service_account_secret,
-        crate::routes::service_accounts::delete_group_service_account_secret,
-        crate::routes::service_accounts::list_group_service_account_access_list,
-        crate::routes::service_accounts::create_group_service_account_access_list,
-        crate::routes::service_accounts::delete_group_service_account_access_list_entry,
         crate::routes::service_accounts::get_group_service_account,
         crate::routes::service_accounts::update_group_service_account,
         crate::routes::service_accounts::delete_group_service_account,
@@ -188,7 +204,7 @@ impl utoipa::Modify for Security {
         crate::observe::metrics,
         serve,
     ),
-    modifiers(&Security),
+    modifiers(&Security, &ProjectPaths),
 )]
 struct Generated;
 

@@ -1,4 +1,9 @@
-//! Query parameters and path identifiers, parsed once into types that handlers trust.
+//! Query parameters and path identifiers, parsed once into types that handlers trust, and the
+//! extractors that hand a handler its parsed query ([`ListQuery`], [`EntityQuery`],
+//! [`EnvelopeQuery`]).
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
 
 use crate::error::AtlasError;
 use crate::format::Format;
@@ -221,6 +226,50 @@ impl Query {
             }
         }
         Ok(query)
+    }
+}
+
+/// The query of a list operation ([`Accepts::List`]), parsed before the handler runs; a bad one
+/// is answered `INVALID_QUERY_PARAMETER` without calling it.
+///
+/// The query extractors come after the caller and the path in a handler's arguments, so those
+/// are checked first. A handler that also reads a body takes its query as
+/// `Result<ListQuery, AtlasError>` and applies it once the body is read: a body over the limit
+/// or too slow is answered first whatever the query.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ListQuery(pub Query);
+
+/// The format of an entity operation ([`Accepts::Entity`]: `envelope`, `pretty`), parsed
+/// before the handler runs (see [`ListQuery`] on order).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EntityQuery(pub Format);
+
+/// The format of an operation that takes `envelope` only ([`Accepts::EnvelopeOnly`]), parsed
+/// before the handler runs (see [`ListQuery`] on order).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EnvelopeQuery(pub Format);
+
+impl<S: Send + Sync> FromRequestParts<S> for ListQuery {
+    type Rejection = AtlasError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Query::parse(parts.uri.query(), Accepts::List).map(ListQuery)
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for EntityQuery {
+    type Rejection = AtlasError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Query::parse(parts.uri.query(), Accepts::Entity).map(|q| EntityQuery(q.format))
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for EnvelopeQuery {
+    type Rejection = AtlasError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Query::parse(parts.uri.query(), Accepts::EnvelopeOnly).map(|q| EnvelopeQuery(q.format))
     }
 }
 

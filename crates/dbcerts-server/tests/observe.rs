@@ -456,13 +456,7 @@ async fn the_pool_gauge_shows_the_keys_ready() {
 async fn live_over_real_http() {
     let _turn = SERIAL.lock().await;
     let h = Harness::new().await;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let app = h
-        .app
-        .clone()
-        .into_make_service_with_connect_info::<std::net::SocketAddr>();
-    let server = tokio::spawn(async move { axum::serve(listener, app).await });
+    let (addr, server) = h.serve_on_loopback().await;
     let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
     stream
         .write_all(b"GET /health/live HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")

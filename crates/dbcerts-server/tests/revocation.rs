@@ -38,14 +38,11 @@ async fn issue(h: &Harness, gid: &str, user: &str) -> i64 {
 
 /// A fresh server with these revocation settings.
 async fn node_with(revocation: RevocationConfig) -> Harness {
-    let dir = std::sync::Arc::new(tempfile::tempdir().unwrap());
-    let (_, key_text) = dbcerts_ca::sealing::MasterKey::generate();
-    std::fs::write(dir.path().join("master.key.b64"), key_text.as_bytes()).unwrap();
-    let config = ServerConfig {
+    Harness::with_config(ServerConfig {
         revocation,
         ..Default::default()
-    };
-    Harness::node_with(dir, 300, config).await
+    })
+    .await
 }
 
 async fn get(h: &Harness, path: &str) -> Reply {

@@ -15,7 +15,10 @@ mod sqlite;
 
 pub use audit_check::{ChainCheck, ChainSummary, verify_audit_chains};
 pub use open::{Backend, redact_url};
-pub use postgres::{ACQUIRE_TIMEOUT as PG_ACQUIRE_TIMEOUT, PgStore};
+pub use postgres::{
+    ACQUIRE_TIMEOUT as PG_ACQUIRE_TIMEOUT, CHANGE_LISTENER_APPLICATION, ChangeListener, Changed,
+    PgStore,
+};
 pub use records::*;
 pub use sqlite::{
     RowCounts, SqliteStore, checkpoint_file, lock_path, row_counts, sqlite_file, try_lock_unused,

@@ -8,10 +8,11 @@
 //! is back.
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
+use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions, PgRow};
 
 use crate::sql::WriteLock;
 use crate::*;
@@ -31,6 +32,8 @@ pub const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
 #[derive(Clone, Debug)]
 pub struct PgStore {
     pool: PgPool,
+    /// What the pool connects with, for [`PgStore::listen_for_changes`]'s connection.
+    options: Arc<PgConnectOptions>,
 }
 
 impl PgStore {
@@ -57,8 +60,11 @@ impl PgStore {
             .connect_with(options.clone())
             .await
             .map_err(map_err)?;
-        Self::migrate(options).await?;
-        Ok(PgStore { pool })
+        Self::migrate(options.clone()).await?;
+        Ok(PgStore {
+            pool,
+            options: Arc::new(options),
+        })
     }
 
     /// Runs pending migrations under sqlx's advisory lock, on a connection of its own without
@@ -80,6 +86,26 @@ impl PgStore {
         });
         migration_pool.close().await;
         result
+    }
+
+    /// A connection of its own (application name [`CHANGE_LISTENER_APPLICATION`]) listening
+    /// on the channel that migration 0011's triggers notify on every committed change of a
+    /// table a node may cache. Fails within [`ACQUIRE_TIMEOUT`] when the database cannot be
+    /// reached.
+    pub async fn listen_for_changes(&self) -> StoreResult<ChangeListener> {
+        let pool = PgPoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .connect_lazy_with(
+                PgConnectOptions::clone(&self.options)
+                    .application_name(CHANGE_LISTENER_APPLICATION),
+            );
+        let mut listener = PgListener::connect_with(&pool).await.map_err(map_err)?;
+        listener.listen(CHANGE_CHANNEL).await.map_err(map_err)?;
+        Ok(ChangeListener {
+            listener,
+            _pool: pool,
+        })
     }
 
     /// The advisory-lock key of an audit chain's write lock (a project id, or empty for the
@@ -113,6 +139,58 @@ impl PgStore {
                 .map_err(map_err)?;
         }
         Ok(tx)
+    }
+}
+
+/// The notification channel of migration 0011.
+const CHANGE_CHANNEL: &str = "dbcerts_cache";
+
+/// The `application_name` of each node's change-listener connection (as `pg_stat_activity`
+/// shows it).
+pub const CHANGE_LISTENER_APPLICATION: &str = "dbcerts-cache-listener";
+
+/// What changed, as a notification names it: the part of a read cache to drop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Changed {
+    /// API keys, service accounts and their secrets, grants, access lists, organizations.
+    Principals,
+    Projects,
+    DatabaseUsers,
+    UserSecurity,
+    /// A payload this release does not know (a newer node's migration): drop everything.
+    Unknown,
+}
+
+impl Changed {
+    fn from_payload(payload: &str) -> Changed {
+        match payload {
+            "principals" => Changed::Principals,
+            "projects" => Changed::Projects,
+            "database_users" => Changed::DatabaseUsers,
+            "user_security" => Changed::UserSecurity,
+            _ => Changed::Unknown,
+        }
+    }
+}
+
+/// One connection listening for changes ([`PgStore::listen_for_changes`]).
+pub struct ChangeListener {
+    listener: PgListener,
+    /// The one-connection pool the listener's connection came from.
+    _pool: PgPool,
+}
+
+impl ChangeListener {
+    /// The next change committed. An error means the connection is lost (changes committed
+    /// meanwhile are not reported): the listener must be dropped and a new one opened.
+    pub async fn next(&mut self) -> StoreResult<Changed> {
+        match self.listener.try_recv().await {
+            Ok(Some(n)) => Ok(Changed::from_payload(n.payload())),
+            Ok(None) => Err(StoreError::Unavailable(
+                "the change listener's connection was lost".into(),
+            )),
+            Err(e) => Err(map_err(e)),
+        }
     }
 }
 

@@ -116,6 +116,80 @@ pub struct DatabaseUserRecord {
     pub doc: String,
 }
 
+/// What [`DatabaseUserRecord::doc`] holds: the fields of a database user the store does not
+/// index, as JSON ([`DatabaseUserDoc::to_json`]). The one definition of that text for every
+/// writer: the server's createDatabaseUser and updateDatabaseUser, and the benchmark seeder.
+/// Keys are written in declaration order; changing a name or the order changes stored bytes.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DatabaseUserDoc {
+    pub aws_iam_type: String,
+    pub ldap_auth_type: String,
+    pub oidc_auth_type: String,
+    pub roles: Vec<DatabaseUserRole>,
+    pub scopes: Vec<DatabaseUserScope>,
+    pub labels: Vec<DatabaseUserLabel>,
+    pub description: Option<String>,
+    /// Unix seconds.
+    pub delete_after_date: Option<i64>,
+}
+
+/// A role of a [`DatabaseUserDoc`].
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DatabaseUserRole {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub collection_name: Option<String>,
+    pub database_name: String,
+    pub role_name: String,
+}
+
+/// A scope (cluster, data lake, stream) of a [`DatabaseUserDoc`].
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct DatabaseUserScope {
+    pub name: String,
+    /// `CLUSTER`, `DATA_LAKE` or `STREAM`.
+    #[serde(rename = "type")]
+    pub kind: String,
+}
+
+/// A label of a [`DatabaseUserDoc`]; either member may be absent.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct DatabaseUserLabel {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+}
+
+impl DatabaseUserDoc {
+    /// A user with `roles` and nothing else: AWS IAM, LDAP and OIDC types `NONE`, no scopes,
+    /// labels, description or deletion date. With the record's `x509_type` `MANAGED` this is
+    /// what createDatabaseUser stores for a managed X.509 user given only its roles.
+    pub fn with_roles(roles: Vec<DatabaseUserRole>) -> DatabaseUserDoc {
+        DatabaseUserDoc {
+            aws_iam_type: "NONE".to_owned(),
+            ldap_auth_type: "NONE".to_owned(),
+            oidc_auth_type: "NONE".to_owned(),
+            roles,
+            scopes: Vec::new(),
+            labels: Vec::new(),
+            description: None,
+            delete_after_date: None,
+        }
+    }
+
+    /// The text [`DatabaseUserRecord::doc`] holds.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).expect("a user document serializes")
+    }
+
+    /// Reads [`DatabaseUserRecord::doc`].
+    pub fn from_json(doc: &str) -> serde_json::Result<DatabaseUserDoc> {
+        serde_json::from_str(doc)
+    }
+}
+
 /// An issued certificate, as stored. There is no private key here, by design.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CertificateRecord {
@@ -493,6 +567,50 @@ pub struct PublishedCrl {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn user_documents_keep_their_stored_bytes() {
+        let doc = DatabaseUserDoc::with_roles(vec![DatabaseUserRole {
+            collection_name: None,
+            database_name: "admin".into(),
+            role_name: "readWriteAnyDatabase".into(),
+        }]);
+        let text = r#"{"awsIamType":"NONE","ldapAuthType":"NONE","oidcAuthType":"NONE","roles":[{"databaseName":"admin","roleName":"readWriteAnyDatabase"}],"scopes":[],"labels":[],"description":null,"deleteAfterDate":null}"#;
+        assert_eq!(doc.to_json(), text);
+        assert_eq!(DatabaseUserDoc::from_json(text).unwrap(), doc);
+
+        let full = DatabaseUserDoc {
+            aws_iam_type: "NONE".into(),
+            ldap_auth_type: "GROUP".into(),
+            oidc_auth_type: "NONE".into(),
+            roles: vec![DatabaseUserRole {
+                collection_name: Some("orders".into()),
+                database_name: "shop".into(),
+                role_name: "read".into(),
+            }],
+            scopes: vec![DatabaseUserScope {
+                name: "Cluster0".into(),
+                kind: "CLUSTER".into(),
+            }],
+            labels: vec![
+                DatabaseUserLabel {
+                    key: Some("team".into()),
+                    value: None,
+                },
+                DatabaseUserLabel {
+                    key: None,
+                    value: Some("x".into()),
+                },
+            ],
+            description: Some("d".into()),
+            delete_after_date: Some(1_700_000_000),
+        };
+        let text = r#"{"awsIamType":"NONE","ldapAuthType":"GROUP","oidcAuthType":"NONE","roles":[{"collectionName":"orders","databaseName":"shop","roleName":"read"}],"scopes":[{"name":"Cluster0","type":"CLUSTER"}],"labels":[{"key":"team"},{"value":"x"}],"description":"d","deleteAfterDate":1700000000}"#;
+        assert_eq!(full.to_json(), text);
+        assert_eq!(DatabaseUserDoc::from_json(text).unwrap(), full);
+        // Every key is required, as it always was: a document missing one is damaged.
+        assert!(DatabaseUserDoc::from_json(r#"{"roles":[]}"#).is_err());
+    }
 
     #[test]
     fn reasons_round_trip_by_code_and_name() {

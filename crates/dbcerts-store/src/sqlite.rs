@@ -104,13 +104,30 @@ impl SqliteStore {
         })
     }
 
+    /// The cache version: a counter that every committed change of a table a node may cache
+    /// (principals, projects, database users, user security) has raised, in its own
+    /// transaction, whatever process made it (migration 0011). A node's read cache serves a row
+    /// only while this still holds the value read before the row was.
+    pub async fn cache_version(&self) -> StoreResult<i64> {
+        self.first_value("SELECT n FROM cache_version WHERE id = 1")
+            .await
+    }
+
     /// Runs `PRAGMA integrity_check` and returns its first line (`ok` when healthy).
     pub async fn integrity_check(&self) -> StoreResult<String> {
-        let row = sqlx::query("PRAGMA integrity_check")
+        self.first_value("PRAGMA integrity_check").await
+    }
+
+    /// The first column of the first row `statement` answers.
+    async fn first_value<T>(&self, statement: &'static str) -> StoreResult<T>
+    where
+        T: for<'r> sqlx::Decode<'r, Db> + sqlx::Type<Db>,
+    {
+        let row = sqlx::query(statement)
             .fetch_one(&self.pool)
             .await
             .map_err(map_err)?;
-        row.try_get::<String, _>(0).map_err(map_err)
+        row.try_get::<T, _>(0).map_err(map_err)
     }
 
     /// Writes a consistent copy of the database to `to` (which must not exist) while the store

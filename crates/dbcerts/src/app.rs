@@ -15,6 +15,7 @@ use axum_server::tls_rustls::RustlsAcceptor;
 use dbcerts_ca::pool::KeyPool;
 use std::path::Path;
 
+use dbcerts_server::cached_store::{Coherence, StoreCache, follow_changes};
 use dbcerts_server::head_limits;
 use dbcerts_server::secrets::{MasterKeySource, load_master_key, nonce_key, verify_master_key};
 use dbcerts_server::{AppState, SHUTDOWN_GRACE, ServerConfig};
@@ -32,6 +33,38 @@ pub struct App {
     pub settings: Settings,
     pub store: Backend,
     pub state: AppState,
+    /// The read cache's PostgreSQL change listener, stopped when the app is dropped.
+    cache_listener: Option<AbortOnDrop>,
+}
+
+/// A task aborted when this is dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// The read cache for `store` (none when `cache-ttl-seconds` is 0), and on PostgreSQL the task
+/// that keeps it true to the other nodes' writes (docs/ARCHITECTURE.md, "Read cache").
+fn read_cache(settings: &Settings, store: &Backend) -> (Option<StoreCache>, Option<AbortOnDrop>) {
+    if settings.cache.ttl.is_zero() {
+        return (None, None);
+    }
+    let coherence = match store {
+        Backend::Sqlite(s) => Coherence::Version(s.clone()),
+        Backend::Postgres(_) => Coherence::Notified,
+    };
+    let cache = StoreCache::new(settings.cache, coherence);
+    let listener = match store {
+        Backend::Postgres(pg) => Some(AbortOnDrop(tokio::spawn(follow_changes(
+            cache.clone(),
+            pg.clone(),
+        )))),
+        Backend::Sqlite(_) => None,
+    };
+    (Some(cache), listener)
 }
 
 /// Opens the configured store. An unreachable database fails here, within the store's connect
@@ -96,11 +129,14 @@ impl App {
             ca_rotation_margin_days: settings.ca_rotation_margin_days,
             ocsp: settings.ocsp.clone(),
         };
-        let state = AppState::new(store.shared(), Arc::new(master), nonce, pool, config);
+        let (cache, cache_listener) = read_cache(&settings, &store);
+        let state =
+            AppState::with_cache(store.shared(), Arc::new(master), nonce, pool, config, cache);
         Ok(App {
             settings,
             store,
             state,
+            cache_listener,
         })
     }
 }
@@ -164,6 +200,7 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     tokio::task::spawn_blocking(move || pool.shutdown())
         .await
         .ok();
+    drop(app.cache_listener);
     app.store.close().await;
     tracing::info!("stopped");
     Ok(())

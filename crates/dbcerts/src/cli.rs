@@ -329,4 +329,10 @@ pub struct ServeArgs {
     /// days before the CA does (0 to 1825) [default: 30]
     #[arg(long, env = "DBCERTS_CA_ROTATION_MARGIN_DAYS", value_name = "DAYS")]
     pub ca_rotation_margin_days: Option<u32>,
+    /// Seconds a node may serve a credential, project, database user or user-security setting
+    /// from its read cache without asking the database (0 to 300; 0 turns the cache off). Writes
+    /// drop cached entries at once on every node that hears of them; this bounds staleness
+    /// when one cannot [default: 5]
+    #[arg(long, env = "DBCERTS_CACHE_TTL_SECONDS", value_name = "SECS")]
+    pub cache_ttl_seconds: Option<u64>,
 }

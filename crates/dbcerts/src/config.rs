@@ -9,6 +9,7 @@ use std::time::Duration;
 use anyhow::Context;
 use dbcerts_ca::{KeyAlgorithm, ManagedCaParams};
 use dbcerts_server::auth::digest::ReplayCheck;
+use dbcerts_server::cached_store::CacheConfig;
 use dbcerts_server::secrets::MasterKeySource;
 use dbcerts_server::{AccessConfig, OcspConfig, RateLimits, RevocationConfig};
 use serde::Deserialize;
@@ -67,6 +68,8 @@ pub struct FileConfig {
     pub ocsp_url: Option<String>,
     pub ocsp_validity_secs: Option<i64>,
     pub rate_limit_ocsp_per_minute: Option<u32>,
+    pub cache_ttl_seconds: Option<u64>,
+    pub cache_capacity: Option<usize>,
 }
 
 /// Everything `serve` and the store-opening commands need, fully resolved.
@@ -111,6 +114,36 @@ pub struct Settings {
     /// The OCSP responder: the base URL put on leaves (only when configured), answer lifetime
     /// and per-address rate limit.
     pub ocsp: OcspConfig,
+    /// The per-node read cache (`cache-ttl-seconds`, `cache-capacity`); a zero TTL turns it
+    /// off.
+    pub cache: CacheConfig,
+}
+
+/// The largest `cache-ttl-seconds`: how stale a node's answer may be when it cannot tell that
+/// it is (docs/ARCHITECTURE.md, "Read cache"), so kept short.
+pub const MAX_CACHE_TTL_SECS: u64 = 300;
+
+/// `cache-ttl-seconds` (0 to [`MAX_CACHE_TTL_SECS`], 0 turning the cache off) and
+/// `cache-capacity` (positive).
+fn cache_config(serve: &ServeArgs, file: &FileConfig) -> anyhow::Result<CacheConfig> {
+    let d = CacheConfig::default();
+    let ttl = serve
+        .cache_ttl_seconds
+        .or(file.cache_ttl_seconds)
+        .map_or(d.ttl, Duration::from_secs);
+    if ttl.as_secs() > MAX_CACHE_TTL_SECS {
+        anyhow::bail!(
+            "--cache-ttl-seconds {} is too large: at most {MAX_CACHE_TTL_SECS} (it bounds how long a revoked key may still work on a node that lost its database notifications)",
+            ttl.as_secs()
+        );
+    }
+    let capacity = file.cache_capacity.unwrap_or(d.capacity);
+    if capacity == 0 {
+        anyhow::bail!(
+            "cache-capacity must be positive (set cache-ttl-seconds = 0 to turn the cache off)"
+        );
+    }
+    Ok(CacheConfig { ttl, capacity })
 }
 
 /// The OCSP settings: `--ocsp-url` (`DBCERTS_OCSP_URL`, `ocsp-url`), `ocsp-validity-secs`
@@ -286,6 +319,7 @@ impl Settings {
         let access = access_config(&file)?;
         let crl = crl_config(&file, serve)?;
         let ocsp = ocsp_config(serve, &file)?;
+        let cache = cache_config(serve, &file)?;
         let data_dir = global
             .data_dir
             .clone()
@@ -447,6 +481,7 @@ impl Settings {
             revocation,
             ca_rotation_margin_days,
             ocsp,
+            cache,
         })
     }
 
@@ -520,6 +555,35 @@ mod tests {
         let s = Settings::resolve(&global, &flags).unwrap();
         assert_eq!(s.listen.port(), 9001, "flags beat the file");
         assert!(s.database_url.ends_with("dbcerts.db"));
+    }
+
+    #[test]
+    fn cache_ttl_from_file_then_flag_and_bounded() {
+        let resolve = |toml: &str, flag: Option<u64>| {
+            let flags = ServeArgs {
+                cache_ttl_seconds: flag,
+                ..Default::default()
+            };
+            resolve_file(toml, &flags).map(|s| s.cache)
+        };
+        assert_eq!(resolve("", None).unwrap(), CacheConfig::default());
+        assert_eq!(CacheConfig::default().ttl, Duration::from_secs(5));
+        let c = resolve("cache-ttl-seconds = 0\ncache-capacity = 50\n", None).unwrap();
+        assert_eq!((c.ttl, c.capacity), (Duration::ZERO, 50));
+        let c = resolve("cache-ttl-seconds = 0\n", Some(20)).unwrap();
+        assert_eq!(
+            c.ttl,
+            Duration::from_secs(20),
+            "flags (and DBCERTS_*) beat the file"
+        );
+        let err = resolve("", Some(MAX_CACHE_TTL_SECS + 1))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("--cache-ttl-seconds"), "{err}");
+        let err = resolve("cache-capacity = 0\n", None)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("cache-capacity"), "{err}");
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! key's IP access list) and `/groups/{groupId}/apiKeys` (assign keys to projects with project
 //! roles). The private key is shown once, in the create response; afterwards it is masked.
 
-use axum::extract::{RawQuery, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use dbcerts_store::{AccessListEntry, ApiKeyRecord, ProjectGrant, StoreError};
@@ -21,7 +21,9 @@ use crate::error::AtlasError;
 use crate::format::{Shape, atlas_time};
 use crate::links::{Base, Link, Paginated};
 use crate::openapi::ATLAS_2023;
-use crate::params::{Accepts, EntityParams, GroupPath, ListParams, OrgPath, Query, is_object_id};
+use crate::params::{
+    EntityParams, EntityQuery, GroupPath, ListParams, ListQuery, OrgPath, Query, is_object_id,
+};
 
 /// Atlas's `ApiKeyUserDetails`, keys in alphabetical order.
 #[derive(Serialize, utoipa::ToSchema)]
@@ -212,10 +214,10 @@ pub async fn create_org_api_key(
     caller: Caller,
     base: Base,
     AtlasPath(org_id): AtlasPath<String>,
-    RawQuery(q): RawQuery,
+    query: Result<EntityQuery, AtlasError>,
     AtlasBody(bytes): AtlasBody,
 ) -> Result<Response, AtlasError> {
-    let query = Query::parse(q.as_deref(), Accepts::Entity)?;
+    let EntityQuery(format) = query?;
     let org = load_org(&state, &caller, &org_id, OrgNeed::Owner).await?;
     let input: KeyIn = parse_json_with(&bytes, &["roles"])?;
     let desc = input
@@ -232,7 +234,7 @@ pub async fn create_org_api_key(
     let (key, private_key) = new_api_key(&state.inner.master, &org.id, &desc, roles);
     state.inner.store.create_api_key(&key, &[]).await?;
     let body = key_out(&state, &caller, &base, &key, Some(&private_key)).await?;
-    Ok(base.respond(StatusCode::OK, &body, Shape::Entity, query.format))
+    Ok(base.respond(StatusCode::OK, &body, Shape::Entity, format))
 }
 
 /// `GET /orgs/{orgId}/apiKeys` (listOrgApiKeys), Organization Member.
@@ -251,9 +253,8 @@ pub async fn list_org_api_keys(
     caller: Caller,
     base: Base,
     AtlasPath(org_id): AtlasPath<String>,
-    RawQuery(q): RawQuery,
+    ListQuery(query): ListQuery,
 ) -> Result<Response, AtlasError> {
-    let query = Query::parse(q.as_deref(), Accepts::List)?;
     let org = load_org(&state, &caller, &org_id, OrgNeed::Member).await?;
     let (keys, total) = state
         .inner
@@ -290,13 +291,12 @@ pub async fn get_org_api_key(
     caller: Caller,
     base: Base,
     AtlasPath((org_id, key_id)): AtlasPath<(String, String)>,
-    RawQuery(q): RawQuery,
+    EntityQuery(format): EntityQuery,
 ) -> Result<Response, AtlasError> {
-    let query = Query::parse(q.as_deref(), Accepts::Entity)?;
     let org = load_org(&state, &caller, &org_id, OrgNeed::Member).await?;
     let key = load_key(&state, &org.id, &key_id).await?;
     let body = key_out(&state, &caller, &base, &key, None).await?;
-    Ok(base.respond(StatusCode::OK, &body, Shape::Entity, query.format))
+    Ok(base.respond(StatusCode::OK, &body, Shape::Entity, format))
 }
 
 /// `PATCH /orgs/{orgId}/apiKeys/{apiUserId}` (updateOrgApiKey), Organization Owner.
@@ -316,10 +316,10 @@ pub async fn update_org_api_key(
     caller: Caller,
     base: Base,
     AtlasPath((org_id, key_id)): AtlasPath<(String, String)>,
-    RawQuery(q): RawQuery,
+    query: Result<EntityQuery, AtlasError>,
     AtlasBody(bytes): AtlasBody,
 ) -> Result<Response, AtlasError> {
-    let query = Query::parse(q.as_deref(), Accepts::Entity)?;
+    let EntityQuery(format) = query?;
     let org = load_org(&state, &caller, &org_id, OrgNeed::Owner).await?;
     let (mut key, held) = manage_key(&state, &caller, Via::Org, &org.id, &key_id).await?;
     let input: KeyIn = parse_json_with(&bytes, &["roles"])?;
@@ -338,7 +338,7 @@ pub async fn update_org_api_key(
         return Err(AtlasError::resource_not_found(&format!("API key {key_id}")));
     }
     let body = key_out(&state, &caller, &base, &key, None).await?;
-    Ok(base.respond(StatusCode::OK, &body, Shape::Entity, query.format))
+    Ok(base.respond(StatusCode::OK, &body, Shape::Entity, format))
 }
 
 /// `DELETE /orgs/{orgId}/apiKeys/{apiUserId}` (deleteOrgApiKey), Organization Owner. Removes
@@ -357,9 +357,8 @@ pub async fn delete_org_api_key(
     State(state): State<AppState>,
     caller: Caller,
     AtlasPath((org_id, key_id)): AtlasPath<(String, String)>,
-    RawQuery(q): RawQuery,
+    _: EntityQuery,
 ) -> Result<Response, AtlasError> {
-    Query::parse(q.as_deref(), Accepts::Entity)?;
     let org = load_org(&state, &caller, &org_id, OrgNeed::Owner).await?;
     let (key, _) = manage_key(&state, &caller, Via::Org, &org.id, &key_id).await?;
     state.inner.store.delete_api_key(&key.id).await?;
@@ -406,6 +405,8 @@ fn access_list_page(
 }
 
 /// `GET /orgs/{orgId}/apiKeys/{apiUserId}/accessList`, Organization Member.
+///
+/// Atlas operation `listOrgApiKeyAccessListEntries`.
 #[utoipa::path(
     get,
     path = "/api/atlas/v2/orgs/{orgId}/apiKeys/{apiUserId}/accessList",
@@ -416,14 +417,13 @@ fn access_list_page(
         (status = 200, description = "A page of entries.", content_type = ATLAS_2023, body = Paginated<EntryOut>),
     ),
 )]
-pub async fn list_access_list(
+pub async fn list_org_api_key_access_list_entries(
     State(state): State<AppState>,
     caller: Caller,
     base: Base,
     AtlasPath((org_id, key_id)): AtlasPath<(String, String)>,
-    RawQuery(q): RawQuery,
+    ListQuery(query): ListQuery,
 ) -> Result<Response, AtlasError> {
-    let query = Query::parse(q.as_deref(), Accepts::List)?;
     let org = load_org(&state, &caller, &org_id, OrgNeed::Member).await?;
     let key = load_key(&state, &org.id, &key_id).await?;
     let list = state.inner.store.list_access_list(&key.id).await?;
@@ -432,6 +432,8 @@ pub async fn list_access_list(
 
 /// `POST /orgs/{orgId}/apiKeys/{apiUserId}/accessList`: adds entries, returns the whole list
 /// (200). The spec names no role; Organization Owner is required, as for the key itself.
+///
+/// Atlas operation `createOrgApiKeyAccessListEntry`.
 #[utoipa::path(
     post,
     path = "/api/atlas/v2/orgs/{orgId}/apiKeys/{apiUserId}/accessList",
@@ -443,15 +445,15 @@ pub async fn list_access_list(
         (status = 200, description = "The key's whole access list.", content_type = ATLAS_2023, body = Paginated<EntryOut>),
     ),
 )]
-pub async fn create_access_list(
+pub async fn create_org_api_key_access_list_entry(
     State(state): State<AppState>,
     caller: Caller,
     base: Base,
     AtlasPath((org_id, key_id)): AtlasPath<(String, String)>,
-    RawQuery(q): RawQuery,
+    query: Result<ListQuery, AtlasError>,
     AtlasBody(bytes): AtlasBody,
 ) -> Result<Response, AtlasError> {
-    let query = Query::parse(q.as_deref(), Accepts::List)?;
+    let ListQuery(query) = query?;
     let org = load_org(&state, &caller, &org_id, OrgNeed::Owner).await?;
     let (key, _) = manage_key(&state, &caller, Via::Org, &org.id, &key_id).await?;
     let list = add_entries(&state, &key.id, &bytes, 500).await?;
@@ -459,6 +461,8 @@ pub async fn create_access_list(
 }
 
 /// `GET /orgs/{orgId}/apiKeys/{apiUserId}/accessList/{ipAddress}`, Organization Member.
+///
+/// Atlas operation `getOrgApiKeyAccessListEntry`.
 #[utoipa::path(
     get,
     path = "/api/atlas/v2/orgs/{orgId}/apiKeys/{apiUserId}/accessList/{ipAddress}",
@@ -469,14 +473,13 @@ pub async fn create_access_list(
         (status = 200, description = "The entry.", content_type = ATLAS_2023, body = EntryOut),
     ),
 )]
-pub async fn get_access_list_entry(
+pub async fn get_org_api_key_access_list_entry(
     State(state): State<AppState>,
     caller: Caller,
     base: Base,
     AtlasPath((org_id, key_id, ip)): AtlasPath<(String, String, String)>,
-    RawQuery(q): RawQuery,
+    EntityQuery(format): EntityQuery,
 ) -> Result<Response, AtlasError> {
-    let query = Query::parse(q.as_deref(), Accepts::Entity)?;
     let org = load_org(&state, &caller, &org_id, OrgNeed::Member).await?;
     let key = load_key(&state, &org.id, &key_id).await?;
     let entry = find_entry(&state, &key.id, &ip).await?;
@@ -488,11 +491,13 @@ pub async fn get_access_list_entry(
         "accessList",
     ];
     let body = entry_out(&base, &segs, &entry);
-    Ok(base.respond(StatusCode::OK, &body, Shape::Entity, query.format))
+    Ok(base.respond(StatusCode::OK, &body, Shape::Entity, format))
 }
 
 /// `DELETE /orgs/{orgId}/apiKeys/{apiUserId}/accessList/{ipAddress}`, Organization Owner. A
 /// key cannot remove the entry that admits its own request.
+///
+/// Atlas operation `deleteOrgApiKeyAccessListEntry`.
 #[utoipa::path(
     delete,
     path = "/api/atlas/v2/orgs/{orgId}/apiKeys/{apiUserId}/accessList/{ipAddress}",
@@ -503,13 +508,12 @@ pub async fn get_access_list_entry(
         (status = 204, description = "Deleted."),
     ),
 )]
-pub async fn delete_access_list_entry(
+pub async fn delete_org_api_key_access_list_entry(
     State(state): State<AppState>,
     caller: Caller,
     AtlasPath((org_id, key_id, ip)): AtlasPath<(String, String, String)>,
-    RawQuery(q): RawQuery,
+    _: EntityQuery,
 ) -> Result<Response, AtlasError> {
-    Query::parse(q.as_deref(), Accepts::Entity)?;
     let org = load_org(&state, &caller, &org_id, OrgNeed::Owner).await?;
     let (key, _) = manage_key(&state, &caller, Via::Org, &org.id, &key_id).await?;
     remove_entry(&state, &caller, &key.id, &ip).await?;
@@ -534,9 +538,8 @@ pub async fn list_group_api_keys(
     caller: Caller,
     base: Base,
     AtlasPath(group_id): AtlasPath<String>,
-    RawQuery(q): RawQuery,
+    ListQuery(query): ListQuery,
 ) -> Result<Response, AtlasError> {
-    let query = Query::parse(q.as_deref(), Accepts::List)?;
     let (id, _) = load_project(&state, &caller, &group_id, &[ProjectRole::ReadOnly]).await?;
     let mut keys = Vec::new();
     for g in state.inner.store.list_project_grants(id.as_str()).await? {
@@ -578,10 +581,10 @@ pub async fn create_group_api_key(
     caller: Caller,
     base: Base,
     AtlasPath(group_id): AtlasPath<String>,
-    RawQuery(q): RawQuery,
+    query: Result<EntityQuery, AtlasError>,
     AtlasBody(bytes): AtlasBody,
 ) -> Result<Response, AtlasError> {
-    let query = Query::parse(q.as_deref(), Accepts::Entity)?;
+    let EntityQuery(format) = query?;
     let (id, project) =
         load_project(&state, &caller, &group_id, &[ProjectRole::AccessManager]).await?;
     let input: KeyIn = parse_json_with(&bytes, &["roles"])?;
@@ -605,7 +608,7 @@ pub async fn create_group_api_key(
     caller.may_manage(Via::Project(id.as_str()), &new)?;
     state.inner.store.create_api_key(&key, &new.grants).await?;
     let body = key_out(&state, &caller, &base, &key, Some(&private_key)).await?;
-    Ok(base.respond(StatusCode::OK, &body, Shape::Entity, query.format))
+    Ok(base.respond(StatusCode::OK, &body, Shape::Entity, format))
 }
 
 /// `POST /groups/{groupId}/apiKeys/{apiUserId}` (addGroupApiKey), Project Owner. Body
@@ -625,10 +628,10 @@ pub async fn add_group_api_key(
     State(state): State<AppState>,
     caller: Caller,
     AtlasPath((group_id, key_id)): AtlasPath<(String, String)>,
-    RawQuery(q): RawQuery,
+    query: Result<EntityQuery, AtlasError>,
     AtlasBody(bytes): AtlasBody,
 ) -> Result<Response, AtlasError> {
-    Query::parse(q.as_deref(), Accepts::Entity)?;
+    query?;
     let (id, project) = load_project(&state, &caller, &group_id, &[ProjectRole::Owner]).await?;
     let via = Via::Project(id.as_str());
     let (key, held) = manage_key(&state, &caller, via, &project.org_id, &key_id).await?;
@@ -664,15 +667,15 @@ pub async fn add_group_api_key(
         (status = 200, description = "The key as changed.", content_type = ATLAS_2023, body = KeyOut),
     ),
 )]
-pub async fn update_group_api_key(
+pub async fn update_group_api_key_roles(
     State(state): State<AppState>,
     caller: Caller,
     base: Base,
     AtlasPath((group_id, key_id)): AtlasPath<(String, String)>,
-    RawQuery(q): RawQuery,
+    query: Result<ListQuery, AtlasError>,
     AtlasBody(bytes): AtlasBody,
 ) -> Result<Response, AtlasError> {
-    let query = Query::parse(q.as_deref(), Accepts::List)?;
+    let ListQuery(query) = query?;
     let (id, project) =
         load_project(&state, &caller, &group_id, &[ProjectRole::AccessManager]).await?;
     let via = Via::Project(id.as_str());
@@ -725,9 +728,8 @@ pub async fn remove_group_api_key(
     State(state): State<AppState>,
     caller: Caller,
     AtlasPath((group_id, key_id)): AtlasPath<(String, String)>,
-    RawQuery(q): RawQuery,
+    _: EntityQuery,
 ) -> Result<Response, AtlasError> {
-    Query::parse(q.as_deref(), Accepts::Entity)?;
     let (id, project) =
         load_project(&state, &caller, &group_id, &[ProjectRole::AccessManager]).await?;
     let via = Via::Project(id.as_str());

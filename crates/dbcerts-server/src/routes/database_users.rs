@@ -3,10 +3,13 @@
 
 use std::sync::LazyLock;
 
-use axum::extract::{RawQuery, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use dbcerts_store::{DatabaseUserRecord, StoreError};
+use dbcerts_store::{
+    DatabaseUserDoc, DatabaseUserLabel, DatabaseUserRecord, DatabaseUserRole, DatabaseUserScope,
+    StoreError,
+};
 use serde::{Deserialize, Serialize};
 
 use super::{AtlasBody, AtlasPath, load_project};
@@ -18,7 +21,8 @@ use crate::error::AtlasError;
 use crate::format::{ApiVersion, Shape, atlas_time, with_content_type};
 use crate::links::{Base, Link, Paginated};
 use crate::openapi::{ATLAS_2023, JSON};
-use crate::params::{Accepts, EntityParams, GroupId, GroupPath, ListParams, Query};
+use crate::params::{EntityParams, EntityQuery, GroupId, GroupPath, ListParams, ListQuery};
+use crate::values::X509Type;
 
 /// The `{databaseName}/{username}` path parameters, for the OpenAPI document.
 #[derive(utoipa::IntoParams)]
@@ -42,7 +46,6 @@ static SCOPE_NAME: LazyLock<regex::Regex> =
 
 /// The authentication-method enumerations, as the handlers check them and the OpenAPI document
 /// lists them.
-const X509_TYPES: [&str; 3] = ["NONE", "CUSTOMER", "MANAGED"];
 const AWS_IAM_TYPES: [&str; 3] = ["NONE", "USER", "ROLE"];
 const LDAP_AUTH_TYPES: [&str; 3] = ["NONE", "GROUP", "USER"];
 const OIDC_AUTH_TYPES: [&str; 3] = ["NONE", "IDP_GROUP", "USER"];
@@ -50,7 +53,7 @@ const DATABASE_NAMES: [&str; 2] = [ADMIN, EXTERNAL];
 const SCOPE_TYPES: [&str; 3] = ["CLUSTER", "DATA_LAKE", "STREAM"];
 
 fn x509_types() -> utoipa::openapi::Object {
-    crate::openapi::string_enum(&X509_TYPES)
+    crate::openapi::string_enum(&X509Type::NAMES)
 }
 fn aws_iam_types() -> utoipa::openapi::Object {
     crate::openapi::string_enum(&AWS_IAM_TYPES)
@@ -68,7 +71,7 @@ fn scope_types() -> utoipa::openapi::Object {
     crate::openapi::string_enum(&SCOPE_TYPES)
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 #[schema(as = DatabaseUserRole)]
 pub struct RoleDoc {
@@ -78,7 +81,7 @@ pub struct RoleDoc {
     pub role_name: String,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[schema(as = UserScope)]
 pub struct ScopeDoc {
     pub name: String,
@@ -88,7 +91,7 @@ pub struct ScopeDoc {
 }
 
 /// `ComponentLabel`: both members are optional in the spec, 1 to 255 characters when given.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[schema(as = ComponentLabel)]
 pub struct LabelDoc {
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -97,18 +100,32 @@ pub struct LabelDoc {
     pub value: Option<String>,
 }
 
-/// What the store keeps in `database_users.doc`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "camelCase")]
-pub struct UserDoc {
-    pub aws_iam_type: String,
-    pub ldap_auth_type: String,
-    pub oidc_auth_type: String,
-    pub roles: Vec<RoleDoc>,
-    pub scopes: Vec<ScopeDoc>,
-    pub labels: Vec<LabelDoc>,
-    pub description: Option<String>,
-    pub delete_after_date: Option<i64>,
+impl From<DatabaseUserRole> for RoleDoc {
+    fn from(r: DatabaseUserRole) -> RoleDoc {
+        RoleDoc {
+            collection_name: r.collection_name,
+            database_name: r.database_name,
+            role_name: r.role_name,
+        }
+    }
+}
+
+impl From<DatabaseUserScope> for ScopeDoc {
+    fn from(s: DatabaseUserScope) -> ScopeDoc {
+        ScopeDoc {
+            name: s.name,
+            kind: s.kind,
+        }
+    }
+}
+
+impl From<DatabaseUserLabel> for LabelDoc {
+    fn from(l: DatabaseUserLabel) -> LabelDoc {
+        LabelDoc {
+            key: l.key,
+            value: l.value,
+        }
+    }
 }
 
 /// `CloudDatabaseUser` as Atlas returns it (keys alphabetical; no password, ever). `groupId` is
@@ -247,14 +264,14 @@ enum Method {
 }
 
 impl Method {
+    /// `x509_on`: whether `x509Type` is other than `NONE`.
     fn of(
-        x509: &str,
+        x509_on: bool,
         aws: &str,
         ldap: &str,
         oidc: &str,
         has_password: bool,
     ) -> Result<Method, AtlasError> {
-        let x509_on = x509 != "NONE";
         if x509_on && ldap != "NONE" {
             return Err(AtlasError::x509_cannot_use_ldap());
         }
@@ -339,7 +356,7 @@ fn is_dn_with_cn(name: &str) -> bool {
     has_cn
 }
 
-fn parse_roles(roles: Vec<RoleIn>) -> Result<Vec<RoleDoc>, AtlasError> {
+fn parse_roles(roles: Vec<RoleIn>) -> Result<Vec<DatabaseUserRole>, AtlasError> {
     roles
         .into_iter()
         .map(|r| {
@@ -352,7 +369,7 @@ fn parse_roles(roles: Vec<RoleIn>) -> Result<Vec<RoleDoc>, AtlasError> {
             if database_name.is_empty() || role_name.is_empty() {
                 return Err(AtlasError::invalid_attribute("roles"));
             }
-            Ok(RoleDoc {
+            Ok(DatabaseUserRole {
                 collection_name: r.collection_name,
                 database_name,
                 role_name,
@@ -361,7 +378,7 @@ fn parse_roles(roles: Vec<RoleIn>) -> Result<Vec<RoleDoc>, AtlasError> {
         .collect()
 }
 
-fn parse_scopes(scopes: Vec<ScopeIn>) -> Result<Vec<ScopeDoc>, AtlasError> {
+fn parse_scopes(scopes: Vec<ScopeIn>) -> Result<Vec<DatabaseUserScope>, AtlasError> {
     scopes
         .into_iter()
         .map(|s| {
@@ -375,12 +392,12 @@ fn parse_scopes(scopes: Vec<ScopeIn>) -> Result<Vec<ScopeDoc>, AtlasError> {
                 return Err(AtlasError::invalid_attribute("scopes.name"));
             }
             let kind = enum_value(Some(kind), &SCOPE_TYPES, "")?;
-            Ok(ScopeDoc { name, kind })
+            Ok(DatabaseUserScope { name, kind })
         })
         .collect()
 }
 
-fn parse_labels(labels: Vec<LabelIn>) -> Result<Vec<LabelDoc>, AtlasError> {
+fn parse_labels(labels: Vec<LabelIn>) -> Result<Vec<DatabaseUserLabel>, AtlasError> {
     for l in &labels {
         let fits = |s: &Option<String>| {
             s.as_ref()
@@ -392,7 +409,7 @@ fn parse_labels(labels: Vec<LabelIn>) -> Result<Vec<LabelDoc>, AtlasError> {
     }
     Ok(labels
         .into_iter()
-        .map(|l| LabelDoc {
+        .map(|l| DatabaseUserLabel {
             key: l.key,
             value: l.value,
         })
@@ -427,7 +444,7 @@ fn check_password(p: &Option<String>) -> Result<(), AtlasError> {
 }
 
 /// Checks the username against the rules of its authentication method.
-fn check_username(method: Method, x509_type: &str, username: &str) -> Result<(), AtlasError> {
+fn check_username(method: Method, x509_type: X509Type, username: &str) -> Result<(), AtlasError> {
     // `.../databaseUsers/{db}/certs` is the certificate list of user `{db}`; a user named
     // `certs` could never be read, changed or deleted through its own path.
     if username.is_empty()
@@ -437,8 +454,10 @@ fn check_username(method: Method, x509_type: &str, username: &str) -> Result<(),
         return Err(AtlasError::invalid_attribute("username"));
     }
     match method {
-        Method::X509 if x509_type == "MANAGED" => dbcerts_ca::dn::check_managed_username(username)
-            .map_err(|_| AtlasError::managed_x509_name_invalid(username)),
+        Method::X509 if x509_type == X509Type::Managed => {
+            dbcerts_ca::dn::check_managed_username(username)
+                .map_err(|_| AtlasError::managed_x509_name_invalid(username))
+        }
         Method::X509 | Method::LdapUser | Method::LdapGroup if !is_dn_with_cn(username) => {
             Err(AtlasError::invalid_ldap_name(username))
         }
@@ -446,19 +465,19 @@ fn check_username(method: Method, x509_type: &str, username: &str) -> Result<(),
     }
 }
 
-fn decode_doc(rec: &DatabaseUserRecord) -> Result<UserDoc, AtlasError> {
-    serde_json::from_str(&rec.doc)
+fn decode_doc(rec: &DatabaseUserRecord) -> Result<DatabaseUserDoc, AtlasError> {
+    DatabaseUserDoc::from_json(&rec.doc)
         .map_err(|e| AtlasError::unexpected(format!("database_users.doc: {e}")))
 }
 
-fn user_out(base: &Base, rec: &DatabaseUserRecord, doc: UserDoc) -> UserOut {
+fn user_out(base: &Base, rec: &DatabaseUserRecord, doc: DatabaseUserDoc) -> UserOut {
     UserOut {
         aws_iam_type: doc.aws_iam_type,
         database_name: rec.database_name.clone(),
         delete_after_date: doc.delete_after_date.map(atlas_time),
         description: doc.description,
         group_id: rec.project_id.clone(),
-        labels: doc.labels,
+        labels: doc.labels.into_iter().map(LabelDoc::from).collect(),
         ldap_auth_type: doc.ldap_auth_type,
         links: base.self_link(&[
             "groups",
@@ -468,8 +487,8 @@ fn user_out(base: &Base, rec: &DatabaseUserRecord, doc: UserDoc) -> UserOut {
             &rec.username,
         ]),
         oidc_auth_type: doc.oidc_auth_type,
-        roles: doc.roles,
-        scopes: doc.scopes,
+        roles: doc.roles.into_iter().map(RoleDoc::from).collect(),
+        scopes: doc.scopes.into_iter().map(ScopeDoc::from).collect(),
         username: rec.username.clone(),
         x509_type: rec.x509_type.clone(),
     }
@@ -488,6 +507,8 @@ fn check_group_id(body: &Option<String>, path: &GroupId) -> Result<(), AtlasErro
 }
 
 /// The project's database users.
+///
+/// Atlas operation `listGroupDatabaseUsers`.
 #[utoipa::path(
     get,
     path = "/api/atlas/v2/groups/{groupId}/databaseUsers",
@@ -496,14 +517,13 @@ fn check_group_id(body: &Option<String>, path: &GroupId) -> Result<(), AtlasErro
     params(GroupPath, ListParams),
     responses((status = 200, description = "A page of users.", content_type = ATLAS_2023, body = Paginated<UserOut>)),
 )]
-pub async fn list_database_users(
+pub async fn list_group_database_users(
     State(state): State<AppState>,
     caller: Caller,
     base: Base,
     AtlasPath(group_id): AtlasPath<String>,
-    RawQuery(q): RawQuery,
+    ListQuery(query): ListQuery,
 ) -> Result<Response, AtlasError> {
-    let query = Query::parse(q.as_deref(), Accepts::List)?;
     let (id, _) = load_project(&state, &caller, &group_id, &[ProjectRole::ReadOnly]).await?;
     let (users, total) = state
         .inner
@@ -520,6 +540,8 @@ pub async fn list_database_users(
 }
 
 /// Creates a database user with exactly one authentication method.
+///
+/// Atlas operation `createGroupDatabaseUser`.
 #[utoipa::path(
     post,
     path = "/api/atlas/v2/groups/{groupId}/databaseUsers",
@@ -532,15 +554,15 @@ pub async fn list_database_users(
         (status = 409, description = "The user exists (USER_ALREADY_EXISTS), or the project holds the most users it may.", content_type = JSON, body = ApiErrorBody),
     ),
 )]
-pub async fn create_database_user(
+pub async fn create_group_database_user(
     State(state): State<AppState>,
     caller: Caller,
     base: Base,
     AtlasPath(group_id): AtlasPath<String>,
-    RawQuery(q): RawQuery,
+    query: Result<EntityQuery, AtlasError>,
     AtlasBody(bytes): AtlasBody,
 ) -> Result<Response, AtlasError> {
-    let query = Query::parse(q.as_deref(), Accepts::Entity)?;
+    let EntityQuery(format) = query?;
     let (id, _) = load_project(&state, &caller, &group_id, WRITERS).await?;
     let input: UserIn = parse_json(&bytes)?;
     check_group_id(&input.group_id, &id)?;
@@ -552,12 +574,18 @@ pub async fn create_database_user(
             .roles
             .ok_or_else(|| AtlasError::missing_attribute("roles"))?,
     )?;
-    let x509_type = enum_value(input.x509_type, &X509_TYPES, "NONE")?;
+    let x509_type = X509Type::from_attribute(input.x509_type.as_deref())?;
     let aws = enum_value(input.aws_iam_type, &AWS_IAM_TYPES, "NONE")?;
     let ldap = enum_value(input.ldap_auth_type, &LDAP_AUTH_TYPES, "NONE")?;
     let oidc = enum_value(input.oidc_auth_type, &OIDC_AUTH_TYPES, "NONE")?;
     let database_name = enum_value(input.database_name, &DATABASE_NAMES, ADMIN)?;
-    let method = Method::of(&x509_type, &aws, &ldap, &oidc, input.password.is_some())?;
+    let method = Method::of(
+        x509_type != X509Type::None,
+        &aws,
+        &ldap,
+        &oidc,
+        input.password.is_some(),
+    )?;
     if method == Method::X509 && input.delete_after_date.is_some() {
         return Err(AtlasError::x509_cannot_be_temporary());
     }
@@ -571,8 +599,8 @@ pub async fn create_database_user(
         return Err(AtlasError::missing_attribute("password"));
     }
     check_password(&input.password)?;
-    check_username(method, &x509_type, &username)?;
-    let doc = UserDoc {
+    check_username(method, x509_type, &username)?;
+    let doc = DatabaseUserDoc {
         aws_iam_type: aws,
         ldap_auth_type: ldap,
         oidc_auth_type: oidc,
@@ -586,9 +614,9 @@ pub async fn create_database_user(
         project_id: id.as_str().to_owned(),
         database_name,
         username: username.clone(),
-        x509_type,
+        x509_type: x509_type.as_str().to_owned(),
         created: chrono::Utc::now().timestamp(),
-        doc: serde_json::to_string(&doc).expect("user docs serialize"),
+        doc: doc.to_json(),
     };
     // The v2 spec requires groupId in the body (and every MongoDB client sends it); it is
     // checked last so that a body with several problems reports the more specific one. The
@@ -611,7 +639,7 @@ pub async fn create_database_user(
     }
     tracing::info!(project = id.as_str(), database = %rec.database_name, x509_type = %rec.x509_type, "created database user");
     let body = user_out(&base, &rec, doc);
-    Ok(base.respond(StatusCode::CREATED, &body, Shape::Entity, query.format))
+    Ok(base.respond(StatusCode::CREATED, &body, Shape::Entity, format))
 }
 
 async fn load_user(
@@ -629,6 +657,8 @@ async fn load_user(
 }
 
 /// One database user.
+///
+/// Atlas operation `getGroupDatabaseUser`.
 #[utoipa::path(
     get,
     path = "/api/atlas/v2/groups/{groupId}/databaseUsers/{databaseName}/{username}",
@@ -637,23 +667,24 @@ async fn load_user(
     params(GroupPath, UserPath, EntityParams),
     responses((status = 200, description = "The user.", content_type = ATLAS_2023, body = UserOut)),
 )]
-pub async fn get_database_user(
+pub async fn get_group_database_user(
     State(state): State<AppState>,
     caller: Caller,
     base: Base,
     AtlasPath((group_id, database_name, username)): AtlasPath<(String, String, String)>,
-    RawQuery(q): RawQuery,
+    EntityQuery(format): EntityQuery,
 ) -> Result<Response, AtlasError> {
-    let query = Query::parse(q.as_deref(), Accepts::Entity)?;
     let (id, _) = load_project(&state, &caller, &group_id, &[ProjectRole::ReadOnly]).await?;
     let rec = load_user(&state, &id, &database_name, &username).await?;
     let doc = decode_doc(&rec)?;
     let body = user_out(&base, &rec, doc);
-    Ok(base.respond(StatusCode::OK, &body, Shape::Entity, query.format))
+    Ok(base.respond(StatusCode::OK, &body, Shape::Entity, format))
 }
 
 /// Changes a user's roles, scopes, labels, description, password or deleteAfterDate; its name,
 /// database and authentication method cannot change (409).
+///
+/// Atlas operation `updateGroupDatabaseUser`.
 #[utoipa::path(
     patch,
     path = "/api/atlas/v2/groups/{groupId}/databaseUsers/{databaseName}/{username}",
@@ -666,15 +697,15 @@ pub async fn get_database_user(
         (status = 409, description = "The body names another username, database or authentication method.", content_type = JSON, body = ApiErrorBody),
     ),
 )]
-pub async fn update_database_user(
+pub async fn update_group_database_user(
     State(state): State<AppState>,
     caller: Caller,
     base: Base,
     AtlasPath((group_id, database_name, username)): AtlasPath<(String, String, String)>,
-    RawQuery(q): RawQuery,
+    query: Result<EntityQuery, AtlasError>,
     AtlasBody(bytes): AtlasBody,
 ) -> Result<Response, AtlasError> {
-    let query = Query::parse(q.as_deref(), Accepts::Entity)?;
+    let EntityQuery(format) = query?;
     let (id, _) = load_project(&state, &caller, &group_id, WRITERS).await?;
     let input: UserIn = parse_json(&bytes)?;
     check_group_id(&input.group_id, &id)?;
@@ -702,7 +733,7 @@ pub async fn update_database_user(
         }
     }
     let method = Method::of(
-        &rec.x509_type,
+        !X509Type::None.is(&rec.x509_type),
         &doc.aws_iam_type,
         &doc.ldap_auth_type,
         &doc.oidc_auth_type,
@@ -734,17 +765,19 @@ pub async fn update_database_user(
     if input.delete_after_date.is_some() {
         doc.delete_after_date = parse_delete_after(input.delete_after_date)?;
     }
-    rec.doc = serde_json::to_string(&doc).expect("user docs serialize");
+    rec.doc = doc.to_json();
     if !state.inner.store.update_database_user(&rec).await? {
         return Err(AtlasError::username_not_found(&username));
     }
     let body = user_out(&base, &rec, doc);
-    Ok(base.respond(StatusCode::OK, &body, Shape::Entity, query.format))
+    Ok(base.respond(StatusCode::OK, &body, Shape::Entity, format))
 }
 
 /// Deletes a database user. A MANAGED x.509 user's unexpired certificates are revoked in the
 /// same transaction (`cessationOfOperation`), unless `revoke-on-user-delete` is off;
 /// certificates are kept, as in Atlas, and stay in dbcerts' status list.
+///
+/// Atlas operation `deleteGroupDatabaseUser`.
 #[utoipa::path(
     delete,
     path = "/api/atlas/v2/groups/{groupId}/databaseUsers/{databaseName}/{username}",
@@ -753,14 +786,13 @@ pub async fn update_database_user(
     params(GroupPath, UserPath, EntityParams),
     responses((status = 204, description = "Deleted; no body.")),
 )]
-pub async fn delete_database_user(
+pub async fn delete_group_database_user(
     State(state): State<AppState>,
     caller: Caller,
     base: Base,
     AtlasPath((group_id, database_name, username)): AtlasPath<(String, String, String)>,
-    RawQuery(q): RawQuery,
+    _: EntityQuery,
 ) -> Result<Response, AtlasError> {
-    Query::parse(q.as_deref(), Accepts::Entity)?;
     let (id, _) = load_project(&state, &caller, &group_id, WRITERS).await?;
     if !super::revocation::delete_user_revoking(&state, &caller, &id, &database_name, &username)
         .await?
@@ -812,27 +844,27 @@ mod tests {
     #[test]
     fn method_combinations() {
         assert_eq!(
-            Method::of("MANAGED", "NONE", "NONE", "NONE", false).unwrap(),
+            Method::of(true, "NONE", "NONE", "NONE", false).unwrap(),
             Method::X509
         );
         assert_eq!(
-            Method::of("NONE", "NONE", "NONE", "NONE", true).unwrap(),
+            Method::of(false, "NONE", "NONE", "NONE", true).unwrap(),
             Method::Scram
         );
         assert_eq!(
-            Method::of("MANAGED", "NONE", "USER", "NONE", false)
+            Method::of(true, "NONE", "USER", "NONE", false)
                 .unwrap_err()
                 .code,
             "ATLAS_X509_USER_CANNOT_USE_LDAP"
         );
         assert_eq!(
-            Method::of("CUSTOMER", "NONE", "NONE", "NONE", true)
+            Method::of(true, "NONE", "NONE", "NONE", true)
                 .unwrap_err()
                 .code,
             "ATLAS_X509_USER_CANNOT_USE_SCRAM"
         );
         assert_eq!(
-            Method::of("NONE", "USER", "NONE", "USER", false)
+            Method::of(false, "USER", "NONE", "USER", false)
                 .unwrap_err()
                 .code,
             "VALIDATION_ERROR"

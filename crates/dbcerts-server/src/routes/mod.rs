@@ -49,25 +49,27 @@ pub fn api_routes() -> Router<AppState> {
         )
         .route(
             "/groups/{groupId}/databaseUsers",
-            get(database_users::list_database_users).post(database_users::create_database_user),
+            get(database_users::list_group_database_users)
+                .post(database_users::create_group_database_user),
         )
         .route(
             "/groups/{groupId}/databaseUsers/{first}/{username}",
-            get(database_users::get_database_user)
-                .patch(database_users::update_database_user)
-                .delete(database_users::delete_database_user),
+            get(database_users::get_group_database_user)
+                .patch(database_users::update_group_database_user)
+                .delete(database_users::delete_group_database_user),
         )
         .route(
             "/groups/{groupId}/databaseUsers/{first}/certs",
-            get(certs::list_database_user_certs).post(certs::create_database_user_cert),
+            get(certs::list_group_database_user_certs).post(certs::create_group_database_user_cert),
         )
         .route(
             "/groups/{groupId}/userSecurity",
-            get(user_security::get_user_security).patch(user_security::update_user_security),
+            get(user_security::get_group_user_security)
+                .patch(user_security::update_group_user_security),
         )
         .route(
             "/groups/{groupId}/userSecurity/customerX509",
-            delete(user_security::disable_customer_x509),
+            delete(user_security::disable_group_user_security_customer_x509),
         )
         .route(
             "/orgs/{orgId}/apiKeys",
@@ -81,11 +83,13 @@ pub fn api_routes() -> Router<AppState> {
         )
         .route(
             "/orgs/{orgId}/apiKeys/{apiUserId}/accessList",
-            get(api_keys::list_access_list).post(api_keys::create_access_list),
+            get(api_keys::list_org_api_key_access_list_entries)
+                .post(api_keys::create_org_api_key_access_list_entry),
         )
         .route(
             "/orgs/{orgId}/apiKeys/{apiUserId}/accessList/{ipAddress}",
-            get(api_keys::get_access_list_entry).delete(api_keys::delete_access_list_entry),
+            get(api_keys::get_org_api_key_access_list_entry)
+                .delete(api_keys::delete_org_api_key_access_list_entry),
         )
         .route(
             "/groups/{groupId}/apiKeys",
@@ -94,7 +98,7 @@ pub fn api_routes() -> Router<AppState> {
         .route(
             "/groups/{groupId}/apiKeys/{apiUserId}",
             post(api_keys::add_group_api_key)
-                .patch(api_keys::update_group_api_key)
+                .patch(api_keys::update_group_api_key_roles)
                 .delete(api_keys::remove_group_api_key),
         )
 }
@@ -115,7 +119,7 @@ pub fn service_account_routes() -> Router<AppState> {
         )
         .route(
             "/orgs/{orgId}/serviceAccounts/{clientId}/groups",
-            get(sa::list_service_account_groups),
+            get(sa::get_org_service_account_groups),
         )
         .route(
             "/orgs/{orgId}/serviceAccounts/{clientId}/secrets",
@@ -139,20 +143,19 @@ pub fn service_account_routes() -> Router<AppState> {
         )
         .route(
             "/groups/{groupId}/serviceAccounts/{clientId}/secrets",
-            post(sa::create_group_service_account_secret),
+            post(sa::create_service_account_secret),
         )
         .route(
             "/groups/{groupId}/serviceAccounts/{clientId}/secrets/{secretId}",
-            delete(sa::delete_group_service_account_secret),
+            delete(sa::delete_service_account_secret),
         )
         .route(
             "/groups/{groupId}/serviceAccounts/{clientId}/accessList",
-            get(sa::list_group_service_account_access_list)
-                .post(sa::create_group_service_account_access_list),
+            get(sa::list_service_account_access_list).post(sa::create_service_account_access_list),
         )
         .route(
             "/groups/{groupId}/serviceAccounts/{clientId}/accessList/{ipAddress}",
-            delete(sa::delete_group_service_account_access_list_entry),
+            delete(sa::delete_service_account_access_list_entry),
         )
         .route(
             "/groups/{groupId}/serviceAccounts/{clientId}",
@@ -238,6 +241,47 @@ where
             .await
             .map(|p| AtlasPath(p.0))
             .map_err(|_| not_found(parts))
+    }
+}
+
+/// Where an operation that Atlas offers on both an organization's path and a project's was
+/// addressed: `/orgs/{orgId}/...` or `/groups/{groupId}/...`, read from the route's path
+/// parameters, so that one handler serves both routes. The ids are as given: the handler
+/// loads the organization or the project (and answers for a malformed or unknown one).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Scope {
+    Org(String),
+    Group(String),
+}
+
+impl Scope {
+    /// `["orgs", orgId]` or `["groups", groupId]`: the first segments of the path.
+    pub fn segments(&self) -> [&str; 2] {
+        match self {
+            Scope::Org(id) => ["orgs", id],
+            Scope::Group(id) => ["groups", id],
+        }
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Scope {
+    type Rejection = AtlasError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        #[derive(serde::Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Ids {
+            org_id: Option<String>,
+            group_id: Option<String>,
+        }
+        let AtlasPath(ids) = AtlasPath::<Ids>::from_request_parts(parts, state).await?;
+        match (ids.org_id, ids.group_id) {
+            (Some(org_id), None) => Ok(Scope::Org(org_id)),
+            (None, Some(group_id)) => Ok(Scope::Group(group_id)),
+            _ => Err(AtlasError::unexpected(
+                "a scoped handler is routed on a path without exactly one of {orgId}, {groupId}",
+            )),
+        }
     }
 }
 

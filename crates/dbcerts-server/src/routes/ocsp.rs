@@ -272,7 +272,7 @@ async fn answer(state: &AppState, project_id: &str, query: &OcspQuery) -> Result
     let now = chrono::Utc::now();
     let next_update = now + chrono::Duration::seconds(validity);
     let query = query.clone();
-    let der = super::certs::off_runtime_unless(ca.algorithm().is_cheap(), move || {
+    let der = crate::issuance::off_runtime_unless(ca.algorithm().is_cheap(), move || {
         ca.ocsp_response(&query, &states, now, next_update)
     })
     .await

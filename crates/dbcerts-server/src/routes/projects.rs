@@ -17,7 +17,7 @@ use crate::error::AtlasError;
 use crate::format::{Shape, atlas_time};
 use crate::links::{Base, Link, Paginated};
 use crate::openapi::{ATLAS_2023, JSON};
-use crate::params::{Accepts, EntityParams, GroupPath, ListParams, Query, is_object_id};
+use crate::params::{EntityParams, EntityQuery, GroupPath, ListParams, ListQuery, is_object_id};
 
 static GROUP_NAME: LazyLock<regex::Regex> =
     LazyLock::new(|| regex::Regex::new(r"^[\p{L}\p{N}\-_.(),:&@+']{1,64}$").expect("valid regex"));
@@ -132,6 +132,8 @@ fn check_key_values<'a>(
 }
 
 /// The projects the caller can see.
+///
+/// Atlas operation `listGroups`.
 #[utoipa::path(
     get,
     path = "/api/atlas/v2/groups",
@@ -144,9 +146,8 @@ pub async fn list_groups(
     State(state): State<AppState>,
     caller: Caller,
     base: Base,
-    RawQuery(q): RawQuery,
+    ListQuery(query): ListQuery,
 ) -> Result<Response, AtlasError> {
-    let query = Query::parse(q.as_deref(), Accepts::List)?;
     // Decide visibility before paging, so that `totalCount` and the links stay honest: a
     // caller with an organization-wide role sees every project of its organization, anyone
     // else only the projects it holds a role in.
@@ -178,6 +179,8 @@ pub async fn list_groups(
 
 /// Creates a project in the caller's organization. Atlas answers 201, as dbcerts does; MongoDB's
 /// specification documents 200.
+///
+/// Atlas operation `createGroup`.
 #[utoipa::path(
     post,
     path = "/api/atlas/v2/groups",
@@ -198,10 +201,12 @@ pub async fn create_group(
     State(state): State<AppState>,
     caller: Caller,
     base: Base,
+    query: Result<EntityQuery, AtlasError>,
     RawQuery(q): RawQuery,
     AtlasBody(bytes): AtlasBody,
 ) -> Result<Response, AtlasError> {
-    let query = Query::parse(q.as_deref(), Accepts::Entity)?;
+    let EntityQuery(format) = query?;
+    // An operation-specific parameter, beside the entity ones.
     if let Some(owner) = raw_param(q.as_deref(), "projectOwnerId")
         && !is_object_id(&owner)
     {
@@ -264,7 +269,7 @@ pub async fn create_group(
             .await?;
     }
     let body = group_out(&project, project_links(&base, &project.id));
-    let mut res = base.respond(StatusCode::CREATED, &body, Shape::Entity, query.format);
+    let mut res = base.respond(StatusCode::CREATED, &body, Shape::Entity, format);
     if let Ok(v) = HeaderValue::from_str(&base.url(&["groups", &project.id])) {
         res.headers_mut().insert(header::LOCATION, v);
     }
@@ -272,6 +277,8 @@ pub async fn create_group(
 }
 
 /// One project.
+///
+/// Atlas operation `getGroup`.
 #[utoipa::path(
     get,
     path = "/api/atlas/v2/groups/{groupId}",
@@ -285,16 +292,17 @@ pub async fn get_group(
     caller: Caller,
     base: Base,
     AtlasPath(group_id): AtlasPath<String>,
-    RawQuery(q): RawQuery,
+    EntityQuery(format): EntityQuery,
 ) -> Result<Response, AtlasError> {
-    let query = Query::parse(q.as_deref(), Accepts::Entity)?;
     let (_, project) = load_project(&state, &caller, &group_id, &[ProjectRole::ReadOnly]).await?;
     let body = group_out(&project, project_links(&base, &project.id));
-    Ok(base.respond(StatusCode::OK, &body, Shape::Entity, query.format))
+    Ok(base.respond(StatusCode::OK, &body, Shape::Entity, format))
 }
 
 /// Deletes a project with its users, certificates and CA. Atlas answers 202 with `{}`, as dbcerts
 /// does; MongoDB's specification documents 204.
+///
+/// Atlas operation `deleteGroup`.
 #[utoipa::path(
     delete,
     path = "/api/atlas/v2/groups/{groupId}",
@@ -308,16 +316,15 @@ pub async fn delete_group(
     caller: Caller,
     base: Base,
     AtlasPath(group_id): AtlasPath<String>,
-    RawQuery(q): RawQuery,
+    EntityQuery(format): EntityQuery,
 ) -> Result<Response, AtlasError> {
-    let query = Query::parse(q.as_deref(), Accepts::Entity)?;
     let (id, _) = load_project(&state, &caller, &group_id, &[ProjectRole::Owner]).await?;
     if !state.inner.store.delete_project(id.as_str()).await? {
         return Err(AtlasError::group_not_found(id.as_str()));
     }
     state.inner.ca.forget(id.as_str());
     tracing::info!(project = id.as_str(), "deleted project");
-    Ok(base.respond(StatusCode::ACCEPTED, &Empty {}, Shape::Entity, query.format))
+    Ok(base.respond(StatusCode::ACCEPTED, &Empty {}, Shape::Entity, format))
 }
 
 /// The first value of query parameter `name`, if present.

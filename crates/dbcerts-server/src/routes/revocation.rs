@@ -16,7 +16,7 @@
 //! named in the path: a serial of another user or another project answers exactly as one that
 //! does not exist (404 `CERTIFICATE_NOT_FOUND`), so a project cannot even confirm another's.
 
-use axum::extract::{RawQuery, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use dbcerts_store::{AuditEvent, CertificateRecord, Revocation, RevocationReason, RevokeWhich};
@@ -30,7 +30,7 @@ use crate::body::parse_json;
 use crate::error::AtlasError;
 use crate::format::{Shape, atlas_time};
 use crate::links::{Base, Paginated};
-use crate::params::{Accepts, GroupId, GroupPath, ListParams, Query};
+use crate::params::{GroupId, GroupPath, ListParams, ListQuery};
 
 /// The extension's path prefix.
 pub const PREFIX: &str = "/api/dbcerts/v1";
@@ -387,9 +387,8 @@ pub async fn list_database_user_cert_statuses(
     caller: Caller,
     base: Base,
     AtlasPath((group_id, username)): AtlasPath<(String, String)>,
-    RawQuery(q): RawQuery,
+    ListQuery(query): ListQuery,
 ) -> Result<Response, AtlasError> {
-    let query = Query::parse(q.as_deref(), Accepts::List)?;
     let (id, _) = load_project(&state, &caller, &group_id, &[ProjectRole::ReadOnly]).await?;
     let (certs, total) = state
         .inner

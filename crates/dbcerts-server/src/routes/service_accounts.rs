@@ -6,7 +6,7 @@
 
 use std::sync::LazyLock;
 
-use axum::extract::{RawQuery, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use base64::Engine;
@@ -21,7 +21,7 @@ use super::access::{
     add_entries, load_org, manage, org_roles, project_roles, remove_entry, single_address,
 };
 use super::api_keys::{no_content, page_of};
-use super::{AtlasBody, AtlasPath, load_project};
+use super::{AtlasBody, AtlasPath, Scope, load_project};
 use crate::AppState;
 use crate::auth::oauth::hash_secret;
 use crate::auth::{Caller, Holdings, OrgNeed, ProjectRole, Via};
@@ -31,7 +31,7 @@ use crate::error::AtlasError;
 use crate::format::{Shape, atlas_time};
 use crate::links::{Base, Paginated};
 use crate::openapi::ATLAS_2023;
-use crate::params::{Accepts, EntityParams, GroupPath, ListParams, OrgPath, Query};
+use crate::params::{EntityParams, EntityQuery, GroupPath, ListParams, ListQuery, OrgPath};
 
 /// The spec's pattern for names and descriptions.
 static TEXT: LazyLock<Regex> =
@@ -253,6 +253,8 @@ async fn secrets_of(
 }
 
 /// `POST /orgs/{orgId}/serviceAccounts`, Organization Owner. 201 with the secret shown.
+///
+/// Atlas operation `createOrgServiceAccount`.
 #[utoipa::path(
     post,
     path = "/api/atlas/v2/orgs/{orgId}/serviceAccounts",
@@ -269,10 +271,10 @@ pub async fn create_org_service_account(
     caller: Caller,
     base: Base,
     AtlasPath(org_id): AtlasPath<String>,
-    RawQuery(q): RawQuery,
+    query: Result<EntityQuery, AtlasError>,
     AtlasBody(bytes): AtlasBody,
 ) -> Result<Response, AtlasError> {
-    let query = Query::parse(q.as_deref(), Accepts::Entity)?;
+    let EntityQuery(format) = query?;
     let org = load_org(&state, &caller, &org_id, OrgNeed::Owner).await?;
     let (name, description, roles, hours) = create_input(&bytes, org_roles)?;
     caller.may_manage(Via::Org, &Holdings::new(&org.id, roles.clone(), Vec::new()))?;
@@ -296,10 +298,12 @@ pub async fn create_org_service_account(
         std::slice::from_ref(&secret),
         Some((&secret.id, &value)),
     );
-    Ok(base.respond(StatusCode::CREATED, &body, Shape::Entity, query.format))
+    Ok(base.respond(StatusCode::CREATED, &body, Shape::Entity, format))
 }
 
 /// `GET /orgs/{orgId}/serviceAccounts`, Organization Read Only.
+///
+/// Atlas operation `listOrgServiceAccounts`.
 #[utoipa::path(
     get,
     path = "/api/atlas/v2/orgs/{orgId}/serviceAccounts",
@@ -315,9 +319,8 @@ pub async fn list_org_service_accounts(
     caller: Caller,
     base: Base,
     AtlasPath(org_id): AtlasPath<String>,
-    RawQuery(q): RawQuery,
+    ListQuery(query): ListQuery,
 ) -> Result<Response, AtlasError> {
-    let query = Query::parse(q.as_deref(), Accepts::List)?;
     let org = load_org(&state, &caller, &org_id, OrgNeed::ReadOnly).await?;
     let (accounts, total) = state
         .inner
@@ -340,6 +343,8 @@ pub async fn list_org_service_accounts(
 }
 
 /// `GET /orgs/{orgId}/serviceAccounts/{clientId}`, Organization Read Only.
+///
+/// Atlas operation `getOrgServiceAccount`.
 #[utoipa::path(
     get,
     path = "/api/atlas/v2/orgs/{orgId}/serviceAccounts/{clientId}",
@@ -355,17 +360,18 @@ pub async fn get_org_service_account(
     caller: Caller,
     base: Base,
     AtlasPath((org_id, client_id)): AtlasPath<(String, String)>,
-    RawQuery(q): RawQuery,
+    EntityQuery(format): EntityQuery,
 ) -> Result<Response, AtlasError> {
-    let query = Query::parse(q.as_deref(), Accepts::Entity)?;
     let org = load_org(&state, &caller, &org_id, OrgNeed::ReadOnly).await?;
     let a = load_account(&state, &org.id, &client_id).await?;
     let secrets = secrets_of(&state, &a.client_id).await?;
     let body = account_out(&a, a.org_roles.clone(), &secrets, None);
-    Ok(base.respond(StatusCode::OK, &body, Shape::Entity, query.format))
+    Ok(base.respond(StatusCode::OK, &body, Shape::Entity, format))
 }
 
 /// `PATCH /orgs/{orgId}/serviceAccounts/{clientId}`, Organization Owner: partial update.
+///
+/// Atlas operation `updateOrgServiceAccount`.
 #[utoipa::path(
     patch,
     path = "/api/atlas/v2/orgs/{orgId}/serviceAccounts/{clientId}",
@@ -382,10 +388,10 @@ pub async fn update_org_service_account(
     caller: Caller,
     base: Base,
     AtlasPath((org_id, client_id)): AtlasPath<(String, String)>,
-    RawQuery(q): RawQuery,
+    query: Result<EntityQuery, AtlasError>,
     AtlasBody(bytes): AtlasBody,
 ) -> Result<Response, AtlasError> {
-    let query = Query::parse(q.as_deref(), Accepts::Entity)?;
+    let EntityQuery(format) = query?;
     let org = load_org(&state, &caller, &org_id, OrgNeed::Owner).await?;
     let (mut a, held) = manage_account(&state, &caller, Via::Org, &org.id, &client_id).await?;
     let input: AccountIn = parse_json_with(&bytes, &["roles"])?;
@@ -407,11 +413,13 @@ pub async fn update_org_service_account(
     state.inner.store.update_service_account(&a).await?;
     let secrets = secrets_of(&state, &a.client_id).await?;
     let body = account_out(&a, a.org_roles.clone(), &secrets, None);
-    Ok(base.respond(StatusCode::OK, &body, Shape::Entity, query.format))
+    Ok(base.respond(StatusCode::OK, &body, Shape::Entity, format))
 }
 
 /// `DELETE /orgs/{orgId}/serviceAccounts/{clientId}`, Organization Owner: the account, its
 /// secrets (so its tokens stop working), grants and access list. 204.
+///
+/// Atlas operation `deleteOrgServiceAccount`.
 #[utoipa::path(
     delete,
     path = "/api/atlas/v2/orgs/{orgId}/serviceAccounts/{clientId}",
@@ -426,9 +434,8 @@ pub async fn delete_org_service_account(
     State(state): State<AppState>,
     caller: Caller,
     AtlasPath((org_id, client_id)): AtlasPath<(String, String)>,
-    RawQuery(q): RawQuery,
+    _: EntityQuery,
 ) -> Result<Response, AtlasError> {
-    Query::parse(q.as_deref(), Accepts::Entity)?;
     let org = load_org(&state, &caller, &org_id, OrgNeed::Owner).await?;
     let (a, _) = manage_account(&state, &caller, Via::Org, &org.id, &client_id).await?;
     state
@@ -440,6 +447,8 @@ pub async fn delete_org_service_account(
 }
 
 /// `GET /orgs/{orgId}/serviceAccounts/{clientId}/groups`, Organization Read Only.
+///
+/// Atlas operation `getOrgServiceAccountGroups`.
 #[utoipa::path(
     get,
     path = "/api/atlas/v2/orgs/{orgId}/serviceAccounts/{clientId}/groups",
@@ -450,14 +459,13 @@ pub async fn delete_org_service_account(
         (status = 200, description = "A page of the account's projects.", content_type = ATLAS_2023, body = Paginated<GroupOut>),
     ),
 )]
-pub async fn list_service_account_groups(
+pub async fn get_org_service_account_groups(
     State(state): State<AppState>,
     caller: Caller,
     base: Base,
     AtlasPath((org_id, client_id)): AtlasPath<(String, String)>,
-    RawQuery(q): RawQuery,
+    ListQuery(query): ListQuery,
 ) -> Result<Response, AtlasError> {
-    let query = Query::parse(q.as_deref(), Accepts::List)?;
     let org = load_org(&state, &caller, &org_id, OrgNeed::ReadOnly).await?;
     let a = load_account(&state, &org.id, &client_id).await?;
     let grants = state.inner.store.list_grants(&a.client_id).await?;
@@ -480,42 +488,38 @@ pub async fn list_service_account_groups(
     Ok(base.respond(StatusCode::OK, &body, Shape::List, query.format))
 }
 
-/// Where a secret or access-list operation was addressed: the organization's path, or a
-/// project's, where the account must be assigned to the project.
-#[derive(Clone, Copy)]
-enum Scope<'a> {
-    Org(&'a str),
-    Group(&'a str),
+/// The service account of a [`Scope`]'s path, with `{clientId}` after it.
+fn account_segments<'s>(scope: &'s Scope, client_id: &'s str, tail: &'s str) -> [&'s str; 5] {
+    let [kind, id] = scope.segments();
+    [kind, id, "serviceAccounts", client_id, tail]
 }
 
-impl Scope<'_> {
-    /// `orgs/{orgId}` or `groups/{groupId}`, then `serviceAccounts/{clientId}/<tail>`.
-    fn segments<'s>(&'s self, client_id: &'s str, tail: &'s str) -> [&'s str; 5] {
-        match self {
-            Scope::Org(id) => ["orgs", id, "serviceAccounts", client_id, tail],
-            Scope::Group(id) => ["groups", id, "serviceAccounts", client_id, tail],
-        }
-    }
-}
-
-/// What a secret or access-list call does with the account.
+/// Who may make a secret or access-list call, and whether it goes through the gate
+/// (`access::manage`) because it reveals a new secret or alters the account.
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Intent {
-    Read,
-    /// Reveals a new secret or alters the account: through the gate (`access::manage`).
-    Manage,
+enum Need {
+    /// Organization Read Only, or Project Read Only on project paths; reads.
+    ReadOnly,
+    /// Organization Owner, or Project Owner on project paths; manages.
+    Owner,
+    /// Organization Owner, or Project Access Manager on project paths; manages.
+    AccessManager,
 }
 
-/// The account `client_id` for a caller who needs `org_need` (organization paths) or
-/// `project_need` (project paths) there, and who may manage it if `intent` says so.
+/// The account `client_id` of `scope` for a caller with `need` there (on project paths, the
+/// account must be assigned to the project).
 async fn scoped_account(
     state: &AppState,
     caller: &Caller,
-    scope: Scope<'_>,
+    scope: &Scope,
     client_id: &str,
-    (org_need, project_need): (OrgNeed, ProjectRole),
-    intent: Intent,
+    need: Need,
 ) -> Result<ServiceAccountRecord, AtlasError> {
+    let (org_need, project_need) = match need {
+        Need::ReadOnly => (OrgNeed::ReadOnly, ProjectRole::ReadOnly),
+        Need::Owner => (OrgNeed::Owner, ProjectRole::Owner),
+        Need::AccessManager => (OrgNeed::Owner, ProjectRole::AccessManager),
+    };
     let (a, via) = match scope {
         Scope::Org(org_id) => {
             let org = load_org(state, caller, org_id, org_need).await?;
@@ -528,33 +532,51 @@ async fn scoped_account(
             (a, Via::Project(group_id))
         }
     };
-    if intent == Intent::Manage {
+    if need != Need::ReadOnly {
         manage(state, caller, via, &a.client_id, &a.org_id, &a.org_roles).await?;
     }
     Ok(a)
 }
 
-/// Creates a secret (201, shown once): Organization Owner, or Project Owner on project paths.
-async fn create_secret(
-    state: &AppState,
-    caller: &Caller,
-    base: &Base,
-    scope: Scope<'_>,
-    client_id: &str,
-    q: Option<&str>,
-    bytes: &[u8],
+/// `createOrgServiceAccountSecret` (Organization Owner) and `createGroupServiceAccountSecret`
+/// (Project Owner): a new secret of the account, shown this once (201).
+#[utoipa::path(
+    post,
+    path = "/api/atlas/v2/orgs/{orgId}/serviceAccounts/{clientId}/secrets",
+    operation_id = "createOrgServiceAccountSecret",
+    summary = "`POST /orgs/{orgId}/serviceAccounts/{clientId}/secrets`, Organization Owner.",
+    tag = "Service Accounts",
+    params(OrgPath, ("clientId" = String, Path, description = "The service account's client id."), EntityParams),
+    request_body(content = SecretIn, content_type = ATLAS_2023),
+    responses(
+        (status = 201, description = "The new secret, shown this once.", content_type = ATLAS_2023, body = SecretOut),
+    ),
+)]
+#[utoipa::path(
+    post,
+    path = "/api/atlas/v2/groups/{groupId}/serviceAccounts/{clientId}/secrets",
+    operation_id = "createGroupServiceAccountSecret",
+    impl_for = CreateGroupServiceAccountSecret,
+    summary = "`POST /groups/{groupId}/serviceAccounts/{clientId}/secrets`, Project Owner.",
+    tag = PROJECT_PATHS_TAG,
+    params(GroupPath, ("clientId" = String, Path, description = "The service account's client id."), EntityParams),
+    request_body(content = SecretIn, content_type = ATLAS_2023),
+    responses(
+        (status = 201, description = "The new secret, shown this once.", content_type = ATLAS_2023, body = SecretOut),
+    ),
+)]
+pub async fn create_service_account_secret(
+    State(state): State<AppState>,
+    caller: Caller,
+    base: Base,
+    scope: Scope,
+    AtlasPath((_, client_id)): AtlasPath<(String, String)>,
+    query: Result<EntityQuery, AtlasError>,
+    AtlasBody(bytes): AtlasBody,
 ) -> Result<Response, AtlasError> {
-    let query = Query::parse(q, Accepts::Entity)?;
-    let a = scoped_account(
-        state,
-        caller,
-        scope,
-        client_id,
-        (OrgNeed::Owner, ProjectRole::Owner),
-        Intent::Manage,
-    )
-    .await?;
-    let input: SecretIn = parse_json_with(bytes, &[])?;
+    let EntityQuery(format) = query?;
+    let a = scoped_account(&state, &caller, &scope, &client_id, Need::Owner).await?;
+    let input: SecretIn = parse_json_with(&bytes, &[])?;
     let hours = secret_hours(input.secret_expires_after_hours)?;
     let (secret, value) = new_secret(&a.client_id, hours);
     state
@@ -563,32 +585,46 @@ async fn create_secret(
         .add_service_account_secret(&secret)
         .await?;
     let body = secret_out(&secret, Some(&value));
-    Ok(base.respond(StatusCode::CREATED, &body, Shape::Entity, query.format))
+    Ok(base.respond(StatusCode::CREATED, &body, Shape::Entity, format))
 }
 
-/// Deletes a secret; tokens obtained with it stop working. 204.
-async fn delete_secret(
-    state: &AppState,
-    caller: &Caller,
-    scope: Scope<'_>,
-    client_id: &str,
-    secret_id: &str,
-    q: Option<&str>,
+/// `deleteOrgServiceAccountSecret` (Organization Owner) and `deleteGroupServiceAccountSecret`
+/// (Project Owner): deletes a secret; tokens obtained with it stop working (204).
+#[utoipa::path(
+    delete,
+    path = "/api/atlas/v2/orgs/{orgId}/serviceAccounts/{clientId}/secrets/{secretId}",
+    operation_id = "deleteOrgServiceAccountSecret",
+    summary = "`DELETE /orgs/{orgId}/serviceAccounts/{clientId}/secrets/{secretId}`, Organization Owner.",
+    tag = "Service Accounts",
+    params(OrgPath, ("clientId" = String, Path, description = "The service account's client id."), ("secretId" = String, Path, description = "The secret's id."), EntityParams),
+    responses(
+        (status = 204, description = "Deleted."),
+    ),
+)]
+#[utoipa::path(
+    delete,
+    path = "/api/atlas/v2/groups/{groupId}/serviceAccounts/{clientId}/secrets/{secretId}",
+    operation_id = "deleteGroupServiceAccountSecret",
+    impl_for = DeleteGroupServiceAccountSecret,
+    summary = "`DELETE /groups/{groupId}/serviceAccounts/{clientId}/secrets/{secretId}`, Project Owner.",
+    tag = PROJECT_PATHS_TAG,
+    params(GroupPath, ("clientId" = String, Path, description = "The service account's client id."), ("secretId" = String, Path, description = "The secret's id."), EntityParams),
+    responses(
+        (status = 204, description = "Deleted."),
+    ),
+)]
+pub async fn delete_service_account_secret(
+    State(state): State<AppState>,
+    caller: Caller,
+    scope: Scope,
+    AtlasPath((_, client_id, secret_id)): AtlasPath<(String, String, String)>,
+    _: EntityQuery,
 ) -> Result<Response, AtlasError> {
-    Query::parse(q, Accepts::Entity)?;
-    let a = scoped_account(
-        state,
-        caller,
-        scope,
-        client_id,
-        (OrgNeed::Owner, ProjectRole::Owner),
-        Intent::Manage,
-    )
-    .await?;
+    let a = scoped_account(&state, &caller, &scope, &client_id, Need::Owner).await?;
     if !state
         .inner
         .store
-        .delete_service_account_secret(&a.client_id, secret_id)
+        .delete_service_account_secret(&a.client_id, &secret_id)
         .await?
     {
         return Err(AtlasError::resource_not_found(&format!(
@@ -606,196 +642,27 @@ fn sa_entry_out(e: &AccessListEntry) -> EntryOut {
     }
 }
 
-/// Lists the access list: Organization Read Only, or Project Read Only on project paths.
-async fn list_access(
-    state: &AppState,
-    caller: &Caller,
-    base: &Base,
-    scope: Scope<'_>,
-    client_id: &str,
-    q: Option<&str>,
-) -> Result<Response, AtlasError> {
-    let query = Query::parse(q, Accepts::List)?;
-    let a = scoped_account(
-        state,
-        caller,
-        scope,
-        client_id,
-        (OrgNeed::ReadOnly, ProjectRole::ReadOnly),
-        Intent::Read,
-    )
-    .await?;
-    let list = state.inner.store.list_access_list(&a.client_id).await?;
-    let segs = scope.segments(&a.client_id, "accessList");
-    let body = page_of(base, &segs, &query, &list, sa_entry_out);
-    Ok(base.respond(StatusCode::OK, &body, Shape::List, query.format))
-}
-
-/// Adds up to 200 entries and returns the whole list (200): Organization Owner, or Project
-/// Access Manager on project paths.
-async fn create_access(
-    state: &AppState,
-    caller: &Caller,
-    base: &Base,
-    scope: Scope<'_>,
-    client_id: &str,
-    q: Option<&str>,
-    bytes: &[u8],
-) -> Result<Response, AtlasError> {
-    let query = Query::parse(q, Accepts::List)?;
-    let a = scoped_account(
-        state,
-        caller,
-        scope,
-        client_id,
-        (OrgNeed::Owner, ProjectRole::AccessManager),
-        Intent::Manage,
-    )
-    .await?;
-    let list = add_entries(state, &a.client_id, bytes, 200).await?;
-    let segs = scope.segments(&a.client_id, "accessList");
-    let body = page_of(base, &segs, &query, &list, sa_entry_out);
-    Ok(base.respond(StatusCode::OK, &body, Shape::List, query.format))
-}
-
-/// Removes an entry (not the one admitting the account's own request). 204.
-async fn delete_access(
-    state: &AppState,
-    caller: &Caller,
-    scope: Scope<'_>,
-    client_id: &str,
-    ip: &str,
-    q: Option<&str>,
-) -> Result<Response, AtlasError> {
-    Query::parse(q, Accepts::Entity)?;
-    let a = scoped_account(
-        state,
-        caller,
-        scope,
-        client_id,
-        (OrgNeed::Owner, ProjectRole::AccessManager),
-        Intent::Manage,
-    )
-    .await?;
-    remove_entry(state, caller, &a.client_id, ip).await?;
-    Ok(no_content())
-}
-
-/// `POST /orgs/{orgId}/serviceAccounts/{clientId}/secrets`, Organization Owner.
-#[utoipa::path(
-    post,
-    path = "/api/atlas/v2/orgs/{orgId}/serviceAccounts/{clientId}/secrets",
-    operation_id = "createOrgServiceAccountSecret",
-    tag = "Service Accounts",
-    params(OrgPath, ("clientId" = String, Path, description = "The service account's client id."), EntityParams),
-    request_body(content = SecretIn, content_type = ATLAS_2023),
-    responses(
-        (status = 201, description = "The new secret, shown this once.", content_type = ATLAS_2023, body = SecretOut),
-    ),
-)]
-pub async fn create_service_account_secret(
-    State(state): State<AppState>,
-    caller: Caller,
-    base: Base,
-    AtlasPath((org_id, client_id)): AtlasPath<(String, String)>,
-    RawQuery(q): RawQuery,
-    AtlasBody(bytes): AtlasBody,
-) -> Result<Response, AtlasError> {
-    let scope = Scope::Org(&org_id);
-    create_secret(
-        &state,
-        &caller,
-        &base,
-        scope,
-        &client_id,
-        q.as_deref(),
-        &bytes,
-    )
-    .await
-}
-
-/// `POST /groups/{groupId}/serviceAccounts/{clientId}/secrets`, Project Owner.
-#[utoipa::path(
-    post,
-    path = "/api/atlas/v2/groups/{groupId}/serviceAccounts/{clientId}/secrets",
-    operation_id = "createGroupServiceAccountSecret",
-    tag = "Service Accounts",
-    params(GroupPath, ("clientId" = String, Path, description = "The service account's client id."), EntityParams),
-    request_body(content = SecretIn, content_type = ATLAS_2023),
-    responses(
-        (status = 201, description = "The new secret, shown this once.", content_type = ATLAS_2023, body = SecretOut),
-    ),
-)]
-pub async fn create_group_service_account_secret(
-    State(state): State<AppState>,
-    caller: Caller,
-    base: Base,
-    AtlasPath((group_id, client_id)): AtlasPath<(String, String)>,
-    RawQuery(q): RawQuery,
-    AtlasBody(bytes): AtlasBody,
-) -> Result<Response, AtlasError> {
-    let scope = Scope::Group(&group_id);
-    create_secret(
-        &state,
-        &caller,
-        &base,
-        scope,
-        &client_id,
-        q.as_deref(),
-        &bytes,
-    )
-    .await
-}
-
-/// `DELETE /orgs/{orgId}/serviceAccounts/{clientId}/secrets/{secretId}`, Organization Owner.
-#[utoipa::path(
-    delete,
-    path = "/api/atlas/v2/orgs/{orgId}/serviceAccounts/{clientId}/secrets/{secretId}",
-    operation_id = "deleteOrgServiceAccountSecret",
-    tag = "Service Accounts",
-    params(OrgPath, ("clientId" = String, Path, description = "The service account's client id."), ("secretId" = String, Path, description = "The secret's id."), EntityParams),
-    responses(
-        (status = 204, description = "Deleted."),
-    ),
-)]
-pub async fn delete_service_account_secret(
-    State(state): State<AppState>,
-    caller: Caller,
-    AtlasPath((org_id, client_id, secret_id)): AtlasPath<(String, String, String)>,
-    RawQuery(q): RawQuery,
-) -> Result<Response, AtlasError> {
-    let scope = Scope::Org(&org_id);
-    delete_secret(&state, &caller, scope, &client_id, &secret_id, q.as_deref()).await
-}
-
-/// `DELETE /groups/{groupId}/serviceAccounts/{clientId}/secrets/{secretId}`, Project Owner.
-#[utoipa::path(
-    delete,
-    path = "/api/atlas/v2/groups/{groupId}/serviceAccounts/{clientId}/secrets/{secretId}",
-    operation_id = "deleteGroupServiceAccountSecret",
-    tag = "Service Accounts",
-    params(GroupPath, ("clientId" = String, Path, description = "The service account's client id."), ("secretId" = String, Path, description = "The secret's id."), EntityParams),
-    responses(
-        (status = 204, description = "Deleted."),
-    ),
-)]
-pub async fn delete_group_service_account_secret(
-    State(state): State<AppState>,
-    caller: Caller,
-    AtlasPath((group_id, client_id, secret_id)): AtlasPath<(String, String, String)>,
-    RawQuery(q): RawQuery,
-) -> Result<Response, AtlasError> {
-    let scope = Scope::Group(&group_id);
-    delete_secret(&state, &caller, scope, &client_id, &secret_id, q.as_deref()).await
-}
-
-/// `GET /orgs/{orgId}/serviceAccounts/{clientId}/accessList`, Organization Read Only.
+/// `listOrgServiceAccountAccessList` (Organization Read Only) and
+/// `listGroupServiceAccountAccessList` (Project Read Only): a page of the account's access list.
 #[utoipa::path(
     get,
     path = "/api/atlas/v2/orgs/{orgId}/serviceAccounts/{clientId}/accessList",
     operation_id = "listOrgServiceAccountAccessList",
+    summary = "`GET /orgs/{orgId}/serviceAccounts/{clientId}/accessList`, Organization Read Only.",
     tag = "Service Accounts",
     params(OrgPath, ("clientId" = String, Path, description = "The service account's client id."), ListParams),
+    responses(
+        (status = 200, description = "A page of entries.", content_type = ATLAS_2023, body = Paginated<EntryOut>),
+    ),
+)]
+#[utoipa::path(
+    get,
+    path = "/api/atlas/v2/groups/{groupId}/serviceAccounts/{clientId}/accessList",
+    operation_id = "listGroupServiceAccountAccessList",
+    impl_for = ListGroupServiceAccountAccessList,
+    summary = "`GET /groups/{groupId}/serviceAccounts/{clientId}/accessList`, Project Read Only.",
+    tag = PROJECT_PATHS_TAG,
+    params(GroupPath, ("clientId" = String, Path, description = "The service account's client id."), ListParams),
     responses(
         (status = 200, description = "A page of entries.", content_type = ATLAS_2023, body = Paginated<EntryOut>),
     ),
@@ -804,56 +671,40 @@ pub async fn list_service_account_access_list(
     State(state): State<AppState>,
     caller: Caller,
     base: Base,
-    AtlasPath((org_id, client_id)): AtlasPath<(String, String)>,
-    RawQuery(q): RawQuery,
+    scope: Scope,
+    AtlasPath((_, client_id)): AtlasPath<(String, String)>,
+    ListQuery(query): ListQuery,
 ) -> Result<Response, AtlasError> {
-    list_access(
-        &state,
-        &caller,
-        &base,
-        Scope::Org(&org_id),
-        &client_id,
-        q.as_deref(),
-    )
-    .await
+    let a = scoped_account(&state, &caller, &scope, &client_id, Need::ReadOnly).await?;
+    let list = state.inner.store.list_access_list(&a.client_id).await?;
+    let segs = account_segments(&scope, &a.client_id, "accessList");
+    let body = page_of(&base, &segs, &query, &list, sa_entry_out);
+    Ok(base.respond(StatusCode::OK, &body, Shape::List, query.format))
 }
 
-/// `GET /groups/{groupId}/serviceAccounts/{clientId}/accessList`, Project Read Only.
-#[utoipa::path(
-    get,
-    path = "/api/atlas/v2/groups/{groupId}/serviceAccounts/{clientId}/accessList",
-    operation_id = "listGroupServiceAccountAccessList",
-    tag = "Service Accounts",
-    params(GroupPath, ("clientId" = String, Path, description = "The service account's client id."), ListParams),
-    responses(
-        (status = 200, description = "A page of entries.", content_type = ATLAS_2023, body = Paginated<EntryOut>),
-    ),
-)]
-pub async fn list_group_service_account_access_list(
-    State(state): State<AppState>,
-    caller: Caller,
-    base: Base,
-    AtlasPath((group_id, client_id)): AtlasPath<(String, String)>,
-    RawQuery(q): RawQuery,
-) -> Result<Response, AtlasError> {
-    list_access(
-        &state,
-        &caller,
-        &base,
-        Scope::Group(&group_id),
-        &client_id,
-        q.as_deref(),
-    )
-    .await
-}
-
-/// `POST /orgs/{orgId}/serviceAccounts/{clientId}/accessList`, Organization Owner.
+/// `createOrgServiceAccountAccessList` (Organization Owner) and
+/// `createGroupServiceAccountAccessList` (Project Access Manager): adds up to 200 entries and
+/// returns the whole list (200).
 #[utoipa::path(
     post,
     path = "/api/atlas/v2/orgs/{orgId}/serviceAccounts/{clientId}/accessList",
     operation_id = "createOrgServiceAccountAccessList",
+    summary = "`POST /orgs/{orgId}/serviceAccounts/{clientId}/accessList`, Organization Owner.",
     tag = "Service Accounts",
     params(OrgPath, ("clientId" = String, Path, description = "The service account's client id."), ListParams),
+    request_body(content = Vec<crate::routes::access::EntryIn>, content_type = ATLAS_2023),
+    responses(
+        (status = 200, description = "The account's whole access list.", content_type = ATLAS_2023, body = Paginated<EntryOut>),
+    ),
+)]
+#[utoipa::path(
+    post,
+    path = "/api/atlas/v2/groups/{groupId}/serviceAccounts/{clientId}/accessList",
+    operation_id = "createGroupServiceAccountAccessList",
+    impl_for = CreateGroupServiceAccountAccessList,
+    summary = "`POST /groups/{groupId}/serviceAccounts/{clientId}/accessList`, Project Access Manager.",
+    tag = PROJECT_PATHS_TAG,
+    params(GroupPath, ("clientId" = String, Path, description = "The service account's client id."), ListParams),
     request_body(content = Vec<crate::routes::access::EntryIn>, content_type = ATLAS_2023),
     responses(
         (status = 200, description = "The account's whole access list.", content_type = ATLAS_2023, body = Paginated<EntryOut>),
@@ -863,63 +714,41 @@ pub async fn create_service_account_access_list(
     State(state): State<AppState>,
     caller: Caller,
     base: Base,
-    AtlasPath((org_id, client_id)): AtlasPath<(String, String)>,
-    RawQuery(q): RawQuery,
+    scope: Scope,
+    AtlasPath((_, client_id)): AtlasPath<(String, String)>,
+    query: Result<ListQuery, AtlasError>,
     AtlasBody(bytes): AtlasBody,
 ) -> Result<Response, AtlasError> {
-    let scope = Scope::Org(&org_id);
-    create_access(
-        &state,
-        &caller,
-        &base,
-        scope,
-        &client_id,
-        q.as_deref(),
-        &bytes,
-    )
-    .await
+    let ListQuery(query) = query?;
+    let a = scoped_account(&state, &caller, &scope, &client_id, Need::AccessManager).await?;
+    let list = add_entries(&state, &a.client_id, &bytes, 200).await?;
+    let segs = account_segments(&scope, &a.client_id, "accessList");
+    let body = page_of(&base, &segs, &query, &list, sa_entry_out);
+    Ok(base.respond(StatusCode::OK, &body, Shape::List, query.format))
 }
 
-/// `POST /groups/{groupId}/serviceAccounts/{clientId}/accessList`, Project Access Manager.
-#[utoipa::path(
-    post,
-    path = "/api/atlas/v2/groups/{groupId}/serviceAccounts/{clientId}/accessList",
-    operation_id = "createGroupServiceAccountAccessList",
-    tag = "Service Accounts",
-    params(GroupPath, ("clientId" = String, Path, description = "The service account's client id."), ListParams),
-    request_body(content = Vec<crate::routes::access::EntryIn>, content_type = ATLAS_2023),
-    responses(
-        (status = 200, description = "The account's whole access list.", content_type = ATLAS_2023, body = Paginated<EntryOut>),
-    ),
-)]
-pub async fn create_group_service_account_access_list(
-    State(state): State<AppState>,
-    caller: Caller,
-    base: Base,
-    AtlasPath((group_id, client_id)): AtlasPath<(String, String)>,
-    RawQuery(q): RawQuery,
-    AtlasBody(bytes): AtlasBody,
-) -> Result<Response, AtlasError> {
-    let scope = Scope::Group(&group_id);
-    create_access(
-        &state,
-        &caller,
-        &base,
-        scope,
-        &client_id,
-        q.as_deref(),
-        &bytes,
-    )
-    .await
-}
-
-/// `DELETE /orgs/{orgId}/serviceAccounts/{clientId}/accessList/{ipAddress}`, Organization Owner.
+/// `deleteOrgServiceAccountAccessListEntry` (Organization Owner) and
+/// `deleteGroupServiceAccountAccessListEntry` (Project Access Manager): removes an entry, not
+/// the one admitting the account's own request (204).
 #[utoipa::path(
     delete,
     path = "/api/atlas/v2/orgs/{orgId}/serviceAccounts/{clientId}/accessList/{ipAddress}",
     operation_id = "deleteOrgServiceAccountAccessListEntry",
+    summary = "`DELETE /orgs/{orgId}/serviceAccounts/{clientId}/accessList/{ipAddress}`, Organization Owner.",
     tag = "Service Accounts",
     params(OrgPath, ("clientId" = String, Path, description = "The service account's client id."), ("ipAddress" = String, Path, description = "An IP address or CIDR block (with / as %2F)."), EntityParams),
+    responses(
+        (status = 204, description = "Deleted."),
+    ),
+)]
+#[utoipa::path(
+    delete,
+    path = "/api/atlas/v2/groups/{groupId}/serviceAccounts/{clientId}/accessList/{ipAddress}",
+    operation_id = "deleteGroupServiceAccountAccessListEntry",
+    impl_for = DeleteGroupServiceAccountAccessListEntry,
+    summary = "`DELETE /groups/{groupId}/serviceAccounts/{clientId}/accessList/{ipAddress}`, Project\nAccess Manager.",
+    tag = PROJECT_PATHS_TAG,
+    params(GroupPath, ("clientId" = String, Path, description = "The service account's client id."), ("ipAddress" = String, Path, description = "An IP address or CIDR block (with / as %2F)."), EntityParams),
     responses(
         (status = 204, description = "Deleted."),
     ),
@@ -927,48 +756,25 @@ pub async fn create_group_service_account_access_list(
 pub async fn delete_service_account_access_list_entry(
     State(state): State<AppState>,
     caller: Caller,
-    AtlasPath((org_id, client_id, ip)): AtlasPath<(String, String, String)>,
-    RawQuery(q): RawQuery,
+    scope: Scope,
+    AtlasPath((_, client_id, ip)): AtlasPath<(String, String, String)>,
+    _: EntityQuery,
 ) -> Result<Response, AtlasError> {
-    delete_access(
-        &state,
-        &caller,
-        Scope::Org(&org_id),
-        &client_id,
-        &ip,
-        q.as_deref(),
-    )
-    .await
+    let a = scoped_account(&state, &caller, &scope, &client_id, Need::AccessManager).await?;
+    remove_entry(&state, &caller, &a.client_id, &ip).await?;
+    Ok(no_content())
 }
 
-/// `DELETE /groups/{groupId}/serviceAccounts/{clientId}/accessList/{ipAddress}`, Project
-/// Access Manager.
-#[utoipa::path(
-    delete,
-    path = "/api/atlas/v2/groups/{groupId}/serviceAccounts/{clientId}/accessList/{ipAddress}",
-    operation_id = "deleteGroupServiceAccountAccessListEntry",
-    tag = "Service Accounts",
-    params(GroupPath, ("clientId" = String, Path, description = "The service account's client id."), ("ipAddress" = String, Path, description = "An IP address or CIDR block (with / as %2F)."), EntityParams),
-    responses(
-        (status = 204, description = "Deleted."),
-    ),
-)]
-pub async fn delete_group_service_account_access_list_entry(
-    State(state): State<AppState>,
-    caller: Caller,
-    AtlasPath((group_id, client_id, ip)): AtlasPath<(String, String, String)>,
-    RawQuery(q): RawQuery,
-) -> Result<Response, AtlasError> {
-    delete_access(
-        &state,
-        &caller,
-        Scope::Group(&group_id),
-        &client_id,
-        &ip,
-        q.as_deref(),
-    )
-    .await
-}
+/// The OpenAPI operations of the project paths of the handlers above, which serve an
+/// organization's path and a project's alike: each is the `impl_for` of its handler's second
+/// `#[utoipa::path]`, and `crate::openapi` adds them to the document, with this tag (which the
+/// `OpenApi` derive adds to the operations it lists itself).
+pub const PROJECT_PATHS_TAG: &str = "Service Accounts";
+pub struct CreateGroupServiceAccountSecret;
+pub struct DeleteGroupServiceAccountSecret;
+pub struct ListGroupServiceAccountAccessList;
+pub struct CreateGroupServiceAccountAccessList;
+pub struct DeleteGroupServiceAccountAccessListEntry;
 
 // ---- project service accounts ----
 
@@ -989,6 +795,8 @@ async fn project_grant(
 }
 
 /// `GET /groups/{groupId}/serviceAccounts`, Project Read Only.
+///
+/// Atlas operation `listGroupServiceAccounts`.
 #[utoipa::path(
     get,
     path = "/api/atlas/v2/groups/{groupId}/serviceAccounts",
@@ -1004,9 +812,8 @@ pub async fn list_group_service_accounts(
     caller: Caller,
     base: Base,
     AtlasPath(group_id): AtlasPath<String>,
-    RawQuery(q): RawQuery,
+    ListQuery(query): ListQuery,
 ) -> Result<Response, AtlasError> {
-    let query = Query::parse(q.as_deref(), Accepts::List)?;
     let (id, _) = load_project(&state, &caller, &group_id, &[ProjectRole::ReadOnly]).await?;
     let mut found = Vec::new();
     for g in state.inner.store.list_project_grants(id.as_str()).await? {
@@ -1037,6 +844,8 @@ pub async fn list_group_service_accounts(
 
 /// `POST /groups/{groupId}/serviceAccounts`, Project Owner: a new account, Organization
 /// Member, with the given project roles here. 201 with the secret shown.
+///
+/// Atlas operation `createGroupServiceAccount`.
 #[utoipa::path(
     post,
     path = "/api/atlas/v2/groups/{groupId}/serviceAccounts",
@@ -1053,10 +862,10 @@ pub async fn create_group_service_account(
     caller: Caller,
     base: Base,
     AtlasPath(group_id): AtlasPath<String>,
-    RawQuery(q): RawQuery,
+    query: Result<EntityQuery, AtlasError>,
     AtlasBody(bytes): AtlasBody,
 ) -> Result<Response, AtlasError> {
-    let query = Query::parse(q.as_deref(), Accepts::Entity)?;
+    let EntityQuery(format) = query?;
     let (id, project) = load_project(&state, &caller, &group_id, &[ProjectRole::Owner]).await?;
     let (name, description, roles, hours) = create_input(&bytes, project_roles)?;
     let account = ServiceAccountRecord {
@@ -1090,10 +899,12 @@ pub async fn create_group_service_account(
         std::slice::from_ref(&secret),
         Some((&secret.id, &value)),
     );
-    Ok(base.respond(StatusCode::CREATED, &body, Shape::Entity, query.format))
+    Ok(base.respond(StatusCode::CREATED, &body, Shape::Entity, format))
 }
 
 /// `GET /groups/{groupId}/serviceAccounts/{clientId}`, Project Read Only.
+///
+/// Atlas operation `getGroupServiceAccount`.
 #[utoipa::path(
     get,
     path = "/api/atlas/v2/groups/{groupId}/serviceAccounts/{clientId}",
@@ -1109,19 +920,20 @@ pub async fn get_group_service_account(
     caller: Caller,
     base: Base,
     AtlasPath((group_id, client_id)): AtlasPath<(String, String)>,
-    RawQuery(q): RawQuery,
+    EntityQuery(format): EntityQuery,
 ) -> Result<Response, AtlasError> {
-    let query = Query::parse(q.as_deref(), Accepts::Entity)?;
     let (id, project) = load_project(&state, &caller, &group_id, &[ProjectRole::ReadOnly]).await?;
     let a = load_account(&state, &project.org_id, &client_id).await?;
     let grant = project_grant(&state, &a.client_id, id.as_str()).await?;
     let secrets = secrets_of(&state, &a.client_id).await?;
     let body = account_out(&a, grant.roles, &secrets, None);
-    Ok(base.respond(StatusCode::OK, &body, Shape::Entity, query.format))
+    Ok(base.respond(StatusCode::OK, &body, Shape::Entity, format))
 }
 
 /// `PATCH /groups/{groupId}/serviceAccounts/{clientId}`, Project Owner: name, description, and
 /// the project roles here.
+///
+/// Atlas operation `updateGroupServiceAccount`.
 #[utoipa::path(
     patch,
     path = "/api/atlas/v2/groups/{groupId}/serviceAccounts/{clientId}",
@@ -1138,10 +950,10 @@ pub async fn update_group_service_account(
     caller: Caller,
     base: Base,
     AtlasPath((group_id, client_id)): AtlasPath<(String, String)>,
-    RawQuery(q): RawQuery,
+    query: Result<EntityQuery, AtlasError>,
     AtlasBody(bytes): AtlasBody,
 ) -> Result<Response, AtlasError> {
-    let query = Query::parse(q.as_deref(), Accepts::Entity)?;
+    let EntityQuery(format) = query?;
     let (id, project) = load_project(&state, &caller, &group_id, &[ProjectRole::Owner]).await?;
     let via = Via::Project(id.as_str());
     let mut a = load_account(&state, &project.org_id, &client_id).await?;
@@ -1170,11 +982,13 @@ pub async fn update_group_service_account(
     state.inner.store.update_service_account(&a).await?;
     let secrets = secrets_of(&state, &a.client_id).await?;
     let body = account_out(&a, grant.roles, &secrets, None);
-    Ok(base.respond(StatusCode::OK, &body, Shape::Entity, query.format))
+    Ok(base.respond(StatusCode::OK, &body, Shape::Entity, format))
 }
 
 /// `DELETE /groups/{groupId}/serviceAccounts/{clientId}`, Project Owner: removes the account
 /// from this project only; it stays in the organization with working credentials. 204.
+///
+/// Atlas operation `deleteGroupServiceAccount`.
 #[utoipa::path(
     delete,
     path = "/api/atlas/v2/groups/{groupId}/serviceAccounts/{clientId}",
@@ -1189,9 +1003,8 @@ pub async fn delete_group_service_account(
     State(state): State<AppState>,
     caller: Caller,
     AtlasPath((group_id, client_id)): AtlasPath<(String, String)>,
-    RawQuery(q): RawQuery,
+    _: EntityQuery,
 ) -> Result<Response, AtlasError> {
-    Query::parse(q.as_deref(), Accepts::Entity)?;
     let (id, project) = load_project(&state, &caller, &group_id, &[ProjectRole::Owner]).await?;
     let via = Via::Project(id.as_str());
     let (a, _) = manage_account(&state, &caller, via, &project.org_id, &client_id).await?;
@@ -1210,6 +1023,8 @@ pub async fn delete_group_service_account(
 
 /// `POST /groups/{groupId}/serviceAccounts/{clientId}:invite`, Organization Owner: assigns
 /// the account to the project with the given roles. 200.
+///
+/// Atlas operation `inviteGroupServiceAccount`.
 #[utoipa::path(
     post,
     path = "/api/atlas/v2/groups/{groupId}/serviceAccounts/{clientId}:invite",
@@ -1226,7 +1041,7 @@ pub async fn invite_group_service_account(
     caller: Caller,
     base: Base,
     AtlasPath((group_id, client_id)): AtlasPath<(String, String)>,
-    RawQuery(q): RawQuery,
+    query: Result<EntityQuery, AtlasError>,
     AtlasBody(bytes): AtlasBody,
 ) -> Result<Response, AtlasError> {
     // The route is `{clientId}:invite`; the router hands over the whole last segment.
@@ -1235,7 +1050,7 @@ pub async fn invite_group_service_account(
             "groups/{group_id}/serviceAccounts/{client_id}"
         )));
     };
-    let query = Query::parse(q.as_deref(), Accepts::Entity)?;
+    let EntityQuery(format) = query?;
     let (id, project) = load_project(&state, &caller, &group_id, &[ProjectRole::ReadOnly]).await?;
     caller.require_org(&project.org_id, OrgNeed::Owner)?;
     let via = Via::Project(id.as_str());
@@ -1259,5 +1074,5 @@ pub async fn invite_group_service_account(
         .await?;
     let secrets = secrets_of(&state, &a.client_id).await?;
     let body = account_out(&a, roles, &secrets, None);
-    Ok(base.respond(StatusCode::OK, &body, Shape::Entity, query.format))
+    Ok(base.respond(StatusCode::OK, &body, Shape::Entity, format))
 }

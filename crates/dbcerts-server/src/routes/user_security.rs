@@ -3,7 +3,7 @@
 
 use std::sync::LazyLock;
 
-use axum::extract::{RawQuery, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use dbcerts_ca::customer_ca::{BundleProblem, validate_bundle};
@@ -18,7 +18,7 @@ use crate::error::AtlasError;
 use crate::format::Shape;
 use crate::links::Base;
 use crate::openapi::ATLAS_2023;
-use crate::params::{Accepts, EntityParams, EnvelopeParams, GroupId, GroupPath, Query};
+use crate::params::{EntityParams, EntityQuery, EnvelopeParams, EnvelopeQuery, GroupId, GroupPath};
 
 static BIND_USERNAME: LazyLock<regex::Regex> = LazyLock::new(|| {
     regex::Regex::new(r"^(?:(?<cn>CN=(?<name>[^,]*)),)?(?:(?<path>(?:(?:CN|OU)=[^,]+,?)+),)?(?<domain>(?:DC=[^,]+,?)+)$")
@@ -237,6 +237,8 @@ async fn load(
 }
 
 /// The project's customer CA and LDAP settings.
+///
+/// Atlas operation `getGroupUserSecurity`.
 #[utoipa::path(
     get,
     path = "/api/atlas/v2/groups/{groupId}/userSecurity",
@@ -245,19 +247,20 @@ async fn load(
     params(GroupPath, EntityParams),
     responses((status = 200, description = "The settings; customerX509 is {} when no CA is set.", content_type = ATLAS_2023, body = UserSecurityOut)),
 )]
-pub async fn get_user_security(
+pub async fn get_group_user_security(
     State(state): State<AppState>,
     caller: Caller,
     base: Base,
     AtlasPath(group_id): AtlasPath<String>,
-    RawQuery(q): RawQuery,
+    EntityQuery(format): EntityQuery,
 ) -> Result<Response, AtlasError> {
-    let query = Query::parse(q.as_deref(), Accepts::Entity)?;
     let (_, rec) = load(&state, &caller, &group_id).await?;
-    Ok(base.respond(StatusCode::OK, &out(&rec)?, Shape::Entity, query.format))
+    Ok(base.respond(StatusCode::OK, &out(&rec)?, Shape::Entity, format))
 }
 
 /// Sets the customer CA (Self-Managed X.509) and LDAP settings given; the rest stay.
+///
+/// Atlas operation `updateGroupUserSecurity`.
 #[utoipa::path(
     patch,
     path = "/api/atlas/v2/groups/{groupId}/userSecurity",
@@ -267,15 +270,15 @@ pub async fn get_user_security(
     request_body(content = UserSecurityIn, content_type = ATLAS_2023),
     responses((status = 202, description = "The settings as changed.", content_type = ATLAS_2023, body = UserSecurityOut)),
 )]
-pub async fn update_user_security(
+pub async fn update_group_user_security(
     State(state): State<AppState>,
     caller: Caller,
     base: Base,
     AtlasPath(group_id): AtlasPath<String>,
-    RawQuery(q): RawQuery,
+    query: Result<EntityQuery, AtlasError>,
     AtlasBody(bytes): AtlasBody,
 ) -> Result<Response, AtlasError> {
-    let query = Query::parse(q.as_deref(), Accepts::Entity)?;
+    let EntityQuery(format) = query?;
     let (id, mut rec) = load(&state, &caller, &group_id).await?;
     let input: UserSecurityIn = parse_json(&bytes)?;
     if let Some(x509) = input.customer_x509
@@ -302,15 +305,12 @@ pub async fn update_user_security(
         customer_ca = rec.customer_cas.is_some(),
         "updated user security"
     );
-    Ok(base.respond(
-        StatusCode::ACCEPTED,
-        &out(&rec)?,
-        Shape::Entity,
-        query.format,
-    ))
+    Ok(base.respond(StatusCode::ACCEPTED, &out(&rec)?, Shape::Entity, format))
 }
 
 /// Clears the customer CA, so the project's users authenticate with dbcerts' managed CA again.
+///
+/// Atlas operation `disableGroupUserSecurityCustomerX509`.
 #[utoipa::path(
     delete,
     path = "/api/atlas/v2/groups/{groupId}/userSecurity/customerX509",
@@ -319,14 +319,13 @@ pub async fn update_user_security(
     params(GroupPath, EnvelopeParams),
     responses((status = 202, description = "The settings as changed.", content_type = ATLAS_2023, body = UserSecurityOut)),
 )]
-pub async fn disable_customer_x509(
+pub async fn disable_group_user_security_customer_x509(
     State(state): State<AppState>,
     caller: Caller,
     base: Base,
     AtlasPath(group_id): AtlasPath<String>,
-    RawQuery(q): RawQuery,
+    EnvelopeQuery(format): EnvelopeQuery,
 ) -> Result<Response, AtlasError> {
-    let query = Query::parse(q.as_deref(), Accepts::EnvelopeOnly)?;
     let (id, mut rec) = load(&state, &caller, &group_id).await?;
     rec.customer_cas = None;
     state
@@ -335,10 +334,5 @@ pub async fn disable_customer_x509(
         .put_user_security(id.as_str(), &rec)
         .await?;
     tracing::info!(project = id.as_str(), "disabled customer-managed X.509");
-    Ok(base.respond(
-        StatusCode::ACCEPTED,
-        &out(&rec)?,
-        Shape::Entity,
-        query.format,
-    ))
+    Ok(base.respond(StatusCode::ACCEPTED, &out(&rec)?, Shape::Entity, format))
 }

@@ -40,15 +40,22 @@ pub struct Reply {
     pub content_type: String,
     pub error_code: Option<String>,
     pub www_authenticate: Option<String>,
+    /// Every response header (the golden snapshots record `Retry-After` and `Connection`).
+    pub headers: axum::http::HeaderMap,
     pub text: String,
 }
 
 impl Harness {
     pub async fn new() -> Harness {
+        Self::with_config(ServerConfig::default()).await
+    }
+
+    /// A fresh node (new database, new master key) with `config`.
+    pub async fn with_config(config: ServerConfig) -> Harness {
         let dir = Arc::new(tempfile::tempdir().unwrap());
         let (_, key_text) = dbcerts_ca::sealing::MasterKey::generate();
         std::fs::write(dir.path().join("master.key.b64"), key_text.as_bytes()).unwrap();
-        Self::node(dir, 300).await
+        Self::node_with(dir, 300, config).await
     }
 
     /// A node on the database and master key in `dir` (the first one bootstraps it).
@@ -116,12 +123,14 @@ impl Harness {
         let content_type = header_text("content-type").unwrap_or_default();
         let error_code = header_text("x-error-code");
         let www_authenticate = header_text("www-authenticate");
+        let headers = res.headers().clone();
         let bytes = res.into_body().collect().await.unwrap().to_bytes();
         Reply {
             status,
             content_type,
             error_code,
             www_authenticate,
+            headers,
             text: String::from_utf8(bytes.to_vec()).unwrap(),
         }
     }
@@ -144,38 +153,35 @@ impl Harness {
             )
             .await;
         assert_eq!(challenge.status, StatusCode::UNAUTHORIZED);
-        let nonce = self.nonce_of(method, uri).await;
-        let creds = digest::Credentials {
-            username: self.public_key.clone(),
-            realm: digest::REALM.into(),
-            nonce: nonce.clone(),
-            uri: uri.into(),
-            response: String::new(),
-            algorithm: digest::Algorithm::Md5,
-            cnonce: "0a4f113b".into(),
-            nc: "00000001".into(),
-        };
-        let response = digest::expected_response(&creds, method, &self.private_key);
-        let auth = format!(
-            "Digest username=\"{}\", realm=\"{}\", nonce=\"{nonce}\", uri=\"{uri}\", cnonce=\"0a4f113b\", nc=00000001, qop=auth, response=\"{response}\", algorithm=MD5",
-            self.public_key,
-            digest::REALM
-        );
-        let mut req = Request::builder()
-            .method(method)
-            .uri(uri)
-            .header(header::AUTHORIZATION, auth);
-        if let Some(a) = accept {
-            req = req.header(header::ACCEPT, a);
-        }
-        self.raw(
-            req.body(
-                body.map(|b| Body::from(b.to_owned()))
-                    .unwrap_or_else(Body::empty),
-            )
-            .unwrap(),
+        self.call_as(
+            &self.public_key,
+            &self.private_key,
+            method,
+            uri,
+            accept,
+            body,
         )
         .await
+    }
+
+    /// Serves this node's application over a real socket on 127.0.0.1 (an ephemeral port), as
+    /// `serve` does: its address, and the task to abort when done.
+    pub async fn serve_on_loopback(
+        &self,
+    ) -> (
+        std::net::SocketAddr,
+        tokio::task::JoinHandle<std::io::Result<()>>,
+    ) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let app = self
+            .app
+            .clone()
+            .into_make_service_with_connect_info::<std::net::SocketAddr>();
+        (
+            addr,
+            tokio::spawn(async move { axum::serve(listener, app).await }),
+        )
     }
 
     pub async fn nonce_of(&self, method: &str, uri: &str) -> String {
@@ -262,6 +268,27 @@ impl Harness {
         accept: Option<&str>,
         body: Option<&str>,
     ) -> Reply {
+        let auth = self.authorization(public, private, method, uri).await;
+        let mut req = Request::builder()
+            .method(method)
+            .uri(uri)
+            .header(header::AUTHORIZATION, auth);
+        if let Some(a) = accept {
+            req = req.header(header::ACCEPT, a);
+        }
+        let body = body.map_or_else(Body::empty, |b| Body::from(b.to_owned()));
+        self.raw(req.body(body).unwrap()).await
+    }
+
+    /// The `Authorization` header with which the API key `public`/`private` answers a fresh
+    /// Digest challenge for `method` `uri`, as curl answers it.
+    pub async fn authorization(
+        &self,
+        public: &str,
+        private: &str,
+        method: &str,
+        uri: &str,
+    ) -> String {
         let nonce = self.nonce_of(method, uri).await;
         let creds = digest::Credentials {
             username: public.to_owned(),
@@ -274,18 +301,9 @@ impl Harness {
             nc: "00000001".into(),
         };
         let response = digest::expected_response(&creds, method, private);
-        let auth = format!(
+        format!(
             "Digest username=\"{public}\", realm=\"{}\", nonce=\"{nonce}\", uri=\"{uri}\", cnonce=\"0a4f113b\", nc=00000001, qop=auth, response=\"{response}\", algorithm=MD5",
             digest::REALM
-        );
-        let mut req = Request::builder()
-            .method(method)
-            .uri(uri)
-            .header(header::AUTHORIZATION, auth);
-        if let Some(a) = accept {
-            req = req.header(header::ACCEPT, a);
-        }
-        let body = body.map_or_else(Body::empty, |b| Body::from(b.to_owned()));
-        self.raw(req.body(body).unwrap()).await
+        )
     }
 }

@@ -1,0 +1,259 @@
+"""The per-node read cache (docs/ARCHITECTURE.md, "Read cache") on the real binary.
+
+- One node, either backend: repeated requests are answered from the cache (its hit counter on
+  /metrics rises), and what the node itself changes (a key deleted, a grant removed, a project
+  deleted) takes effect on its very next request. `cache-ttl-seconds = 0` turns it off.
+- Two nodes on one PostgreSQL database: B answers from its cache, then a key deleted on A, a
+  project grant removed on A, a database user deleted on A (B then refuses its certificates)
+  and a project deleted on A are all refused by B within the bound (B's `cache-ttl-seconds`),
+  polled with that bound as the deadline; B's cache was emptied by PostgreSQL's notifications.
+- B's LISTEN connection killed (`pg_terminate_backend`, found in pg_stat_activity by its
+  application name): a key deleted while B cannot hear of it is refused by B on its next
+  request, although B cached it with a TTL of five minutes; once B listens again, it caches
+  again.
+"""
+
+from __future__ import annotations
+
+import json
+import pathlib
+import time
+
+import pg_cluster
+import pytest
+import requests
+from _certs_util import unique_user
+from conftest import BACKEND, V2, remember_secret
+from requests.auth import HTTPDigestAuth
+from test_many_nodes import (  # noqa: F401 (fixtures)
+    Node,
+    admin_url,
+    create_project,
+    create_user,
+    new_database,
+    nodes,
+)
+from test_operations import Scrape
+
+HITS = "dbcerts_cache_hits_total"
+EVICTIONS = "dbcerts_cache_evictions_total"
+LISTENER_APPLICATION = "dbcerts-cache-listener"  # dbcerts_store::CHANGE_LISTENER_APPLICATION
+
+
+def scrape(metrics_url: str) -> Scrape:
+    r = requests.get(metrics_url, timeout=30)
+    assert r.status_code == 200, r.text
+    return Scrape(r.text)
+
+
+def hits(metrics_url: str, part: str) -> float:
+    return scrape(metrics_url).get(HITS, part=part) or 0
+
+
+def digest(public_key: str, private_key: str) -> requests.Session:
+    s = requests.Session()
+    s.auth = HTTPDigestAuth(public_key, remember_secret(private_key))
+    s.headers["Accept"] = V2
+    return s
+
+
+def until(deadline_s: float, what: str, check) -> float:
+    """Calls `check()` until it is true, for at most `deadline_s` seconds (the bound being
+    asserted); returns the seconds it took."""
+    started = time.monotonic()
+    while True:
+        if check():
+            return time.monotonic() - started
+        if time.monotonic() - started > deadline_s:
+            pytest.fail(f"{what}: not within the bound of {deadline_s} s")
+        time.sleep(0.05)
+
+
+# ------------------------------------------------------------------ one node, either backend
+
+
+def test_one_node_answers_from_its_cache_and_its_own_writes_take_effect_at_once(make_server):
+    s = make_server()
+    gid = s.create_project()
+    r = s.call("POST", f"/orgs/{s.org_id}/apiKeys", json={"desc": "cached", "roles": ["ORG_MEMBER"]})
+    assert r.status_code == 200, r.text
+    key = r.json()
+    k = digest(key["publicKey"], key["privateKey"])
+    r = s.call("POST", f"/groups/{gid}/apiKeys/{key['id']}", json=[{"roles": ["GROUP_READ_ONLY"]}])
+    assert r.status_code == 204, r.text
+
+    before = hits(s.metrics_url, "api_key"), hits(s.metrics_url, "project")
+    for _ in range(3):
+        assert k.get(s.url(f"/groups/{gid}"), timeout=30).status_code == 200
+    after = hits(s.metrics_url, "api_key"), hits(s.metrics_url, "project")
+    assert after[0] >= before[0] + 2 and after[1] >= before[1] + 2, (before, after)
+
+    # The grant removed: the key no longer sees the project, on its very next request.
+    assert s.call("DELETE", f"/groups/{gid}/apiKeys/{key['id']}").status_code == 204
+    r = k.get(s.url(f"/groups/{gid}"), timeout=30)
+    assert r.status_code == 404 and r.json()["errorCode"] == "GROUP_NOT_FOUND", r.text
+    # The project deleted: gone for its owner at once.
+    assert s.call("GET", f"/groups/{gid}").status_code == 200
+    assert s.call("DELETE", f"/groups/{gid}").status_code == 202
+    assert s.call("GET", f"/groups/{gid}").status_code == 404
+    # The key deleted: refused at once.
+    assert k.get(s.url("/groups"), timeout=30).status_code == 200
+    assert s.call("DELETE", f"/orgs/{s.org_id}/apiKeys/{key['id']}").status_code == 204
+    assert k.get(s.url("/groups"), timeout=30).status_code == 401
+
+
+def test_a_ttl_of_zero_turns_the_cache_off(make_server):
+    s = make_server(cache_ttl_seconds=0)
+    for _ in range(3):
+        assert s.call("GET", "/groups").status_code == 200
+    assert scrape(s.metrics_url).get(HITS, part="api_key") is None
+
+
+# ------------------------------------------------------------------ two nodes, PostgreSQL
+
+
+def metrics_url(node: Node) -> str:
+    """The node's metrics URL: the second line `dbcerts serve` prints."""
+    if not hasattr(node, "metrics_url"):
+        line = node.proc.stdout.readline().decode()
+        assert "metrics on" in line, line
+        node.metrics_url = line.strip().rsplit(" ", 1)[-1]
+    return node.metrics_url
+
+
+def log_count(node: Node, text: str) -> int:
+    return node.log_path.read_text(errors="replace").count(text)
+
+
+def listening(node: Node, times: int = 1) -> None:
+    """Waits until the node's change listener has connected `times` times (it logs each)."""
+    until(60, f"{node.name}'s cache listener connects", lambda: log_count(node, "read cache: listening for changes") >= times)
+
+
+def listener_pids(admin_url: str, database_url: str) -> list[int]:
+    database = database_url.rsplit("/", 1)[-1].split("?", 1)[0]
+    rows = pg_cluster.query(
+        admin_url,
+        "SELECT pid FROM pg_stat_activity WHERE application_name = ? AND datname = ?",
+        LISTENER_APPLICATION,
+        database,
+    )
+    return [int(pid) for (pid,) in rows]
+
+
+def two_cached_nodes(nodes, url: str, tmp_path: pathlib.Path, ttl_b: int, cache_a: bool = True) -> tuple[Node, Node]:
+    a = nodes("A", tmp_path / "a", url, *(() if cache_a else ("--cache-ttl-seconds", "0"))).start()
+    a.use_credentials(a.data_dir / "bootstrap-credentials.json")
+    b = nodes(
+        "B", tmp_path / "b", url, "--master-key-file", str(a.data_dir / "master.key"), "--cache-ttl-seconds", str(ttl_b)
+    ).start()
+    b.use_credentials(a.data_dir / "bootstrap-credentials.json")
+    listening(b)
+    return a, b
+
+
+def new_org_key(a: Node, sa: requests.Session) -> dict:
+    r = sa.post(a.url(f"/orgs/{a.org_id}/apiKeys"), json={"desc": "cache", "roles": ["ORG_MEMBER"]}, timeout=60)
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def cert_request(node: Node, session: requests.Session, gid: str, user: str) -> requests.Response:
+    return session.post(
+        node.url(f"/groups/{gid}/databaseUsers/{user}/certs"), json={"monthsUntilExpiration": 1}, timeout=60
+    )
+
+
+@pytest.mark.skipif(BACKEND == "sqlite", reason="multi-node tests run in the PostgreSQL pass of the suite")
+def test_changes_on_node_a_are_refused_on_node_b_within_the_bound(new_database, nodes, tmp_path):
+    bound = 30  # B's cache-ttl-seconds: the longest B may serve what A changed
+    a, b = two_cached_nodes(nodes, new_database(), tmp_path, ttl_b=bound)
+    sa, sb = a.session(), b.session()
+    mb = metrics_url(b)
+    gid = create_project(a, sa)
+    user = unique_user("cache")
+    create_user(a, sa, gid, user)
+    key = new_org_key(a, sa)
+    r = sa.post(a.url(f"/groups/{gid}/apiKeys/{key['id']}"), json=[{"roles": ["GROUP_OWNER"]}], timeout=60)
+    assert r.status_code == 204, r.text
+    k = digest(key["publicKey"], key["privateKey"])
+    notified_before = sum(v for (n, _), v in scrape(mb).samples.items() if n == EVICTIONS and ("cause", "notification") in _)
+
+    # B answers from its cache: the key, the project and the user.
+    before = {p: hits(mb, p) for p in ("api_key", "project", "database_user")}
+    for _ in range(3):
+        assert k.get(b.url(f"/groups/{gid}"), timeout=60).status_code == 200
+        assert cert_request(b, k, gid, user).status_code == 201
+    after = {p: hits(mb, p) for p in before}
+    assert all(after[p] >= before[p] + 2 for p in before), (before, after)
+
+    # A removes the key's grant: B stops showing it the project.
+    assert sa.delete(a.url(f"/groups/{gid}/apiKeys/{key['id']}"), timeout=60).status_code == 204
+    took = until(bound, "removed grant refused on B", lambda: k.get(b.url(f"/groups/{gid}"), timeout=60).status_code == 404)
+    print(f"grant removal seen on B after {took:.3f} s")
+
+    # A deletes the database user: B refuses its certificates.
+    assert cert_request(b, sb, gid, user).status_code == 201
+    assert sa.delete(a.url(f"/groups/{gid}/databaseUsers/%24external/{user}"), timeout=60).status_code == 204
+
+    def user_refused() -> bool:
+        r = cert_request(b, sb, gid, user)
+        assert r.status_code in (201, 404), r.text
+        return r.status_code == 404 and r.json()["errorCode"] == "USERNAME_NOT_FOUND"
+
+    took = until(bound, "deleted user's certificate refused on B", user_refused)
+    print(f"user deletion seen on B after {took:.3f} s")
+
+    # A deletes the project: B answers GROUP_NOT_FOUND.
+    assert sb.get(b.url(f"/groups/{gid}"), timeout=60).status_code == 200
+    r = sa.delete(a.url(f"/groups/{gid}"), timeout=60)
+    assert r.status_code == 202, r.text
+    took = until(bound, "deleted project refused on B", lambda: sb.get(b.url(f"/groups/{gid}"), timeout=60).status_code == 404)
+    print(f"project deletion seen on B after {took:.3f} s")
+
+    # A deletes the key: B refuses it.
+    assert k.get(b.url("/groups"), timeout=60).status_code == 200
+    assert k.get(b.url("/groups"), timeout=60).status_code == 200
+    assert sa.delete(a.url(f"/orgs/{a.org_id}/apiKeys/{key['id']}"), timeout=60).status_code == 204
+    took = until(bound, "deleted key refused on B", lambda: k.get(b.url("/groups"), timeout=60).status_code == 401)
+    print(f"key deletion seen on B after {took:.3f} s")
+
+    # What emptied B's cache were PostgreSQL's notifications of A's writes.
+    notified = sum(v for (n, labels), v in scrape(mb).samples.items() if n == EVICTIONS and ("cause", "notification") in labels)
+    assert notified > notified_before, (notified_before, notified)
+
+
+@pytest.mark.skipif(BACKEND == "sqlite", reason="multi-node tests run in the PostgreSQL pass of the suite")
+def test_node_b_without_its_listener_still_refuses_a_key_deleted_meanwhile(admin_url, new_database, nodes, tmp_path):
+    url = new_database()
+    # A without a cache, so that the only listener on this database is B's.
+    a, b = two_cached_nodes(nodes, url, tmp_path, ttl_b=300, cache_a=False)
+    sa = a.session()
+    mb = metrics_url(b)
+    key = new_org_key(a, sa)
+    k = digest(key["publicKey"], key["privateKey"])
+    before = hits(mb, "api_key")
+    for _ in range(3):
+        assert k.get(b.url("/groups"), timeout=60).status_code == 200
+    assert hits(mb, "api_key") >= before + 2, "B answered the key from its cache"
+
+    [pid] = listener_pids(admin_url, url)
+    # Waits (up to 10 s) until the backend has exited: nothing A commits from now on can be
+    # notified to that connection.
+    assert pg_cluster.query(admin_url, "SELECT pg_terminate_backend(?, 10000)", pid) == [("t",)]
+    until(60, "B notices its listener is gone", lambda: log_count(b, "read cache: change listener lost") >= 1)
+    assert sa.delete(a.url(f"/orgs/{a.org_id}/apiKeys/{key['id']}"), timeout=60).status_code == 204
+    # Cached for up to five minutes, deleted where B could not hear of it: refused all the same.
+    r = k.get(b.url("/groups"), timeout=60)
+    assert r.status_code == 401, r.text
+
+    # B listens again (a new connection) and caches again.
+    listening(b, times=2)
+    assert listener_pids(admin_url, url) not in ([], [pid])
+    other = new_org_key(a, sa)
+    o = digest(other["publicKey"], other["privateKey"])
+    before = hits(mb, "api_key")
+    for _ in range(3):
+        assert o.get(b.url("/groups"), timeout=60).status_code == 200
+    assert hits(mb, "api_key") >= before + 2
+    assert k.get(b.url("/groups"), timeout=60).status_code == 401
