@@ -475,7 +475,12 @@ pub(crate) async fn chain_tip(store: &dyn Store, chain: &str) -> (i64, i64, Vec<
 
 /// Writer `w`'s five entries ("concurrent", into `project`'s chain), appended one after another;
 /// each is stored as given.
-pub(crate) async fn append_five(store: &dyn Store, ns: Ns, w: u64, project: Option<&str>) -> Vec<AuditEntry> {
+pub(crate) async fn append_five(
+    store: &dyn Store,
+    ns: Ns,
+    w: u64,
+    project: Option<&str>,
+) -> Vec<AuditEntry> {
     let mut entries = Vec::new();
     for i in 0..5 {
         let e = audit_event(&ns.actor(w), "concurrent", project, T0 * 1000 + i);

@@ -2,12 +2,11 @@
 //! builders, setup helpers, audit-log readers and the conflict assertions.
 
 pub(crate) use dbcerts_store::{
-    ChainCheck, ChainSummary, verify_audit_chains,
     AccessListEntry, ApiKeyAuth, ApiKeyRecord, AuditEntry, AuditEvent, AuditFilter, BatchWrite,
-    CaRecord, CertificateRecord, CertificateSummary, DatabaseUserRecord, ExpiringCount, Org, Page,
-    Project, ProjectGrant, Recorded, Revocation, RevocationReason, RevokeWhich, ServiceAccountAuth,
-    ServiceAccountRecord, ServiceAccountSecretRecord, Store, StoreError, StoreResult,
-    UserSecurityRecord,
+    CaRecord, CertificateRecord, CertificateSummary, ChainCheck, ChainSummary, DatabaseUserRecord,
+    ExpiringCount, Org, Page, Project, ProjectGrant, Recorded, Revocation, RevocationReason,
+    RevokeWhich, ServiceAccountAuth, ServiceAccountRecord, ServiceAccountSecretRecord, Store,
+    StoreError, StoreResult, UserSecurityRecord, verify_audit_chains,
 };
 pub(crate) use dbcerts_store::{CaExpiry, RetireOutcome};
 
