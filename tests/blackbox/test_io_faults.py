@@ -62,24 +62,45 @@ NEEDS_LIBFIU = pytest.mark.skipif(not (shutil.which("fiu-ctrl") and all(p.exists
                                   reason="libfiu (Debian fiu-utils) is not installed; scripts/test installs it")
 
 
-class FaultyServer:
-    """A `dbcerts serve` on SQLite with libfiu preloaded, and a Bearer token to call it."""
+class Issuer:
+    """A `dbcerts serve` (P-256, unthrottled) started in the environment `preloaded()` gives (none
+    here), with a Bearer token, a project and a MANAGED user to issue certificates to. Its data
+    directory is `tmp/data`; `server_args` add to the command line (another database)."""
 
-    def __init__(self, tmp: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> None:
-        self.fifo = tmp / "fiu"
-        self.monkeypatch = monkeypatch
+    def __init__(self, tmp: pathlib.Path, name: str, *server_args: str) -> None:
         data = tmp / "data"
         data.mkdir(mode=0o700)
         config = tmp / "unthrottled.toml"
         config.write_text("".join(f"{k} = {v}\n" for k, v in UNTHROTTLED.items()))
         with self.preloaded():
-            self.s = Server(data, "--key-algorithm", "ecdsa-p256", "--config", str(config))
+            self.s = Server(data, "--key-algorithm", "ecdsa-p256", "--config", str(config), *server_args)
         sa = create_service_account(self.s)
-        self.client_id, self.secret = sa["clientId"], sa["secrets"][0]["secret"]
-        self.token = get_token(self.s, self.client_id, self.secret)
-        self.gid = self.s.create_project(f"iofault-{uuid.uuid4().hex[:8]}")
-        self.user = f"iof{uuid.uuid4().hex[:8]}"
+        self.token = get_token(self.s, sa["clientId"], sa["secrets"][0]["secret"])
+        self.gid = self.s.create_project(f"{name}-{uuid.uuid4().hex[:8]}")
+        self.user = f"{name}{uuid.uuid4().hex[:8]}"
         self.s.create_user(self.gid, self.user)
+
+    @contextlib.contextmanager
+    def preloaded(self):
+        yield
+
+    def start(self) -> None:
+        with self.preloaded():
+            self.s.start()
+
+    def post_cert(self):
+        return bearer_call(self.s, self.token, "POST",
+                           f"/groups/{self.gid}/databaseUsers/{self.user}/certs",
+                           json={"monthsUntilExpiration": 3})
+
+
+class FaultyServer(Issuer):
+    """An [`Issuer`] on SQLite with libfiu preloaded into the server."""
+
+    def __init__(self, tmp: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.fifo = tmp / "fiu"
+        self.monkeypatch = monkeypatch
+        super().__init__(tmp, "iof")
 
     @contextlib.contextmanager
     def preloaded(self):
@@ -92,21 +113,12 @@ class FaultyServer:
             m.setenv("FIU_ENABLE", "")
             yield
 
-    def start(self) -> None:
-        with self.preloaded():
-            self.s.start()
-
     def fiu(self, command: str) -> None:
         """Runs one libfiu control command in the server process (`fiu-ctrl`)."""
         assert self.s.proc is not None and self.s.proc.poll() is None, "the server is not running"
         out = subprocess.run(["fiu-ctrl", "-f", str(self.fifo), "-c", command, str(self.s.proc.pid)],
                              capture_output=True, text=True, timeout=30)
         assert out.returncode == 0 and "error" not in out.stdout, out.stdout + out.stderr
-
-    def post_cert(self):
-        return bearer_call(self.s, self.token, "POST",
-                           f"/groups/{self.gid}/databaseUsers/{self.user}/certs",
-                           json={"monthsUntilExpiration": 3})
 
 
 def serial_of(pem: str) -> int:
@@ -329,27 +341,17 @@ def shim(tmp_path_factory) -> pathlib.Path:
     return out
 
 
-class ShimServer:
-    """A `dbcerts serve` on SQLite with the shim preloaded (into the server only), the file of
-    faults in force, the shim's log, and a Bearer token."""
+class ShimServer(Issuer):
+    """An [`Issuer`] on SQLite with the shim preloaded (into the server only), the file of
+    faults in force, and the shim's log."""
 
     def __init__(self, tmp: pathlib.Path, shim: pathlib.Path, monkeypatch: pytest.MonkeyPatch,
                  faults: str = "") -> None:
         self.ctl, self.log = tmp / "faults", tmp / "shim.log"
         self.ctl.write_text(faults)
         self.shim, self.monkeypatch = shim, monkeypatch
-        data = tmp / "data"
-        data.mkdir(mode=0o700)
-        self.db = data / "dbcerts.db"
-        config = tmp / "unthrottled.toml"
-        config.write_text("".join(f"{k} = {v}\n" for k, v in UNTHROTTLED.items()))
-        with self.preloaded():
-            self.s = Server(data, "--key-algorithm", "ecdsa-p256", "--config", str(config))
-        sa = create_service_account(self.s)
-        self.token = get_token(self.s, sa["clientId"], sa["secrets"][0]["secret"])
-        self.gid = self.s.create_project(f"shim-{uuid.uuid4().hex[:8]}")
-        self.user = f"shim{uuid.uuid4().hex[:8]}"
-        self.s.create_user(self.gid, self.user)
+        self.db = tmp / "data" / "dbcerts.db"
+        super().__init__(tmp, "shim")
 
     @contextlib.contextmanager
     def preloaded(self):
@@ -358,15 +360,6 @@ class ShimServer:
             m.setenv("IOFAULT_CTL", str(self.ctl))
             m.setenv("IOFAULT_LOG", str(self.log))
             yield
-
-    def start(self) -> None:
-        with self.preloaded():
-            self.s.start()
-
-    def post_cert(self):
-        return bearer_call(self.s, self.token, "POST",
-                           f"/groups/{self.gid}/databaseUsers/{self.user}/certs",
-                           json={"monthsUntilExpiration": 3})
 
     def shim_log(self) -> list[str]:
         return self.log.read_text().splitlines() if self.log.exists() else []
@@ -519,22 +512,10 @@ def test_a_full_disk_refuses_issuance_with_503_and_the_server_recovers_when_spac
         wrapper.write_text(f'#!/bin/sh\nexec {" ".join(disk.enter())} "{conftest.dbcerts_bin()}" "$@"\n')
         wrapper.chmod(0o700)
         monkeypatch.setenv("DBCERTS_BIN", str(wrapper))
-        data = tmp_path / "data"  # credentials, master key and the log: on the real disk
-        data.mkdir(mode=0o700)
-        config = tmp_path / "unthrottled.toml"
-        config.write_text("".join(f"{k} = {v}\n" for k, v in UNTHROTTLED.items()))
+        # Credentials, master key and the log in tmp_path/data, on the real disk.
         db = disk.path / "dbcerts.db"
-        s = Server(data, "--key-algorithm", "ecdsa-p256", "--config", str(config),
-                   "--database-url", f"sqlite://{db}")
-        sa = create_service_account(s)
-        token = get_token(s, sa["clientId"], sa["secrets"][0]["secret"])
-        gid = s.create_project(f"fulldisk-{uuid.uuid4().hex[:8]}")
-        user = f"full{uuid.uuid4().hex[:8]}"
-        s.create_user(gid, user)
-
-        def post():
-            return bearer_call(s, token, "POST", f"/groups/{gid}/databaseUsers/{user}/certs",
-                               json={"monthsUntilExpiration": 3})
+        issuer = Issuer(tmp_path, "full", "--database-url", f"sqlite://{db}")
+        s, post = issuer.s, issuer.post_cert
 
         received: dict[int, str] = {}
 
@@ -614,20 +595,8 @@ def test_a_full_disk_under_postgresql_is_a_503_and_the_node_recovers(tmp_path):
     try:
         cluster = pg_cluster.PgCluster(parent=str(disk.inside()), command_prefix=tuple(disk.enter()))
         url = pg_cluster.create_database(cluster.url(), f"iofaults_{uuid.uuid4().hex[:12]}")
-        data = tmp_path / "data"
-        data.mkdir(mode=0o700)
-        config = tmp_path / "unthrottled.toml"
-        config.write_text("".join(f"{k} = {v}\n" for k, v in UNTHROTTLED.items()))
-        s = Server(data, "--key-algorithm", "ecdsa-p256", "--config", str(config), "--database-url", url)
-        sa = create_service_account(s)
-        token = get_token(s, sa["clientId"], sa["secrets"][0]["secret"])
-        gid = s.create_project(f"pgfull-{uuid.uuid4().hex[:8]}")
-        user = f"pgfull{uuid.uuid4().hex[:8]}"
-        s.create_user(gid, user)
-
-        def post():
-            return bearer_call(s, token, "POST", f"/groups/{gid}/databaseUsers/{user}/certs",
-                               json={"monthsUntilExpiration": 3})
+        issuer = Issuer(tmp_path, "pgfull", "--database-url", url)
+        s, post = issuer.s, issuer.post_cert
 
         received: dict[int, str] = {}
         problems: list[str] = []
