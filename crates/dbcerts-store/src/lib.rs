@@ -13,7 +13,10 @@ mod postgres;
 mod records;
 mod sqlite;
 
-pub use audit_check::{ChainCheck, ChainSummary, verify_audit_chains};
+pub use audit_check::{
+    ChainCheck, ChainSummary, Checkpoint, CheckpointChain, checkpoint_event, root_digest,
+    verify_audit_chains,
+};
 pub use open::{Backend, redact_url};
 pub use postgres::{
     ACQUIRE_TIMEOUT as PG_ACQUIRE_TIMEOUT, CHANGE_LISTENER_APPLICATION, ChangeListener, Changed,

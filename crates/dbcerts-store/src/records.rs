@@ -476,6 +476,21 @@ impl AuditEntry {
     /// The hash of the store chain's first entry's predecessor.
     pub const GENESIS: [u8; 32] = [0; 32];
 
+    /// The action of the entry a store appends to a chain before the next one when the
+    /// chain's recorded head and its last entry in the log differ (someone changed either
+    /// outside dbcerts); its details say what was found and what the append chained onto.
+    pub const CHAIN_MISMATCH: &'static str = "audit.chain.mismatch";
+
+    /// The action of a store-chain entry that `dbcerts audit verify --checkpoint` appends: its
+    /// details record where every chain ended at a verified moment
+    /// ([`crate::audit_check::Checkpoint`]), which later verifications hold the chains to.
+    pub const CHECKPOINT: &'static str = "audit.checkpoint";
+
+    /// Lowercase hex of a hash, as audit details and `audit verify` show it.
+    pub fn hex(hash: &[u8]) -> String {
+        hash.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
     /// The chain an event belongs to: its project's, or the store chain (empty).
     pub fn chain_of(event: &AuditEvent) -> &str {
         event.project_id.as_deref().unwrap_or("")

@@ -185,6 +185,44 @@ async fn audit_chain_locks_are_separate() {
     store.close().await;
 }
 
+/// A chain cut short stays found after its next append (review 26, finding 2).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audit_truncation_survives_later_appends() {
+    let Some((url, store)) = fresh_store().await else {
+        return;
+    };
+    conformance::audit_truncation_survives_later_appends(
+        &store,
+        tamper_sql!(sqlx::PgConnection, url),
+    )
+    .await;
+    store.close().await;
+}
+
+/// A chain whose recorded head is deleted is found, also after its next append.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audit_lost_head_is_found() {
+    let Some((url, store)) = fresh_store().await else {
+        return;
+    };
+    conformance::audit_lost_head_is_found(&store, tamper_sql!(sqlx::PgConnection, url)).await;
+    store.close().await;
+}
+
+/// A whole chain deleted with its head, or cut back with it, is found through a checkpoint.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audit_deleted_chain_is_found_by_checkpoint() {
+    let Some((url, store)) = fresh_store().await else {
+        return;
+    };
+    conformance::audit_deleted_chain_is_found_by_checkpoint(
+        &store,
+        tamper_sql!(sqlx::PgConnection, url),
+    )
+    .await;
+    store.close().await;
+}
+
 /// Editing or deleting one entry of one chain is found, and named by its seq and chain.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn audit_tampering_in_one_chain_is_detected() {

@@ -119,6 +119,87 @@ async fn audit_chain_holds_across_two_nodes() {
     first.close().await;
 }
 
+/// A chain cut short stays found after its next append (review 26, finding 2).
+#[tokio::test]
+async fn audit_truncation_survives_later_appends() {
+    let (dir, store) = fresh_store().await;
+    let url = format!("sqlite://{}", db_path(dir.path()).display());
+    conformance::audit_truncation_survives_later_appends(
+        &store,
+        tamper_sql!(sqlx::SqliteConnection, url),
+    )
+    .await;
+    store.close().await;
+}
+
+/// A chain whose recorded head is deleted is found, also after its next append.
+#[tokio::test]
+async fn audit_lost_head_is_found() {
+    let (dir, store) = fresh_store().await;
+    let url = format!("sqlite://{}", db_path(dir.path()).display());
+    conformance::audit_lost_head_is_found(&store, tamper_sql!(sqlx::SqliteConnection, url)).await;
+    store.close().await;
+}
+
+/// A whole chain deleted with its head, or cut back with it, is found through a checkpoint.
+#[tokio::test]
+async fn audit_deleted_chain_is_found_by_checkpoint() {
+    let (dir, store) = fresh_store().await;
+    let url = format!("sqlite://{}", db_path(dir.path()).display());
+    conformance::audit_deleted_chain_is_found_by_checkpoint(
+        &store,
+        tamper_sql!(sqlx::SqliteConnection, url),
+    )
+    .await;
+    store.close().await;
+}
+
+/// A release before migration 0012 appends without the chain columns (its INSERT is copied
+/// here as it was); migration 0013's trigger refuses it, rather than let it add an entry
+/// numbered 0 to the store chain (review 26, finding 4). The log stays intact.
+#[tokio::test]
+async fn audit_append_by_a_release_before_chains_is_refused() {
+    use sqlx::Connection;
+    let (dir, store) = fresh_store().await;
+    let event = AuditEvent {
+        at_ms: 1_700_000_000_000,
+        actor: "operator".into(),
+        source_ip: None,
+        action: "current".into(),
+        project_id: None,
+        target: None,
+        status: None,
+        details: "{}".into(),
+    };
+    let first = store.append_audit(&event).await.unwrap();
+    let url = format!("sqlite://{}", db_path(dir.path()).display());
+    let mut db = sqlx::SqliteConnection::connect(&url).await.unwrap();
+    let old = sqlx::query(
+        "INSERT INTO audit_log (seq, at_ms, actor, source_ip, action, project_id, target, status, details, prev_hash, hash)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+    )
+    .bind(first.seq + 1)
+    .bind(1_700_000_000_001i64)
+    .bind("operator")
+    .bind(None::<String>)
+    .bind("old-release")
+    .bind(None::<String>)
+    .bind(None::<String>)
+    .bind(None::<i64>)
+    .bind("{}")
+    .bind(&first.hash)
+    .bind(vec![0u8; 32])
+    .execute(&mut db)
+    .await;
+    let err = old
+        .expect_err("an old release's append is refused")
+        .to_string();
+    assert!(err.contains("upgrade dbcerts"), "{err}");
+    db.close().await.unwrap();
+    conformance::assert_audit_log_intact(&store).await;
+    store.close().await;
+}
+
 /// Editing or deleting one entry of one chain is found, and named by its seq and chain.
 #[tokio::test]
 async fn audit_tampering_in_one_chain_is_detected() {

@@ -109,8 +109,16 @@ pub enum Command {
 pub enum AuditCommand {
     /// Check the hash chain of the whole audit log; exits non-zero at the first broken link.
     ///
-    /// Example: dbcerts audit verify
+    /// Prints every chain and one root digest over their ends. With --checkpoint, an intact
+    /// log gets a checkpoint entry in the store chain recording every chain's end, which later
+    /// runs hold the chains to (so a chain deleted with its recorded head is found); keep the
+    /// printed checkpoint hash outside the database.
+    ///
+    /// Example: dbcerts audit verify --checkpoint
     Verify {
+        /// Append a checkpoint entry when the log is intact.
+        #[arg(long)]
+        checkpoint: bool,
         #[command(flatten)]
         store: GlobalArgs,
     },

@@ -75,7 +75,7 @@ pub fn run(cli: Cli) -> ExitCode {
             }
             Command::Audit { command } => {
                 let store = match &command {
-                    AuditCommand::Verify { store } | AuditCommand::List { store, .. } => store,
+                    AuditCommand::Verify { store, .. } | AuditCommand::List { store, .. } => store,
                 };
                 run_audit(&settings(store)?, command).await?;
             }
@@ -122,32 +122,60 @@ pub fn run(cli: Cli) -> ExitCode {
     }
 }
 
+/// `dbcerts audit verify [--checkpoint]`: the verdict, each chain, the root digest, and the
+/// checkpoint appended when asked.
+async fn verify_audit(store: &dyn dbcerts_store::Store, checkpoint: bool) -> anyhow::Result<()> {
+    use dbcerts_store::{AuditEntry, ChainCheck};
+    let (entries, chains, held_to) = match dbcerts_store::verify_audit_chains(store).await? {
+        ChainCheck::Intact {
+            entries,
+            chains,
+            checkpoint,
+        } => (entries, chains, checkpoint),
+        ChainCheck::Broken { seq, chain, reason } => anyhow::bail!(
+            "audit log broken at entry {seq} ({}): {reason}",
+            operator::chain_label(&chain)
+        ),
+    };
+    println!(
+        "audit log intact: {entries} entries in {} chains",
+        chains.len()
+    );
+    for c in &chains {
+        println!(
+            "  {}: {} linked, last at entry {}",
+            operator::chain_label(&c.chain),
+            c.entries,
+            c.last_seq
+        );
+    }
+    match held_to {
+        Some(seq) => println!("held to the checkpoint at entry {seq}"),
+        None => println!("no checkpoint yet (dbcerts audit verify --checkpoint writes one)"),
+    }
+    println!(
+        "root digest: {}",
+        AuditEntry::hex(&dbcerts_store::root_digest(&chains))
+    );
+    if checkpoint {
+        let now = chrono::Utc::now().timestamp_millis();
+        let entry = store
+            .append_audit(&dbcerts_store::checkpoint_event(&chains, now, "operator"))
+            .await?;
+        println!(
+            "checkpoint written at entry {} (store chain entry {}), hash {}",
+            entry.seq,
+            entry.chain_seq,
+            AuditEntry::hex(&entry.hash)
+        );
+    }
+    Ok(())
+}
+
 async fn run_audit(cfg: &config::Settings, command: AuditCommand) -> anyhow::Result<()> {
     let (store, _) = app::open_checked_store(cfg).await?;
     let result = match command {
-        AuditCommand::Verify { .. } => {
-            match dbcerts_store::verify_audit_chains(store.store()).await? {
-                dbcerts_store::ChainCheck::Intact { entries, chains } => {
-                    println!(
-                        "audit log intact: {entries} entries in {} chains",
-                        chains.len()
-                    );
-                    for c in chains {
-                        println!(
-                            "  {}: {} linked, last at entry {}",
-                            operator::chain_label(&c.chain),
-                            c.entries,
-                            c.last_seq
-                        );
-                    }
-                    Ok(())
-                }
-                dbcerts_store::ChainCheck::Broken { seq, chain, reason } => Err(anyhow::anyhow!(
-                    "audit log broken at entry {seq} ({}): {reason}",
-                    operator::chain_label(&chain)
-                )),
-            }
-        }
+        AuditCommand::Verify { checkpoint, .. } => verify_audit(store.store(), checkpoint).await,
         AuditCommand::List {
             project,
             actor,

@@ -159,6 +159,20 @@ fn project_of(path: &str) -> Option<String> {
         .map(str::to_owned)
 }
 
+/// The project whose audit chain a mutating call's entry goes to: the one its path names, if
+/// it exists and the caller holds a role in it ([`Caller::can_see`]), read before the handler
+/// runs (so that deleting a project is recorded in its chain). Otherwise none, and the entry
+/// goes to the store chain (its action still shows the path): a caller cannot append to, and
+/// take the write lock of, a project it has nothing to do with, nor open chains for made-up
+/// ids. A store error also gives none (the handler will meet it too).
+async fn audit_project(state: &AppState, caller: &Caller, path: &str) -> Option<String> {
+    let id = project_of(path)?;
+    match state.inner.store.get_project(&id).await {
+        Ok(Some(project)) if caller.can_see(&project) => Some(id),
+        _ => None,
+    }
+}
+
 /// Authenticates every request under `/api/` (except the OAuth endpoints, which authenticate
 /// their clients themselves), enforces the caller's IP access list and rate limits, and
 /// audits every mutating call. Other paths pass through.
@@ -235,12 +249,13 @@ pub async fn authenticate_api(
     if !access_list.is_empty() && !ip.is_some_and(|ip| access_list_allows(&access_list, ip)) {
         let shown = ip.map_or_else(|| "unknown".to_owned(), |i| i.to_string());
         tracing::info!(actor = %caller.actor(), ip = %shown, "refused: address not on the access list");
+        // Refused before any project is authorized: the store chain (`audit_project`).
         audit(
             &state,
             caller.actor(),
             ip,
             "authorization.ip_refused",
-            project_of(&path),
+            None,
             None,
             Some(403),
             serde_json::json!({ "path": path }),
@@ -260,6 +275,11 @@ pub async fn authenticate_api(
     };
     let method = req.method().clone();
     let actor = caller.actor();
+    let project = if [Method::GET, Method::HEAD, Method::OPTIONS].contains(&method) {
+        None
+    } else {
+        audit_project(&state, &caller, &path).await
+    };
     req.extensions_mut().insert(caller);
     let mut res = next.run(req).await;
     let h = res.headers_mut();
@@ -275,7 +295,7 @@ pub async fn authenticate_api(
             actor,
             ip,
             &format!("{method} {path}"),
-            project_of(&path),
+            project,
             None,
             Some(res.status().as_u16()),
             serde_json::json!({}),

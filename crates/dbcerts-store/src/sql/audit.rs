@@ -87,10 +87,10 @@ macro_rules! sql_audit {
             Ok(())
         }
 
-        /// Appends `event` to its chain, after the chain's head in `heads` (read from the log the
-        /// first time), and moves that head to the new entry. The caller's transaction must
-        /// hold the chain's write lock ([`WriteLock::Chain`]), so that no other writer appends
-        /// to the chain meanwhile.
+        /// Appends `event` to its chain, after the chain's head in `heads` (read the first time
+        /// by [`read_audit_head`], which may append a mismatch entry first), and moves that head
+        /// to the new entry. The caller's transaction must hold the chain's write lock
+        /// ([`WriteLock::Chain`]), so that no other writer appends to the chain meanwhile.
         async fn append_audit_in(
             conn: &mut DbConn,
             heads: &mut AuditHeads,
@@ -98,21 +98,92 @@ macro_rules! sql_audit {
         ) -> StoreResult<AuditEntry> {
             let chain = AuditEntry::chain_of(event);
             if !heads.0.contains_key(chain) {
-                let last: Option<(i64, i64, Vec<u8>)> = sqlx::query_as(
-                    "SELECT seq, chain_seq, hash FROM audit_log WHERE chain = $1
-                     ORDER BY chain_seq DESC LIMIT 1",
-                )
-                .bind(chain)
-                .fetch_optional(&mut *conn)
-                .await
-                .map_err(map_err)?;
-                let head = last.map_or_else(
-                    || ChainHead { seq: 0, chain_seq: 0, hash: AuditEntry::genesis(chain) },
-                    |(seq, chain_seq, hash)| ChainHead { seq, chain_seq, hash },
-                );
-                heads.0.insert(chain.to_owned(), head);
+                read_audit_head(conn, heads, event).await?;
             }
-            let head = heads.0.get_mut(chain).expect("the head was just read");
+            insert_audit_entry(conn, heads, event).await
+        }
+
+        /// Reads where `event`'s chain ends into `heads`: the head recorded in
+        /// `audit_chain_heads`, which the log's last entry of the chain must match. When they
+        /// differ, someone changed the log or the heads outside dbcerts. The append then goes
+        /// on from the recorded head, so that entries cut off the chain's end stay a gap that
+        /// `audit verify` reports (rather than being overwritten by new entries with their
+        /// numbers), or from the log's last entry when that is further on (the head row deleted
+        /// or moved back: nothing is lost from the log). Writes are not refused, so that
+        /// tampering cannot stop the service; instead an `audit.chain.mismatch` entry saying
+        /// what was found is appended to the chain first, and a warning is logged.
+        async fn read_audit_head(
+            conn: &mut DbConn,
+            heads: &mut AuditHeads,
+            event: &AuditEvent,
+        ) -> StoreResult<()> {
+            let chain = AuditEntry::chain_of(event);
+            let recorded: Option<(i64, i64, Vec<u8>)> =
+                sqlx::query_as("SELECT seq, chain_seq, hash FROM audit_chain_heads WHERE chain = $1")
+                    .bind(chain)
+                    .fetch_optional(&mut *conn)
+                    .await
+                    .map_err(map_err)?;
+            let last: Option<(i64, i64, Vec<u8>)> = sqlx::query_as(
+                "SELECT seq, chain_seq, hash FROM audit_log WHERE chain = $1
+                 ORDER BY chain_seq DESC LIMIT 1",
+            )
+            .bind(chain)
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(map_err)?;
+            let from_recorded = match (&recorded, &last) {
+                (Some(r), Some(l)) => r.1 >= l.1,
+                (Some(_), None) => true,
+                (None, _) => false,
+            };
+            let base = if from_recorded { &recorded } else { &last };
+            let head = base.clone().map_or_else(
+                || ChainHead { seq: 0, chain_seq: 0, hash: AuditEntry::genesis(chain) },
+                |(seq, chain_seq, hash)| ChainHead { seq, chain_seq, hash },
+            );
+            heads.0.insert(chain.to_owned(), head);
+            if recorded == last {
+                return Ok(());
+            }
+            let place = |p: &Option<(i64, i64, Vec<u8>)>| {
+                p.as_ref().map(|(seq, chain_seq, hash)| {
+                    serde_json::json!({"seq": seq, "chainSeq": chain_seq, "hash": AuditEntry::hex(hash)})
+                })
+            };
+            let details = serde_json::json!({
+                "recordedHead": place(&recorded),
+                "lastEntry": place(&last),
+                "chainedOnto": if from_recorded { "recordedHead" } else { "lastEntry" },
+            });
+            tracing::warn!(
+                chain,
+                %details,
+                "the audit chain's recorded head does not match its last entry: the log or its \
+                 heads were changed outside dbcerts; run `dbcerts audit verify`"
+            );
+            let note = AuditEvent {
+                at_ms: event.at_ms,
+                actor: "dbcerts".to_owned(),
+                source_ip: None,
+                action: AuditEntry::CHAIN_MISMATCH.to_owned(),
+                project_id: event.project_id.clone(),
+                target: None,
+                status: None,
+                details: details.to_string(),
+            };
+            insert_audit_entry(conn, heads, &note).await?;
+            Ok(())
+        }
+
+        /// Inserts `event` after its chain's head in `heads` and moves the head to it.
+        async fn insert_audit_entry(
+            conn: &mut DbConn,
+            heads: &mut AuditHeads,
+            event: &AuditEvent,
+        ) -> StoreResult<AuditEntry> {
+            let chain = AuditEntry::chain_of(event);
+            let head = heads.0.get_mut(chain).expect("the chain's head was read");
             let chain_seq = head.chain_seq + 1;
             let prev_hash = std::mem::take(&mut head.hash);
             let hash = AuditEntry::chain_hash(&prev_hash, chain_seq, event);

@@ -60,17 +60,23 @@ pub async fn assert_audit_log_intact(store: &dyn Store) {
     );
     let chains = tips
         .iter()
-        .map(|(chain, (entries, last_seq, _))| ChainSummary {
+        .map(|(chain, (entries, last_seq, hash))| ChainSummary {
             chain: chain.clone(),
             entries: *entries as u64,
             last_seq: *last_seq,
+            last_hash: hash.clone(),
         })
         .collect();
+    let checkpoint = log
+        .iter()
+        .rfind(|e| e.chain.is_empty() && e.event.action == AuditEntry::CHECKPOINT)
+        .map(|e| e.seq);
     assert_eq!(
         verify_audit_chains(store).await.unwrap(),
         ChainCheck::Intact {
             entries: log.len() as u64,
-            chains
+            chains,
+            checkpoint,
         },
         "verify_audit_chains agrees"
     );
@@ -684,6 +690,214 @@ where
     // Deleting an entry inside a chain is found by the gap it leaves.
     sql(delete, victim.seq, None).await.unwrap();
     assert_audit_broken_at(store, victim.seq, &p, "missing").await;
+}
+
+/// Cutting a chain's newest entries off stays found after the chain's next append (finding 2
+/// of review 26): the append goes on from the recorded head, after an `audit.chain.mismatch`
+/// entry saying what it found, so the cut is a gap that verification names, rather than being
+/// overwritten by new entries that reuse the deleted numbers. `sql` as for
+/// [`audit_tampering_is_detected`].
+pub async fn audit_truncation_survives_later_appends<F, Fut>(store: &dyn Store, sql: F)
+where
+    F: Fn(&'static str, i64, Option<String>) -> Fut,
+    Fut: std::future::Future<Output = Option<String>>,
+{
+    let ns = Ns(77);
+    let (p, q) = (ns.project(0), ns.project(1));
+    let entries = interleave(store, ns, &[Some(&p), Some(&q)], 8).await;
+    // P's entries are 0, 2, 4, 6: cut off its newest two (chain_seq 3 and 4).
+    for victim in [&entries[6], &entries[4]] {
+        sql(DELETE_ENTRY, victim.seq, None).await.unwrap();
+    }
+    assert_audit_broken_at(store, entries[6].seq, &p, "missing").await;
+    let e = audit_event(&ns.actor(9), "after-the-cut", Some(&p), T0 * 1000 + 1);
+    let next = store.append_audit(&e).await.unwrap();
+    assert_eq!(
+        (next.chain_seq, next.event.action.as_str()),
+        (6, "after-the-cut"),
+        "the append goes on from the recorded head (4), after a mismatch entry (5)"
+    );
+    let (note, details) = entry_before_last(store, &p).await;
+    assert_eq!(
+        (note.chain_seq, note.prev_seq, note.event.action.as_str()),
+        (5, entries[6].seq, AuditEntry::CHAIN_MISMATCH)
+    );
+    assert_eq!(note.event.actor, "dbcerts");
+    assert_eq!(details["chainedOnto"], "recordedHead");
+    assert_eq!(details["recordedHead"]["chainSeq"], 4);
+    assert_eq!(details["lastEntry"]["chainSeq"], 2);
+    // The gap stays: the deleted entries' numbers are not reused.
+    assert_audit_broken_at(store, entries[6].seq, &p, "missing").await;
+    let e = audit_event(&ns.actor(9), "later", Some(&p), T0 * 1000 + 2);
+    assert_eq!(store.append_audit(&e).await.unwrap().chain_seq, 7);
+    assert_audit_broken_at(store, entries[6].seq, &p, "missing").await;
+}
+
+/// Deletes the audit entry whose `seq` is `$1`.
+const DELETE_ENTRY: &str = "DELETE FROM audit_log WHERE seq = $1 RETURNING details";
+
+/// Deletes the recorded head of the chain of the entry whose `seq` is `$1`.
+const FORGET_HEAD: &str = "DELETE FROM audit_chain_heads
+                           WHERE chain = (SELECT chain FROM audit_log WHERE seq = $1) RETURNING chain";
+
+/// Appends `n` entries, the i-th to chain `chains[i % chains.len()]` (a project, or the store
+/// chain), and checks that the log is intact.
+async fn interleave(store: &dyn Store, ns: Ns, chains: &[Option<&str>], n: u64) -> Vec<AuditEntry> {
+    let mut entries = Vec::new();
+    for i in 0..n {
+        let project = chains[i as usize % chains.len()];
+        let e = audit_event(&ns.actor(i), "interleaved", project, T0 * 1000);
+        entries.push(store.append_audit(&e).await.unwrap());
+    }
+    assert_audit_log_intact(store).await;
+    entries
+}
+
+/// The entry before the last of `chain`, and its details.
+async fn entry_before_last(store: &dyn Store, chain: &str) -> (AuditEntry, serde_json::Value) {
+    let filter = AuditFilter {
+        chain: Some(chain.to_owned()),
+        ..AuditFilter::default()
+    };
+    let mut listed = store.list_audit(&filter, 0, 1000).await.unwrap();
+    listed.pop();
+    let entry = listed.pop().expect("two entries");
+    let details = serde_json::from_str(&entry.event.details).unwrap();
+    (entry, details)
+}
+
+/// A chain whose head row is deleted is found by its missing head; when its newest entry is
+/// deleted too and the chain is appended to, the append goes on from the log's last entry (there
+/// is nothing else), after an `audit.chain.mismatch` entry, which verification reports. `sql`
+/// as for [`audit_tampering_is_detected`].
+pub async fn audit_lost_head_is_found<F, Fut>(store: &dyn Store, sql: F)
+where
+    F: Fn(&'static str, i64, Option<String>) -> Fut,
+    Fut: std::future::Future<Output = Option<String>>,
+{
+    let ns = Ns(79);
+    let (p, q) = (ns.project(0), ns.project(1));
+    let entries = interleave(store, ns, &[Some(&p), Some(&q)], 8).await;
+    // Q's entries are 1, 3, 5, 7.
+    assert_eq!(
+        sql(FORGET_HEAD, entries[7].seq, None).await,
+        Some(q.clone())
+    );
+    assert_audit_broken_at(store, entries[7].seq, &q, "no recorded head").await;
+    sql(DELETE_ENTRY, entries[7].seq, None).await.unwrap();
+    let e = audit_event(&ns.actor(9), "after-the-head", Some(&q), T0 * 1000 + 3);
+    let next = store.append_audit(&e).await.unwrap();
+    assert_eq!(
+        next.chain_seq, 5,
+        "without a recorded head the append goes on from the log's last entry (3), after a \
+         mismatch entry (4)"
+    );
+    let (note, details) = entry_before_last(store, &q).await;
+    assert_eq!(
+        (note.chain_seq, note.event.action.as_str()),
+        (4, AuditEntry::CHAIN_MISMATCH)
+    );
+    assert_eq!(details["chainedOnto"], "lastEntry");
+    assert_eq!(details["recordedHead"], serde_json::Value::Null);
+    assert_eq!(details["lastEntry"]["seq"], entries[5].seq);
+    assert_audit_broken_at(store, note.seq, &q, "differing").await;
+    // P, untouched, still appends without a mismatch entry.
+    let e = audit_event(&ns.actor(9), "untouched", Some(&p), T0 * 1000 + 4);
+    assert_eq!(store.append_audit(&e).await.unwrap().chain_seq, 5);
+}
+
+/// Deleting a whole project chain together with its recorded head leaves nothing in the log to
+/// find; a checkpoint ([`checkpoint_event`], what `dbcerts audit verify --checkpoint` appends to
+/// the store chain) recorded where the chain ended, so verification finds it gone, and also
+/// finds a chain cut back below the checkpoint with its head moved back to match.
+pub async fn audit_deleted_chain_is_found_by_checkpoint<F, Fut>(store: &dyn Store, sql: F)
+where
+    F: Fn(&'static str, i64, Option<String>) -> Fut,
+    Fut: std::future::Future<Output = Option<String>>,
+{
+    let ns = Ns(78);
+    let (p, q) = (ns.project(0), ns.project(1));
+    let entries = interleave(store, ns, &[Some(&p), Some(&q), None], 9).await;
+    let ChainCheck::Intact {
+        chains,
+        checkpoint: None,
+        ..
+    } = verify_audit_chains(store).await.unwrap()
+    else {
+        panic!("the log is not intact, or has a checkpoint already");
+    };
+    let cp = store
+        .append_audit(&checkpoint_event(&chains, T0 * 1000 + 1, "operator"))
+        .await
+        .unwrap();
+    assert_eq!(
+        (cp.chain.as_str(), cp.event.action.as_str()),
+        ("", AuditEntry::CHECKPOINT)
+    );
+    let recorded: Checkpoint = serde_json::from_str(&cp.event.details).unwrap();
+    assert_eq!(recorded.root, AuditEntry::hex(&root_digest(&chains)));
+    let p_end = recorded
+        .chains
+        .iter()
+        .find(|c| c.chain == p)
+        .unwrap()
+        .clone();
+    assert_eq!((p_end.chain_seq, p_end.seq), (3, entries[6].seq));
+    // Later appends (to P and another chain) are fine.
+    for (i, project) in [Some(p.as_str()), Some(q.as_str()), None]
+        .into_iter()
+        .enumerate()
+    {
+        let e = audit_event(&ns.actor(20), "after", project, T0 * 1000 + 2 + i as i64);
+        store.append_audit(&e).await.unwrap();
+    }
+    match verify_audit_chains(store).await.unwrap() {
+        ChainCheck::Intact { checkpoint, .. } => assert_eq!(checkpoint, Some(cp.seq)),
+        broken => panic!("{broken:?}"),
+    }
+    assert_audit_log_intact(store).await;
+
+    // Cut P back to two entries and move its head back to match: every remaining entry still
+    // links, and the head agrees, but the checkpoint recorded three.
+    sql(
+        "DELETE FROM audit_log WHERE chain = (SELECT chain FROM audit_log WHERE seq = $1)
+           AND chain_seq > 2 RETURNING details",
+        entries[0].seq,
+        None,
+    )
+    .await
+    .unwrap();
+    sql(
+        "UPDATE audit_chain_heads SET chain_seq = 2,
+             seq = (SELECT l.seq FROM audit_log l
+                    WHERE l.chain = audit_chain_heads.chain AND l.chain_seq = 2),
+             hash = (SELECT l.hash FROM audit_log l
+                     WHERE l.chain = audit_chain_heads.chain AND l.chain_seq = 2)
+         WHERE chain = (SELECT chain FROM audit_log WHERE seq = $1) RETURNING chain",
+        entries[0].seq,
+        None,
+    )
+    .await
+    .unwrap();
+    assert_audit_broken_at(store, p_end.seq, &p, "checkpoint").await;
+    // Now delete the whole chain and its head.
+    assert_eq!(
+        sql(FORGET_HEAD, entries[0].seq, None).await,
+        Some(p.clone())
+    );
+    sql(
+        "DELETE FROM audit_log WHERE chain = (SELECT chain FROM audit_log WHERE seq = $1)
+         RETURNING details",
+        entries[0].seq,
+        None,
+    )
+    .await
+    .unwrap();
+    assert!(
+        audit_log(store).await.iter().all(|e| e.chain != p),
+        "P's chain is gone"
+    );
+    assert_audit_broken_at(store, p_end.seq, &p, "checkpoint").await;
 }
 
 /// Asserts that [`verify_audit_chains`] reports entry `seq` of `chain` as broken, for `reason`.

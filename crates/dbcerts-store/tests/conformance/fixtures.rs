@@ -8,7 +8,9 @@ pub(crate) use dbcerts_store::{
     RevokeWhich, ServiceAccountAuth, ServiceAccountRecord, ServiceAccountSecretRecord, Store,
     StoreError, StoreResult, UserSecurityRecord, verify_audit_chains,
 };
-pub(crate) use dbcerts_store::{CaExpiry, RetireOutcome};
+pub(crate) use dbcerts_store::{
+    CaExpiry, Checkpoint, RetireOutcome, checkpoint_event, root_digest,
+};
 
 /// A check's private namespace of ids, so that checks can share one store.
 #[derive(Clone, Copy)]
