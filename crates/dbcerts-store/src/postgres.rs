@@ -40,7 +40,15 @@ impl PgStore {
     /// Nothing to release beyond the pool (SQLite's store also has thread-side readers).
     pub(crate) fn close_readers(&self) {}
 
-    /// Always the ordinary path: PostgreSQL is one round trip whatever the thread.
+    /// Always the ordinary path (for this and the next): PostgreSQL is one round trip
+    /// whatever the thread.
+    pub(crate) fn active_ca_inline(
+        &self,
+        _project_id: &str,
+    ) -> Option<Option<crate::sql::cas::CaRow>> {
+        None
+    }
+
     pub(crate) fn unexpired_page_inline(
         &self,
         _project_id: &str,

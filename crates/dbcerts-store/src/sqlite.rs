@@ -155,6 +155,42 @@ impl SqliteStore {
         })
     }
 
+    /// The project's active CA on the calling thread (every issuance reads it); the outer
+    /// `None` when it must take the sqlx path.
+    pub(crate) fn active_ca_inline(
+        &self,
+        project_id: &str,
+    ) -> Option<Option<crate::sql::cas::CaRow>> {
+        use rusqlite::OptionalExtension;
+        self.readers.as_ref()?.read(|conn| {
+            let mut statement = conn.prepare_cached(crate::sql::cas::ACTIVE_CA)?;
+            statement
+                .query_row([project_id], |row| {
+                    Ok(crate::sql::cas::CaRow {
+                        id: row.get("id")?,
+                        project_id: row.get("project_id")?,
+                        algorithm: row.get("algorithm")?,
+                        cert: row.get("cert")?,
+                        sealed_key: row.get("sealed_key")?,
+                        not_before: row.get("not_before")?,
+                        not_after: row.get("not_after")?,
+                        generation: row.get("generation")?,
+                        active: row.get("active")?,
+                        retired_at: row.get("retired_at")?,
+                    })
+                })
+                .optional()
+        })
+    }
+
+    /// Reads that failed on the calling thread and took the sqlx path instead (a busy WAL
+    /// index, an I/O error): zero in normal operation, which the conformance suite checks.
+    pub fn inline_fallbacks(&self) -> u64 {
+        self.readers.as_ref().map_or(0, |r| {
+            r.fallbacks.load(std::sync::atomic::Ordering::Relaxed)
+        })
+    }
+
     /// Releases the connections of [`Readers`] (the pool's are closed by `Store::close`).
     pub(crate) fn close_readers(&self) {
         if let Some(r) = &self.readers {
@@ -230,6 +266,8 @@ impl SqliteStore {
 struct Readers {
     path: PathBuf,
     idle: std::sync::Mutex<Option<Vec<rusqlite::Connection>>>,
+    /// Reads that failed here and took the sqlx path (closed stores excepted).
+    fallbacks: std::sync::atomic::AtomicU64,
 }
 
 /// Idle reader connections kept at most (one per thread that reads at once is enough).
@@ -240,6 +278,7 @@ impl Readers {
         Readers {
             path,
             idle: std::sync::Mutex::new(Some(Vec::new())),
+            fallbacks: Default::default(),
         }
     }
 
@@ -250,11 +289,20 @@ impl Readers {
             .unwrap_or_else(|e| e.into_inner())
             .as_mut()?
             .pop();
-        let conn = match taken {
-            Some(conn) => conn,
-            None => self.open().ok()?,
+        let out = match taken {
+            Some(conn) => Ok(conn),
+            None => self.open(),
+        }
+        .and_then(|conn| f(&conn).map(|out| (conn, out)));
+        let (conn, out) = match out {
+            Ok(done) => done,
+            Err(e) => {
+                self.fallbacks
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                tracing::debug!(error = %e, "SQLite read on the calling thread failed; taking the sqlx path");
+                return None;
+            }
         };
-        let out = f(&conn).ok()?;
         if let Some(idle) = self.idle.lock().unwrap_or_else(|e| e.into_inner()).as_mut()
             && idle.len() < IDLE_READERS
         {
@@ -559,6 +607,10 @@ mod tests {
         assert_eq!(page.len(), 1, "the count row alone");
         assert_eq!(page[0].total, 0);
         assert!(page[0].serial.is_none());
+        assert!(matches!(
+            store.active_ca_inline("000000000000000000000000"),
+            Some(None)
+        ));
 
         Store::close(&store).await;
         assert!(
