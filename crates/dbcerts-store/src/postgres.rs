@@ -37,6 +37,29 @@ pub struct PgStore {
 }
 
 impl PgStore {
+    /// Nothing to release beyond the pool (SQLite's store also has thread-side readers).
+    pub(crate) fn close_readers(&self) {}
+
+    /// Always the ordinary path (for this and the next): PostgreSQL is one round trip
+    /// whatever the thread.
+    pub(crate) fn active_ca_inline(
+        &self,
+        _project_id: &str,
+    ) -> Option<Option<crate::sql::cas::CaRow>> {
+        None
+    }
+
+    pub(crate) fn unexpired_page_inline(
+        &self,
+        _project_id: &str,
+        _username: &str,
+        _now: i64,
+        _limit: i64,
+        _offset: i64,
+    ) -> Option<Vec<crate::sql::certificates::PageRow>> {
+        None
+    }
+
     /// Connects to a `postgres://` URL and runs pending migrations. Fails (rather than waits)
     /// when the database cannot be reached within [`ACQUIRE_TIMEOUT`].
     pub async fn open_url(url: &str) -> StoreResult<PgStore> {

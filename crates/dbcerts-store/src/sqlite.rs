@@ -39,6 +39,8 @@ const NEXT_AUDIT_SEQ: &str = "(SELECT COALESCE(MAX(seq), 0) + 1 FROM audit_log)"
 #[derive(Clone, Debug)]
 pub struct SqliteStore {
     pool: SqlitePool,
+    /// Connections for the hottest small reads, run on the calling thread (none in memory).
+    readers: Option<Arc<Readers>>,
     /// The shared lock on `<db>.serve.lock`, released when the last clone is dropped.
     _in_use: Option<Arc<File>>,
 }
@@ -100,6 +102,7 @@ impl SqliteStore {
         drop(migrating);
         Ok(SqliteStore {
             pool,
+            readers: path.map(|path| Arc::new(Readers::new(path))),
             _in_use: in_use,
         })
     }
@@ -108,9 +111,91 @@ impl SqliteStore {
     /// (principals, projects, database users, user security) has raised, in its own
     /// transaction, whatever process made it (migration 0011). A node's read cache serves a row
     /// only while this still holds the value read before the row was.
+    ///
+    /// Read on the calling thread (a few microseconds, no hop to sqlx's worker thread): it is
+    /// read before every cached read, and the hop cost more than the read.
     pub async fn cache_version(&self) -> StoreResult<i64> {
-        self.first_value("SELECT n FROM cache_version WHERE id = 1")
-            .await
+        const READ: &str = "SELECT n FROM cache_version WHERE id = 1";
+        if let Some(n) = self
+            .readers
+            .as_ref()
+            .and_then(|r| r.read(|conn| conn.prepare_cached(READ)?.query_row([], |row| row.get(0))))
+        {
+            return Ok(n);
+        }
+        self.first_value(READ).await
+    }
+
+    /// The certificate list's one statement on the calling thread: the request's only store
+    /// access once its principal, project and user come from the read cache. `None` when it
+    /// must take the sqlx path.
+    pub(crate) fn unexpired_page_inline(
+        &self,
+        project_id: &str,
+        username: &str,
+        now: i64,
+        limit: i64,
+        offset: i64,
+    ) -> Option<Vec<crate::sql::certificates::PageRow>> {
+        self.readers.as_ref()?.read(|conn| {
+            let mut statement = conn.prepare_cached(crate::sql::certificates::UNEXPIRED_PAGE)?;
+            let rows = statement.query_map(
+                rusqlite::params![project_id, username, now, limit, offset],
+                |row| {
+                    Ok(crate::sql::certificates::PageRow {
+                        total: row.get(0)?,
+                        serial: row.get(1)?,
+                        subject: row.get(2)?,
+                        not_before: row.get(3)?,
+                        not_after: row.get(4)?,
+                    })
+                },
+            )?;
+            rows.collect()
+        })
+    }
+
+    /// The project's active CA on the calling thread (every issuance reads it); the outer
+    /// `None` when it must take the sqlx path.
+    pub(crate) fn active_ca_inline(
+        &self,
+        project_id: &str,
+    ) -> Option<Option<crate::sql::cas::CaRow>> {
+        use rusqlite::OptionalExtension;
+        self.readers.as_ref()?.read(|conn| {
+            let mut statement = conn.prepare_cached(crate::sql::cas::ACTIVE_CA)?;
+            statement
+                .query_row([project_id], |row| {
+                    Ok(crate::sql::cas::CaRow {
+                        id: row.get("id")?,
+                        project_id: row.get("project_id")?,
+                        algorithm: row.get("algorithm")?,
+                        cert: row.get("cert")?,
+                        sealed_key: row.get("sealed_key")?,
+                        not_before: row.get("not_before")?,
+                        not_after: row.get("not_after")?,
+                        generation: row.get("generation")?,
+                        active: row.get("active")?,
+                        retired_at: row.get("retired_at")?,
+                    })
+                })
+                .optional()
+        })
+    }
+
+    /// Reads that failed on the calling thread and took the sqlx path instead (a busy WAL
+    /// index, an I/O error): zero in normal operation, which the conformance suite checks.
+    pub fn inline_fallbacks(&self) -> u64 {
+        self.readers.as_ref().map_or(0, |r| {
+            r.fallbacks.load(std::sync::atomic::Ordering::Relaxed)
+        })
+    }
+
+    /// Releases the connections of [`Readers`] (the pool's are closed by `Store::close`).
+    pub(crate) fn close_readers(&self) {
+        if let Some(r) = &self.readers {
+            r.close();
+        }
     }
 
     /// Runs `PRAGMA integrity_check` and returns its first line (`ok` when healthy).
@@ -168,6 +253,80 @@ impl SqliteStore {
             .begin_with("BEGIN IMMEDIATE")
             .await
             .map_err(map_err)
+    }
+}
+
+/// Read-only connections that run a statement on the calling thread, for reads so small and
+/// so frequent that handing them to sqlx's worker thread (two context switches each way) costs
+/// more than the read. Each is `query_only`; one is taken from the idle list (or opened) for a
+/// read and put back after it. A read that fails for any reason (busy, closed, an I/O error)
+/// answers `None`, its connection is dropped, and the caller takes the ordinary sqlx path,
+/// which reports the error as every other read does.
+#[derive(Debug)]
+struct Readers {
+    path: PathBuf,
+    idle: std::sync::Mutex<Option<Vec<rusqlite::Connection>>>,
+    /// Reads that failed here and took the sqlx path (closed stores excepted).
+    fallbacks: std::sync::atomic::AtomicU64,
+}
+
+/// Idle reader connections kept at most (one per thread that reads at once is enough).
+const IDLE_READERS: usize = 8;
+
+impl Readers {
+    fn new(path: PathBuf) -> Readers {
+        Readers {
+            path,
+            idle: std::sync::Mutex::new(Some(Vec::new())),
+            fallbacks: Default::default(),
+        }
+    }
+
+    fn read<T>(&self, f: impl FnOnce(&rusqlite::Connection) -> rusqlite::Result<T>) -> Option<T> {
+        let taken = self
+            .idle
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_mut()?
+            .pop();
+        let out = match taken {
+            Some(conn) => Ok(conn),
+            None => self.open(),
+        }
+        .and_then(|conn| f(&conn).map(|out| (conn, out)));
+        let (conn, out) = match out {
+            Ok(done) => done,
+            Err(e) => {
+                self.fallbacks
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                tracing::debug!(error = %e, "SQLite read on the calling thread failed; taking the sqlx path");
+                return None;
+            }
+        };
+        if let Some(idle) = self.idle.lock().unwrap_or_else(|e| e.into_inner()).as_mut()
+            && idle.len() < IDLE_READERS
+        {
+            idle.push(conn);
+        }
+        Some(out)
+    }
+
+    fn open(&self) -> rusqlite::Result<rusqlite::Connection> {
+        use rusqlite::OpenFlags;
+        let conn = rusqlite::Connection::open_with_flags(
+            &self.path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        conn.pragma_update(None, "query_only", true)?;
+        // A WAL reader waits only while another connection recovers the WAL index; it runs on
+        // an async worker thread, so it gives up soon and lets the sqlx path wait instead.
+        conn.busy_timeout(Duration::from_millis(20))?;
+        Ok(conn)
+    }
+
+    /// Drops every connection; later reads take the sqlx path (which a closed store refuses).
+    fn close(&self) {
+        self.idle.lock().unwrap_or_else(|e| e.into_inner()).take();
     }
 }
 
@@ -422,6 +581,47 @@ mod tests {
         assert!(text.contains("malformed database schema"), "{text}");
         assert!(!text.chars().any(char::is_control), "{text:?}");
         assert!(text.contains("\\u{7}"), "{text:?}");
+    }
+
+    /// The reads that run on the calling thread answer there (not through the sqlx fallback,
+    /// which would hide a statement rusqlite cannot run), agree with the sqlx path, and stop
+    /// once the store is closed.
+    #[tokio::test]
+    async fn hot_reads_run_on_the_calling_thread_until_closed() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("hot.db")).await.unwrap();
+        let via_sqlx: i64 = store
+            .first_value("SELECT n FROM cache_version WHERE id = 1")
+            .await
+            .unwrap();
+        let readers = store.readers.as_ref().expect("a file store has readers");
+        let inline = readers.read(|c| {
+            c.query_row("SELECT n FROM cache_version WHERE id = 1", [], |r| {
+                r.get::<_, i64>(0)
+            })
+        });
+        assert_eq!(inline, Some(via_sqlx));
+        let page = store
+            .unexpired_page_inline("000000000000000000000000", "nobody", 0, 100, 0)
+            .expect("the list statement runs on rusqlite");
+        assert_eq!(page.len(), 1, "the count row alone");
+        assert_eq!(page[0].total, 0);
+        assert!(page[0].serial.is_none());
+        assert!(matches!(
+            store.active_ca_inline("000000000000000000000000"),
+            Some(None)
+        ));
+
+        Store::close(&store).await;
+        assert!(
+            store
+                .unexpired_page_inline("000000000000000000000000", "nobody", 0, 100, 0)
+                .is_none()
+        );
+        assert!(
+            store.cache_version().await.is_err(),
+            "a closed store refuses"
+        );
     }
 
     #[test]

@@ -64,6 +64,7 @@ macro_rules! conformance_tests {
                 conformance::$check(&store).await;
                 conformance::assert_audit_log_intact(&store).await;
                 assert_eq!(store.integrity_check().await.unwrap(), "ok");
+                assert_eq!(store.inline_fallbacks(), 0, "every thread-side read ran there");
                 store.close().await;
             }
         )*
@@ -78,6 +79,11 @@ async fn run_all_on_one_store() {
     let (_dir, store) = fresh_store().await;
     conformance::run_all(&store).await;
     assert_eq!(store.integrity_check().await.unwrap(), "ok");
+    assert_eq!(
+        store.inline_fallbacks(),
+        0,
+        "every thread-side read ran there"
+    );
     store.close().await;
 }
 

@@ -7,17 +7,20 @@ use crate::CaRecord;
 /// A `project_cas` row: the certificate is `cert`, and `active` is 0 or 1.
 #[derive(sqlx::FromRow)]
 pub(crate) struct CaRow {
-    id: i64,
-    project_id: String,
-    algorithm: String,
-    cert: Vec<u8>,
-    sealed_key: Vec<u8>,
-    not_before: i64,
-    not_after: i64,
-    generation: i64,
-    active: i32,
-    retired_at: Option<i64>,
+    pub(crate) id: i64,
+    pub(crate) project_id: String,
+    pub(crate) algorithm: String,
+    pub(crate) cert: Vec<u8>,
+    pub(crate) sealed_key: Vec<u8>,
+    pub(crate) not_before: i64,
+    pub(crate) not_after: i64,
+    pub(crate) generation: i64,
+    pub(crate) active: i32,
+    pub(crate) retired_at: Option<i64>,
 }
+
+/// A project's active CA (at most one: a partial unique index).
+pub(crate) const ACTIVE_CA: &str = "SELECT * FROM project_cas WHERE project_id = $1 AND active = 1";
 
 impl From<CaRow> for CaRecord {
     fn from(row: CaRow) -> Self {
@@ -38,9 +41,7 @@ impl From<CaRow> for CaRecord {
 
 macro_rules! sql_cas {
     ($store:ident [$($methods:tt)*] $($rest:ident)*) => {
-        use crate::sql::cas::CaRow;
-
-        const ACTIVE_CA: &str = "SELECT * FROM project_cas WHERE project_id = $1 AND active = 1";
+        use crate::sql::cas::{ACTIVE_CA, CaRow};
 
         const INSERT_CA: &str =
             "INSERT INTO project_cas (project_id, algorithm, cert, sealed_key, not_before, not_after, active, generation)
@@ -81,6 +82,10 @@ macro_rules! sql_cas {
 
         sql_impl!($store [$($methods)*
             async fn get_active_ca(&self, project_id: &str) -> StoreResult<Option<CaRecord>> {
+                // Every issuance reads it: on SQLite, on the calling thread.
+                if let Some(ca) = self.active_ca_inline(project_id) {
+                    return Ok(ca.map(CaRecord::from));
+                }
                 let mut conn = self.pool.acquire().await.map_err(map_err)?;
                 active_ca_in(&mut conn, project_id).await
             }

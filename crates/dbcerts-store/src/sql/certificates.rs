@@ -22,6 +22,45 @@ pub(crate) struct CertificateRow {
     revocation_reason: Option<i64>,
 }
 
+/// A user's unexpired, unrevoked certificates: the count (issued minus expired, migration 0005,
+/// minus revoked unexpired, 0007: its scans touch expired and revoked entries only) as a one-row
+/// derived table left-joined to the page, so that an empty page still returns the count.
+/// Parameters: project, username, now, limit, offset. `+not_after`: a range on not_after must
+/// not lure the planner to the expiry index (which would sort all the user's certificates for
+/// every page); the page comes in the order of certificates_by_user_page, which holds not_after
+/// too.
+pub(crate) const UNEXPIRED_PAGE: &str = "SELECT n.total, p.serial, p.subject, p.not_before, p.not_after
+ FROM (SELECT COALESCE((SELECT issued FROM certificate_counts WHERE project_id = $1 AND username = $2), 0)
+            - (SELECT COUNT(*) FROM certificates WHERE project_id = $1 AND username = $2 AND not_after <= $3)
+            - (SELECT COUNT(*) FROM certificates WHERE project_id = $1 AND username = $2 AND not_after > $3
+                                                 AND revoked_at IS NOT NULL) AS total) AS n
+ LEFT JOIN (SELECT serial, subject, not_before, not_after, created_ms FROM certificates
+            WHERE project_id = $1 AND username = $2 AND +not_after > $3 AND revoked_at IS NULL
+            ORDER BY not_before, created_ms, serial LIMIT $4 OFFSET $5) AS p ON 1 = 1
+ ORDER BY p.not_before, p.created_ms, p.serial";
+
+/// A row of the certificate list's one statement: the count, and one certificate of the page
+/// (all NULL when the page is empty).
+#[derive(sqlx::FromRow)]
+pub(crate) struct PageRow {
+    pub(crate) total: i64,
+    pub(crate) serial: Option<i64>,
+    pub(crate) subject: Option<String>,
+    pub(crate) not_before: Option<i64>,
+    pub(crate) not_after: Option<i64>,
+}
+
+impl PageRow {
+    pub(crate) fn summary(self) -> Option<crate::CertificateSummary> {
+        Some(crate::CertificateSummary {
+            serial: self.serial?,
+            subject: self.subject?,
+            not_before: self.not_before?,
+            not_after: self.not_after?,
+        })
+    }
+}
+
 impl TryFrom<CertificateRow> for CertificateRecord {
     type Error = StoreError;
 
@@ -48,7 +87,7 @@ impl TryFrom<CertificateRow> for CertificateRecord {
 
 macro_rules! sql_certificates {
     ($store:ident [$($methods:tt)*] $($rest:ident)*) => {
-        use crate::sql::certificates::CertificateRow;
+        use crate::sql::certificates::{CertificateRow, PageRow, UNEXPIRED_PAGE};
 
         /// Inserts one certificate of a batch unless its serial is taken or its project gone;
         /// appends its audit entry when it was inserted.
@@ -177,38 +216,24 @@ macro_rules! sql_certificates {
                 now: i64,
                 page: Page,
             ) -> StoreResult<(Vec<CertificateSummary>, u64)> {
-                // Issued minus expired (migration 0005) minus revoked unexpired (0007): the scans
-                // touch expired and revoked entries only.
-                let count: i64 = sqlx::query_scalar(
-                    "SELECT COALESCE((SELECT issued FROM certificate_counts WHERE project_id = $1 AND username = $2), 0)
-                          - (SELECT COUNT(*) FROM certificates WHERE project_id = $1 AND username = $2 AND not_after <= $3)
-                          - (SELECT COUNT(*) FROM certificates WHERE project_id = $1 AND username = $2 AND not_after > $3
-                                                               AND revoked_at IS NOT NULL) AS n",
-                )
-                .bind(project_id)
-                .bind(username)
-                .bind(now)
-                .fetch_one(&self.pool)
-                .await
-                .map_err(map_err)?;
+                // One statement (UNEXPIRED_PAGE), so one round trip and one snapshot; on
+                // SQLite it runs on the calling thread.
                 let (lim, off) = limit(page);
-                // `+not_after`: a range on not_after must not lure the planner to the expiry index
-                // (which would sort all the user's certificates for every page); the page comes
-                // in the order of certificates_by_user_page, which holds not_after too.
-                let certs = sqlx::query_as(
-                    "SELECT serial, subject, not_before, not_after FROM certificates
-                     WHERE project_id = $1 AND username = $2 AND +not_after > $3 AND revoked_at IS NULL
-                     ORDER BY not_before, created_ms, serial LIMIT $4 OFFSET $5",
-                )
-                .bind(project_id)
-                .bind(username)
-                .bind(now)
-                .bind(lim)
-                .bind(off)
-                .fetch_all(&self.pool)
-                .await
-                .map_err(map_err)?;
-                Ok((certs, count as u64))
+                let rows = match self.unexpired_page_inline(project_id, username, now, lim, off) {
+                    Some(rows) => rows,
+                    None => sqlx::query_as::<_, PageRow>(UNEXPIRED_PAGE)
+                        .bind(project_id)
+                        .bind(username)
+                        .bind(now)
+                        .bind(lim)
+                        .bind(off)
+                        .fetch_all(&self.pool)
+                        .await
+                        .map_err(map_err)?,
+                };
+                let count = rows.first().map_or(0, |r| r.total);
+                let certs = rows.into_iter().filter_map(PageRow::summary).collect();
+                Ok((certs, count.max(0) as u64))
             }
 
             async fn get_certificate(

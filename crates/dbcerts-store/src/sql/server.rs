@@ -14,6 +14,7 @@ macro_rules! sql_server {
             }
 
             async fn close(&self) {
+                self.close_readers();
                 self.pool.close().await;
             }
 
