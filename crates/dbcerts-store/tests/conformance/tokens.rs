@@ -153,3 +153,55 @@ pub async fn digest_nonce_count_accepted_once_across_two_nodes(
         }
     }
 }
+
+/// Two nodes' batches writing the same Digest nonces in opposite orders, at the same moment,
+/// both commit (on PostgreSQL, upserts taken in arrival order locked the rows in opposite
+/// orders, and the deadlock failed one whole batch), and each count is still accepted once.
+/// Each batch also prunes expired counts, some of which the other batch holds.
+pub async fn digest_nonce_batches_in_opposite_orders_both_commit(
+    first: &dyn Store,
+    second: &dyn Store,
+) {
+    let ns = Ns(58);
+    let nonces: Vec<String> = (0..24).map(|n| ns.jti(n)).collect();
+    let expired: Vec<String> = (100..108).map(|n| ns.jti(n)).collect();
+    for round in 0..30u32 {
+        let nc = round + 1;
+        let now = T0 + i64::from(round);
+        // Counts that expire at the next round: each round prunes the previous round's.
+        let stale: Vec<_> = expired
+            .iter()
+            .map(|n| nonce_count(&format!("{n}-{round}"), 1, now + 1, now))
+            .collect();
+        let forward: Vec<_> = nonces
+            .iter()
+            .map(|n| nonce_count(n, nc, T0 + 1000, now))
+            .chain(stale.iter().cloned())
+            .collect();
+        let mut backward: Vec<_> = nonces
+            .iter()
+            .rev()
+            .map(|n| nonce_count(n, nc, T0 + 1000, now))
+            .chain(stale.iter().rev().cloned())
+            .collect();
+        // A repeat within the batch: refused without changing the others.
+        backward.push(nonce_count(&nonces[0], nc, T0 + 1000, now));
+        let (x, y) = tokio::join!(first.commit_batch(&forward), second.commit_batch(&backward));
+        let (x, y) = (
+            x.unwrap_or_else(|e| panic!("round {round}: the first node's batch failed: {e}")),
+            y.unwrap_or_else(|e| panic!("round {round}: the second node's batch failed: {e}")),
+        );
+        let n = nonces.len() + stale.len();
+        assert_eq!(y[n], Recorded::CountNotHigher, "round {round}: the repeat");
+        for i in 0..n {
+            // `backward` holds the same writes in reverse order.
+            let mut outcomes = [x[i], y[n - 1 - i]];
+            outcomes.sort_by_key(|o| *o != Recorded::Yes);
+            assert_eq!(
+                outcomes,
+                [Recorded::Yes, Recorded::CountNotHigher],
+                "round {round}, write {i}: accepted once"
+            );
+        }
+    }
+}
