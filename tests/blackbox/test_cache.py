@@ -11,12 +11,18 @@
   application name): a key deleted while B cannot hear of it is refused by B on its next
   request, although B cached it with a TTL of five minutes; once B listens again, it caches
   again.
+- B's cache still holding a MANAGED user that A deleted (B's listener backend stopped, so B
+  trusts its cache for its TTL): B's certificate request is refused by the store, with the
+  USERNAME_NOT_FOUND a fresh read gives, and with USER_NOT_MANAGED_X509 once A has made the
+  name a SCRAM user; no valid certificate of the user is left.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import pathlib
+import signal
 import time
 
 import pg_cluster
@@ -257,3 +263,93 @@ def test_node_b_without_its_listener_still_refuses_a_key_deleted_meanwhile(admin
         assert o.get(b.url("/groups"), timeout=60).status_code == 200
     assert hits(mb, "api_key") >= before + 2
     assert k.get(b.url("/groups"), timeout=60).status_code == 401
+
+
+@pytest.mark.skipif(BACKEND == "sqlite", reason="multi-node tests run in the PostgreSQL pass of the suite")
+def test_a_stale_cache_on_node_b_never_issues_a_certificate_for_a_user_deleted_on_a(
+    admin_url, new_database, nodes, tmp_path
+):
+    """B holds a MANAGED user in its cache and hears nothing of A's writes (its listener's
+    backend is stopped: a silent partition, so B keeps trusting its cache for its whole TTL).
+    A deletes the user (revoking its certificates), then replaces it with a SCRAM user of the
+    same name. B, still reading the old user from its cache, signs, but the store refuses to
+    record the certificate, and B answers what a fresh read would have made it answer."""
+    url = new_database()
+    # A without a cache, so that the only listener on this database is B's.
+    a, b = two_cached_nodes(nodes, url, tmp_path, ttl_b=300, cache_a=False)
+    sa, sb = a.session(), b.session()
+    mb = metrics_url(b)
+    gid = create_project(a, sa)
+    user = unique_user("stale")
+    create_user(a, sa, gid, user)
+
+    def issued_from_cache() -> bool:
+        before = hits(mb, "database_user")
+        r = cert_request(b, sb, gid, user)
+        assert r.status_code == 201, r.text
+        return hits(mb, "database_user") > before
+
+    # B caches the user (a notification of the user's creation may still empty it once).
+    until(60, "B issues from its cached user", issued_from_cache)
+    [pid] = listener_pids(admin_url, url)
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        assert issued_from_cache(), "B still answers the user from its cache"
+        issued_before = pg_cluster.query(
+            url, "SELECT COUNT(*) FROM certificates WHERE project_id = ? AND username = ?", gid, user
+        )
+
+        # A deletes the user (and revokes its certificates); B's cache still holds it.
+        assert sa.delete(a.url(f"/groups/{gid}/databaseUsers/%24external/{user}"), timeout=60).status_code == 204
+        before = hits(mb, "database_user")
+        r = cert_request(b, sb, gid, user)
+        assert hits(mb, "database_user") > before, "B read the deleted user from its cache"
+        # (Cut short: a 201's body would end with the certificate's private key.)
+        assert r.status_code == 404, f"{r.status_code}: {r.text[:120]}"
+        assert r.json() == {
+            "detail": f"No user with username {user} exists.",
+            "error": 404,
+            "errorCode": "USERNAME_NOT_FOUND",
+            "parameters": [user],
+            "reason": "Not Found",
+        }
+        assert r.json() == cert_request(a, sa, gid, user).json(), "A (reading the store) answers the same"
+
+        # A creates a SCRAM user of the same name: B, still reading the MANAGED one, is refused
+        # as a fresh read would refuse it.
+        password = f"pw-{unique_user()}"
+        remember_secret(password)
+        scram = {
+            "databaseName": "admin",
+            "username": user,
+            "password": password,
+            "roles": [{"databaseName": "admin", "roleName": "read"}],
+            "groupId": gid,
+        }
+        r = sa.post(a.url(f"/groups/{gid}/databaseUsers"), json=scram, timeout=60)
+        assert r.status_code == 201, r.text
+        before = hits(mb, "database_user")
+        r = cert_request(b, sb, gid, user)
+        assert hits(mb, "database_user") > before, "B read the MANAGED user from its cache"
+        assert r.status_code == 400, f"{r.status_code}: {r.text[:120]}"
+        assert r.json()["errorCode"] == "USER_NOT_MANAGED_X509"
+        assert r.json() == cert_request(a, sa, gid, user).json(), "A (reading the store) answers the same"
+    finally:
+        os.kill(pid, signal.SIGCONT)
+
+    # Nothing was recorded after the deletion, and every certificate of the user is revoked.
+    assert pg_cluster.query(
+        url, "SELECT COUNT(*) FROM certificates WHERE project_id = ? AND username = ?", gid, user
+    ) == issued_before
+    assert pg_cluster.query(
+        url,
+        "SELECT COUNT(*) FROM certificates WHERE project_id = ? AND username = ? AND revoked_at IS NULL",
+        gid,
+        user,
+    ) == [("0",)]
+    # Listed through A once the name is a MANAGED user again: no valid certificate.
+    assert sa.delete(a.url(f"/groups/{gid}/databaseUsers/admin/{user}"), timeout=60).status_code == 204
+    create_user(a, sa, gid, user)
+    r = sa.get(a.url(f"/groups/{gid}/databaseUsers/{user}/certs"), timeout=60)
+    assert r.status_code == 200, r.text
+    assert (r.json()["totalCount"], r.json()["results"]) == (0, [])

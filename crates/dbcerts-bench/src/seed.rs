@@ -902,6 +902,9 @@ async fn write_all(
                 Recorded::ProjectGone => {
                     bail!("a benchmark project was deleted while seeding")
                 }
+                Recorded::UserGone | Recorded::UserNotManaged => {
+                    bail!("a benchmark user was deleted or changed while seeding")
+                }
                 Recorded::CountNotHigher => {
                     bail!("commit_batch answered a nonce count for a certificate")
                 }

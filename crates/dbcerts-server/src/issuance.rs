@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use dbcerts_ca::{CaError, KeyAlgorithm, LeafKey, LeafRequest, leaf_validity, random_serial};
-use dbcerts_store::{AuditEvent, CertificateRecord, DatabaseUserRecord, StoreError};
+use dbcerts_store::{AuditEvent, CertificateRecord, DatabaseUserRecord, Recorded, StoreError};
 
 use crate::AppState;
 use crate::ca_service::{ProjectCa, Who};
@@ -192,13 +192,16 @@ pub(crate) async fn issue(
         .await?
         .map_err(|e| AtlasError::unexpected(e.to_string()))?;
         let serial = rec.serial;
+        // The store checks the user again under the project's lock: the one found before
+        // signing may have come from this node's read cache, which another node's deletion
+        // reaches a moment later. Refused as the lookup would have refused it.
         match state
             .inner
             .journal
-            .insert_certificate(rec.clone(), audit)
-            .await
+            .record_certificate(rec.clone(), audit)
+            .await?
         {
-            Ok(()) => {
+            Recorded::Yes => {
                 tracing::info!(project = project.as_str(), serial, algorithm = %key.algorithm(), months, "issued certificate");
                 crate::observe::certificate_issued(project.as_str(), key.algorithm());
                 return Ok(Issued {
@@ -206,13 +209,20 @@ pub(crate) async fn issue(
                     key,
                 });
             }
-            Err(StoreError::Conflict(_)) => {
+            Recorded::SerialTaken => {
                 tracing::warn!(
                     serial,
                     "certificate serial collision; retrying with a new serial"
                 );
             }
-            Err(e) => return Err(e.into()),
+            Recorded::UserGone => return Err(AtlasError::username_not_found(username)),
+            Recorded::UserNotManaged => return Err(AtlasError::user_not_managed_x509()),
+            Recorded::ProjectGone => return Err(StoreError::Gone.into()),
+            Recorded::CountNotHigher => {
+                return Err(AtlasError::unexpected(
+                    "a certificate was answered as a nonce count",
+                ));
+            }
         }
     }
     Err(AtlasError::unexpected(

@@ -74,16 +74,24 @@ impl Journal {
     }
 
     /// Durably records `cert` and its audit entry; returns once the transaction holding them
-    /// has committed. A serial that exists already is `Conflict("certificate serial")`, a
-    /// project deleted meanwhile `Gone`.
+    /// has committed. A serial that exists already is `Conflict("certificate serial")`; a
+    /// project deleted meanwhile, or a user deleted or no longer `MANAGED`, `Gone`.
     pub async fn insert_certificate(
         &self,
         cert: CertificateRecord,
         audit: AuditEvent,
     ) -> StoreResult<()> {
-        self.commit(BatchWrite::Certificate(cert, audit))
-            .await?
-            .into_result()
+        self.record_certificate(cert, audit).await?.into_result()
+    }
+
+    /// As [`Journal::insert_certificate`], with what became of the certificate: whether it was
+    /// recorded, and why not.
+    pub async fn record_certificate(
+        &self,
+        cert: CertificateRecord,
+        audit: AuditEvent,
+    ) -> StoreResult<Recorded> {
+        self.commit(BatchWrite::Certificate(cert, audit)).await
     }
 
     /// Durably appends `event` to the audit log; returns once it has committed.

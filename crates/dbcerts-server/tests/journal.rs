@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use dbcerts_server::journal::Journal;
 use dbcerts_store::{
-    ApiKeyRecord, AuditEvent, AuditFilter, CertificateRecord, Org, Project, SqliteStore, Store,
-    StoreError,
+    ApiKeyRecord, AuditEvent, AuditFilter, CertificateRecord, DatabaseUserRecord, Org, Project,
+    SqliteStore, Store, StoreError,
 };
 use sqlx::Connection;
 
@@ -41,6 +41,16 @@ async fn store_with_project(dir: &std::path::Path) -> Arc<SqliteStore> {
         tags_json: "[]".into(),
     };
     store.create_project(&project).await.unwrap();
+    // The store records certificates of MANAGED X.509 users only.
+    let alice = DatabaseUserRecord {
+        project_id: PROJECT.into(),
+        database_name: "$external".into(),
+        username: "alice".into(),
+        x509_type: "MANAGED".into(),
+        created: T0,
+        doc: "{}".into(),
+    };
+    store.create_database_user(&alice).await.unwrap();
     Arc::new(store)
 }
 

@@ -25,6 +25,11 @@ type DbConn = sqlx::PgConnection;
 /// each other (it may skip a number when an append rolls back).
 const NEXT_AUDIT_SEQ: &str = "nextval('audit_log_seq')";
 
+/// Removes the Digest nonce counts expired before `$1` that no other transaction holds: a
+/// batch's prune never waits for another batch (nor makes one wait in a cycle with it).
+const PRUNE_NONCE_COUNTS: &str = "DELETE FROM digest_nonce_counts WHERE nonce IN
+     (SELECT nonce FROM digest_nonce_counts WHERE expires < $1 FOR UPDATE SKIP LOCKED)";
+
 /// How long a request waits for a connection before the store answers `Unavailable`.
 pub const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
 

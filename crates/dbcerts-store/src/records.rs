@@ -295,14 +295,17 @@ pub enum RevokeWhich {
 /// One write of a group commit ([`crate::Store::commit_batch`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BatchWrite {
-    /// An issued certificate and its audit entry.
+    /// An issued certificate and its audit entry: recorded only while its project has a
+    /// `MANAGED` X.509 database user of its name (checked in the batch's transaction, under
+    /// the project's lock, which deleting or changing a user takes too).
     Certificate(CertificateRecord, AuditEvent),
     /// An audit entry alone.
     Audit(AuditEvent),
     /// A Digest nonce count a node accepted (the server's `digest-replay-check = "store"`):
     /// recorded when it is higher than every count recorded for `nonce` so far
     /// ([`Recorded::Yes`]), else refused ([`Recorded::CountNotHigher`]: a replay). The record is
-    /// kept until `expires` (Unix seconds); the batch removes records expired at `now`.
+    /// kept until `expires` (Unix seconds); the batch removes records expired at `now` (those no
+    /// other transaction holds at that moment; the next batch removes the rest).
     DigestNonceCount {
         nonce: String,
         nc: u32,
@@ -320,6 +323,13 @@ pub enum Recorded {
     SerialTaken,
     /// Not recorded: the project does not exist (it was deleted meanwhile).
     ProjectGone,
+    /// Not recorded: the project has no database user of the certificate's name (on
+    /// `$external` or `admin`, where the server looks for it): it was deleted meanwhile,
+    /// perhaps through another node whose deletion this node's read cache had not seen yet.
+    UserGone,
+    /// Not recorded: the project has a database user of the certificate's name, but not a
+    /// `MANAGED` X.509 one.
+    UserNotManaged,
     /// Not recorded: a count at least as high is recorded for the nonce already.
     CountNotHigher,
 }
@@ -330,7 +340,9 @@ impl Recorded {
         match self {
             Recorded::Yes => Ok(()),
             Recorded::SerialTaken => Err(crate::StoreError::Conflict("certificate serial")),
-            Recorded::ProjectGone => Err(crate::StoreError::Gone),
+            Recorded::ProjectGone | Recorded::UserGone | Recorded::UserNotManaged => {
+                Err(crate::StoreError::Gone)
+            }
             Recorded::CountNotHigher => Err(crate::StoreError::Conflict("digest nonce count")),
         }
     }

@@ -35,6 +35,10 @@ type DbConn = sqlx::SqliteConnection;
 /// lock).
 const NEXT_AUDIT_SEQ: &str = "(SELECT COALESCE(MAX(seq), 0) + 1 FROM audit_log)";
 
+/// Removes the Digest nonce counts expired before `$1` (the transaction holds the only write
+/// lock, so nothing else holds them).
+const PRUNE_NONCE_COUNTS: &str = "DELETE FROM digest_nonce_counts WHERE expires < $1";
+
 /// A [`Store`] on one SQLite file.
 #[derive(Clone, Debug)]
 pub struct SqliteStore {

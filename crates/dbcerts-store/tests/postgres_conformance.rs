@@ -270,6 +270,19 @@ async fn digest_nonce_count_accepted_once_across_two_nodes() {
     first.close().await;
 }
 
+/// Two nodes committing batches of the same Digest nonces in opposite orders at once: both
+/// commit (no deadlock between their row locks).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn digest_nonce_batches_in_opposite_orders_both_commit() {
+    let Some((url, first)) = fresh_store().await else {
+        return;
+    };
+    let second = PgStore::open_url(&url).await.unwrap();
+    conformance::digest_nonce_batches_in_opposite_orders_both_commit(&first, &second).await;
+    second.close().await;
+    first.close().await;
+}
+
 /// Eight nodes starting at once on an empty database all succeed: migrations run once, under
 /// the migration lock, and every node sees the full schema.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

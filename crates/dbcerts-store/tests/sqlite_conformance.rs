@@ -247,6 +247,17 @@ async fn digest_nonce_count_accepted_once_across_two_nodes() {
     first.close().await;
 }
 
+/// Two nodes on one file committing batches of the same Digest nonces in opposite orders at
+/// once: both commit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn digest_nonce_batches_in_opposite_orders_both_commit() {
+    let (dir, first) = fresh_store().await;
+    let second = SqliteStore::open(&db_path(dir.path())).await.unwrap();
+    conformance::digest_nonce_batches_in_opposite_orders_both_commit(&first, &second).await;
+    second.close().await;
+    first.close().await;
+}
+
 /// Everything committed before `close` is there after reopening the file, and reopening runs
 /// the (already applied) migrations without error.
 #[tokio::test]
@@ -521,6 +532,18 @@ async fn certificate_counts_cover_existing_and_directly_written_rows() {
         status: None,
         details: "{}".into(),
     };
+    // Certificates are recorded for MANAGED X.509 users only.
+    for username in ["alice", "bob"] {
+        let user = dbcerts_store::DatabaseUserRecord {
+            project_id: project.id.clone(),
+            database_name: "$external".into(),
+            username: username.into(),
+            x509_type: "MANAGED".into(),
+            created: now,
+            doc: "{}".into(),
+        };
+        store.create_database_user(&user).await.unwrap();
+    }
     for c in [
         cert(1, "alice", now + 10),
         cert(2, "alice", now - 10),

@@ -2,8 +2,25 @@
 //! journal's group commit), the per-user lists and counts, one certificate by serial, the last
 //! expiry a CA signed, and the per-project counts of certificates about to expire.
 
+use std::collections::BTreeMap;
+
 use crate::sql::revocation::revocation_from;
-use crate::{CertificateRecord, StoreError};
+use crate::{BatchWrite, CertificateRecord, StoreError};
+
+/// A batch's Digest nonce-count writes, by nonce in ascending order, each nonce's in batch
+/// order: `(index in the batch, nc, expires)`.
+pub(crate) fn nonce_writes(batch: &[BatchWrite]) -> BTreeMap<&str, Vec<(usize, u32, i64)>> {
+    let mut by_nonce: BTreeMap<&str, Vec<(usize, u32, i64)>> = BTreeMap::new();
+    for (i, write) in batch.iter().enumerate() {
+        if let BatchWrite::DigestNonceCount {
+            nonce, nc, expires, ..
+        } = write
+        {
+            by_nonce.entry(nonce).or_default().push((i, *nc, *expires));
+        }
+    }
+    by_nonce
+}
 
 /// A `certificates` row: the certificate is `cert`, the issuing CA nullable, the revocation
 /// two nullable columns.
@@ -87,24 +104,32 @@ impl TryFrom<CertificateRow> for CertificateRecord {
 
 macro_rules! sql_certificates {
     ($store:ident [$($methods:tt)*] $($rest:ident)*) => {
-        use crate::sql::certificates::{CertificateRow, PageRow, UNEXPIRED_PAGE};
+        use crate::sql::certificates::{CertificateRow, PageRow, UNEXPIRED_PAGE, nonce_writes};
 
-        /// Inserts one certificate of a batch unless its serial is taken or its project gone;
-        /// appends its audit entry when it was inserted.
+        /// Inserts one certificate of a batch unless its serial is taken, its project gone, or
+        /// its project has no `MANAGED` X.509 user of its name; appends its audit entry when it
+        /// was inserted. The caller holds the project's lock.
         async fn insert_certificate_in(
             conn: &mut DbConn,
             heads: &mut AuditHeads,
             c: &CertificateRecord,
             audit: &AuditEvent,
         ) -> StoreResult<Recorded> {
-            // Neither a taken serial (ON CONFLICT) nor a project deleted meanwhile
-            // (EXISTS) is an error here: either would abort the transaction that the
-            // rest of the batch shares. Each skips only its certificate.
+            // Neither a taken serial (ON CONFLICT) nor a project or user deleted meanwhile
+            // (EXISTS) is an error here: either would abort the transaction that the rest of
+            // the batch shares. Each skips only its certificate. The user is checked here, not
+            // only by the server before it signs: the server may have read it from its read
+            // cache, which another node's deletion reaches a moment later; the deletion takes
+            // the project's lock, as this transaction does, so one of them sees the other.
+            // `$external` and `admin` are where the server looks for a certificate's user.
             let done = sqlx::query(
                 "INSERT INTO certificates (serial, project_id, username, subject, not_before, not_after, created_ms, cert,
                                            ca_id, revoked_at, revocation_reason)
                  SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11
                  WHERE EXISTS (SELECT 1 FROM projects WHERE id = $2)
+                   AND EXISTS (SELECT 1 FROM database_users
+                               WHERE project_id = $2 AND database_name IN ('$external', 'admin')
+                                 AND username = $3 AND x509_type = 'MANAGED')
                  ON CONFLICT (serial) DO NOTHING",
             )
             .bind(c.serial)
@@ -121,19 +146,32 @@ macro_rules! sql_certificates {
             .execute(&mut *conn)
             .await
             .map_err(map_err)?;
-            Ok(if done.rows_affected() == 1 {
+            if done.rows_affected() == 1 {
                 append_audit_in(&mut *conn, heads, audit).await?;
-                Recorded::Yes
-            } else if sqlx::query("SELECT 1 FROM projects WHERE id = $1")
-                .bind(&c.project_id)
-                .fetch_optional(&mut *conn)
-                .await
-                .map_err(map_err)?
-                .is_some()
-            {
-                Recorded::SerialTaken
-            } else {
+                return Ok(Recorded::Yes);
+            }
+            // Why not: the project first, then the user, else the serial.
+            let (project, users, managed): (i64, i64, i64) = sqlx::query_as(
+                "SELECT (SELECT COUNT(*) FROM projects WHERE id = $1),
+                        (SELECT COUNT(*) FROM database_users
+                         WHERE project_id = $1 AND database_name IN ('$external', 'admin') AND username = $2),
+                        (SELECT COUNT(*) FROM database_users
+                         WHERE project_id = $1 AND database_name IN ('$external', 'admin') AND username = $2
+                           AND x509_type = 'MANAGED')",
+            )
+            .bind(&c.project_id)
+            .bind(&c.username)
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(map_err)?;
+            Ok(if project == 0 {
                 Recorded::ProjectGone
+            } else if users == 0 {
+                Recorded::UserGone
+            } else if managed == 0 {
+                Recorded::UserNotManaged
+            } else {
+                Recorded::SerialTaken
             })
         }
 
@@ -166,40 +204,69 @@ macro_rules! sql_certificates {
 
         sql_impl!($store [$($methods)*
             async fn commit_batch(&self, batch: &[BatchWrite]) -> StoreResult<Vec<Recorded>> {
-                // The chains the batch appends to, locked: batches of other projects' writes
-                // (another node's) go on meanwhile. A batch of nonce counts alone (most of them
-                // under Digest load) locks nothing.
+                // The chains the batch appends to, and the project of each certificate (whose
+                // user it checks), locked: batches of other projects' writes (another node's)
+                // go on meanwhile. A batch of nonce counts alone (most of them under Digest
+                // load) takes no advisory lock.
                 let locks: Vec<WriteLock<'_>> = batch
                     .iter()
-                    .filter_map(|w| match w {
-                        BatchWrite::Audit(event) | BatchWrite::Certificate(_, event) => {
-                            Some(WriteLock::Chain(AuditEntry::chain_of(event)))
+                    .flat_map(|w| match w {
+                        BatchWrite::Audit(event) => {
+                            vec![WriteLock::Chain(AuditEntry::chain_of(event))]
                         }
-                        BatchWrite::DigestNonceCount { .. } => None,
+                        BatchWrite::Certificate(c, event) => vec![
+                            WriteLock::Chain(&c.project_id),
+                            WriteLock::Chain(AuditEntry::chain_of(event)),
+                        ],
+                        BatchWrite::DigestNonceCount { .. } => Vec::new(),
                     })
                     .collect();
                 let mut tx = self.write_tx(&locks).await?;
                 let mut heads = AuditHeads::default();
-                let mut prune_before = None;
-                let mut outcomes = Vec::with_capacity(batch.len());
-                for write in batch {
-                    outcomes.push(match write {
+                let mut outcomes = vec![Recorded::Yes; batch.len()];
+                for (outcome, write) in outcomes.iter_mut().zip(batch) {
+                    match write {
                         BatchWrite::Audit(event) => {
                             append_audit_in(&mut tx, &mut heads, event).await?;
-                            Recorded::Yes
-                        }
-                        BatchWrite::DigestNonceCount { nonce, nc, expires, now } => {
-                            prune_before = prune_before.max(Some(*now));
-                            record_nonce_count_in(&mut tx, nonce, *nc, *expires).await?
                         }
                         BatchWrite::Certificate(c, audit) => {
-                            insert_certificate_in(&mut tx, &mut heads, c, audit).await?
+                            *outcome = insert_certificate_in(&mut tx, &mut heads, c, audit).await?;
                         }
-                    });
+                        BatchWrite::DigestNonceCount { .. } => {}
+                    }
                 }
                 save_audit_heads(&mut tx, &heads).await?;
+                // The nonce counts last, in nonce order: each upsert locks its row until the
+                // commit, and two batches (two nodes') that locked shared nonces in arrival
+                // order could each wait for the other (a deadlock, which PostgreSQL resolves
+                // by failing one whole batch). In one order, the one that waits holds nothing
+                // the other needs next.
+                let nonces = nonce_writes(batch);
+                for (nonce, writes) in &nonces {
+                    // Each count is compared with the counts before it: those of earlier batches
+                    // (in the table) and those earlier in this batch. One not above an earlier
+                    // one of this batch is refused without a statement; only a new highest is
+                    // written.
+                    let mut highest: Option<u32> = None;
+                    for &(i, nc, expires) in writes {
+                        outcomes[i] = if highest.is_some_and(|h| nc <= h) {
+                            Recorded::CountNotHigher
+                        } else {
+                            highest = Some(nc);
+                            record_nonce_count_in(&mut tx, nonce, nc, expires).await?
+                        };
+                    }
+                }
+                let prune_before = batch
+                    .iter()
+                    .filter_map(|w| match w {
+                        BatchWrite::DigestNonceCount { now, .. } => Some(*now),
+                        _ => None,
+                    })
+                    .max();
                 if let Some(now) = prune_before {
-                    sqlx::query("DELETE FROM digest_nonce_counts WHERE expires < $1")
+                    // Never waits: rows another transaction holds are left for a later batch.
+                    sqlx::query(PRUNE_NONCE_COUNTS)
                         .bind(now)
                         .execute(&mut *tx)
                         .await

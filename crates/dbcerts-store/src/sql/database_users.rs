@@ -1,6 +1,7 @@
 //! Database users of a project: created (within the per-project limit, counted under the write
-//! lock), read, listed, counted, updated, and deleted, optionally revoking a `MANAGED` X.509
-//! user's certificates in the same transaction.
+//! lock), read, listed, counted, updated and deleted (under the project's lock, which
+//! certificate inserts take to check their user), optionally revoking a `MANAGED` X.509 user's
+//! certificates in the same transaction.
 
 macro_rules! sql_database_users {
     ($store:ident [$($methods:tt)*] $($rest:ident)*) => {
@@ -91,6 +92,9 @@ macro_rules! sql_database_users {
             }
 
             async fn update_database_user(&self, u: &DatabaseUserRecord) -> StoreResult<bool> {
+                // Under the project's lock, as certificate inserts check the user under it: an
+                // insert that waited for this change sees it.
+                let mut tx = self.write_tx(&[WriteLock::Chain(&u.project_id)]).await?;
                 let done = sqlx::query(
                     "UPDATE database_users SET x509_type = $1, doc = $2
                      WHERE project_id = $3 AND database_name = $4 AND username = $5",
@@ -100,9 +104,10 @@ macro_rules! sql_database_users {
                 .bind(&u.project_id)
                 .bind(&u.database_name)
                 .bind(&u.username)
-                .execute(&self.pool)
+                .execute(&mut *tx)
                 .await
                 .map_err(map_err)?;
+                tx.commit().await.map_err(map_err)?;
                 Ok(done.rows_affected() > 0)
             }
 
@@ -112,15 +117,18 @@ macro_rules! sql_database_users {
                 database_name: &str,
                 username: &str,
             ) -> StoreResult<bool> {
+                // Under the project's lock, as in `update_database_user`.
+                let mut tx = self.write_tx(&[WriteLock::Chain(project_id)]).await?;
                 let done = sqlx::query(
                     "DELETE FROM database_users WHERE project_id = $1 AND database_name = $2 AND username = $3",
                 )
                 .bind(project_id)
                 .bind(database_name)
                 .bind(username)
-                .execute(&self.pool)
+                .execute(&mut *tx)
                 .await
                 .map_err(map_err)?;
+                tx.commit().await.map_err(map_err)?;
                 Ok(done.rows_affected() > 0)
             }
 
@@ -131,6 +139,9 @@ macro_rules! sql_database_users {
                 username: &str,
                 revoke: Option<(Revocation, &AuditEvent)>,
             ) -> StoreResult<(bool, Vec<CertificateRecord>)> {
+                // The project's lock also orders this deletion with certificate inserts, which
+                // check the user under it (`insert_certificate_in`): an insert either commits
+                // first, and its certificate is revoked here, or waits and is refused.
                 let mut locks = vec![WriteLock::Chain(project_id)];
                 if let Some((_, audit)) = revoke {
                     locks.push(WriteLock::Chain(AuditEntry::chain_of(audit)));

@@ -529,6 +529,8 @@ pub async fn audit_chains_are_separate(store: &dyn Store) {
         cert(ns.serial(1), &p, "CN=una", T0, T0 + 1000),
         cert(ns.serial(2), &q, "CN=una", T0, T0 + 1000),
     );
+    managed_user(store, &p, "CN=una").await;
+    managed_user(store, &q, "CN=una").await;
     let batch = [
         BatchWrite::Certificate(a.clone(), issued(&a)),
         BatchWrite::Audit(audit_event(&ns.actor(99), "batched", None, T0 * 1000)),

@@ -354,6 +354,7 @@ pub async fn insert_certificate_appends_one_audit_entry(store: &dyn Store) {
     let (base, tip) = audit_tip(store, &p).await;
     let c = cert(ns.serial(1), &p, "CN=ivy", T0, T0 + 1000);
     let e = issued(&c);
+    managed_user(store, &p, "CN=ivy").await;
     store.insert_certificate(&c, &e).await.unwrap();
     let after = store
         .list_audit(&AuditFilter::default(), base, 100)
@@ -382,7 +383,7 @@ pub async fn insert_certificate_appends_one_audit_entry(store: &dyn Store) {
     // A project that does not exist: no certificate, no audit entry.
     let orphan = cert(ns.serial(2), &ns.project(99), "CN=ivy", T0, T0 + 1000);
     assert!(matches!(
-        insert_cert(store, &orphan).await,
+        store.insert_certificate(&orphan, &issued(&orphan)).await,
         Err(StoreError::Gone)
     ));
     assert_eq!(
@@ -459,6 +460,7 @@ pub async fn commit_batch_skips_only_the_refused(store: &dyn Store) {
     let taken_in_batch = cert(ns.serial(2), &p, "CN=other", T0 + 3, T0 + 1000);
     let orphan = cert(ns.serial(3), &ns.project(99), "CN=jo", T0 + 4, T0 + 1000);
     let last = cert(ns.serial(4), &p, "CN=jo", T0 + 5, T0 + 1000);
+    managed_user(store, &p, "CN=other").await;
     let request = AuditEvent {
         actor: ns.actor(2),
         action: "POST /request".into(),
@@ -514,5 +516,115 @@ pub async fn commit_batch_skips_only_the_refused(store: &dyn Store) {
         (vec![], 0)
     );
     assert_eq!(store.commit_batch(&[]).await.unwrap(), []);
+    assert_audit_log_intact(store).await;
+}
+
+/// A certificate is recorded only while its project has a `MANAGED` X.509 user of its name
+/// (on `$external` or `admin`): one of a user deleted, of a user that is not `MANAGED` (or no
+/// longer), or of a user of another project is refused, in a batch without affecting the other
+/// writes, and leaves neither certificate nor audit entry. A node may have signed it from a
+/// stale read of the user (its read cache); the store's check is the one that counts.
+pub async fn certificate_needs_a_managed_user(store: &dyn Store) {
+    let ns = Ns(57);
+    let p = setup_project(store, ns, 0).await;
+    let q = setup_project(store, ns, 1).await;
+    let now = T0 + 100;
+    let kept = cert(ns.serial(1), &p, "CN=kim", T0, T0 + 1000);
+    insert_cert(store, &kept).await.unwrap();
+    assert!(
+        store
+            .delete_database_user(&p, "$external", "CN=kim")
+            .await
+            .unwrap()
+    );
+    // A user of that name in another project does not count.
+    managed_user(store, &q, "CN=kim").await;
+    // A SCRAM user on `admin`; a MANAGED user changed to NONE.
+    let scram = DatabaseUserRecord {
+        x509_type: "NONE".to_owned(),
+        ..user(&p, "admin", "CN=lee", T0)
+    };
+    store.create_database_user(&scram).await.unwrap();
+    managed_user(store, &p, "CN=max").await;
+    let unmanaged = DatabaseUserRecord {
+        x509_type: "NONE".to_owned(),
+        ..user(&p, "$external", "CN=max", T0)
+    };
+    assert!(store.update_database_user(&unmanaged).await.unwrap());
+    managed_user(store, &p, "CN=ned").await;
+
+    let (base, _) = audit_tip(store, &p).await;
+    let deleted = cert(ns.serial(2), &p, "CN=kim", T0 + 1, T0 + 1000);
+    let scram_cert = cert(ns.serial(3), &p, "CN=lee", T0 + 2, T0 + 1000);
+    let changed = cert(ns.serial(4), &p, "CN=max", T0 + 3, T0 + 1000);
+    let fine = cert(ns.serial(5), &p, "CN=ned", T0 + 4, T0 + 1000);
+    let batch: Vec<_> = [&deleted, &scram_cert, &changed, &fine]
+        .into_iter()
+        .map(|c| BatchWrite::Certificate(c.clone(), issued(c)))
+        .collect();
+    assert_eq!(
+        store.commit_batch(&batch).await.unwrap(),
+        [
+            Recorded::UserGone,
+            Recorded::UserNotManaged,
+            Recorded::UserNotManaged,
+            Recorded::Yes
+        ]
+    );
+    for refused in [&deleted, &scram_cert, &changed] {
+        assert_eq!(
+            store.get_certificate(&p, refused.serial).await.unwrap(),
+            None,
+            "{} was refused",
+            refused.username
+        );
+        // One write alone: the store's error for a referenced row that is gone.
+        assert!(matches!(
+            store.insert_certificate(refused, &issued(refused)).await,
+            Err(StoreError::Gone)
+        ));
+    }
+    assert_eq!(
+        store
+            .list_unexpired_certificates(&p, "CN=kim", now, NO_PAGE)
+            .await
+            .unwrap(),
+        (vec![summary(&kept)], 1),
+        "the deleted user keeps only the certificate issued before"
+    );
+    for name in ["CN=lee", "CN=max"] {
+        assert_eq!(
+            store
+                .list_user_certificates(&p, name, NO_PAGE)
+                .await
+                .unwrap(),
+            (vec![], 0)
+        );
+    }
+    let entries = store
+        .list_audit(&AuditFilter::default(), base, 100)
+        .await
+        .unwrap();
+    assert_eq!(
+        entries.iter().map(|e| &e.event).collect::<Vec<_>>(),
+        [&issued(&fine)],
+        "only the recorded certificate is audited"
+    );
+
+    // The user made MANAGED again, or created again: recorded.
+    let managed = DatabaseUserRecord {
+        x509_type: "MANAGED".to_owned(),
+        ..unmanaged
+    };
+    assert!(store.update_database_user(&managed).await.unwrap());
+    insert_cert(store, &changed).await.unwrap();
+    insert_cert(store, &deleted).await.unwrap();
+    assert_eq!(
+        store
+            .list_unexpired_certificates(&p, "CN=kim", now, NO_PAGE)
+            .await
+            .unwrap(),
+        (summaries([&kept, &deleted]), 2)
+    );
     assert_audit_log_intact(store).await;
 }

@@ -220,8 +220,26 @@ pub(crate) fn issued(c: &CertificateRecord) -> AuditEvent {
     }
 }
 
-/// Inserts `c` with its issuance audit event.
+/// Creates the `MANAGED` X.509 user (on `$external`) that a certificate of `username` in
+/// `project_id` needs, unless the project has it already.
+pub(crate) async fn managed_user(store: &dyn Store, project_id: &str, username: &str) {
+    if store
+        .get_database_user(project_id, "$external", username)
+        .await
+        .unwrap()
+        .is_none()
+    {
+        store
+            .create_database_user(&user(project_id, "$external", username, T0))
+            .await
+            .unwrap();
+    }
+}
+
+/// Inserts `c` with its issuance audit event, after creating its user when needed (the store
+/// records certificates of `MANAGED` X.509 users only).
 pub(crate) async fn insert_cert(store: &dyn Store, c: &CertificateRecord) -> StoreResult<()> {
+    managed_user(store, &c.project_id, &c.username).await;
     store.insert_certificate(c, &issued(c)).await
 }
 

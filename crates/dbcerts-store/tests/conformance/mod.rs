@@ -101,6 +101,7 @@ pub async fn run_all(store: &dyn Store) {
     audit_chains_are_separate(store).await;
     insert_certificate_appends_one_audit_entry(store).await;
     commit_batch_skips_only_the_refused(store).await;
+    certificate_needs_a_managed_user(store).await;
     digest_nonce_counts_only_rise_and_expire(store).await;
     certificate_records_its_issuing_ca(store).await;
     revoke_one_certificate_is_idempotent(store).await;
@@ -169,6 +170,7 @@ macro_rules! for_each_check {
             audit_chains_are_separate,
             insert_certificate_appends_one_audit_entry,
             commit_batch_skips_only_the_refused,
+            certificate_needs_a_managed_user,
             digest_nonce_counts_only_rise_and_expire,
             certificate_records_its_issuing_ca,
             revoke_one_certificate_is_idempotent,

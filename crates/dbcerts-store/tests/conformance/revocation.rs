@@ -530,14 +530,18 @@ pub async fn delete_database_user_revoking_in_one_transaction(store: &dyn Store)
         (6, "jon", now + 100),
     ] {
         let c = issued_by(&ca_p, cert(ns.serial(n), &p, name, T0 + n, not_after));
+        // Each user is a MANAGED one on `$external` while its certificates are issued.
         insert_cert(store, &c).await.unwrap();
         certs.push(c);
     }
-    for name in ["gil", "ivy"] {
-        store
-            .create_database_user(&user(&p, "$external", name, T0))
-            .await
-            .unwrap();
+    // Then hal is a SCRAM user on `admin` instead, and jon has no user.
+    for name in ["hal", "jon"] {
+        assert!(
+            store
+                .delete_database_user(&p, "$external", name)
+                .await
+                .unwrap()
+        );
     }
     let scram = DatabaseUserRecord {
         x509_type: "NONE".to_owned(),

@@ -153,3 +153,63 @@ pub async fn digest_nonce_count_accepted_once_across_two_nodes(
         }
     }
 }
+
+/// Two nodes' batches writing the same Digest nonces in opposite orders, at the same moment,
+/// both commit (on PostgreSQL, upserts taken in arrival order locked the rows in opposite
+/// orders, and the deadlock failed one whole batch), and each count is still accepted once.
+/// The first node's clock is ahead: its batch's prune removes a count that the second node,
+/// for which that nonce is still live, is raising in its own batch at that moment (a prune that
+/// waited for that row could close a cycle with the second batch waiting for the first).
+pub async fn digest_nonce_batches_in_opposite_orders_both_commit(
+    first: &dyn Store,
+    second: &dyn Store,
+) {
+    let ns = Ns(58);
+    let nonces: Vec<String> = (0..24).map(|n| ns.jti(n)).collect();
+    let live = T0 + 1000;
+    for round in 0..30u32 {
+        let nc = round + 1;
+        let now = T0 + 20 * i64::from(round);
+        // Sorts before every shared nonce ('-' < '0'), so the second batch holds it first.
+        let skewed = format!("jti-{}--skewed-{round}", ns.0);
+        assert!(skewed < nonces[0]);
+        assert_eq!(
+            second
+                .commit_batch(&[nonce_count(&skewed, 1, now + 1, now)])
+                .await
+                .unwrap(),
+            [Recorded::Yes]
+        );
+        let forward: Vec<_> = nonces
+            .iter()
+            .map(|n| nonce_count(n, nc, live, now + 10))
+            .collect();
+        let mut backward: Vec<_> = nonces
+            .iter()
+            .rev()
+            .map(|n| nonce_count(n, nc, live, now))
+            .collect();
+        // A repeat within the batch: refused without changing the others.
+        backward.push(nonce_count(&nonces[0], nc, live, now));
+        backward.push(nonce_count(&skewed, 2, now + 1, now));
+        let (x, y) = tokio::join!(first.commit_batch(&forward), second.commit_batch(&backward));
+        let (x, y) = (
+            x.unwrap_or_else(|e| panic!("round {round}: the first node's batch failed: {e}")),
+            y.unwrap_or_else(|e| panic!("round {round}: the second node's batch failed: {e}")),
+        );
+        let n = nonces.len();
+        assert_eq!(y[n], Recorded::CountNotHigher, "round {round}: the repeat");
+        // Raised, or (pruned by the first batch just before) recorded afresh.
+        assert_eq!(y[n + 1], Recorded::Yes, "round {round}: the skewed nonce");
+        for i in 0..n {
+            // `backward` holds the same nonces in reverse order.
+            let mut outcomes = [x[i], y[n - 1 - i]];
+            outcomes.sort_by_key(|o| *o != Recorded::Yes);
+            assert_eq!(
+                outcomes,
+                [Recorded::Yes, Recorded::CountNotHigher],
+                "round {round}, nonce {i}: accepted once"
+            );
+        }
+    }
+}
