@@ -108,6 +108,30 @@ pub fn json_response<T: Serialize>(
     with_content_type(status, body, api)
 }
 
+/// [`json_response`] for a body whose every struct declares its fields in the byte order of
+/// their JSON names, the order serde_json's sorted map writes: then, neither enveloped nor
+/// pretty-printed, it is serialized straight from the structs, without first building a
+/// `Value` (a tree of maps: for a page of 100 certificates, ~10% of a request's CPU). The bytes
+/// are the same; debug builds (every test) check that they are.
+pub fn json_response_fields_sorted<T: Serialize>(
+    status: StatusCode,
+    value: &T,
+    shape: Shape,
+    format: Format,
+    api: ApiVersion,
+) -> Response {
+    if format.envelope || format.pretty {
+        return json_response(status, value, shape, format, api);
+    }
+    let body = serde_json::to_vec(value).expect("response bodies serialize");
+    debug_assert_eq!(
+        body,
+        serde_json::to_vec(&serde_json::to_value(value).expect("serializes")).expect("serializes"),
+        "a struct of this body declares its fields out of their JSON names' order"
+    );
+    with_content_type(status, body, api)
+}
+
 /// Wraps a body the way Atlas's `envelope=true` does: `{content, status}` for an entity, the
 /// list object plus `status` for a list.
 pub fn envelope(value: Value, status: StatusCode, shape: Shape) -> Value {

@@ -128,6 +128,17 @@ impl Base {
     ) -> axum::response::Response {
         crate::format::json_response(status, value, shape, format, self.api)
     }
+
+    /// [`Base::respond`] through [`crate::format::json_response_fields_sorted`].
+    pub fn respond_fields_sorted<T: Serialize>(
+        &self,
+        status: axum::http::StatusCode,
+        value: &T,
+        shape: crate::format::Shape,
+        format: crate::format::Format,
+    ) -> axum::response::Response {
+        crate::format::json_response_fields_sorted(status, value, shape, format, self.api)
+    }
 }
 
 impl FromRequestParts<AppState> for Base {
@@ -258,7 +269,8 @@ mod tests {
 }
 
 /// A page of a list, as every Atlas list returns it: `links`, `results`, `totalCount`.
-/// With `includeCount=false`, `totalCount` is 0, as observed on Atlas lists.
+/// With `includeCount=false`, `totalCount` is 0, as observed on Atlas lists. Its fields, and
+/// [`Link`]'s, stay in their JSON names' byte order ([`Base::respond_fields_sorted`]).
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Paginated<T> {
     links: Vec<Link>,

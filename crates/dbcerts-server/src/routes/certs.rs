@@ -25,7 +25,8 @@ use crate::openapi::ATLAS_2023;
 use crate::params::{EntityParams, EntityQuery, GroupPath, ListParams, ListQuery};
 use crate::values::MonthsUntilExpiration;
 
-/// `UserCert` as Atlas lists it: no `links`, no `monthsUntilExpiration`.
+/// `UserCert` as Atlas lists it: no `links`, no `monthsUntilExpiration`. Its fields stay in
+/// their JSON names' byte order (the list serializes it straight).
 #[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 #[schema(as = UserCert)]
@@ -126,7 +127,8 @@ pub async fn list_group_database_user_certs(
         .collect();
     let segments = ["groups", id.as_str(), "databaseUsers", &username, "certs"];
     let body = Paginated::new(&base, &segments, &query.paging, total, results);
-    Ok(base.respond(StatusCode::OK, &body, Shape::List, query.format))
+    // Paginated, Link and UserCertOut declare their fields in their JSON names' order.
+    Ok(base.respond_fields_sorted(StatusCode::OK, &body, Shape::List, query.format))
 }
 
 /// Issues a certificate for a MANAGED x.509 user, signed by the project's CA, with a new private
