@@ -5,8 +5,12 @@
 //! change listener. The semantics and the staleness bound are in docs/ARCHITECTURE.md
 //! ("Read cache").
 //!
-//! - Only found rows are kept: a "not found" is never cached, so a row created anywhere is seen
-//!   at once.
+//! - Found rows are kept, and a project's missing user security (its default). "Not found" is
+//!   kept only for the two credential reads, each in a bounded part of its own, so that a
+//!   second wrong-secret probe of an unknown key or client is answered from memory exactly as
+//!   one of a known one is (docs/ARCHITECTURE.md, "Read cache"); any other "not found" is never
+//!   kept, so a project or user created anywhere is seen at once. Creating a key or account
+//!   drops the principal parts, both kinds, as any other principal write does.
 //! - Every write method that can change a cached row drops the parts of the cache it may have
 //!   changed before it returns (whether it succeeded or not: a write that timed out may still
 //!   have committed). The macro below makes each `Store` method say whether it is a cached
@@ -39,7 +43,7 @@ pub struct CacheConfig {
     /// The longest an entry is served after its read from the store began. Zero turns the
     /// cache off.
     pub ttl: Duration,
-    /// Entries kept at most, in each of the five parts.
+    /// Entries kept at most, in each of the seven parts.
     pub capacity: usize,
 }
 
@@ -85,19 +89,22 @@ struct Entry<V> {
     version: i64,
 }
 
-/// Values worth keeping: found rows only.
+/// What a cached read answers: a found row, or "not found" (kept only in a read's part for
+/// absent keys, when it has one).
 pub trait Keep: Clone + Send + Sync + 'static {
-    fn worth_keeping(&self) -> bool;
+    fn found(&self) -> bool;
 }
 
 impl<T: Clone + Send + Sync + 'static> Keep for Option<T> {
-    fn worth_keeping(&self) -> bool {
+    fn found(&self) -> bool {
         self.is_some()
     }
 }
 
 impl Keep for UserSecurityRecord {
-    fn worth_keeping(&self) -> bool {
+    /// A project without a row has the default record, which is kept as a found one: creating
+    /// the row drops it like any other change.
+    fn found(&self) -> bool {
         true
     }
 }
@@ -129,7 +136,12 @@ struct CacheInner {
     /// the epoch and trust it read against the current ones atomically.
     gate: Mutex<()>,
     api_keys: Part<String, Option<ApiKeyAuth>>,
+    /// Public keys no key had: "not found", kept apart so that probes of made-up keys cannot
+    /// evict found ones.
+    unknown_api_keys: Part<String, Option<ApiKeyAuth>>,
     service_accounts: Part<String, Option<ServiceAccountAuth>>,
+    /// Client ids no account had.
+    unknown_service_accounts: Part<String, Option<ServiceAccountAuth>>,
     projects: Part<String, Option<Project>>,
     database_users: Part<DbUserKey, Option<DatabaseUserRecord>>,
     user_security: Part<String, UserSecurityRecord>,
@@ -174,7 +186,9 @@ impl StoreCache {
                 trusted: AtomicBool::new(trusted),
                 gate: Mutex::new(()),
                 api_keys: Part::new("api_key", cap),
+                unknown_api_keys: Part::new("unknown_api_key", cap),
                 service_accounts: Part::new("service_account", cap),
+                unknown_service_accounts: Part::new("unknown_service_account", cap),
                 projects: Part::new("project", cap),
                 database_users: Part::new("database_user", cap),
                 user_security: Part::new("user_security", cap),
@@ -196,7 +210,9 @@ impl StoreCache {
     pub fn entries(&self) -> usize {
         let i = &self.inner;
         i.api_keys.entries.len()
+            + i.unknown_api_keys.entries.len()
             + i.service_accounts.entries.len()
+            + i.unknown_service_accounts.entries.len()
             + i.projects.entries.len()
             + i.database_users.entries.len()
             + i.user_security.entries.len()
@@ -242,7 +258,9 @@ impl StoreCache {
         let all = parts == Parts::All;
         if all || parts == Parts::Principals {
             clear(&i.api_keys, cause, &i.stats);
+            clear(&i.unknown_api_keys, cause, &i.stats);
             clear(&i.service_accounts, cause, &i.stats);
+            clear(&i.unknown_service_accounts, cause, &i.stats);
         }
         if all || parts == Parts::Projects {
             clear(&i.projects, cause, &i.stats);
@@ -255,10 +273,12 @@ impl StoreCache {
         }
     }
 
-    /// `load`'s answer for `key`, from the cache when it holds a fresh entry.
+    /// `load`'s answer for `key`, from the cache when it holds a fresh entry. `parts` names
+    /// the part for found rows and, for a read that keeps "not found", the part for absent
+    /// keys.
     async fn read<K, V, F>(
         &self,
-        part: impl Fn(&CacheInner) -> &Part<K, V>,
+        parts: impl Fn(&CacheInner) -> (&Part<K, V>, Option<&Part<K, V>>),
         key: K,
         load: F,
     ) -> StoreResult<V>
@@ -268,13 +288,16 @@ impl StoreCache {
         F: Future<Output = StoreResult<V>>,
     {
         let i = &*self.inner;
-        let p = part(i);
+        let (found, absent) = parts(i);
         if !self.trusted() {
             return load.await;
         }
-        // Both read before the store is: a drop or a change after this makes the answer
+        // All read before the store is: a drop or a change after this makes the answer
         // below unkeepable or the entry unservable.
-        let epoch = p.epoch.load(Ordering::SeqCst);
+        let epochs = (
+            found.epoch.load(Ordering::SeqCst),
+            absent.map(|p| p.epoch.load(Ordering::SeqCst)),
+        );
         let version = match &i.coherence {
             Coherence::Version(sqlite) => {
                 let started = Instant::now();
@@ -284,19 +307,26 @@ impl StoreCache {
             }
             Coherence::Notified | Coherence::Alone => 0,
         };
-        if let Some(e) = p.entries.get(&key)
-            && e.version == version
-            && e.read_at.elapsed() < i.ttl
-        {
-            i.stats.hits.fetch_add(1, Ordering::Relaxed);
-            crate::observe::cache_hit(p.name);
-            return Ok(e.value);
+        for p in std::iter::once(found).chain(absent) {
+            if let Some(e) = p.entries.get(&key)
+                && e.version == version
+                && e.read_at.elapsed() < i.ttl
+            {
+                i.stats.hits.fetch_add(1, Ordering::Relaxed);
+                crate::observe::cache_hit(p.name);
+                return Ok(e.value);
+            }
         }
         i.stats.misses.fetch_add(1, Ordering::Relaxed);
-        crate::observe::cache_miss(p.name);
+        crate::observe::cache_miss(found.name);
         let read_at = Instant::now();
         let value = load.await?;
-        if value.worth_keeping() {
+        let into = match (value.found(), absent, epochs.1) {
+            (true, _, _) => Some((found, epochs.0)),
+            (false, Some(p), Some(epoch)) => Some((p, epoch)),
+            (false, _, _) => None,
+        };
+        if let Some((p, epoch)) = into {
             let _gate = i.gate.lock().unwrap_or_else(|e| e.into_inner());
             if self.trusted() && p.epoch.load(Ordering::SeqCst) == epoch {
                 p.entries.insert(
@@ -361,12 +391,15 @@ pub async fn follow_changes(cache: StoreCache, store: PgStore) {
 }
 
 /// Implements `Store` for `CachedStore`. Each trait method is listed once: `cached` reads with
-/// their part and key, `drops` writes with the parts they drop, `forwards` the rest (reads and
-/// writes of tables the cache does not hold). A method added to the trait and not listed here
-/// fails to compile.
+/// their part (`+` the part for absent keys, when "not found" is kept) and key, `drops` writes
+/// with the parts they drop, `forwards` the rest (reads and writes of tables the cache does not
+/// hold). A method added to the trait and not listed here fails to compile.
 macro_rules! cached {
+    (@absent $i:ident) => { None };
+    (@absent $i:ident $absent:ident) => { Some(&$i.$absent) };
     (
-        cached { $(fn $cname:ident($($carg:ident: $cty:ty),* $(,)?) -> $cret:ty => $part:ident[$key:expr];)* }
+        cached { $(fn $cname:ident($($carg:ident: $cty:ty),* $(,)?) -> $cret:ty
+            => $part:ident $(+ $absent:ident)? [$key:expr];)* }
         drops { $(fn $wname:ident($($warg:ident: $wty:ty),* $(,)?) -> $wret:ty => $drop:ident;)* }
         forwards { $(fn $fname:ident($($farg:ident: $fty:ty),* $(,)?) -> $fret:ty;)* }
     ) => {
@@ -375,7 +408,11 @@ macro_rules! cached {
             $(
                 async fn $cname(&self, $($carg: $cty),*) -> $cret {
                     self.cache
-                        .read(|i| &i.$part, $key, self.inner.$cname($($carg),*))
+                        .read(
+                            |i| (&i.$part, cached!(@absent i $($absent)?)),
+                            $key,
+                            self.inner.$cname($($carg),*),
+                        )
                         .await
                 }
             )*
@@ -398,9 +435,9 @@ macro_rules! cached {
 cached! {
     cached {
         fn get_api_key_auth(public_key: &str) -> StoreResult<Option<ApiKeyAuth>>
-            => api_keys[public_key.to_owned()];
+            => api_keys + unknown_api_keys[public_key.to_owned()];
         fn get_service_account_auth(client_id: &str) -> StoreResult<Option<ServiceAccountAuth>>
-            => service_accounts[client_id.to_owned()];
+            => service_accounts + unknown_service_accounts[client_id.to_owned()];
         fn get_project(id: &str) -> StoreResult<Option<Project>> => projects[id.to_owned()];
         fn get_database_user(
             project_id: &str,

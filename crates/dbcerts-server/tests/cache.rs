@@ -1,8 +1,9 @@
 //! The read cache (`dbcerts_server::cached_store`) on one node, over a real SQLite file: every
-//! write through the cached store drops what it changed before it returns, "not found" is never
-//! kept, a writer in another process is seen at once on SQLite (the cache version), entries end
-//! with their TTL, the capacity bounds memory, and a node whose change listener is not
-//! connected serves nothing from memory.
+//! write through the cached store drops what it changed before it returns, a missing project or
+//! user is never kept, an unknown credential is kept as absent (in bounded parts of its own)
+//! until one is created, a writer in another process is seen at once on SQLite (the cache
+//! version), entries end with their TTL, the capacity bounds memory, and a node whose change
+//! listener is not connected serves nothing from memory.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -49,6 +50,17 @@ async fn node(
 /// shows after a write, it owes to that write's drop.
 async fn alone() -> Node {
     node(|_| Coherence::Alone, Duration::from_secs(3600), 1000).await
+}
+
+/// A node on SQLite as `serve` runs it: each cached read checks the cache version, so writes
+/// by other processes are seen (and the TTL is long).
+async fn versioned() -> Node {
+    node(
+        |raw| Coherence::Version(raw.clone()),
+        Duration::from_secs(3600),
+        1000,
+    )
+    .await
 }
 
 fn org() -> Org {
@@ -290,35 +302,114 @@ async fn every_write_through_the_node_drops_what_it_changed() {
 }
 
 #[tokio::test]
-async fn not_found_is_never_kept() {
+async fn a_missing_project_or_user_is_never_kept() {
     let n = alone().await;
     assert_eq!(n.cached.get_project(PROJECT).await.unwrap(), None);
-    assert_eq!(n.cached.get_api_key_auth("pubkey09").await.unwrap(), None);
+    assert!(!has_user(&n.cached, "alice").await);
     // Created behind the node's back (as another node would): seen at once all the same.
     n.raw.create_project(&project(PROJECT)).await.unwrap();
+    n.raw
+        .create_database_user(&user(PROJECT, "alice", "{}"))
+        .await
+        .unwrap();
+    assert!(n.cached.get_project(PROJECT).await.unwrap().is_some());
+    assert!(has_user(&n.cached, "alice").await);
+    assert_eq!(n.cache.stats().hits, 0);
+}
+
+/// A service account's client id of this file.
+const CLIENT: &str = "mdb_sa_id_000000000000000000000009";
+
+/// An unknown public key or client id is kept as absent (a second probe is a hit, as it is for
+/// a known one), and creating a key or account through the node drops it at once.
+#[tokio::test]
+async fn an_unknown_credential_is_kept_as_absent_until_one_is_created() {
+    let n = alone().await;
+    let s = &n.cached;
+    assert_eq!(cached_twice!(n, s.get_api_key_auth("pubkey09")), None);
+    assert_eq!(cached_twice!(n, s.get_service_account_auth(CLIENT)), None);
+    assert_eq!(n.cache.entries(), 2);
+
+    s.create_api_key(&key("k9", "pubkey09"), &[]).await.unwrap();
+    assert_eq!(
+        s.get_api_key_auth("pubkey09").await.unwrap().unwrap().key,
+        key("k9", "pubkey09")
+    );
+    s.create_service_account(&account(CLIENT, "a"), &secret("s9", CLIENT))
+        .await
+        .unwrap();
+    assert_eq!(
+        s.get_service_account_auth(CLIENT)
+            .await
+            .unwrap()
+            .unwrap()
+            .account,
+        account(CLIENT, "a")
+    );
+
+    // Created by another node or process: the SQLite cache version drops the absent entries
+    // too.
+    let n = versioned().await;
+    let s = &n.cached;
+    assert_eq!(cached_twice!(n, s.get_api_key_auth("pubkey09")), None);
+    assert_eq!(cached_twice!(n, s.get_service_account_auth(CLIENT)), None);
     n.raw
         .create_api_key(&key("k9", "pubkey09"), &[])
         .await
         .unwrap();
-    assert!(n.cached.get_project(PROJECT).await.unwrap().is_some());
-    assert!(
-        n.cached
-            .get_api_key_auth("pubkey09")
-            .await
-            .unwrap()
-            .is_some()
+    assert!(s.get_api_key_auth("pubkey09").await.unwrap().is_some());
+    n.raw
+        .create_service_account(&account(CLIENT, "a"), &secret("s9", CLIENT))
+        .await
+        .unwrap();
+    assert!(s.get_service_account_auth(CLIENT).await.unwrap().is_some());
+
+    // On PostgreSQL: the principals notification drops them.
+    let n = node(|_| Coherence::Notified, Duration::from_secs(3600), 1000).await;
+    n.cache.set_listening(true);
+    let s = &n.cached;
+    assert_eq!(cached_twice!(n, s.get_api_key_auth("pubkey09")), None);
+    n.raw
+        .create_api_key(&key("k9", "pubkey09"), &[])
+        .await
+        .unwrap();
+    n.cache.changed(Changed::Principals);
+    assert!(s.get_api_key_auth("pubkey09").await.unwrap().is_some());
+}
+
+/// Probes of many made-up keys fill only the part for absent keys: found keys stay cached.
+#[tokio::test]
+async fn unknown_credentials_are_bounded_apart_from_found_ones() {
+    let n = node(|_| Coherence::Alone, Duration::from_secs(3600), 8).await;
+    let s = &n.cached;
+    cached_twice!(n, s.get_api_key_auth("pubkey01")).unwrap();
+    for i in 0..200 {
+        assert_eq!(
+            s.get_api_key_auth(&format!("made{i:04}")).await.unwrap(),
+            None
+        );
+        assert_eq!(
+            s.get_service_account_auth(&format!("mdb_sa_id_{i:024}"))
+                .await
+                .unwrap(),
+            None
+        );
+    }
+    let held = n.cache.entries();
+    assert!((3..=17).contains(&held), "{held} entries held");
+    cached_twice!(n, s.get_api_key_auth("pubkey01")).unwrap();
+    let hits = n.cache.stats().hits;
+    s.get_api_key_auth("pubkey01").await.unwrap().unwrap();
+    assert_eq!(
+        n.cache.stats().hits,
+        hits + 1,
+        "the found key was not evicted"
     );
-    assert_eq!(n.cache.stats().hits, 0);
 }
 
 #[tokio::test]
 async fn on_sqlite_another_processes_writes_are_seen_at_once() {
-    let n = node(
-        |raw| Coherence::Version(raw.clone()),
-        Duration::from_secs(3600),
-        1000,
-    )
-    .await;
+    let n = versioned().await;
     let s = &n.cached;
     s.create_project(&project(PROJECT)).await.unwrap();
     s.create_database_user(&user(PROJECT, "alice", "{}"))
