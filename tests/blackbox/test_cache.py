@@ -7,6 +7,11 @@
   project grant removed on A, a database user deleted on A (B then refuses its certificates)
   and a project deleted on A are all refused by B within the bound (B's `cache-ttl-seconds`),
   polled with that bound as the deadline; B's cache was emptied by PostgreSQL's notifications.
+- Two nodes on PostgreSQL, "create on A, use on B at once": B keeps unknown public keys and
+  client ids as absent (a second probe of a made-up one is a hit), yet every key and service
+  account created on A is accepted by B on its very next request, in a loop with B probing a
+  new made-up id before each creation (ids are chosen by the server, at random, so a cached
+  absent entry can only be for an id probed before it existed).
 - B's LISTEN connection killed (`pg_terminate_backend`, found in pg_stat_activity by its
   application name): a key deleted while B cannot hear of it is refused by B on its next
   request, although B cached it with a TTL of five minutes; once B listens again, it caches
@@ -17,13 +22,15 @@ from __future__ import annotations
 
 import json
 import pathlib
+import random
+import string
 import time
 
 import pg_cluster
 import pytest
 import requests
 from _certs_util import unique_user
-from conftest import BACKEND, V2, remember_secret
+from conftest import BACKEND, SA_V, V2, remember_secret
 from requests.auth import HTTPDigestAuth
 from test_many_nodes import (  # noqa: F401 (fixtures)
     Node,
@@ -257,3 +264,71 @@ def test_node_b_without_its_listener_still_refuses_a_key_deleted_meanwhile(admin
         assert o.get(b.url("/groups"), timeout=60).status_code == 200
     assert hits(mb, "api_key") >= before + 2
     assert k.get(b.url("/groups"), timeout=60).status_code == 401
+
+
+def token_status(node: Node, client_id: str, secret: str) -> int:
+    r = requests.post(
+        f"{node.root}/api/oauth/token",
+        auth=(client_id, secret),
+        data={"grant_type": "client_credentials"},
+        headers={"Accept": "application/json"},
+        timeout=60,
+    )
+    assert r.status_code in (200, 401), r.text
+    return r.status_code
+
+
+def probe(node: Node, public_key: str) -> int:
+    """A Digest request to `node` for `public_key` with a wrong private key (not a secret, so not
+    remembered as one)."""
+    r = requests.get(
+        node.url("/groups"), auth=HTTPDigestAuth(public_key, "not-the-private-key"), headers={"Accept": V2}, timeout=60
+    )
+    assert r.status_code in (200, 401), r.text
+    return r.status_code
+
+
+def made_up_public_key() -> str:
+    """A public key's shape (eight lowercase letters) that no key is likely to have."""
+    return "".join(random.choices(string.ascii_lowercase, k=8))
+
+
+def made_up_client_id() -> str:
+    return "mdb_sa_id_" + "".join(random.choices("0123456789abcdef", k=24))
+
+
+@pytest.mark.skipif(BACKEND == "sqlite", reason="multi-node tests run in the PostgreSQL pass of the suite")
+def test_a_key_created_on_node_a_is_accepted_on_node_b_at_once(new_database, nodes, tmp_path):
+    # B keeps entries for five minutes: only the notification of A's creation can drop them.
+    a, b = two_cached_nodes(nodes, new_database(), tmp_path, ttl_b=300)
+    sa = a.session()
+    mb = metrics_url(b)
+
+    # B keeps a made-up public key and client id as absent: the second probe is a hit.
+    before = {p: hits(mb, p) for p in ("unknown_api_key", "unknown_service_account")}
+    pk, client = made_up_public_key(), made_up_client_id()
+    for _ in range(2):
+        assert probe(b, pk) == 401
+        assert token_status(b, client, "mdb_sa_sk_" + "0" * 40) == 401
+    after = {p: hits(mb, p) for p in before}
+    assert all(after[p] >= before[p] + 1 for p in before), (before, after)
+
+    for i in range(15):
+        # B caches a new absent entry of each kind, then A creates a key and an account, which
+        # B must accept on its very next request.
+        for _ in range(2):
+            assert probe(b, made_up_public_key()) == 401
+            assert token_status(b, made_up_client_id(), "mdb_sa_sk_" + "0" * 40) == 401
+        key = new_org_key(a, sa)
+        r = digest(key["publicKey"], key["privateKey"]).get(b.url("/groups"), timeout=60)
+        assert r.status_code == 200, f"round {i}: key {key['publicKey']} created on A refused on B: {r.text}"
+        r = sa.post(
+            a.url(f"/orgs/{a.org_id}/serviceAccounts"),
+            json={"name": f"sa-{i}", "description": "cache", "roles": ["ORG_MEMBER"], "secretExpiresAfterHours": 8},
+            headers={"Accept": SA_V},
+            timeout=60,
+        )
+        assert r.status_code == 201, r.text
+        account = r.json()
+        secret = remember_secret(account["secrets"][0]["secret"])
+        assert token_status(b, account["clientId"], secret) == 200, f"round {i}: account created on A refused on B"
