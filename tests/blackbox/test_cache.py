@@ -3,6 +3,7 @@
 - One node, either backend: repeated requests are answered from the cache (its hit counter on
   /metrics rises), and what the node itself changes (a key deleted, a grant removed, a project
   deleted) takes effect on its very next request. `cache-ttl-seconds = 0` turns it off.
+  Issuing OAuth tokens (each records its secret's use) keeps the account and the keys cached.
 - Two nodes on one PostgreSQL database: B answers from its cache, then a key deleted on A, a
   project grant removed on A, a database user deleted on A (B then refuses its certificates)
   and a project deleted on A are all refused by B within the bound (B's `cache-ttl-seconds`),
@@ -12,6 +13,9 @@
   account created on A is accepted by B on its very next request, in a loop with B probing a
   new made-up id before each creation (ids are chosen by the server, at random, so a cached
   absent entry can only be for an id probed before it existed).
+- Two nodes on PostgreSQL: tokens issued on either node make A's database notify nothing (B
+  empties no principal part on a notification, checked behind a fence: a project created on
+  A and B told of it), while a secret deleted on A does.
 - B's LISTEN connection killed (`pg_terminate_backend`, found in pg_stat_activity by its
   application name): a key deleted while B cannot hear of it is refused by B on its next
   request, although B cached it with a TTL of five minutes; once B listens again, it caches
@@ -30,7 +34,7 @@ import pg_cluster
 import pytest
 import requests
 from _certs_util import unique_user
-from conftest import BACKEND, SA_V, V2, remember_secret
+from conftest import BACKEND, SA_V, V2, create_service_account, get_token, remember_secret
 from requests.auth import HTTPDigestAuth
 from test_many_nodes import (  # noqa: F401 (fixtures)
     Node,
@@ -116,6 +120,31 @@ def test_a_ttl_of_zero_turns_the_cache_off(make_server):
     assert scrape(s.metrics_url).get(HITS, part="api_key") is None
 
 
+def test_issuing_tokens_keeps_the_account_cached(make_server):
+    # Each token records its secret's use (last_used): not an input of authentication, so it
+    # drops nothing from the cache (before, every token emptied the principal parts, and on
+    # SQLite raised the cache version, emptying everything).
+    s = make_server()
+    earlier = notified(s.metrics_url, "service_account")
+    account = create_service_account(s)
+    client, secret = account["clientId"], account["secrets"][0]["secret"]
+    if BACKEND == "postgres":
+        # The account's creation is also notified to this node: let that drop come first.
+        until(60, "the creation's notification", lambda: notified(s.metrics_url, "service_account") > earlier)
+    get_token(s, client, secret)
+    before = hits(s.metrics_url, "service_account"), hits(s.metrics_url, "api_key")
+    assert s.call("GET", "/groups").status_code == 200
+    for _ in range(4):
+        get_token(s, client, secret)
+    assert s.call("GET", "/groups").status_code == 200
+    after = hits(s.metrics_url, "service_account"), hits(s.metrics_url, "api_key")
+    assert after[0] >= before[0] + 4 and after[1] >= before[1] + 1, (before, after)
+    # And the use is recorded.
+    r = s.call("GET", f"/orgs/{s.org_id}/serviceAccounts/{client}", accept=SA_V)
+    assert r.status_code == 200, r.text
+    assert r.json()["secrets"][0]["lastUsedAt"], r.text
+
+
 # ------------------------------------------------------------------ two nodes, PostgreSQL
 
 
@@ -157,6 +186,19 @@ def two_cached_nodes(nodes, url: str, tmp_path: pathlib.Path, ttl_b: int, cache_
     b.use_credentials(a.data_dir / "bootstrap-credentials.json")
     listening(b)
     return a, b
+
+
+def notified(metrics: str, part: str) -> float:
+    """How many times the node emptied `part` on a notification."""
+    return scrape(metrics).get(EVICTIONS, part=part, cause="notification") or 0
+
+
+def new_org_account(a: Node, sa: requests.Session) -> tuple[str, str]:
+    """A new organization service account, created on `a`: its client id and secret."""
+    body = {"name": f"sa-{random.randrange(10**9)}", "description": "cache", "roles": ["ORG_MEMBER"], "secretExpiresAfterHours": 8}
+    r = sa.post(a.url(f"/orgs/{a.org_id}/serviceAccounts"), json=body, headers={"Accept": SA_V}, timeout=60)
+    assert r.status_code == 201, r.text
+    return r.json()["clientId"], remember_secret(r.json()["secrets"][0]["secret"])
 
 
 def new_org_key(a: Node, sa: requests.Session) -> dict:
@@ -322,13 +364,38 @@ def test_a_key_created_on_node_a_is_accepted_on_node_b_at_once(new_database, nod
         key = new_org_key(a, sa)
         r = digest(key["publicKey"], key["privateKey"]).get(b.url("/groups"), timeout=60)
         assert r.status_code == 200, f"round {i}: key {key['publicKey']} created on A refused on B: {r.text}"
-        r = sa.post(
-            a.url(f"/orgs/{a.org_id}/serviceAccounts"),
-            json={"name": f"sa-{i}", "description": "cache", "roles": ["ORG_MEMBER"], "secretExpiresAfterHours": 8},
-            headers={"Accept": SA_V},
-            timeout=60,
-        )
-        assert r.status_code == 201, r.text
-        account = r.json()
-        secret = remember_secret(account["secrets"][0]["secret"])
-        assert token_status(b, account["clientId"], secret) == 200, f"round {i}: account created on A refused on B"
+        client, secret = new_org_account(a, sa)
+        assert token_status(b, client, secret) == 200, f"round {i}: account {client} created on A refused on B"
+
+
+@pytest.mark.skipif(BACKEND == "sqlite", reason="multi-node tests run in the PostgreSQL pass of the suite")
+def test_tokens_issued_on_node_a_notify_nothing_and_a_deleted_secret_does(new_database, nodes, tmp_path):
+    a, b = two_cached_nodes(nodes, new_database(), tmp_path, ttl_b=300)
+    sa = a.session()
+    mb = metrics_url(b)
+    base = a.url(f"/orgs/{a.org_id}/serviceAccounts")
+    client, secret = new_org_account(a, sa)
+    r = sa.post(f"{base}/{client}/secrets", json={"secretExpiresAfterHours": 8}, headers={"Accept": SA_V}, timeout=60)
+    assert r.status_code == 201, r.text
+    remember_secret(r.json()["secret"])
+    spare = r.json()["id"]
+
+    def fence() -> None:
+        """A project created on A, and B told of it: PostgreSQL delivers notifications in
+        commit order, so B has then handled every notification of what A committed before."""
+        before = notified(mb, "project")
+        create_project(a, sa)
+        until(60, "B hears of a project created on A", lambda: notified(mb, "project") > before)
+
+    fence()
+    before = notified(mb, "service_account")
+    for node in (a, b, a, b):
+        assert token_status(node, client, secret) == 200
+    fence()
+    assert notified(mb, "service_account") == before, "issuing tokens notified a change"
+
+    # Deleting a secret still notifies.
+    r = sa.delete(f"{base}/{client}/secrets/{spare}", headers={"Accept": SA_V}, timeout=60)
+    assert r.status_code == 204, r.text
+    fence()
+    assert notified(mb, "service_account") > before

@@ -466,7 +466,6 @@ cached! {
         fn delete_service_account(client_id: &str) -> StoreResult<bool> => Principals;
         fn add_service_account_secret(secret: &ServiceAccountSecretRecord) -> StoreResult<()> => Principals;
         fn delete_service_account_secret(client_id: &str, secret_id: &str) -> StoreResult<bool> => Principals;
-        fn touch_service_account_secret(secret_id: &str, at: i64) -> StoreResult<()> => Principals;
         fn create_project(project: &Project) -> StoreResult<()> => Projects;
         // Cascades to the project's grants, users and user security.
         fn delete_project(id: &str) -> StoreResult<bool> => All;
@@ -508,6 +507,11 @@ cached! {
         fn list_service_account_secrets(
             client_id: &str,
         ) -> StoreResult<Vec<ServiceAccountSecretRecord>>;
+        // Every token issued records its secret's last use: not an input of authentication,
+        // so it drops nothing (and, since migration 0014, neither raises the SQLite cache
+        // version nor notifies). A cached secret's `last_used` may be older than the store's;
+        // what shows it (`list_service_account_secrets`) reads the store.
+        fn touch_service_account_secret(secret_id: &str, at: i64) -> StoreResult<()>;
         // Revoked tokens are never cached: `is_token_revoked` always asks the store.
         fn revoke_token(jti: &str, expires: i64, now: i64) -> StoreResult<()>;
         fn is_token_revoked(jti: &str) -> StoreResult<bool>;

@@ -90,7 +90,8 @@ impl PgStore {
 
     /// A connection of its own (application name [`CHANGE_LISTENER_APPLICATION`]) listening
     /// on the channel that migration 0011's triggers notify on every committed change of a
-    /// table a node may cache. Fails within [`ACQUIRE_TIMEOUT`] when the database cannot be
+    /// table a node may cache (but a service-account secret's `last_used`: migration 0014).
+    /// Fails within [`ACQUIRE_TIMEOUT`] when the database cannot be
     /// reached.
     pub async fn listen_for_changes(&self) -> StoreResult<ChangeListener> {
         let pool = PgPoolOptions::new()
