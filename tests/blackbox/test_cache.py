@@ -16,6 +16,10 @@
 - Two nodes on PostgreSQL: tokens issued on either node make A's database notify nothing (B
   empties no principal part on a notification, checked behind a fence: a project created on
   A and B told of it), while a secret deleted on A does.
+- B's listener hung (its PostgreSQL backend stopped with SIGSTOP: the connection stays open and
+  delivers nothing, as behind a pooler in transaction mode or a silent partition): B's probe
+  does not come back, B says so and bypasses its cache; once the backend resumes, B trusts its
+  cache again.
 - B's LISTEN connection killed (`pg_terminate_backend`, found in pg_stat_activity by its
   application name): a key deleted while B cannot hear of it is refused by B on its next
   request, although B cached it with a TTL of five minutes; once B listens again, it caches
@@ -25,8 +29,10 @@
 from __future__ import annotations
 
 import json
+import os
 import pathlib
 import random
+import signal
 import string
 import time
 
@@ -399,3 +405,38 @@ def test_tokens_issued_on_node_a_notify_nothing_and_a_deleted_secret_does(new_da
     assert r.status_code == 204, r.text
     fence()
     assert notified(mb, "service_account") > before
+
+
+@pytest.mark.skipif(BACKEND == "sqlite", reason="multi-node tests run in the PostgreSQL pass of the suite")
+def test_node_b_bypasses_its_cache_while_its_listener_delivers_nothing(admin_url, new_database, nodes, tmp_path):
+    url = new_database()
+    # B probes its listener every half TTL (2 s here).
+    a, b = two_cached_nodes(nodes, url, tmp_path, ttl_b=4, cache_a=False)
+    mb = metrics_url(b)
+    sb = b.session()
+
+    def hit_count() -> float:
+        return hits(mb, "api_key")
+
+    before = hit_count()
+    for _ in range(3):
+        assert sb.get(b.url("/groups"), timeout=60).status_code == 200
+    assert hit_count() >= before + 2, "B answers from its cache"
+
+    [pid] = listener_pids(admin_url, url)
+    missed = "read cache: a probe of the change listener did not come back"
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        until(30, "B notices that its probe did not come back", lambda: log_count(b, missed) >= 1)
+        before = hit_count()
+        for _ in range(3):
+            assert sb.get(b.url("/groups"), timeout=60).status_code == 200
+        assert hit_count() == before, "B bypasses its cache while its listener is silent"
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    # The backend resumes and delivers what was queued, probes included: B trusts again.
+    listening(b, times=2)
+    before = hit_count()
+    for _ in range(3):
+        assert sb.get(b.url("/groups"), timeout=60).status_code == 200
+    assert hit_count() >= before + 2

@@ -22,8 +22,9 @@
 //!   each cached read first reads the store's cache version (migration 0011 raises it on every
 //!   change of a cached table), and an entry is served only while the version is the one read
 //!   before the entry was. On PostgreSQL a listener per node drops what the notifications of
-//!   migration 0011 name; while it is not connected, the cache is bypassed (neither read nor
-//!   filled), and it is emptied whenever the listener connects or is lost.
+//!   migration 0011 name; while it is not connected, or its latest liveness probe is overdue,
+//!   the cache is bypassed (neither read nor filled), and it is emptied whenever the listener
+//!   becomes trusted or stops being.
 //! - Every entry also expires [`CacheConfig::ttl`] after its read began, whatever happens.
 //!
 //! It sits outside [`crate::metered_store::MeteredStore`]: a hit never reaches the store, so the
@@ -244,6 +245,8 @@ impl StoreCache {
             Changed::DatabaseUsers => Parts::DatabaseUsers,
             Changed::UserSecurity => Parts::UserSecurity,
             Changed::Unknown => Parts::All,
+            // Liveness probes are handled by the listener; they change nothing.
+            Changed::Probe(_) => return,
         };
         self.drop_parts(parts, "notification");
     }
@@ -365,17 +368,62 @@ impl CachedStore {
 /// Keeps `cache` true to a PostgreSQL store until the task is aborted: listens for changes,
 /// drops what each names, and when the connection is lost drops everything and bypasses the
 /// cache until a new connection listens (retrying every second).
+///
+/// Listening is not taken on trust: once `LISTEN` is in place, and then every half TTL, the
+/// task notifies a probe of its own through the store's pool ([`PgStore::probe_changes`]).
+/// The cache is used only from when a probe comes back, and is bypassed (and emptied) when
+/// one has not come back by the time the next is due, until one does.
 pub async fn follow_changes(cache: StoreCache, store: PgStore) {
     const RETRY: Duration = Duration::from_secs(1);
+    let every = (cache.inner.ttl / 2).max(Duration::from_millis(100));
+    let node = format!("{:016x}", rand::random::<u64>());
     loop {
         match store.listen_for_changes().await {
             Ok(mut listener) => {
-                cache.set_listening(true);
-                tracing::info!("read cache: listening for changes");
+                // The probe in flight (its number), and whether the last one came back.
+                let mut sent = 0u64;
+                let mut answered = true;
+                let mut trusted = false;
+                let mut warned = false;
+                let mut next = tokio::time::Instant::now();
                 let lost = loop {
-                    match listener.next().await {
-                        Ok(what) => cache.changed(what),
-                        Err(e) => break e,
+                    tokio::select! {
+                        got = listener.next() => match got {
+                            Ok(Changed::Probe(token)) => {
+                                if token == format!("{node}-{sent}") {
+                                    answered = true;
+                                    if !trusted {
+                                        trusted = true;
+                                        warned = false;
+                                        cache.set_listening(true);
+                                        tracing::info!("read cache: listening for changes");
+                                    }
+                                }
+                            }
+                            Ok(what) => cache.changed(what),
+                            Err(e) => break e,
+                        },
+                        _ = tokio::time::sleep_until(next) => {
+                            if !answered {
+                                if trusted {
+                                    trusted = false;
+                                    cache.set_listening(false);
+                                }
+                                if !warned {
+                                    warned = true;
+                                    tracing::warn!(
+                                        after = ?every,
+                                        "read cache: a probe of the change listener did not come back; the cache is bypassed until one does"
+                                    );
+                                }
+                            }
+                            sent += 1;
+                            answered = false;
+                            if let Err(e) = store.probe_changes(&format!("{node}-{sent}")).await {
+                                tracing::debug!(error = %e, "read cache: could not send a probe");
+                            }
+                            next = tokio::time::Instant::now() + every;
+                        }
                     }
                 };
                 cache.set_listening(false);

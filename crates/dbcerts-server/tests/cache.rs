@@ -557,4 +557,12 @@ async fn without_a_listener_nothing_is_served_from_memory() {
     cached_twice!(n, n.cached.get_project(PROJECT)).unwrap();
     n.cache.changed(Changed::Projects);
     assert_eq!(n.cache.entries(), 0);
+    // A liveness probe (any node's) drops nothing; a payload this release does not know (a
+    // newer migration's, or `NOTIFY dbcerts_cache, 'all'` by hand) drops everything.
+    cached_twice!(n, n.cached.get_project(PROJECT)).unwrap();
+    cached_twice!(n, n.cached.get_api_key_auth("pubkey01")).unwrap();
+    n.cache.changed(Changed::Probe("another-node-7".into()));
+    assert_eq!(n.cache.entries(), 2);
+    n.cache.changed(Changed::Unknown);
+    assert_eq!(n.cache.entries(), 0);
 }

@@ -109,6 +109,19 @@ impl PgStore {
         })
     }
 
+    /// Notifies `probe:<token>` on the change channel, from a pooled connection: a listener
+    /// that receives it knows that what is committed through the pool reaches it (a
+    /// connection pooler in transaction mode, for one, accepts `LISTEN` and delivers nothing).
+    pub async fn probe_changes(&self, token: &str) -> StoreResult<()> {
+        sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(CHANGE_CHANNEL)
+            .bind(format!("{PROBE_PREFIX}{token}"))
+            .execute(&self.pool)
+            .await
+            .map_err(map_err)?;
+        Ok(())
+    }
+
     /// The advisory-lock key of an audit chain's write lock (a project id, or empty for the
     /// store chain), as `pg_locks` shows it (`classid` the high 32 bits, `objid` the low): for an
     /// operator looking for what a write waits on.
@@ -146,19 +159,25 @@ impl PgStore {
 /// The notification channel of migration 0011.
 const CHANGE_CHANNEL: &str = "dbcerts_cache";
 
+/// How a probe's payload starts ([`PgStore::probe_changes`]).
+const PROBE_PREFIX: &str = "probe:";
+
 /// The `application_name` of each node's change-listener connection (as `pg_stat_activity`
 /// shows it).
 pub const CHANGE_LISTENER_APPLICATION: &str = "dbcerts-cache-listener";
 
 /// What changed, as a notification names it: the part of a read cache to drop.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Changed {
     /// API keys, service accounts and their secrets, grants, access lists, organizations.
     Principals,
     Projects,
     DatabaseUsers,
     UserSecurity,
-    /// A payload this release does not know (a newer node's migration): drop everything.
+    /// A liveness probe ([`PgStore::probe_changes`]) with its token: changes nothing.
+    Probe(String),
+    /// A payload this release does not know (a newer node's migration, or `all` sent by hand):
+    /// drop everything.
     Unknown,
 }
 
@@ -169,7 +188,12 @@ impl Changed {
             "projects" => Changed::Projects,
             "database_users" => Changed::DatabaseUsers,
             "user_security" => Changed::UserSecurity,
-            _ => Changed::Unknown,
+            // A bare `probe` (sent by hand, or by a later release) is a probe too.
+            "probe" => Changed::Probe(String::new()),
+            _ => match payload.strip_prefix(PROBE_PREFIX) {
+                Some(token) => Changed::Probe(token.to_owned()),
+                None => Changed::Unknown,
+            },
         }
     }
 }
@@ -243,5 +267,24 @@ mod tests {
         for code in ["23505", "23503", "42P01", "22P02", "58P01"] {
             assert!(!is_transient(code), "{code}");
         }
+    }
+
+    #[test]
+    fn notification_payloads() {
+        assert_eq!(Changed::from_payload("principals"), Changed::Principals);
+        assert_eq!(
+            Changed::from_payload("user_security"),
+            Changed::UserSecurity
+        );
+        assert_eq!(
+            Changed::from_payload("probe:0123abcd-4"),
+            Changed::Probe("0123abcd-4".into())
+        );
+        assert_eq!(Changed::from_payload("all"), Changed::Unknown);
+        assert_eq!(
+            Changed::from_payload("probe"),
+            Changed::Probe(String::new())
+        );
+        assert_eq!(Changed::from_payload("probes"), Changed::Unknown);
     }
 }
