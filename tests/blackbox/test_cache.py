@@ -89,8 +89,21 @@ def until(deadline_s: float, what: str, check) -> float:
 # ------------------------------------------------------------------ one node, either backend
 
 
+def cache_ready(server) -> None:
+    """On PostgreSQL, waits until the server trusts its cache: its change listener is in place
+    and its first probe has come back (it logs that). On SQLite the cache is ready at once."""
+    if BACKEND == "postgres":
+        until(
+            60,
+            "the cache listener is trusted",
+            lambda: "read cache: listening for changes" in server.log_path.read_text(errors="replace"),
+        )
+
+
 def test_one_node_answers_from_its_cache_and_its_own_writes_take_effect_at_once(make_server):
-    s = make_server()
+    # A long TTL (probes every 30 s): nothing here may depend on an entry's age.
+    s = make_server(cache_ttl_seconds=60)
+    cache_ready(s)
     gid = s.create_project()
     r = s.call("POST", f"/orgs/{s.org_id}/apiKeys", json={"desc": "cached", "roles": ["ORG_MEMBER"]})
     assert r.status_code == 200, r.text
@@ -130,7 +143,8 @@ def test_issuing_tokens_keeps_the_account_cached(make_server):
     # Each token records its secret's use (last_used): not an input of authentication, so it
     # drops nothing from the cache (before, every token emptied the principal parts, and on
     # SQLite raised the cache version, emptying everything).
-    s = make_server()
+    s = make_server(cache_ttl_seconds=60)
+    cache_ready(s)
     earlier = notified(s.metrics_url, "service_account")
     account = create_service_account(s)
     client, secret = account["clientId"], account["secrets"][0]["secret"]
