@@ -3,10 +3,23 @@
 - One node, either backend: repeated requests are answered from the cache (its hit counter on
   /metrics rises), and what the node itself changes (a key deleted, a grant removed, a project
   deleted) takes effect on its very next request. `cache-ttl-seconds = 0` turns it off.
+  Issuing OAuth tokens (each records its secret's use) keeps the account and the keys cached.
 - Two nodes on one PostgreSQL database: B answers from its cache, then a key deleted on A, a
   project grant removed on A, a database user deleted on A (B then refuses its certificates)
   and a project deleted on A are all refused by B within the bound (B's `cache-ttl-seconds`),
   polled with that bound as the deadline; B's cache was emptied by PostgreSQL's notifications.
+- Two nodes on PostgreSQL, "create on A, use on B at once": B keeps unknown public keys and
+  client ids as absent (a second probe of a made-up one is a hit), yet every key and service
+  account created on A is accepted by B on its very next request, in a loop with B probing a
+  new made-up id before each creation (ids are chosen by the server, at random, so a cached
+  absent entry can only be for an id probed before it existed).
+- Two nodes on PostgreSQL: tokens issued on either node make A's database notify nothing (B
+  empties no principal part on a notification, checked behind a fence: a project created on
+  A and B told of it), while a secret deleted on A does.
+- B's listener hung (its PostgreSQL backend stopped with SIGSTOP: the connection stays open and
+  delivers nothing, as behind a pooler in transaction mode or a silent partition): B's probe
+  does not come back, B says so and bypasses its cache; once the backend resumes, B trusts its
+  cache again.
 - B's LISTEN connection killed (`pg_terminate_backend`, found in pg_stat_activity by its
   application name): a key deleted while B cannot hear of it is refused by B on its next
   request, although B cached it with a TTL of five minutes; once B listens again, it caches
@@ -22,14 +35,16 @@ from __future__ import annotations
 import json
 import os
 import pathlib
+import random
 import signal
+import string
 import time
 
 import pg_cluster
 import pytest
 import requests
 from _certs_util import unique_user
-from conftest import BACKEND, V2, remember_secret
+from conftest import BACKEND, SA_V, V2, create_service_account, get_token, remember_secret
 from requests.auth import HTTPDigestAuth
 from test_many_nodes import (  # noqa: F401 (fixtures)
     Node,
@@ -78,8 +93,21 @@ def until(deadline_s: float, what: str, check) -> float:
 # ------------------------------------------------------------------ one node, either backend
 
 
+def cache_ready(server) -> None:
+    """On PostgreSQL, waits until the server trusts its cache: its change listener is in place
+    and its first probe has come back (it logs that). On SQLite the cache is ready at once."""
+    if BACKEND == "postgres":
+        until(
+            60,
+            "the cache listener is trusted",
+            lambda: "read cache: listening for changes" in server.log_path.read_text(errors="replace"),
+        )
+
+
 def test_one_node_answers_from_its_cache_and_its_own_writes_take_effect_at_once(make_server):
-    s = make_server()
+    # A long TTL (probes every 30 s): nothing here may depend on an entry's age.
+    s = make_server(cache_ttl_seconds=60)
+    cache_ready(s)
     gid = s.create_project()
     r = s.call("POST", f"/orgs/{s.org_id}/apiKeys", json={"desc": "cached", "roles": ["ORG_MEMBER"]})
     assert r.status_code == 200, r.text
@@ -113,6 +141,32 @@ def test_a_ttl_of_zero_turns_the_cache_off(make_server):
     for _ in range(3):
         assert s.call("GET", "/groups").status_code == 200
     assert scrape(s.metrics_url).get(HITS, part="api_key") is None
+
+
+def test_issuing_tokens_keeps_the_account_cached(make_server):
+    # Each token records its secret's use (last_used): not an input of authentication, so it
+    # drops nothing from the cache (before, every token emptied the principal parts, and on
+    # SQLite raised the cache version, emptying everything).
+    s = make_server(cache_ttl_seconds=60)
+    cache_ready(s)
+    earlier = notified(s.metrics_url, "service_account")
+    account = create_service_account(s)
+    client, secret = account["clientId"], account["secrets"][0]["secret"]
+    if BACKEND == "postgres":
+        # The account's creation is also notified to this node: let that drop come first.
+        until(60, "the creation's notification", lambda: notified(s.metrics_url, "service_account") > earlier)
+    get_token(s, client, secret)
+    before = hits(s.metrics_url, "service_account"), hits(s.metrics_url, "api_key")
+    assert s.call("GET", "/groups").status_code == 200
+    for _ in range(4):
+        get_token(s, client, secret)
+    assert s.call("GET", "/groups").status_code == 200
+    after = hits(s.metrics_url, "service_account"), hits(s.metrics_url, "api_key")
+    assert after[0] >= before[0] + 4 and after[1] >= before[1] + 1, (before, after)
+    # And the use is recorded.
+    r = s.call("GET", f"/orgs/{s.org_id}/serviceAccounts/{client}", accept=SA_V)
+    assert r.status_code == 200, r.text
+    assert r.json()["secrets"][0]["lastUsedAt"], r.text
 
 
 # ------------------------------------------------------------------ two nodes, PostgreSQL
@@ -156,6 +210,19 @@ def two_cached_nodes(nodes, url: str, tmp_path: pathlib.Path, ttl_b: int, cache_
     b.use_credentials(a.data_dir / "bootstrap-credentials.json")
     listening(b)
     return a, b
+
+
+def notified(metrics: str, part: str) -> float:
+    """How many times the node emptied `part` on a notification."""
+    return scrape(metrics).get(EVICTIONS, part=part, cause="notification") or 0
+
+
+def new_org_account(a: Node, sa: requests.Session) -> tuple[str, str]:
+    """A new organization service account, created on `a`: its client id and secret."""
+    body = {"name": f"sa-{random.randrange(10**9)}", "description": "cache", "roles": ["ORG_MEMBER"], "secretExpiresAfterHours": 8}
+    r = sa.post(a.url(f"/orgs/{a.org_id}/serviceAccounts"), json=body, headers={"Accept": SA_V}, timeout=60)
+    assert r.status_code == 201, r.text
+    return r.json()["clientId"], remember_secret(r.json()["secrets"][0]["secret"])
 
 
 def new_org_key(a: Node, sa: requests.Session) -> dict:
@@ -353,3 +420,131 @@ def test_a_stale_cache_on_node_b_never_issues_a_certificate_for_a_user_deleted_o
     r = sa.get(a.url(f"/groups/{gid}/databaseUsers/{user}/certs"), timeout=60)
     assert r.status_code == 200, r.text
     assert (r.json()["totalCount"], r.json()["results"]) == (0, [])
+
+
+def token_status(node: Node, client_id: str, secret: str) -> int:
+    r = requests.post(
+        f"{node.root}/api/oauth/token",
+        auth=(client_id, secret),
+        data={"grant_type": "client_credentials"},
+        headers={"Accept": "application/json"},
+        timeout=60,
+    )
+    assert r.status_code in (200, 401), r.text
+    return r.status_code
+
+
+def probe(node: Node, public_key: str) -> int:
+    """A Digest request to `node` for `public_key` with a wrong private key (not a secret, so not
+    remembered as one)."""
+    r = requests.get(
+        node.url("/groups"), auth=HTTPDigestAuth(public_key, "not-the-private-key"), headers={"Accept": V2}, timeout=60
+    )
+    assert r.status_code in (200, 401), r.text
+    return r.status_code
+
+
+def made_up_public_key() -> str:
+    """A public key's shape (eight lowercase letters) that no key is likely to have."""
+    return "".join(random.choices(string.ascii_lowercase, k=8))
+
+
+def made_up_client_id() -> str:
+    return "mdb_sa_id_" + "".join(random.choices("0123456789abcdef", k=24))
+
+
+@pytest.mark.skipif(BACKEND == "sqlite", reason="multi-node tests run in the PostgreSQL pass of the suite")
+def test_a_key_created_on_node_a_is_accepted_on_node_b_at_once(new_database, nodes, tmp_path):
+    # B keeps entries for five minutes: only the notification of A's creation can drop them.
+    a, b = two_cached_nodes(nodes, new_database(), tmp_path, ttl_b=300)
+    sa = a.session()
+    mb = metrics_url(b)
+
+    # B keeps a made-up public key and client id as absent: the second probe is a hit.
+    before = {p: hits(mb, p) for p in ("unknown_api_key", "unknown_service_account")}
+    pk, client = made_up_public_key(), made_up_client_id()
+    for _ in range(2):
+        assert probe(b, pk) == 401
+        assert token_status(b, client, "mdb_sa_sk_" + "0" * 40) == 401
+    after = {p: hits(mb, p) for p in before}
+    assert all(after[p] >= before[p] + 1 for p in before), (before, after)
+
+    for i in range(15):
+        # B caches a new absent entry of each kind, then A creates a key and an account, which
+        # B must accept on its very next request.
+        for _ in range(2):
+            assert probe(b, made_up_public_key()) == 401
+            assert token_status(b, made_up_client_id(), "mdb_sa_sk_" + "0" * 40) == 401
+        key = new_org_key(a, sa)
+        r = digest(key["publicKey"], key["privateKey"]).get(b.url("/groups"), timeout=60)
+        assert r.status_code == 200, f"round {i}: key {key['publicKey']} created on A refused on B: {r.text}"
+        client, secret = new_org_account(a, sa)
+        assert token_status(b, client, secret) == 200, f"round {i}: account {client} created on A refused on B"
+
+
+@pytest.mark.skipif(BACKEND == "sqlite", reason="multi-node tests run in the PostgreSQL pass of the suite")
+def test_tokens_issued_on_node_a_notify_nothing_and_a_deleted_secret_does(new_database, nodes, tmp_path):
+    a, b = two_cached_nodes(nodes, new_database(), tmp_path, ttl_b=300)
+    sa = a.session()
+    mb = metrics_url(b)
+    base = a.url(f"/orgs/{a.org_id}/serviceAccounts")
+    client, secret = new_org_account(a, sa)
+    r = sa.post(f"{base}/{client}/secrets", json={"secretExpiresAfterHours": 8}, headers={"Accept": SA_V}, timeout=60)
+    assert r.status_code == 201, r.text
+    remember_secret(r.json()["secret"])
+    spare = r.json()["id"]
+
+    def fence() -> None:
+        """A project created on A, and B told of it: PostgreSQL delivers notifications in
+        commit order, so B has then handled every notification of what A committed before."""
+        before = notified(mb, "project")
+        create_project(a, sa)
+        until(60, "B hears of a project created on A", lambda: notified(mb, "project") > before)
+
+    fence()
+    before = notified(mb, "service_account")
+    for node in (a, b, a, b):
+        assert token_status(node, client, secret) == 200
+    fence()
+    assert notified(mb, "service_account") == before, "issuing tokens notified a change"
+
+    # Deleting a secret still notifies.
+    r = sa.delete(f"{base}/{client}/secrets/{spare}", headers={"Accept": SA_V}, timeout=60)
+    assert r.status_code == 204, r.text
+    fence()
+    assert notified(mb, "service_account") > before
+
+
+@pytest.mark.skipif(BACKEND == "sqlite", reason="multi-node tests run in the PostgreSQL pass of the suite")
+def test_node_b_bypasses_its_cache_while_its_listener_delivers_nothing(admin_url, new_database, nodes, tmp_path):
+    url = new_database()
+    # B probes its listener every half TTL (2 s here).
+    a, b = two_cached_nodes(nodes, url, tmp_path, ttl_b=4, cache_a=False)
+    mb = metrics_url(b)
+    sb = b.session()
+
+    def hit_count() -> float:
+        return hits(mb, "api_key")
+
+    before = hit_count()
+    for _ in range(3):
+        assert sb.get(b.url("/groups"), timeout=60).status_code == 200
+    assert hit_count() >= before + 2, "B answers from its cache"
+
+    [pid] = listener_pids(admin_url, url)
+    missed = "read cache: a probe of the change listener did not come back"
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        until(30, "B notices that its probe did not come back", lambda: log_count(b, missed) >= 1)
+        before = hit_count()
+        for _ in range(3):
+            assert sb.get(b.url("/groups"), timeout=60).status_code == 200
+        assert hit_count() == before, "B bypasses its cache while its listener is silent"
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    # The backend resumes and delivers what was queued, probes included: B trusts again.
+    listening(b, times=2)
+    before = hit_count()
+    for _ in range(3):
+        assert sb.get(b.url("/groups"), timeout=60).status_code == 200
+    assert hit_count() >= before + 2

@@ -524,9 +524,10 @@ def rss_verdict(samples: list[dict], warm_at: float, limit: float = 1.10) -> dic
     return verdict
 
 
-def start_server(args, data_dir: pathlib.Path) -> conftest.Server:
+def start_server(args, data_dir: pathlib.Path, settings: dict | None = None) -> conftest.Server:
+    """`dbcerts serve` unthrottled, with `settings` (TOML keys) besides."""
     config = data_dir.parent / f"{data_dir.name}-unthrottled.toml"
-    config.write_text("".join(f"{k} = {v}\n" for k, v in conftest.UNTHROTTLED.items()))
+    config.write_text("".join(f"{k} = {v}\n" for k, v in {**conftest.UNTHROTTLED, **(settings or {})}.items()))
     extra = ["--key-algorithm", "ecdsa-p256", "--config", str(config)]
     if args.backend == "postgres":
         admin = os.environ.get("DBCERTS_TEST_POSTGRES_URL")

@@ -20,6 +20,14 @@ after `--warmup` untimed attempts of each:
 - oauth: `POST /api/oauth/token` with a made-up client id (the real ids' shape) against a real
   service account's client id with a wrong secret. Both are answered 401 `invalid_client`.
 
+Each comparison runs against two servers. `digest` and `oauth`: the read cache off
+(`cache-ttl-seconds = 0`), so every attempt runs the store path (issue 15, item 6).
+`digest_cached` and `oauth_cached`: the default read cache, each timed attempt the second of two
+back to back for the same principal (the made-up one new for each pair), as an attacker
+probing a name twice would send them: a known key is then answered from the cache, and so must
+an unknown one be (review 26, finding 3: before "not found" was cached for credentials, the
+unknown key's second attempt ran the store path again and was slower).
+
 A sample is the client's wall time from sending the request to having read the whole answer.
 For each comparison two two-sided tests are run: Mann-Whitney U (normal approximation with the
 tie correction) and a permutation test of the difference of the medians (`--permutations`
@@ -32,8 +40,9 @@ The report also gives the test's sensitivity on this run's noise (the smallest s
 Mann-Whitney detects between two random halves of the pooled samples) and a positive control
 measured on the real server: the digest attempt with a nonce the server never issued, which
 is refused before the store is read and the key is unsealed (reported, not asserted: its size
-depends on the machine). Against the code before the fix (one store statement for an unknown
-key or client, four for a known one) the verdict fails: docs/RELIABILITY.md has the figures.
+depends on the machine; cache-off server only). Against the code before either fix (one store
+statement for an unknown key or client, four for a known one; unknown credentials not cached)
+the verdict fails: docs/RELIABILITY.md has the figures.
 
 The data directory is on /dev/shm when there is one: the disk's flush times (every failure
 writes an audit entry durably), the same for both kinds of attempt, would only add noise.
@@ -239,15 +248,65 @@ def measure(kinds: dict, samples: int, warmup: int, rng: random.Random) -> dict[
 # ------------------------------------------------------------------ main
 
 
+def attempts(args, server, rng: random.Random, cached: bool) -> dict[str, dict[str, list[float]]]:
+    """Times the failed attempts of both comparisons against `server`. Without `cached`, each
+    unknown attempt names a new made-up principal and each known one the same real one (with
+    the cache off, every attempt runs the store path). With `cached`, every attempt is the
+    second of two back to back for the same principal, only the second timed, as an attacker
+    would probe: a new made-up one each time, or the real one."""
+    account = conftest.create_service_account(server)
+    real_client = account["clientId"]
+    keys = {server.public_key}
+    clients = {real_client}
+    c = Client(server.host_port)
+    c.digest(server.public_key, "wrong")  # a first nonce
+    wrong_key, wrong_secret = "wrong-private-key-0000000000000", "mdb_sa_sk_" + "0" * 40
+
+    def twice(attempt, principal: str) -> float:
+        if cached:
+            attempt(principal)
+        return attempt(principal)
+
+    def digest_of(make):
+        return lambda: twice(lambda k: c.digest(k, wrong_key), make())
+
+    def token_of(make):
+        return lambda: twice(lambda k: c.token(k, wrong_secret), make())
+
+    digest_kinds = {
+        "unknown": digest_of(lambda: made_up(keys, lambda: "".join(rng.choice(LOWER) for _ in range(8)))),
+        "known": digest_of(lambda: server.public_key),
+    }
+    if not cached:
+        forged = base64.b64encode(os.urandom(24)).decode()
+        digest_kinds["forged_nonce"] = lambda: c.digest(server.public_key, wrong_key, nonce=forged)
+    return {
+        "digest": measure(digest_kinds, args.samples, args.warmup, rng),
+        "oauth": measure(
+            {
+                "unknown": token_of(lambda: made_up(clients, lambda: f"mdb_sa_id_{secrets.token_hex(12)}")),
+                "known": token_of(lambda: real_client),
+            },
+            args.samples,
+            args.warmup,
+            rng,
+        ),
+    }
+
+
+#: The two servers the comparisons run against: the store path with the read cache off (what
+#: issue 15 item 6 fixed), and the default cache with repeated probes (review 26, finding 3).
+PHASES = {
+    "": ({"cache-ttl-seconds": 0}, False),
+    "_cached": ({}, True),
+}
+
+
 def run(args) -> tuple[dict, list[str]]:
     rng = random.Random(args.seed)
     os.environ["DBCERTS_BIN"] = soak.binary(args)
     # On a RAM file system where there is one (see the module's documentation).
     shm = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
-    tmp = pathlib.Path(tempfile.mkdtemp(prefix="dbcerts-timing-", dir=shm))
-    data = tmp / "data"
-    data.mkdir()
-    server = soak.start_server(args, data)
     failures: list[str] = []
     report: dict = {
         "backend": args.backend,
@@ -259,42 +318,23 @@ def run(args) -> tuple[dict, list[str]]:
         "cpus": os.cpu_count(),
         "comparisons": {},
     }
-    try:
-        account = conftest.create_service_account(server)
-        real_client = account["clientId"]
-        keys = {server.public_key}
-        clients = {real_client}
-        c = Client(server.host_port)
-        c.digest(server.public_key, "wrong")  # a first nonce
-        forged = base64.b64encode(os.urandom(24)).decode()
-        print(f"timing: {args.samples} samples per kind, {args.backend}, binary {os.environ['DBCERTS_BIN']}", flush=True)
+    measured: dict[str, dict[str, list[float]]] = {}
+    print(f"timing: {args.samples} samples per kind, {args.backend}, binary {os.environ['DBCERTS_BIN']}", flush=True)
+    for suffix, (settings, cached) in PHASES.items():
+        tmp = pathlib.Path(tempfile.mkdtemp(prefix="dbcerts-timing-", dir=shm))
+        data = tmp / "data"
+        data.mkdir(mode=0o700)  # serve refuses a data directory that others can enter
+        server = soak.start_server(args, data, settings)
+        try:
+            for name, times in attempts(args, server, rng, cached).items():
+                measured[name + suffix] = times
+        finally:
+            code = server.stop(signal.SIGTERM) if server.proc.poll() is None else server.proc.returncode
+            if code != 0:
+                failures.append(f"the server{suffix} exited with {code}")
+            subprocess.run(["rm", "-rf", str(tmp)], check=False)
 
-        digest = measure(
-            {
-                "unknown": lambda: c.digest(made_up(keys, lambda: "".join(rng.choice(LOWER) for _ in range(8))), "wrong-private-key-0000000000000"),
-                "known": lambda: c.digest(server.public_key, "wrong-private-key-0000000000000"),
-                "forged_nonce": lambda: c.digest(server.public_key, "wrong-private-key-0000000000000", nonce=forged),
-            },
-            args.samples,
-            args.warmup,
-            rng,
-        )
-        oauth = measure(
-            {
-                "unknown": lambda: c.token(made_up(clients, lambda: f"mdb_sa_id_{secrets.token_hex(12)}"), "mdb_sa_sk_" + "0" * 40),
-                "known": lambda: c.token(real_client, "mdb_sa_sk_" + "0" * 40),
-            },
-            args.samples,
-            args.warmup,
-            rng,
-        )
-    finally:
-        code = server.stop(signal.SIGTERM) if server.proc.poll() is None else server.proc.returncode
-        if code != 0:
-            failures.append(f"the server exited with {code}")
-        subprocess.run(["rm", "-rf", str(tmp)], check=False)
-
-    for name, times in (("digest", digest), ("oauth", oauth)):
+    for name, times in measured.items():
         unknown, known = times["unknown"], times["known"]
         same = compare(unknown, known, args.alpha, args.permutations, args.seed)
         median = statistics.median(unknown)

@@ -5,8 +5,12 @@
 //! change listener. The semantics and the staleness bound are in docs/ARCHITECTURE.md
 //! ("Read cache").
 //!
-//! - Only found rows are kept: a "not found" is never cached, so a row created anywhere is seen
-//!   at once.
+//! - Found rows are kept, and a project's missing user security (its default). "Not found" is
+//!   kept only for the two credential reads, each in a bounded part of its own, so that a
+//!   second wrong-secret probe of an unknown key or client is answered from memory exactly as
+//!   one of a known one is (docs/ARCHITECTURE.md, "Read cache"); any other "not found" is never
+//!   kept, so a project or user created anywhere is seen at once. Creating a key or account
+//!   drops the principal parts, both kinds, as any other principal write does.
 //! - Every write method that can change a cached row drops the parts of the cache it may have
 //!   changed before it returns (whether it succeeded or not: a write that timed out may still
 //!   have committed). The macro below makes each `Store` method say whether it is a cached
@@ -18,8 +22,9 @@
 //!   each cached read first reads the store's cache version (migration 0011 raises it on every
 //!   change of a cached table), and an entry is served only while the version is the one read
 //!   before the entry was. On PostgreSQL a listener per node drops what the notifications of
-//!   migration 0011 name; while it is not connected, the cache is bypassed (neither read nor
-//!   filled), and it is emptied whenever the listener connects or is lost.
+//!   migration 0011 name; while it is not connected, or its latest liveness probe is overdue,
+//!   the cache is bypassed (neither read nor filled), and it is emptied whenever the listener
+//!   becomes trusted or stops being.
 //! - Every entry also expires [`CacheConfig::ttl`] after its read began, whatever happens.
 //!
 //! It sits outside [`crate::metered_store::MeteredStore`]: a hit never reaches the store, so the
@@ -39,7 +44,7 @@ pub struct CacheConfig {
     /// The longest an entry is served after its read from the store began. Zero turns the
     /// cache off.
     pub ttl: Duration,
-    /// Entries kept at most, in each of the five parts.
+    /// Entries kept at most, in each of the seven parts.
     pub capacity: usize,
 }
 
@@ -85,19 +90,22 @@ struct Entry<V> {
     version: i64,
 }
 
-/// Values worth keeping: found rows only.
+/// What a cached read answers: a found row, or "not found" (kept only in a read's part for
+/// absent keys, when it has one).
 pub trait Keep: Clone + Send + Sync + 'static {
-    fn worth_keeping(&self) -> bool;
+    fn found(&self) -> bool;
 }
 
 impl<T: Clone + Send + Sync + 'static> Keep for Option<T> {
-    fn worth_keeping(&self) -> bool {
+    fn found(&self) -> bool {
         self.is_some()
     }
 }
 
 impl Keep for UserSecurityRecord {
-    fn worth_keeping(&self) -> bool {
+    /// A project without a row has the default record, which is kept as a found one: creating
+    /// the row drops it like any other change.
+    fn found(&self) -> bool {
         true
     }
 }
@@ -129,7 +137,12 @@ struct CacheInner {
     /// the epoch and trust it read against the current ones atomically.
     gate: Mutex<()>,
     api_keys: Part<String, Option<ApiKeyAuth>>,
+    /// Public keys no key had: "not found", kept apart so that probes of made-up keys cannot
+    /// evict found ones.
+    unknown_api_keys: Part<String, Option<ApiKeyAuth>>,
     service_accounts: Part<String, Option<ServiceAccountAuth>>,
+    /// Client ids no account had.
+    unknown_service_accounts: Part<String, Option<ServiceAccountAuth>>,
     projects: Part<String, Option<Project>>,
     database_users: Part<DbUserKey, Option<DatabaseUserRecord>>,
     user_security: Part<String, UserSecurityRecord>,
@@ -174,7 +187,9 @@ impl StoreCache {
                 trusted: AtomicBool::new(trusted),
                 gate: Mutex::new(()),
                 api_keys: Part::new("api_key", cap),
+                unknown_api_keys: Part::new("unknown_api_key", cap),
                 service_accounts: Part::new("service_account", cap),
+                unknown_service_accounts: Part::new("unknown_service_account", cap),
                 projects: Part::new("project", cap),
                 database_users: Part::new("database_user", cap),
                 user_security: Part::new("user_security", cap),
@@ -196,7 +211,9 @@ impl StoreCache {
     pub fn entries(&self) -> usize {
         let i = &self.inner;
         i.api_keys.entries.len()
+            + i.unknown_api_keys.entries.len()
             + i.service_accounts.entries.len()
+            + i.unknown_service_accounts.entries.len()
             + i.projects.entries.len()
             + i.database_users.entries.len()
             + i.user_security.entries.len()
@@ -228,6 +245,8 @@ impl StoreCache {
             Changed::DatabaseUsers => Parts::DatabaseUsers,
             Changed::UserSecurity => Parts::UserSecurity,
             Changed::Unknown => Parts::All,
+            // Liveness probes are handled by the listener; they change nothing.
+            Changed::Probe(_) => return,
         };
         self.drop_parts(parts, "notification");
     }
@@ -242,7 +261,9 @@ impl StoreCache {
         let all = parts == Parts::All;
         if all || parts == Parts::Principals {
             clear(&i.api_keys, cause, &i.stats);
+            clear(&i.unknown_api_keys, cause, &i.stats);
             clear(&i.service_accounts, cause, &i.stats);
+            clear(&i.unknown_service_accounts, cause, &i.stats);
         }
         if all || parts == Parts::Projects {
             clear(&i.projects, cause, &i.stats);
@@ -255,10 +276,12 @@ impl StoreCache {
         }
     }
 
-    /// `load`'s answer for `key`, from the cache when it holds a fresh entry.
+    /// `load`'s answer for `key`, from the cache when it holds a fresh entry. `parts` names
+    /// the part for found rows and, for a read that keeps "not found", the part for absent
+    /// keys.
     async fn read<K, V, F>(
         &self,
-        part: impl Fn(&CacheInner) -> &Part<K, V>,
+        parts: impl Fn(&CacheInner) -> (&Part<K, V>, Option<&Part<K, V>>),
         key: K,
         load: F,
     ) -> StoreResult<V>
@@ -268,13 +291,16 @@ impl StoreCache {
         F: Future<Output = StoreResult<V>>,
     {
         let i = &*self.inner;
-        let p = part(i);
+        let (found, absent) = parts(i);
         if !self.trusted() {
             return load.await;
         }
-        // Both read before the store is: a drop or a change after this makes the answer
+        // All read before the store is: a drop or a change after this makes the answer
         // below unkeepable or the entry unservable.
-        let epoch = p.epoch.load(Ordering::SeqCst);
+        let epochs = (
+            found.epoch.load(Ordering::SeqCst),
+            absent.map(|p| p.epoch.load(Ordering::SeqCst)),
+        );
         let version = match &i.coherence {
             Coherence::Version(sqlite) => {
                 let started = Instant::now();
@@ -284,19 +310,26 @@ impl StoreCache {
             }
             Coherence::Notified | Coherence::Alone => 0,
         };
-        if let Some(e) = p.entries.get(&key)
-            && e.version == version
-            && e.read_at.elapsed() < i.ttl
-        {
-            i.stats.hits.fetch_add(1, Ordering::Relaxed);
-            crate::observe::cache_hit(p.name);
-            return Ok(e.value);
+        for p in std::iter::once(found).chain(absent) {
+            if let Some(e) = p.entries.get(&key)
+                && e.version == version
+                && e.read_at.elapsed() < i.ttl
+            {
+                i.stats.hits.fetch_add(1, Ordering::Relaxed);
+                crate::observe::cache_hit(p.name);
+                return Ok(e.value);
+            }
         }
         i.stats.misses.fetch_add(1, Ordering::Relaxed);
-        crate::observe::cache_miss(p.name);
+        crate::observe::cache_miss(found.name);
         let read_at = Instant::now();
         let value = load.await?;
-        if value.worth_keeping() {
+        let into = match (value.found(), absent, epochs.1) {
+            (true, _, _) => Some((found, epochs.0)),
+            (false, Some(p), Some(epoch)) => Some((p, epoch)),
+            (false, _, _) => None,
+        };
+        if let Some((p, epoch)) = into {
             let _gate = i.gate.lock().unwrap_or_else(|e| e.into_inner());
             if self.trusted() && p.epoch.load(Ordering::SeqCst) == epoch {
                 p.entries.insert(
@@ -335,17 +368,62 @@ impl CachedStore {
 /// Keeps `cache` true to a PostgreSQL store until the task is aborted: listens for changes,
 /// drops what each names, and when the connection is lost drops everything and bypasses the
 /// cache until a new connection listens (retrying every second).
+///
+/// Listening is not taken on trust: once `LISTEN` is in place, and then every half TTL, the
+/// task notifies a probe of its own through the store's pool ([`PgStore::probe_changes`]).
+/// The cache is used only from when a probe comes back, and is bypassed (and emptied) when
+/// one has not come back by the time the next is due, until one does.
 pub async fn follow_changes(cache: StoreCache, store: PgStore) {
     const RETRY: Duration = Duration::from_secs(1);
+    let every = (cache.inner.ttl / 2).max(Duration::from_millis(100));
+    let node = format!("{:016x}", rand::random::<u64>());
     loop {
         match store.listen_for_changes().await {
             Ok(mut listener) => {
-                cache.set_listening(true);
-                tracing::info!("read cache: listening for changes");
+                // The probe in flight (its number), and whether the last one came back.
+                let mut sent = 0u64;
+                let mut answered = true;
+                let mut trusted = false;
+                let mut warned = false;
+                let mut next = tokio::time::Instant::now();
                 let lost = loop {
-                    match listener.next().await {
-                        Ok(what) => cache.changed(what),
-                        Err(e) => break e,
+                    tokio::select! {
+                        got = listener.next() => match got {
+                            Ok(Changed::Probe(token)) => {
+                                if token == format!("{node}-{sent}") {
+                                    answered = true;
+                                    if !trusted {
+                                        trusted = true;
+                                        warned = false;
+                                        cache.set_listening(true);
+                                        tracing::info!("read cache: listening for changes");
+                                    }
+                                }
+                            }
+                            Ok(what) => cache.changed(what),
+                            Err(e) => break e,
+                        },
+                        _ = tokio::time::sleep_until(next) => {
+                            if !answered {
+                                if trusted {
+                                    trusted = false;
+                                    cache.set_listening(false);
+                                }
+                                if !warned {
+                                    warned = true;
+                                    tracing::warn!(
+                                        after = ?every,
+                                        "read cache: a probe of the change listener did not come back; the cache is bypassed until one does"
+                                    );
+                                }
+                            }
+                            sent += 1;
+                            answered = false;
+                            if let Err(e) = store.probe_changes(&format!("{node}-{sent}")).await {
+                                tracing::debug!(error = %e, "read cache: could not send a probe");
+                            }
+                            next = tokio::time::Instant::now() + every;
+                        }
                     }
                 };
                 cache.set_listening(false);
@@ -361,12 +439,15 @@ pub async fn follow_changes(cache: StoreCache, store: PgStore) {
 }
 
 /// Implements `Store` for `CachedStore`. Each trait method is listed once: `cached` reads with
-/// their part and key, `drops` writes with the parts they drop, `forwards` the rest (reads and
-/// writes of tables the cache does not hold). A method added to the trait and not listed here
-/// fails to compile.
+/// their part (`+` the part for absent keys, when "not found" is kept) and key, `drops` writes
+/// with the parts they drop, `forwards` the rest (reads and writes of tables the cache does not
+/// hold). A method added to the trait and not listed here fails to compile.
 macro_rules! cached {
+    (@absent $i:ident) => { None };
+    (@absent $i:ident $absent:ident) => { Some(&$i.$absent) };
     (
-        cached { $(fn $cname:ident($($carg:ident: $cty:ty),* $(,)?) -> $cret:ty => $part:ident[$key:expr];)* }
+        cached { $(fn $cname:ident($($carg:ident: $cty:ty),* $(,)?) -> $cret:ty
+            => $part:ident $(+ $absent:ident)? [$key:expr];)* }
         drops { $(fn $wname:ident($($warg:ident: $wty:ty),* $(,)?) -> $wret:ty => $drop:ident;)* }
         forwards { $(fn $fname:ident($($farg:ident: $fty:ty),* $(,)?) -> $fret:ty;)* }
     ) => {
@@ -375,7 +456,11 @@ macro_rules! cached {
             $(
                 async fn $cname(&self, $($carg: $cty),*) -> $cret {
                     self.cache
-                        .read(|i| &i.$part, $key, self.inner.$cname($($carg),*))
+                        .read(
+                            |i| (&i.$part, cached!(@absent i $($absent)?)),
+                            $key,
+                            self.inner.$cname($($carg),*),
+                        )
                         .await
                 }
             )*
@@ -398,9 +483,9 @@ macro_rules! cached {
 cached! {
     cached {
         fn get_api_key_auth(public_key: &str) -> StoreResult<Option<ApiKeyAuth>>
-            => api_keys[public_key.to_owned()];
+            => api_keys + unknown_api_keys[public_key.to_owned()];
         fn get_service_account_auth(client_id: &str) -> StoreResult<Option<ServiceAccountAuth>>
-            => service_accounts[client_id.to_owned()];
+            => service_accounts + unknown_service_accounts[client_id.to_owned()];
         fn get_project(id: &str) -> StoreResult<Option<Project>> => projects[id.to_owned()];
         fn get_database_user(
             project_id: &str,
@@ -429,7 +514,6 @@ cached! {
         fn delete_service_account(client_id: &str) -> StoreResult<bool> => Principals;
         fn add_service_account_secret(secret: &ServiceAccountSecretRecord) -> StoreResult<()> => Principals;
         fn delete_service_account_secret(client_id: &str, secret_id: &str) -> StoreResult<bool> => Principals;
-        fn touch_service_account_secret(secret_id: &str, at: i64) -> StoreResult<()> => Principals;
         fn create_project(project: &Project) -> StoreResult<()> => Projects;
         // Cascades to the project's grants, users and user security.
         fn delete_project(id: &str) -> StoreResult<bool> => All;
@@ -471,6 +555,11 @@ cached! {
         fn list_service_account_secrets(
             client_id: &str,
         ) -> StoreResult<Vec<ServiceAccountSecretRecord>>;
+        // Every token issued records its secret's last use: not an input of authentication,
+        // so it drops nothing (and, since migration 0014, neither raises the SQLite cache
+        // version nor notifies). A cached secret's `last_used` may be older than the store's;
+        // what shows it (`list_service_account_secrets`) reads the store.
+        fn touch_service_account_secret(secret_id: &str, at: i64) -> StoreResult<()>;
         // Revoked tokens are never cached: `is_token_revoked` always asks the store.
         fn revoke_token(jti: &str, expires: i64, now: i64) -> StoreResult<()>;
         fn is_token_revoked(jti: &str) -> StoreResult<bool>;

@@ -1,8 +1,9 @@
 //! The read cache (`dbcerts_server::cached_store`) on one node, over a real SQLite file: every
-//! write through the cached store drops what it changed before it returns, "not found" is never
-//! kept, a writer in another process is seen at once on SQLite (the cache version), entries end
-//! with their TTL, the capacity bounds memory, and a node whose change listener is not
-//! connected serves nothing from memory.
+//! write through the cached store drops what it changed before it returns, a missing project or
+//! user is never kept, an unknown credential is kept as absent (in bounded parts of its own)
+//! until one is created, a writer in another process is seen at once on SQLite (the cache
+//! version), entries end with their TTL, the capacity bounds memory, and a node whose change
+//! listener is not connected serves nothing from memory.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -49,6 +50,17 @@ async fn node(
 /// shows after a write, it owes to that write's drop.
 async fn alone() -> Node {
     node(|_| Coherence::Alone, Duration::from_secs(3600), 1000).await
+}
+
+/// A node on SQLite as `serve` runs it: each cached read checks the cache version, so writes
+/// by other processes are seen (and the TTL is long).
+async fn versioned() -> Node {
+    node(
+        |raw| Coherence::Version(raw.clone()),
+        Duration::from_secs(3600),
+        1000,
+    )
+    .await
 }
 
 fn org() -> Org {
@@ -188,7 +200,7 @@ async fn every_write_through_the_node_drops_what_it_changed() {
     s.delete_api_key("k1").await.unwrap();
     assert_eq!(s.get_api_key_auth("pubkey01").await.unwrap(), None);
 
-    // Service account: secrets added, used, deleted; account renamed, deleted.
+    // Service account: secrets added, deleted; account renamed, deleted.
     let client = "mdb_sa_id_000000000000000000000001";
     s.create_service_account(&account(client, "a"), &secret("s1", client))
         .await
@@ -200,9 +212,6 @@ async fn every_write_through_the_node_drops_what_it_changed() {
         .unwrap();
     let sa = cached_twice!(n, s.get_service_account_auth(client)).unwrap();
     assert_eq!(sa.secrets.len(), 2);
-    s.touch_service_account_secret("s2", 99).await.unwrap();
-    let sa = cached_twice!(n, s.get_service_account_auth(client)).unwrap();
-    assert!(sa.secrets.iter().any(|x| x.last_used == Some(99)));
     s.delete_service_account_secret(client, "s1").await.unwrap();
     let sa = cached_twice!(n, s.get_service_account_auth(client)).unwrap();
     assert!(
@@ -290,35 +299,114 @@ async fn every_write_through_the_node_drops_what_it_changed() {
 }
 
 #[tokio::test]
-async fn not_found_is_never_kept() {
+async fn a_missing_project_or_user_is_never_kept() {
     let n = alone().await;
     assert_eq!(n.cached.get_project(PROJECT).await.unwrap(), None);
-    assert_eq!(n.cached.get_api_key_auth("pubkey09").await.unwrap(), None);
+    assert!(!has_user(&n.cached, "alice").await);
     // Created behind the node's back (as another node would): seen at once all the same.
     n.raw.create_project(&project(PROJECT)).await.unwrap();
+    n.raw
+        .create_database_user(&user(PROJECT, "alice", "{}"))
+        .await
+        .unwrap();
+    assert!(n.cached.get_project(PROJECT).await.unwrap().is_some());
+    assert!(has_user(&n.cached, "alice").await);
+    assert_eq!(n.cache.stats().hits, 0);
+}
+
+/// A service account's client id of this file.
+const CLIENT: &str = "mdb_sa_id_000000000000000000000009";
+
+/// An unknown public key or client id is kept as absent (a second probe is a hit, as it is for
+/// a known one), and creating a key or account through the node drops it at once.
+#[tokio::test]
+async fn an_unknown_credential_is_kept_as_absent_until_one_is_created() {
+    let n = alone().await;
+    let s = &n.cached;
+    assert_eq!(cached_twice!(n, s.get_api_key_auth("pubkey09")), None);
+    assert_eq!(cached_twice!(n, s.get_service_account_auth(CLIENT)), None);
+    assert_eq!(n.cache.entries(), 2);
+
+    s.create_api_key(&key("k9", "pubkey09"), &[]).await.unwrap();
+    assert_eq!(
+        s.get_api_key_auth("pubkey09").await.unwrap().unwrap().key,
+        key("k9", "pubkey09")
+    );
+    s.create_service_account(&account(CLIENT, "a"), &secret("s9", CLIENT))
+        .await
+        .unwrap();
+    assert_eq!(
+        s.get_service_account_auth(CLIENT)
+            .await
+            .unwrap()
+            .unwrap()
+            .account,
+        account(CLIENT, "a")
+    );
+
+    // Created by another node or process: the SQLite cache version drops the absent entries
+    // too.
+    let n = versioned().await;
+    let s = &n.cached;
+    assert_eq!(cached_twice!(n, s.get_api_key_auth("pubkey09")), None);
+    assert_eq!(cached_twice!(n, s.get_service_account_auth(CLIENT)), None);
     n.raw
         .create_api_key(&key("k9", "pubkey09"), &[])
         .await
         .unwrap();
-    assert!(n.cached.get_project(PROJECT).await.unwrap().is_some());
-    assert!(
-        n.cached
-            .get_api_key_auth("pubkey09")
-            .await
-            .unwrap()
-            .is_some()
+    assert!(s.get_api_key_auth("pubkey09").await.unwrap().is_some());
+    n.raw
+        .create_service_account(&account(CLIENT, "a"), &secret("s9", CLIENT))
+        .await
+        .unwrap();
+    assert!(s.get_service_account_auth(CLIENT).await.unwrap().is_some());
+
+    // On PostgreSQL: the principals notification drops them.
+    let n = node(|_| Coherence::Notified, Duration::from_secs(3600), 1000).await;
+    n.cache.set_listening(true);
+    let s = &n.cached;
+    assert_eq!(cached_twice!(n, s.get_api_key_auth("pubkey09")), None);
+    n.raw
+        .create_api_key(&key("k9", "pubkey09"), &[])
+        .await
+        .unwrap();
+    n.cache.changed(Changed::Principals);
+    assert!(s.get_api_key_auth("pubkey09").await.unwrap().is_some());
+}
+
+/// Probes of many made-up keys fill only the part for absent keys: found keys stay cached.
+#[tokio::test]
+async fn unknown_credentials_are_bounded_apart_from_found_ones() {
+    let n = node(|_| Coherence::Alone, Duration::from_secs(3600), 8).await;
+    let s = &n.cached;
+    cached_twice!(n, s.get_api_key_auth("pubkey01")).unwrap();
+    for i in 0..200 {
+        assert_eq!(
+            s.get_api_key_auth(&format!("made{i:04}")).await.unwrap(),
+            None
+        );
+        assert_eq!(
+            s.get_service_account_auth(&format!("mdb_sa_id_{i:024}"))
+                .await
+                .unwrap(),
+            None
+        );
+    }
+    let held = n.cache.entries();
+    assert!((3..=17).contains(&held), "{held} entries held");
+    cached_twice!(n, s.get_api_key_auth("pubkey01")).unwrap();
+    let hits = n.cache.stats().hits;
+    s.get_api_key_auth("pubkey01").await.unwrap().unwrap();
+    assert_eq!(
+        n.cache.stats().hits,
+        hits + 1,
+        "the found key was not evicted"
     );
-    assert_eq!(n.cache.stats().hits, 0);
 }
 
 #[tokio::test]
 async fn on_sqlite_another_processes_writes_are_seen_at_once() {
-    let n = node(
-        |raw| Coherence::Version(raw.clone()),
-        Duration::from_secs(3600),
-        1000,
-    )
-    .await;
+    let n = versioned().await;
     let s = &n.cached;
     s.create_project(&project(PROJECT)).await.unwrap();
     s.create_database_user(&user(PROJECT, "alice", "{}"))
@@ -363,6 +451,60 @@ async fn on_sqlite_another_processes_writes_are_seen_at_once() {
     cached_twice!(n, s.get_project(PROJECT)).unwrap();
     other.delete_project(PROJECT).await.unwrap();
     assert_eq!(s.get_project(PROJECT).await.unwrap(), None);
+}
+
+/// Every OAuth token records its secret's use: that is not an input of authentication, so it
+/// drops nothing and (migration 0014) does not raise the SQLite cache version, which would
+/// empty the whole cache; changing the secrets still does.
+#[tokio::test]
+async fn using_a_secret_drops_nothing() {
+    let n = versioned().await;
+    let s = &n.cached;
+    s.create_service_account(&account(CLIENT, "a"), &secret("s1", CLIENT))
+        .await
+        .unwrap();
+    s.add_service_account_secret(&secret("s2", CLIENT))
+        .await
+        .unwrap();
+    cached_twice!(n, s.get_service_account_auth(CLIENT)).unwrap();
+    cached_twice!(n, s.get_api_key_auth("pubkey01")).unwrap();
+    let version = n.raw.cache_version().await.unwrap();
+    let drops = n.cache.stats().drops;
+
+    s.touch_service_account_secret("s2", 99).await.unwrap();
+    // Written by another process (another node's token, on the same file): the same.
+    n.raw.touch_service_account_secret("s1", 98).await.unwrap();
+    assert_eq!(n.raw.cache_version().await.unwrap(), version);
+    assert_eq!(n.cache.stats().drops, drops);
+    let hits = n.cache.stats().hits;
+    s.get_service_account_auth(CLIENT).await.unwrap().unwrap();
+    s.get_api_key_auth("pubkey01").await.unwrap().unwrap();
+    assert_eq!(
+        n.cache.stats().hits,
+        hits + 2,
+        "both still answered from memory"
+    );
+    // The use is recorded, where it is shown from.
+    let used: Vec<_> = s
+        .list_service_account_secrets(CLIENT)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|x| x.last_used)
+        .collect();
+    assert_eq!(used, vec![Some(98), Some(99)]);
+
+    // A secret deleted by another process raises the version: gone at once.
+    n.raw
+        .delete_service_account_secret(CLIENT, "s1")
+        .await
+        .unwrap();
+    assert!(n.raw.cache_version().await.unwrap() > version);
+    let sa = s.get_service_account_auth(CLIENT).await.unwrap().unwrap();
+    assert_eq!(
+        sa.secrets.iter().map(|x| x.id.as_str()).collect::<Vec<_>>(),
+        ["s2"]
+    );
 }
 
 #[tokio::test]
@@ -414,5 +556,13 @@ async fn without_a_listener_nothing_is_served_from_memory() {
     n.raw.create_project(&project(PROJECT)).await.unwrap();
     cached_twice!(n, n.cached.get_project(PROJECT)).unwrap();
     n.cache.changed(Changed::Projects);
+    assert_eq!(n.cache.entries(), 0);
+    // A liveness probe (any node's) drops nothing; a payload this release does not know (a
+    // newer migration's, or `NOTIFY dbcerts_cache, 'all'` by hand) drops everything.
+    cached_twice!(n, n.cached.get_project(PROJECT)).unwrap();
+    cached_twice!(n, n.cached.get_api_key_auth("pubkey01")).unwrap();
+    n.cache.changed(Changed::Probe("another-node-7".into()));
+    assert_eq!(n.cache.entries(), 2);
+    n.cache.changed(Changed::Unknown);
     assert_eq!(n.cache.entries(), 0);
 }

@@ -118,7 +118,8 @@ impl PgStore {
 
     /// A connection of its own (application name [`CHANGE_LISTENER_APPLICATION`]) listening
     /// on the channel that migration 0011's triggers notify on every committed change of a
-    /// table a node may cache. Fails within [`ACQUIRE_TIMEOUT`] when the database cannot be
+    /// table a node may cache (but a service-account secret's `last_used`: migration 0014).
+    /// Fails within [`ACQUIRE_TIMEOUT`] when the database cannot be
     /// reached.
     pub async fn listen_for_changes(&self) -> StoreResult<ChangeListener> {
         let pool = PgPoolOptions::new()
@@ -134,6 +135,19 @@ impl PgStore {
             listener,
             _pool: pool,
         })
+    }
+
+    /// Notifies `probe:<token>` on the change channel, from a pooled connection: a listener
+    /// that receives it knows that what is committed through the pool reaches it (a
+    /// connection pooler in transaction mode, for one, accepts `LISTEN` and delivers nothing).
+    pub async fn probe_changes(&self, token: &str) -> StoreResult<()> {
+        sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(CHANGE_CHANNEL)
+            .bind(format!("{PROBE_PREFIX}{token}"))
+            .execute(&self.pool)
+            .await
+            .map_err(map_err)?;
+        Ok(())
     }
 
     /// The advisory-lock key of an audit chain's write lock (a project id, or empty for the
@@ -173,19 +187,25 @@ impl PgStore {
 /// The notification channel of migration 0011.
 const CHANGE_CHANNEL: &str = "dbcerts_cache";
 
+/// How a probe's payload starts ([`PgStore::probe_changes`]).
+const PROBE_PREFIX: &str = "probe:";
+
 /// The `application_name` of each node's change-listener connection (as `pg_stat_activity`
 /// shows it).
 pub const CHANGE_LISTENER_APPLICATION: &str = "dbcerts-cache-listener";
 
 /// What changed, as a notification names it: the part of a read cache to drop.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Changed {
     /// API keys, service accounts and their secrets, grants, access lists, organizations.
     Principals,
     Projects,
     DatabaseUsers,
     UserSecurity,
-    /// A payload this release does not know (a newer node's migration): drop everything.
+    /// A liveness probe ([`PgStore::probe_changes`]) with its token: changes nothing.
+    Probe(String),
+    /// A payload this release does not know (a newer node's migration, or `all` sent by hand):
+    /// drop everything.
     Unknown,
 }
 
@@ -196,7 +216,12 @@ impl Changed {
             "projects" => Changed::Projects,
             "database_users" => Changed::DatabaseUsers,
             "user_security" => Changed::UserSecurity,
-            _ => Changed::Unknown,
+            // A bare `probe` (sent by hand, or by a later release) is a probe too.
+            "probe" => Changed::Probe(String::new()),
+            _ => match payload.strip_prefix(PROBE_PREFIX) {
+                Some(token) => Changed::Probe(token.to_owned()),
+                None => Changed::Unknown,
+            },
         }
     }
 }
@@ -270,5 +295,24 @@ mod tests {
         for code in ["23505", "23503", "42P01", "22P02", "58P01"] {
             assert!(!is_transient(code), "{code}");
         }
+    }
+
+    #[test]
+    fn notification_payloads() {
+        assert_eq!(Changed::from_payload("principals"), Changed::Principals);
+        assert_eq!(
+            Changed::from_payload("user_security"),
+            Changed::UserSecurity
+        );
+        assert_eq!(
+            Changed::from_payload("probe:0123abcd-4"),
+            Changed::Probe("0123abcd-4".into())
+        );
+        assert_eq!(Changed::from_payload("all"), Changed::Unknown);
+        assert_eq!(
+            Changed::from_payload("probe"),
+            Changed::Probe(String::new())
+        );
+        assert_eq!(Changed::from_payload("probes"), Changed::Unknown);
     }
 }

@@ -113,7 +113,8 @@ impl SqliteStore {
 
     /// The cache version: a counter that every committed change of a table a node may cache
     /// (principals, projects, database users, user security) has raised, in its own
-    /// transaction, whatever process made it (migration 0011). A node's read cache serves a row
+    /// transaction, whatever process made it (migration 0011; but a service-account secret's
+    /// `last_used`, migration 0014). A node's read cache serves a row
     /// only while this still holds the value read before the row was.
     ///
     /// Read on the calling thread (a few microseconds, no hop to sqlx's worker thread): it is
