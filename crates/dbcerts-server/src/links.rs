@@ -269,8 +269,8 @@ mod tests {
 }
 
 /// A page of a list, as every Atlas list returns it: `links`, `results`, `totalCount`.
-/// With `includeCount=false`, `totalCount` is 0, as observed on Atlas lists. Its fields, and
-/// [`Link`]'s, stay in their JSON names' byte order ([`Base::respond_fields_sorted`]).
+/// With `includeCount=false`, `totalCount` is 0, as observed on Atlas lists.
+// Its fields, and `Link`'s, stay in their JSON names' byte order (`Base::respond_fields_sorted`).
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Paginated<T> {
     links: Vec<Link>,

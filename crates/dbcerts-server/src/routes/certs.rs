@@ -25,8 +25,8 @@ use crate::openapi::ATLAS_2023;
 use crate::params::{EntityParams, EntityQuery, GroupPath, ListParams, ListQuery};
 use crate::values::MonthsUntilExpiration;
 
-/// `UserCert` as Atlas lists it: no `links`, no `monthsUntilExpiration`. Its fields stay in
-/// their JSON names' byte order (the list serializes it straight).
+/// `UserCert` as Atlas lists it: no `links`, no `monthsUntilExpiration`.
+// Its fields stay in their JSON names' byte order (the list serializes it straight).
 #[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 #[schema(as = UserCert)]
