@@ -380,14 +380,18 @@ pub async fn follow_changes(cache: StoreCache, store: PgStore) {
     loop {
         match store.listen_for_changes().await {
             Ok(mut listener) => {
-                // The probe in flight (its number), and whether the last one came back.
+                // The probe in flight (its number), whether it came back, and its send (on
+                // its own task, so that notifications keep being drained while the pool is
+                // busy; true once the NOTIFY was committed).
                 let mut sent = 0u64;
                 let mut answered = true;
+                let mut sending: Option<tokio::task::JoinHandle<bool>> = None;
                 let mut trusted = false;
                 let mut warned = false;
                 let mut next = tokio::time::Instant::now();
                 let lost = loop {
                     tokio::select! {
+                        biased;
                         got = listener.next() => match got {
                             Ok(Changed::Probe(token)) => {
                                 if token == format!("{node}-{sent}") {
@@ -404,7 +408,18 @@ pub async fn follow_changes(cache: StoreCache, store: PgStore) {
                             Err(e) => break e,
                         },
                         _ = tokio::time::sleep_until(next) => {
-                            if !answered {
+                            // A probe that could not be sent (the pool busy or the database
+                            // unreachable from it) says nothing about the listener: only one
+                            // that was sent and did not come back is a miss.
+                            let delivered = match sending.take() {
+                                Some(task) if task.is_finished() => task.await.unwrap_or(false),
+                                Some(task) => {
+                                    task.abort();
+                                    false
+                                }
+                                None => true,
+                            };
+                            if !answered && delivered {
                                 if trusted {
                                     trusted = false;
                                     cache.set_listening(false);
@@ -419,13 +434,23 @@ pub async fn follow_changes(cache: StoreCache, store: PgStore) {
                             }
                             sent += 1;
                             answered = false;
-                            if let Err(e) = store.probe_changes(&format!("{node}-{sent}")).await {
-                                tracing::debug!(error = %e, "read cache: could not send a probe");
-                            }
+                            let (store, token) = (store.clone(), format!("{node}-{sent}"));
+                            sending = Some(tokio::spawn(async move {
+                                match store.probe_changes(&token).await {
+                                    Ok(()) => true,
+                                    Err(e) => {
+                                        tracing::debug!(error = %e, "read cache: could not send a probe");
+                                        false
+                                    }
+                                }
+                            }));
                             next = tokio::time::Instant::now() + every;
                         }
                     }
                 };
+                if let Some(task) = sending {
+                    task.abort();
+                }
                 cache.set_listening(false);
                 tracing::warn!(error = %lost, "read cache: change listener lost; the cache is bypassed until it is back");
             }

@@ -55,7 +55,7 @@ impl SqliteStore {
         let options = SqliteConnectOptions::new()
             .filename(path)
             .create_if_missing(true);
-        Self::connect(options).await
+        Self::connect(options, true).await
     }
 
     /// Opens a `sqlite:` URL (for example `sqlite:///var/lib/dbcerts/dbcerts.db`).
@@ -63,10 +63,14 @@ impl SqliteStore {
         let options = SqliteConnectOptions::from_str(url)
             .map_err(|e| StoreError::Internal(format!("bad SQLite URL: {e}")))?
             .create_if_missing(true);
-        Self::connect(options).await
+        // A URL with options (a VFS, `mode=ro`, `immutable`, ...) gets no thread-side readers:
+        // they would open the file without them.
+        Self::connect(options, !url.contains('?')).await
     }
 
-    async fn connect(options: SqliteConnectOptions) -> StoreResult<SqliteStore> {
+    /// `plain_file`: the file may also be read by [`Readers`], which open it by name with
+    /// SQLite's defaults.
+    async fn connect(options: SqliteConnectOptions, plain_file: bool) -> StoreResult<SqliteStore> {
         let path = database_file(&options);
         if let Some(p) = &path {
             create_private(p)
@@ -106,7 +110,9 @@ impl SqliteStore {
         drop(migrating);
         Ok(SqliteStore {
             pool,
-            readers: path.map(|path| Arc::new(Readers::new(path))),
+            readers: path
+                .filter(|_| plain_file)
+                .map(|path| Arc::new(Readers::new(path))),
             _in_use: in_use,
         })
     }
@@ -196,6 +202,23 @@ impl SqliteStore {
         })
     }
 
+    /// Reads stopped on the calling thread by their budget (100,000 SQLite steps) and run
+    /// through sqlx instead.
+    pub fn inline_handed_off(&self) -> u64 {
+        self.readers.as_ref().map_or(0, |r| {
+            r.handed_off.load(std::sync::atomic::Ordering::Relaxed)
+        })
+    }
+
+    /// Runs every read through sqlx from now on, as a store without a file does: for tests
+    /// that check the sqlx path of the reads that normally run on the calling thread.
+    pub fn without_thread_side_reads(mut self) -> SqliteStore {
+        if let Some(r) = self.readers.take() {
+            r.close();
+        }
+        self
+    }
+
     /// Releases the connections of [`Readers`] (the pool's are closed by `Store::close`).
     pub(crate) fn close_readers(&self) {
         if let Some(r) = &self.readers {
@@ -264,19 +287,36 @@ impl SqliteStore {
 /// Read-only connections that run a statement on the calling thread, for reads so small and
 /// so frequent that handing them to sqlx's worker thread (two context switches each way) costs
 /// more than the read. Each is `query_only`; one is taken from the idle list (or opened) for a
-/// read and put back after it. A read that fails for any reason (busy, closed, an I/O error)
-/// answers `None`, its connection is dropped, and the caller takes the ordinary sqlx path,
-/// which reports the error as every other read does.
+/// read and put back after it.
+///
+/// A read blocks its async worker thread while it runs, so each is bounded: SQLite's progress
+/// handler stops it after [`READ_BUDGET_TICKS`] × [`STEPS_PER_TICK`] virtual-machine steps
+/// (well under a millisecond), and a read that needs more (a user with very many expired certificates, a
+/// deep page) is handed to the sqlx path, which runs it on its worker thread with no bound.
+/// A read that fails for any other reason (busy, an I/O error) is dropped with its connection
+/// and takes the sqlx path too, which reports the error as every other read does.
 #[derive(Debug)]
 struct Readers {
     path: PathBuf,
-    idle: std::sync::Mutex<Option<Vec<rusqlite::Connection>>>,
-    /// Reads that failed here and took the sqlx path (closed stores excepted).
+    idle: std::sync::Mutex<Option<Vec<Reader>>>,
+    /// Reads that failed here and took the sqlx path (closed stores and budgets excepted).
     fallbacks: std::sync::atomic::AtomicU64,
+    /// Reads stopped by the budget and handed to the sqlx path.
+    handed_off: std::sync::atomic::AtomicU64,
 }
 
-/// Idle reader connections kept at most (one per thread that reads at once is enough).
-const IDLE_READERS: usize = 8;
+/// One reader connection and the progress handler's remaining ticks for its current read.
+#[derive(Debug)]
+struct Reader {
+    conn: rusqlite::Connection,
+    ticks: Arc<std::sync::atomic::AtomicU32>,
+}
+
+/// The progress handler runs every this many virtual-machine steps...
+const STEPS_PER_TICK: i32 = 1_000;
+/// ...and stops a read on the calling thread after this many ticks: 100,000 steps, a page of
+/// 500 certificates with its count several times over, and tens to a few hundred microseconds.
+const READ_BUDGET_TICKS: u32 = 100;
 
 impl Readers {
     fn new(path: PathBuf) -> Readers {
@@ -284,39 +324,63 @@ impl Readers {
             path,
             idle: std::sync::Mutex::new(Some(Vec::new())),
             fallbacks: Default::default(),
+            handed_off: Default::default(),
         }
     }
 
     fn read<T>(&self, f: impl FnOnce(&rusqlite::Connection) -> rusqlite::Result<T>) -> Option<T> {
+        use std::sync::atomic::Ordering::Relaxed;
         let taken = self
             .idle
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .as_mut()?
             .pop();
-        let out = match taken {
-            Some(conn) => Ok(conn),
-            None => self.open(),
-        }
-        .and_then(|conn| f(&conn).map(|out| (conn, out)));
-        let (conn, out) = match out {
-            Ok(done) => done,
+        let reader = match taken.map_or_else(|| self.open(), Ok) {
+            Ok(reader) => reader,
             Err(e) => {
-                self.fallbacks
-                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                tracing::debug!(error = %e, "SQLite read on the calling thread failed; taking the sqlx path");
+                self.fell_back(&e);
                 return None;
             }
         };
-        if let Some(idle) = self.idle.lock().unwrap_or_else(|e| e.into_inner()).as_mut()
-            && idle.len() < IDLE_READERS
-        {
-            idle.push(conn);
-        }
+        reader.ticks.store(READ_BUDGET_TICKS, Relaxed);
+        let out = match f(&reader.conn) {
+            Ok(out) => out,
+            Err(e) if e.sqlite_error_code() == Some(rusqlite::ErrorCode::OperationInterrupted) => {
+                // Over budget: the connection is fine, the read goes to the worker thread.
+                self.handed_off.fetch_add(1, Relaxed);
+                self.put_back(reader);
+                return None;
+            }
+            Err(e) => {
+                self.fell_back(&e);
+                return None;
+            }
+        };
+        self.put_back(reader);
         Some(out)
     }
 
-    fn open(&self) -> rusqlite::Result<rusqlite::Connection> {
+    fn put_back(&self, reader: Reader) {
+        if let Some(idle) = self.idle.lock().unwrap_or_else(|e| e.into_inner()).as_mut()
+            && idle.len() < idle_readers()
+        {
+            idle.push(reader);
+        }
+    }
+
+    fn fell_back(&self, e: &rusqlite::Error) {
+        let before = self
+            .fallbacks
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if before == 0 {
+            tracing::warn!(error = %e, "SQLite read on the calling thread failed; it and any like it take the sqlx path");
+        } else {
+            tracing::debug!(error = %e, "SQLite read on the calling thread failed; taking the sqlx path");
+        }
+    }
+
+    fn open(&self) -> rusqlite::Result<Reader> {
         use rusqlite::OpenFlags;
         let conn = rusqlite::Connection::open_with_flags(
             &self.path,
@@ -326,13 +390,32 @@ impl Readers {
         // A WAL reader waits only while another connection recovers the WAL index; it runs on
         // an async worker thread, so it gives up soon and lets the sqlx path wait instead.
         conn.busy_timeout(Duration::from_millis(20))?;
-        Ok(conn)
+        let ticks = Arc::new(std::sync::atomic::AtomicU32::new(READ_BUDGET_TICKS));
+        let left = ticks.clone();
+        conn.progress_handler(
+            STEPS_PER_TICK,
+            Some(move || {
+                // True stops the statement (SQLITE_INTERRUPT).
+                left.fetch_update(
+                    std::sync::atomic::Ordering::Relaxed,
+                    std::sync::atomic::Ordering::Relaxed,
+                    |t| t.checked_sub(1),
+                )
+                .is_err()
+            }),
+        );
+        Ok(Reader { conn, ticks })
     }
 
     /// Drops every connection; later reads take the sqlx path (which a closed store refuses).
     fn close(&self) {
         self.idle.lock().unwrap_or_else(|e| e.into_inner()).take();
     }
+}
+
+/// Idle reader connections kept at most: one per thread that may read at once.
+fn idle_readers() -> usize {
+    std::thread::available_parallelism().map_or(8, |n| n.get().max(8))
 }
 
 /// Row counts of a SQLite database.
@@ -616,6 +699,26 @@ mod tests {
             store.active_ca_inline("000000000000000000000000"),
             Some(None)
         ));
+
+        // A read over its budget is stopped, counted as handed off (not as a failure), and
+        // its connection stays usable.
+        let long = readers.read(|c| {
+            c.query_row(
+                "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 10000000)
+                 SELECT COUNT(*) FROM n",
+                [],
+                |r| r.get::<_, i64>(0),
+            )
+        });
+        assert_eq!(long, None, "stopped by the budget");
+        assert_eq!(store.inline_handed_off(), 1);
+        assert_eq!(store.inline_fallbacks(), 0);
+        assert_eq!(store.cache_version().await.unwrap(), via_sqlx);
+        assert_eq!(
+            store.inline_handed_off(),
+            1,
+            "the next read ran on the calling thread"
+        );
 
         Store::close(&store).await;
         assert!(

@@ -87,6 +87,18 @@ async fn run_all_on_one_store() {
     store.close().await;
 }
 
+/// All checks again with every read through sqlx, as a store without a file (or a URL with
+/// options) reads: the path that the reads normally run on the calling thread fall back to.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_all_with_every_read_through_sqlx() {
+    let (_dir, store) = fresh_store().await;
+    let store = store.without_thread_side_reads();
+    conformance::run_all(&store).await;
+    assert_eq!(store.integrity_check().await.unwrap(), "ok");
+    assert_eq!(store.inline_fallbacks(), 0);
+    store.close().await;
+}
+
 #[tokio::test]
 async fn integrity_check_is_ok() {
     let (_dir, store) = fresh_store().await;

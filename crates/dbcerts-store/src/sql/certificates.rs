@@ -42,7 +42,8 @@ pub(crate) struct CertificateRow {
 /// A user's unexpired, unrevoked certificates: the count (issued minus expired, migration 0005,
 /// minus revoked unexpired, 0007: its scans touch expired and revoked entries only) as a one-row
 /// derived table left-joined to the page, so that an empty page still returns the count.
-/// Parameters: project, username, now, limit, offset. `+not_after`: a range on not_after must
+/// Parameters: project, username, now, limit, offset (rusqlite binds `$N` by order of first
+/// appearance: keep them first appearing in numeric order). `+not_after`: a range on not_after must
 /// not lure the planner to the expiry index (which would sort all the user's certificates for
 /// every page); the page comes in the order of certificates_by_user_page, which holds not_after
 /// too.
