@@ -149,14 +149,16 @@ pub async fn record_failure(
     }
 }
 
-/// The project id of a `/api/atlas/<version>/groups/{groupId}/...` path.
+/// The project id of a `/api/atlas/<version>/groups/{groupId}/...` path, percent-decoded as
+/// the handlers' path extractor decodes it (`%36b...` names the project `6b...` there too).
 fn project_of(path: &str) -> Option<String> {
     let mut segs = path.split('/').filter(|s| !s.is_empty()).skip(3);
     (segs.next() == Some("groups"))
         .then(|| segs.next())
         .flatten()
+        .and_then(|id| percent_encoding::percent_decode_str(id).decode_utf8().ok())
         .filter(|id| crate::params::GroupId::parse(id).is_ok())
-        .map(str::to_owned)
+        .map(|id| id.into_owned())
 }
 
 /// The project whose audit chain a mutating call's entry goes to: the one its path names, if
@@ -465,6 +467,12 @@ mod tests {
         );
         assert_eq!(project_of("/api/atlas/v2/groups"), None);
         assert_eq!(project_of("/api/atlas/v2/groups/nothex"), None);
+        // Encoded as a client may send it, decoded as the handler reads it.
+        assert_eq!(
+            project_of("/api/atlas/v2/groups/%35f1e2d3c4b5a69788796a5b4/databaseUsers"),
+            Some(id.into())
+        );
+        assert_eq!(project_of("/api/atlas/v2/groups/%ff%fe"), None);
         assert_eq!(
             project_of(&format!("/api/atlas/v2/orgs/{id}/apiKeys")),
             None
