@@ -413,9 +413,11 @@ impl Readers {
     }
 }
 
-/// Idle reader connections kept at most: one per thread that may read at once.
+/// Idle reader connections kept at most: one per thread that may read at once. Computed once:
+/// `available_parallelism` reads the cgroup's files on every call.
 fn idle_readers() -> usize {
-    std::thread::available_parallelism().map_or(8, |n| n.get().max(8))
+    static IDLE: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *IDLE.get_or_init(|| std::thread::available_parallelism().map_or(8, |n| n.get().max(8)))
 }
 
 /// Row counts of a SQLite database.
