@@ -252,6 +252,9 @@ def test_a_flood_over_the_overall_limit_waits_and_the_server_recovers(make_serve
     each closing the longest-idle one: not after the header timeout has recycled them."""
     server = make_server(max_connections=64, max_connections_per_address=64, header_timeout_secs=TIMEOUT)
     pid = server.proc.pid
+    # The baseline after one request: the store opens its SQLite reader connections (three
+    # files each) on first use, which are the store's, not the flood's.
+    assert _served(server).status_code == 200
     baseline_fds = _open_fds(pid)
     flood: list[socket.socket] = []
     with _more_open_files(2000):
