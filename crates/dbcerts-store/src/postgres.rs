@@ -25,6 +25,10 @@ type DbConn = sqlx::PgConnection;
 /// each other (it may skip a number when an append rolls back).
 const NEXT_AUDIT_SEQ: &str = "nextval('audit_log_seq')";
 
+/// Where an audit entry's chain (`$1`) is written: the `chain` column.
+const AUDIT_CHAIN_COLUMN: &str = "chain";
+const AUDIT_CHAIN_VALUE: &str = "$1";
+
 /// Removes the Digest nonce counts expired before `$1` that no other transaction holds: a
 /// batch's prune never waits for another batch (nor makes one wait in a cycle with it).
 const PRUNE_NONCE_COUNTS: &str = "DELETE FROM digest_nonce_counts WHERE nonce IN

@@ -35,6 +35,12 @@ type DbConn = sqlx::SqliteConnection;
 /// lock).
 const NEXT_AUDIT_SEQ: &str = "(SELECT COALESCE(MAX(seq), 0) + 1 FROM audit_log)";
 
+/// Where an audit entry's chain (`$1`) is written, and how: SQLite derives the `chain` column
+/// from the project (migration 0015), so only a chain other than the derived one would be
+/// stored, in `chain_override`; every entry this release writes has the derived chain.
+const AUDIT_CHAIN_COLUMN: &str = "chain_override";
+const AUDIT_CHAIN_VALUE: &str = "NULLIF($1, COALESCE($8, ''))";
+
 /// Removes the Digest nonce counts expired before `$1` (the transaction holds the only write
 /// lock, so nothing else holds them).
 const PRUNE_NONCE_COUNTS: &str = "DELETE FROM digest_nonce_counts WHERE expires < $1";

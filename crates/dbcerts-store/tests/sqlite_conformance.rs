@@ -26,6 +26,20 @@ fn db_path(dir: &Path) -> PathBuf {
     dir.join("dbcerts.db")
 }
 
+/// The database file in `dir` turned back into what an older release left, by `statements`
+/// (which undo later migrations); its URL and an open pool.
+async fn as_an_older_release_left_it(
+    dir: &Path,
+    statements: &[&str],
+) -> (String, sqlx::SqlitePool) {
+    let url = format!("sqlite://{}", db_path(dir).display());
+    let db = sqlx::SqlitePool::connect(&url).await.unwrap();
+    for statement in statements {
+        sqlx::query(statement).execute(&db).await.unwrap();
+    }
+    (url, db)
+}
+
 /// An organization, its bootstrap API key and a project, with ids `first`, `first + 1` and
 /// `first + 2` (24 hex digits).
 fn org_key_project(first: u64, name: &str, public_key: &str) -> (Org, ApiKeyRecord, Project) {
@@ -567,17 +581,17 @@ async fn certificate_counts_cover_existing_and_directly_written_rows() {
     drop(store);
 
     // The store as the previous version left it: no count, no triggers, no migration 5.
-    let url = format!("sqlite://{}", db_path(dir.path()).display());
-    let db = sqlx::SqlitePool::connect(&url).await.unwrap();
-    for statement in [
-        "DROP TRIGGER certificates_counted_on_insert",
-        "DROP TRIGGER certificates_counted_on_delete",
-        "DROP INDEX certificates_by_user_expiry",
-        "DROP TABLE certificate_counts",
-        "DELETE FROM _sqlx_migrations WHERE version = 5",
-    ] {
-        sqlx::query(statement).execute(&db).await.unwrap();
-    }
+    let (url, db) = as_an_older_release_left_it(
+        dir.path(),
+        &[
+            "DROP TRIGGER certificates_counted_on_insert",
+            "DROP TRIGGER certificates_counted_on_delete",
+            "DROP INDEX certificates_by_user_expiry",
+            "DROP TABLE certificate_counts",
+            "DELETE FROM _sqlx_migrations WHERE version = 5",
+        ],
+    )
+    .await;
     let direct = "INSERT INTO certificates (serial, project_id, username, subject, not_before, not_after, created_ms, cert)
                   VALUES ($1, $2, 'alice', 'CN=alice', $3, $4, $5, x'3000')";
     // An old node's write before the upgrade.
@@ -658,30 +672,30 @@ async fn certificates_without_ca_id_get_the_active_ca() {
 
     // The store as the previous version left it: no migration 7 (nor 8, 9 and 10, which build
     // on it).
-    let url = format!("sqlite://{}", db_path(dir.path()).display());
-    let db = sqlx::SqlitePool::connect(&url).await.unwrap();
-    for statement in [
-        "DROP INDEX certificates_by_ca_expiry",
-        "DROP INDEX project_cas_generation",
-        "ALTER TABLE project_cas DROP COLUMN generation",
-        "ALTER TABLE project_cas DROP COLUMN retired_at",
-        "DELETE FROM _sqlx_migrations WHERE version = 9",
-        "DROP TRIGGER crl_revision_on_revoke",
-        "DROP TRIGGER crl_revision_on_revoked_insert",
-        "DROP TRIGGER crl_revision_on_revoked_delete",
-        "DROP TABLE crl_state",
-        "DROP TABLE crl_distribution",
-        "DELETE FROM _sqlx_migrations WHERE version = 8",
-        "DROP TRIGGER certificates_ca_id_on_insert",
-        "DROP INDEX certificates_revoked_by_ca",
-        "DROP INDEX certificates_revoked_by_user",
-        "ALTER TABLE certificates DROP COLUMN ca_id",
-        "ALTER TABLE certificates DROP COLUMN revoked_at",
-        "ALTER TABLE certificates DROP COLUMN revocation_reason",
-        "DELETE FROM _sqlx_migrations WHERE version IN (7, 10)",
-    ] {
-        sqlx::query(statement).execute(&db).await.unwrap();
-    }
+    let (url, db) = as_an_older_release_left_it(
+        dir.path(),
+        &[
+            "DROP INDEX certificates_by_ca_expiry",
+            "DROP INDEX project_cas_generation",
+            "ALTER TABLE project_cas DROP COLUMN generation",
+            "ALTER TABLE project_cas DROP COLUMN retired_at",
+            "DELETE FROM _sqlx_migrations WHERE version = 9",
+            "DROP TRIGGER crl_revision_on_revoke",
+            "DROP TRIGGER crl_revision_on_revoked_insert",
+            "DROP TRIGGER crl_revision_on_revoked_delete",
+            "DROP TABLE crl_state",
+            "DROP TABLE crl_distribution",
+            "DELETE FROM _sqlx_migrations WHERE version = 8",
+            "DROP TRIGGER certificates_ca_id_on_insert",
+            "DROP INDEX certificates_revoked_by_ca",
+            "DROP INDEX certificates_revoked_by_user",
+            "ALTER TABLE certificates DROP COLUMN ca_id",
+            "ALTER TABLE certificates DROP COLUMN revoked_at",
+            "ALTER TABLE certificates DROP COLUMN revocation_reason",
+            "DELETE FROM _sqlx_migrations WHERE version IN (7, 10)",
+        ],
+    )
+    .await;
     let direct = "INSERT INTO certificates (serial, project_id, username, subject, not_before, not_after, created_ms, cert)
                   VALUES ($1, $2, 'alice', 'CN=alice', 1700000000, 1800000000, 1700000000000, x'3000')";
     // An old node's write before the upgrade.
@@ -711,5 +725,153 @@ async fn certificates_without_ca_id_get_the_active_ca() {
             .unwrap();
         assert_eq!((c.ca_id, c.revocation), (ca.id, None), "serial {serial}");
     }
+    store.close().await;
+}
+
+/// Migration 0015 derives each audit entry's chain from its project instead of storing it: an
+/// entry whose chain is not its project's (the store chain's entries written before 0012, which
+/// carry a project id) keeps its chain, the log still verifies, and appends go on in both
+/// chains. A release of 0012 to 0014, which names `chain` in its INSERT, is refused afterwards
+/// and the log stays whole.
+#[tokio::test]
+async fn audit_chains_survive_migration_0015() {
+    use dbcerts_store::{AuditEntry, ChainCheck, verify_audit_chains};
+
+    let (dir, store) = fresh_store().await;
+    let project = "0000000000000000000000aa".to_owned();
+    let event = |action: &str, project_id: Option<&str>| AuditEvent {
+        at_ms: 1_700_000_000_000,
+        actor: "operator".into(),
+        source_ip: None,
+        action: action.into(),
+        project_id: project_id.map(str::to_owned),
+        target: None,
+        status: None,
+        details: "{}".into(),
+    };
+    let store_head = store.append_audit(&event("store", None)).await.unwrap();
+    store
+        .append_audit(&event("project", Some(&project)))
+        .await
+        .unwrap();
+    store.close().await;
+    drop(store);
+
+    // The file as 0012 to 0014 left it: `chain` stored in every row, and the three filter
+    // indexes.
+    let (url, db) = as_an_older_release_left_it(
+        dir.path(),
+        &[
+            "DROP TRIGGER audit_log_refuses_unchained_appends",
+            "DROP INDEX audit_log_by_chain",
+            "ALTER TABLE audit_log ADD COLUMN chain_stored TEXT NOT NULL DEFAULT ''",
+            "UPDATE audit_log SET chain_stored = chain",
+            "ALTER TABLE audit_log DROP COLUMN chain",
+            "ALTER TABLE audit_log DROP COLUMN chain_override",
+            "ALTER TABLE audit_log RENAME COLUMN chain_stored TO chain",
+            "CREATE UNIQUE INDEX audit_log_by_chain ON audit_log (chain, chain_seq)",
+            "CREATE INDEX audit_log_by_project ON audit_log (project_id, seq)",
+            "CREATE INDEX audit_log_by_actor ON audit_log (actor, seq)",
+            "CREATE INDEX audit_log_by_time ON audit_log (at_ms)",
+            "CREATE TRIGGER audit_log_refuses_unchained_appends BEFORE INSERT ON audit_log
+             WHEN NEW.chain_seq < 1 BEGIN SELECT RAISE(ABORT, 'upgrade dbcerts'); END",
+            "DELETE FROM _sqlx_migrations WHERE version = 15",
+        ],
+    )
+    .await;
+    // An entry of the store chain that carries a project id, as every entry written before
+    // 0012 is, appended as a release of that schema appends (its INSERT names `chain`).
+    let legacy = event("legacy", Some(&project));
+    let hash = AuditEntry::chain_hash(&store_head.hash, 2, &legacy);
+    let insert_naming_chain = "INSERT INTO audit_log (seq, chain, chain_seq, prev_seq, at_ms, actor, source_ip, action,
+                                   project_id, target, status, details, prev_hash, hash)
+         VALUES ((SELECT MAX(seq) + 1 FROM audit_log), $1, $2, $3, $4, $5, NULL, $6, $7, NULL, NULL, '{}', $8, $9)
+         RETURNING seq";
+    let legacy_seq: i64 = sqlx::query_scalar(insert_naming_chain)
+        .bind("")
+        .bind(2_i64)
+        .bind(store_head.seq)
+        .bind(legacy.at_ms)
+        .bind(&legacy.actor)
+        .bind(&legacy.action)
+        .bind(&project)
+        .bind(&store_head.hash)
+        .bind(&hash)
+        .fetch_one(&db)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE audit_chain_heads SET chain_seq = 2, seq = $1, hash = $2 WHERE chain = ''")
+        .bind(legacy_seq)
+        .bind(&hash)
+        .execute(&db)
+        .await
+        .unwrap();
+    db.close().await;
+
+    let store = SqliteStore::open(&db_path(dir.path())).await.unwrap();
+    let chain_of = |seq: i64, chain: &str| {
+        let store = &store;
+        let chain = chain.to_owned();
+        async move {
+            let filter = AuditFilter {
+                chain: Some(chain),
+                ..AuditFilter::default()
+            };
+            store
+                .list_audit(&filter, 0, 100)
+                .await
+                .unwrap()
+                .iter()
+                .any(|e| e.seq == seq)
+        }
+    };
+    assert!(chain_of(legacy_seq, "").await, "kept in the store chain");
+    assert!(!chain_of(legacy_seq, &project).await);
+    store.append_audit(&event("store", None)).await.unwrap();
+    store
+        .append_audit(&event("project", Some(&project)))
+        .await
+        .unwrap();
+    match verify_audit_chains(&store).await.unwrap() {
+        ChainCheck::Intact {
+            entries, chains, ..
+        } => {
+            assert_eq!(entries, 5);
+            let lengths: Vec<(String, u64)> =
+                chains.into_iter().map(|c| (c.chain, c.entries)).collect();
+            assert_eq!(lengths, [("".to_owned(), 3), (project.clone(), 2)]);
+        }
+        broken => panic!("{broken:?}"),
+    }
+
+    // Only the legacy entry stores its chain; the others derive it.
+    let db = sqlx::SqlitePool::connect(&url).await.unwrap();
+    let stored: Vec<i64> =
+        sqlx::query_scalar("SELECT seq FROM audit_log WHERE chain_override IS NOT NULL")
+            .fetch_all(&db)
+            .await
+            .unwrap();
+    assert_eq!(stored, [legacy_seq]);
+    // A release of 0012 to 0014 cannot append any more, and nothing changed.
+    let refused = sqlx::query(insert_naming_chain)
+        .bind(&project)
+        .bind(3_i64)
+        .bind(0_i64)
+        .bind(legacy.at_ms)
+        .bind(&legacy.actor)
+        .bind("old-release")
+        .bind(&project)
+        .bind(&hash)
+        .bind(&hash)
+        .execute(&db)
+        .await
+        .expect_err("an append naming the chain is refused")
+        .to_string();
+    assert!(refused.contains("generated column"), "{refused}");
+    db.close().await;
+    assert!(matches!(
+        verify_audit_chains(&store).await.unwrap(),
+        ChainCheck::Intact { entries: 5, .. }
+    ));
     store.close().await;
 }

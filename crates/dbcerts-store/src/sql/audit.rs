@@ -188,9 +188,9 @@ macro_rules! sql_audit {
             let prev_hash = std::mem::take(&mut head.hash);
             let hash = AuditEntry::chain_hash(&prev_hash, chain_seq, event);
             let seq: i64 = sqlx::query_scalar(&format!(
-                "INSERT INTO audit_log (seq, chain, chain_seq, prev_seq, at_ms, actor, source_ip, action, project_id,
-                                        target, status, details, prev_hash, hash)
-                 VALUES ({NEXT_AUDIT_SEQ}, $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+                "INSERT INTO audit_log (seq, {AUDIT_CHAIN_COLUMN}, chain_seq, prev_seq, at_ms, actor, source_ip, action,
+                                        project_id, target, status, details, prev_hash, hash)
+                 VALUES ({NEXT_AUDIT_SEQ}, {AUDIT_CHAIN_VALUE}, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
                  RETURNING seq"
             ))
             .bind(chain)

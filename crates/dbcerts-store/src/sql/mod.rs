@@ -2,7 +2,8 @@
 //!
 //! Each backend module defines `Db`, `DbRow` and `DbConn` (its sqlx database, row and
 //! connection types), `map_err` (its error classification), `NEXT_AUDIT_SEQ` (the SQL
-//! expression of the next audit `seq`), `PRUNE_NONCE_COUNTS` (the statement that removes expired
+//! expression of the next audit `seq`), `AUDIT_CHAIN_COLUMN` and `AUDIT_CHAIN_VALUE` (where and
+//! how an audit entry's chain is written), `PRUNE_NONCE_COUNTS` (the statement that removes expired
 //! Digest nonce counts without waiting) and a `write_tx` method (a transaction holding the
 //! [`WriteLock`]s it is given), then expands `sql_store!` for its store type. Statements use `$N` placeholders, which SQLite and PostgreSQL both accept, and only SQL
 //! both dialects run the same way.
