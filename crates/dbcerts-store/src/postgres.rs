@@ -58,6 +58,10 @@ impl PgStore {
         None
     }
 
+    pub(crate) fn token_revoked_inline(&self, _jti: &str) -> Option<bool> {
+        None
+    }
+
     pub(crate) fn unexpired_page_inline(
         &self,
         _project_id: &str,

@@ -200,6 +200,15 @@ impl SqliteStore {
         })
     }
 
+    /// Whether an access token is revoked, on the calling thread (every Bearer request
+    /// asks); `None` when it must take the sqlx path.
+    pub(crate) fn token_revoked_inline(&self, jti: &str) -> Option<bool> {
+        self.readers.as_ref()?.read(|conn| {
+            conn.prepare_cached(crate::sql::service_accounts::TOKEN_REVOKED)?
+                .query_row([jti], |row| row.get(0))
+        })
+    }
+
     /// Reads that failed on the calling thread and took the sqlx path instead (a busy WAL
     /// index, an I/O error): zero in normal operation, which the conformance suite checks.
     pub fn inline_fallbacks(&self) -> u64 {
@@ -707,6 +716,7 @@ mod tests {
             store.active_ca_inline("000000000000000000000000"),
             Some(None)
         ));
+        assert_eq!(store.token_revoked_inline("no-such-jti"), Some(false));
 
         // A read over its budget is stopped, counted as handed off (not as a failure), and
         // its connection stays usable.

@@ -31,6 +31,10 @@ impl TryFrom<ServiceAccountRow> for ServiceAccountRecord {
     }
 }
 
+/// Whether an access token's `jti` is revoked (1 or 0): asked on every Bearer request.
+pub(crate) const TOKEN_REVOKED: &str =
+    "SELECT EXISTS (SELECT 1 FROM revoked_tokens WHERE jti = $1) AS revoked";
+
 macro_rules! sql_service_accounts {
     ($store:ident [$($methods:tt)*] $($rest:ident)*) => {
         use crate::sql::service_accounts::ServiceAccountRow;
@@ -230,7 +234,12 @@ macro_rules! sql_service_accounts {
             }
 
             async fn is_token_revoked(&self, jti: &str) -> StoreResult<bool> {
-                sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM revoked_tokens WHERE jti = $1) AS revoked")
+                // Every Bearer request asks (revocation is never cached): on SQLite, on the
+                // calling thread.
+                if let Some(revoked) = self.token_revoked_inline(jti) {
+                    return Ok(revoked);
+                }
+                sqlx::query_scalar(crate::sql::service_accounts::TOKEN_REVOKED)
                     .bind(jti)
                     .fetch_one(&self.pool)
                     .await
