@@ -564,6 +564,7 @@ cached! {
     forwards {
         fn ping() -> StoreResult<()>;
         fn close() -> ();
+        fn thread_side_stats() -> ThreadSideStats;
         fn is_empty() -> StoreResult<bool>;
         fn get_org(id: &str) -> StoreResult<Option<Org>>;
         fn get_api_key(public_key: &str) -> StoreResult<Option<ApiKeyRecord>>;

@@ -46,6 +46,12 @@ impl TimedOut for () {
     fn timed_out(_: &str) -> Self {}
 }
 
+impl TimedOut for ThreadSideStats {
+    fn timed_out(_: &str) -> Self {
+        ThreadSideStats::default()
+    }
+}
+
 /// Implements `Store` for `MeteredStore`, one delegating, timed body per listed method. A method
 /// added to the trait and not listed here fails to compile, so none goes unmeasured.
 macro_rules! metered {
@@ -69,6 +75,7 @@ macro_rules! metered {
 metered! {
     fn ping() -> StoreResult<()>;
     fn close() -> ();
+    fn thread_side_stats() -> ThreadSideStats;
 
     fn is_empty() -> StoreResult<bool>;
     fn bootstrap_first_org(org: &Org, key: &ApiKeyRecord) -> StoreResult<bool>;

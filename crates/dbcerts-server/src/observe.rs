@@ -44,6 +44,12 @@ pub mod names {
     pub const JOURNAL_COMMITS: &str = "dbcerts_journal_commits_total";
     /// Writes those commits carried.
     pub const JOURNAL_WRITES: &str = "dbcerts_journal_writes_total";
+    /// Counter: SQLite reads meant for the calling thread that failed there and ran through
+    /// sqlx (zero in normal operation).
+    pub const STORE_THREAD_READ_FALLBACKS: &str = "dbcerts_store_thread_read_fallbacks_total";
+    /// Counter: SQLite reads meant for the calling thread that were over their budget and ran
+    /// through sqlx.
+    pub const STORE_THREAD_READS_HANDED_OFF: &str = "dbcerts_store_thread_reads_handed_off_total";
     /// Gauge: leaf keys ready in the key pool, at scrape time.
     pub const KEY_POOL_KEYS: &str = "dbcerts_key_pool_keys";
     /// Histogram `{operation}`: seconds each `Store` method took.
@@ -138,6 +144,14 @@ fn describe() {
     describe_counter!(
         names::JOURNAL_WRITES,
         "Writes carried by those transactions (divide by dbcerts_journal_commits_total for the mean batch)."
+    );
+    describe_counter!(
+        names::STORE_THREAD_READ_FALLBACKS,
+        "SQLite reads meant for the calling thread that failed there and ran through sqlx instead (0 in normal operation; always 0 on PostgreSQL)."
+    );
+    describe_counter!(
+        names::STORE_THREAD_READS_HANDED_OFF,
+        "SQLite reads meant for the calling thread that went over their step budget and ran through sqlx instead (always 0 on PostgreSQL)."
     );
     describe_gauge!(
         names::KEY_POOL_KEYS,
@@ -440,6 +454,9 @@ pub async fn ready(State(state): State<AppState>) -> Response {
 pub async fn metrics(State(state): State<AppState>) -> Response {
     let inner = &state.inner;
     gauge!(names::KEY_POOL_KEYS).set(inner.pool.stats().depth as f64);
+    let thread_side = inner.store.thread_side_stats().await;
+    counter!(names::STORE_THREAD_READ_FALLBACKS).absolute(thread_side.read_fallbacks);
+    counter!(names::STORE_THREAD_READS_HANDED_OFF).absolute(thread_side.reads_handed_off);
     inner.observer.refresh_expiring(&*inner.store).await;
     refresh_ca_expiry(&*inner.store).await;
     let body = inner.observer.handle.render();

@@ -16,7 +16,7 @@ use common::Harness;
 use dbcerts_ca::KeyAlgorithm;
 use dbcerts_ca::pool::KeyPool;
 use dbcerts_server::{AppState, ServerConfig};
-use dbcerts_store::{AuditEvent, AuditFilter, CertificateRecord, Store};
+use dbcerts_store::{AuditEvent, AuditFilter, CertificateRecord, Page, Store};
 use http_body_util::BodyExt;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tower::ServiceExt;
@@ -474,4 +474,51 @@ async fn live_over_real_http() {
         "{head}"
     );
     assert_eq!(body, r#"{"status":"ok"}"#);
+}
+
+/// The SQLite store's reads on the calling thread that went to sqlx instead are counted on
+/// `/metrics`: a page deep enough to go over its step budget (20,000 certificates, the last
+/// page) is handed off, and the scrape shows it.
+#[tokio::test]
+async fn thread_side_reads_handed_to_sqlx_are_counted() {
+    let _turn = SERIAL.lock().await;
+    let h = Harness::new().await;
+    let gid = h.project("deep").await;
+    h.managed_user(&gid, "alice").await;
+    let url = format!("sqlite://{}", h.dir.path().join("dbcerts.db").display());
+    let db = sqlx::SqlitePool::connect(&url).await.unwrap();
+    let now = chrono::Utc::now().timestamp();
+    sqlx::query(
+        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 20000)
+         INSERT INTO certificates (serial, project_id, username, subject, not_before, not_after,
+                                   created_ms, cert)
+         SELECT 1000000 + i, $1, 'alice', 'CN=alice', $2, $3, i, x'3000' FROM n",
+    )
+    .bind(&gid)
+    .bind(now - 60)
+    .bind(now + 86_400)
+    .execute(&db)
+    .await
+    .unwrap();
+    db.close().await;
+
+    let metric = "dbcerts_store_thread_reads_handed_off_total";
+    let before = Scrape::of(&h.metrics).await.get(metric, &[]);
+    let last_page = Page {
+        offset: 19_900,
+        limit: 100,
+    };
+    let (page, total) = h
+        .store
+        .list_unexpired_certificates(&gid, "alice", now, last_page)
+        .await
+        .unwrap();
+    assert_eq!((page.len(), total), (100, 20_000));
+    assert_eq!(page[99].serial, 1_020_000);
+    let after = Scrape::of(&h.metrics).await;
+    assert_eq!(after.get(metric, &[]), before + 1.0);
+    assert_eq!(
+        after.get("dbcerts_store_thread_read_fallbacks_total", &[]),
+        0.0
+    );
 }

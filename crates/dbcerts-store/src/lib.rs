@@ -59,6 +59,17 @@ pub struct Page {
     pub limit: u32,
 }
 
+/// Counts of the SQLite store's reads on the calling thread that took the sqlx path instead
+/// (docs/ARCHITECTURE.md, "Reads on the calling thread (SQLite)").
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ThreadSideStats {
+    /// Reads that failed there (busy, an I/O error) and were run again through sqlx: zero in
+    /// normal operation.
+    pub read_fallbacks: u64,
+    /// Reads stopped by their budget (a huge user, a deep page) and run through sqlx.
+    pub reads_handed_off: u64,
+}
+
 /// The persistence operations dbcerts needs. Every implementation runs the same conformance
 /// tests (see `tests/conformance/mod.rs`).
 #[async_trait]
@@ -67,6 +78,9 @@ pub trait Store: Send + Sync + 'static {
     async fn ping(&self) -> StoreResult<()>;
     /// Closes every connection; the store must not be used afterwards.
     async fn close(&self);
+    /// How often work meant for the calling thread went to sqlx instead (SQLite; zeros on
+    /// PostgreSQL, which has no such path).
+    async fn thread_side_stats(&self) -> ThreadSideStats;
 
     /// Whether no organization exists yet (a fresh store, which `serve` bootstraps).
     async fn is_empty(&self) -> StoreResult<bool>;

@@ -58,6 +58,10 @@ impl PgStore {
         None
     }
 
+    pub(crate) fn thread_side_counts(&self) -> ThreadSideStats {
+        ThreadSideStats::default()
+    }
+
     pub(crate) fn token_revoked_inline(&self, _jti: &str) -> Option<bool> {
         None
     }

@@ -209,6 +209,14 @@ impl SqliteStore {
         })
     }
 
+    /// Both counters below.
+    pub(crate) fn thread_side_counts(&self) -> ThreadSideStats {
+        ThreadSideStats {
+            read_fallbacks: self.inline_fallbacks(),
+            reads_handed_off: self.inline_handed_off(),
+        }
+    }
+
     /// Reads that failed on the calling thread and took the sqlx path instead (a busy WAL
     /// index, an I/O error): zero in normal operation, which the conformance suite checks.
     pub fn inline_fallbacks(&self) -> u64 {

@@ -18,6 +18,10 @@ macro_rules! sql_server {
                 self.pool.close().await;
             }
 
+            async fn thread_side_stats(&self) -> ThreadSideStats {
+                self.thread_side_counts()
+            }
+
             async fn get_or_insert_secret(&self, name: &str, sealed: &[u8]) -> StoreResult<Vec<u8>> {
                 sqlx::query(
                     "INSERT INTO server_secrets (name, sealed) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
