@@ -59,7 +59,8 @@ enum Answer {
 }
 
 impl Writer {
-    /// Starts the thread; it opens its connection to `path` on its first batch.
+    /// Starts the thread, which opens its connection to `path` at once (so that the store's
+    /// descriptors are all open before it serves), and again for the next batch after a fault.
     pub(super) fn start(path: PathBuf) -> std::io::Result<Writer> {
         let (jobs, received) = mpsc::channel();
         let thread = std::thread::Builder::new()
@@ -145,7 +146,8 @@ impl Writer {
 
 /// The thread: one batch after another until the store stops it.
 fn run(path: &Path, jobs: &mpsc::Receiver<Job>) {
-    let mut kept: Option<rusqlite::Connection> = None;
+    // Failing here is not final: the first batch tries again, and falls back if it fails.
+    let mut kept = open(path).ok();
     while let Ok(job) = jobs.recv() {
         let mut conn = match kept.take().map_or_else(|| open(path), Ok) {
             Ok(conn) => conn,
@@ -170,7 +172,8 @@ fn run(path: &Path, jobs: &mpsc::Receiver<Job>) {
 }
 
 /// Opens the writer's connection with the pool's settings: WAL, `synchronous=FULL`, foreign
-/// keys, the busy timeout. The file exists (the store created and migrated it).
+/// keys, the busy timeout. The file exists (the store created, switched to WAL and migrated
+/// it).
 fn open(path: &Path) -> rusqlite::Result<rusqlite::Connection> {
     use rusqlite::OpenFlags;
     let conn = rusqlite::Connection::open_with_flags(
@@ -178,7 +181,9 @@ fn open(path: &Path) -> rusqlite::Result<rusqlite::Connection> {
         OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )?;
     conn.busy_timeout(BUSY_TIMEOUT)?;
-    let mode: String = conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))?;
+    // WAL is a property of the file, set by the pool's first connection: checked, not changed
+    // (changing it takes a lock that the busy timeout does not wait for).
+    let mode: String = conn.query_row("PRAGMA journal_mode", [], |r| r.get(0))?;
     if !mode.eq_ignore_ascii_case("wal") {
         return Err(rusqlite::Error::SqliteFailure(
             rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_ERROR),
