@@ -899,6 +899,80 @@ mod tests {
         Store::close(&memory).await;
     }
 
+    /// A batch that fails on the writer thread is rolled back whole (its audit entry is not
+    /// stored), answers the error the sqlx path would, and the writer goes on with the next
+    /// batch on the same thread (no fallback).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_failed_batch_on_the_writer_is_rolled_back_and_the_writer_goes_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f.db");
+        let store = SqliteStore::open(&path).await.unwrap();
+        // Someone else's trigger refuses one nonce (a failure neither path can foresee).
+        let side = rusqlite::Connection::open(&path).unwrap();
+        side.execute_batch(
+            "CREATE TRIGGER refuse_bad BEFORE INSERT ON digest_nonce_counts
+             WHEN NEW.nonce = 'bad' BEGIN SELECT RAISE(ABORT, 'refused by a trigger'); END",
+        )
+        .unwrap();
+        let event = AuditEvent {
+            at_ms: 1_700_000_000_000,
+            actor: "operator".into(),
+            source_ip: None,
+            action: "test.rolled-back".into(),
+            project_id: None,
+            target: None,
+            status: None,
+            details: "{}".into(),
+        };
+        let nonce = |name: &str| BatchWrite::DigestNonceCount {
+            nonce: name.into(),
+            nc: 1,
+            expires: 2_000_000_000,
+            now: 1_700_000_000,
+        };
+        let failed = store
+            .commit_batch(&[BatchWrite::Audit(event.clone()), nonce("bad")])
+            .await;
+        let via_writer = match failed {
+            Err(StoreError::Internal(text)) => text,
+            other => panic!("{other:?}"),
+        };
+        assert!(via_writer.contains("refused by a trigger"), "{via_writer}");
+        assert!(
+            store
+                .list_audit(&AuditFilter::default(), 0, 10)
+                .await
+                .unwrap()
+                .is_empty(),
+            "the batch's audit entry was rolled back with it"
+        );
+        assert_eq!((store.writer_batches(), store.writer_fallbacks()), (1, 0));
+
+        let outcomes = store
+            .commit_batch(&[BatchWrite::Audit(event.clone()), nonce("good")])
+            .await
+            .unwrap();
+        assert_eq!(outcomes, [Recorded::Yes, Recorded::Yes]);
+        assert_eq!((store.writer_batches(), store.writer_fallbacks()), (2, 0));
+        assert_eq!(
+            store
+                .list_audit(&AuditFilter::default(), 0, 10)
+                .await
+                .unwrap()
+                .len(),
+            1
+        );
+
+        // The sqlx path classifies the same failure the same way.
+        let store = store.without_thread_side_writes();
+        match store.commit_batch(&[nonce("bad")]).await {
+            Err(StoreError::Internal(text)) => assert!(text.contains("refused by a trigger")),
+            other => panic!("{other:?}"),
+        }
+        drop(side);
+        Store::close(&store).await;
+    }
+
     #[test]
     fn disk_faults_are_the_io_error_and_full_codes() {
         // 1034 IOERR_FSYNC, 778 IOERR_WRITE, 266 IOERR_READ, 4874 IOERR_SHMSIZE, 10 IOERR,

@@ -372,3 +372,51 @@ impl BatchConn for Tx<'_> {
         done.map(drop).map_err(|e| self.fail(e))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The writer classifies SQLite's failures as the pool's `map_err` does, and notes the
+    /// disk faults after which its connection is replaced.
+    #[test]
+    fn failures_are_classified_as_the_pool_classifies_them() {
+        let mut conn = rusqlite::Connection::open_in_memory().unwrap();
+        let cases = [
+            (1034, "disk I/O error", "Unavailable", true), // IOERR_FSYNC (EIO)
+            (778, "disk I/O error", "Unavailable", true),  // IOERR_WRITE
+            (13, "database or disk is full", "Unavailable", true), // FULL (ENOSPC)
+            (5, "database is locked", "Unavailable", false), // BUSY after the timeout
+            (787, "FOREIGN KEY constraint failed", "Gone", false),
+            (2067, "UNIQUE constraint failed", "Internal", false),
+            (11, "database disk image is malformed", "Internal", false),
+        ];
+        for (code, message, kind, disk_fault) in cases {
+            let mut tx = Tx {
+                conn: &mut conn,
+                disk_fault: false,
+            };
+            let e = rusqlite::Error::SqliteFailure(
+                rusqlite::ffi::Error::new(code),
+                Some(message.to_owned()),
+            );
+            let mapped = tx.fail(e);
+            let got = match &mapped {
+                StoreError::Unavailable(text) | StoreError::Internal(text) => {
+                    assert!(
+                        text.contains(&format!("(code: {code}) {message}")),
+                        "{text}"
+                    );
+                    if matches!(mapped, StoreError::Unavailable(_)) {
+                        "Unavailable"
+                    } else {
+                        "Internal"
+                    }
+                }
+                StoreError::Gone => "Gone",
+                other => panic!("{code}: {other:?}"),
+            };
+            assert_eq!((got, tx.disk_fault), (kind, disk_fault), "{code}");
+        }
+    }
+}
