@@ -50,6 +50,9 @@ pub mod names {
     /// Counter: SQLite reads meant for the calling thread that were over their budget and ran
     /// through sqlx.
     pub const STORE_THREAD_READS_HANDED_OFF: &str = "dbcerts_store_thread_reads_handed_off_total";
+    /// Counter: SQLite group commits the writer thread could not take, run through sqlx
+    /// (zero in normal operation).
+    pub const STORE_WRITER_FALLBACKS: &str = "dbcerts_store_writer_fallbacks_total";
     /// Gauge: leaf keys ready in the key pool, at scrape time.
     pub const KEY_POOL_KEYS: &str = "dbcerts_key_pool_keys";
     /// Histogram `{operation}`: seconds each `Store` method took.
@@ -152,6 +155,10 @@ fn describe() {
     describe_counter!(
         names::STORE_THREAD_READS_HANDED_OFF,
         "SQLite reads meant for the calling thread that went over their step budget and ran through sqlx instead (always 0 on PostgreSQL)."
+    );
+    describe_counter!(
+        names::STORE_WRITER_FALLBACKS,
+        "SQLite group commits the writer thread could not take, run through sqlx instead (0 in normal operation; always 0 on PostgreSQL)."
     );
     describe_gauge!(
         names::KEY_POOL_KEYS,
@@ -457,6 +464,7 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
     let thread_side = inner.store.thread_side_stats().await;
     counter!(names::STORE_THREAD_READ_FALLBACKS).absolute(thread_side.read_fallbacks);
     counter!(names::STORE_THREAD_READS_HANDED_OFF).absolute(thread_side.reads_handed_off);
+    counter!(names::STORE_WRITER_FALLBACKS).absolute(thread_side.batch_fallbacks);
     inner.observer.refresh_expiring(&*inner.store).await;
     refresh_ca_expiry(&*inner.store).await;
     let body = inner.observer.handle.render();

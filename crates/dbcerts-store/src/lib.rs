@@ -59,8 +59,9 @@ pub struct Page {
     pub limit: u32,
 }
 
-/// Counts of the SQLite store's reads on the calling thread that took the sqlx path instead
-/// (docs/ARCHITECTURE.md, "Reads on the calling thread (SQLite)").
+/// Counts of the SQLite store's work meant for its own threads that took the sqlx path instead
+/// (docs/ARCHITECTURE.md, "Reads on the calling thread (SQLite)" and "Group commits on a
+/// writer thread (SQLite)").
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ThreadSideStats {
     /// Reads that failed there (busy, an I/O error) and were run again through sqlx: zero in
@@ -68,6 +69,9 @@ pub struct ThreadSideStats {
     pub read_fallbacks: u64,
     /// Reads stopped by their budget (a huge user, a deep page) and run through sqlx.
     pub reads_handed_off: u64,
+    /// Group commits the writer thread could not take (its connection would not open, the
+    /// thread had stopped), run through sqlx: zero in normal operation.
+    pub batch_fallbacks: u64,
 }
 
 /// The persistence operations dbcerts needs. Every implementation runs the same conformance

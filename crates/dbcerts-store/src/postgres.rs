@@ -21,13 +21,10 @@ type Db = sqlx::Postgres;
 type DbRow = PgRow;
 type DbConn = sqlx::PgConnection;
 
-/// The next audit `seq`: from a sequence, so that appends to different chains do not wait for
-/// each other (it may skip a number when an append rolls back).
-const NEXT_AUDIT_SEQ: &str = "nextval('audit_log_seq')";
-
-/// Where an audit entry's chain (`$1`) is written: the `chain` column.
-const AUDIT_CHAIN_COLUMN: &str = "chain";
-const AUDIT_CHAIN_VALUE: &str = "$1";
+/// The audit INSERT. The next `seq` comes from a sequence, so that appends to different chains
+/// do not wait for each other (it may skip a number when an append rolls back).
+const INSERT_AUDIT_ENTRY: &str =
+    insert_audit_entry_sql!("nextval('audit_log_seq')", "chain" = "$1");
 
 /// Removes the Digest nonce counts expired before `$1` that no other transaction holds: a
 /// batch's prune never waits for another batch (nor makes one wait in a cycle with it).
@@ -46,8 +43,17 @@ pub struct PgStore {
 }
 
 impl PgStore {
-    /// Nothing to release beyond the pool (SQLite's store also has thread-side readers).
-    pub(crate) fn close_readers(&self) {}
+    /// Nothing to release beyond the pool (SQLite's store also has thread-side readers and a
+    /// writer thread).
+    pub(crate) async fn close_thread_side(&self) {}
+
+    /// Always the pool (SQLite's file store has a writer thread).
+    pub(crate) async fn commit_batch_on_writer(
+        &self,
+        _batch: &[BatchWrite],
+    ) -> Option<StoreResult<Vec<Recorded>>> {
+        None
+    }
 
     /// Always the ordinary path (for this and the next): PostgreSQL is one round trip
     /// whatever the thread.

@@ -9,6 +9,12 @@
 //! Every file the adapter creates is mode 0600 whatever the umask: the lock files, and the
 //! database file, created empty before SQLite opens it, since SQLite gives the `-wal` and `-shm`
 //! files the database file's mode.
+//!
+//! A file store runs its hottest small reads on the calling thread ([`Readers`]) and its group
+//! commits on a writer thread of its own ([`writer`]): rusqlite connections to the same file,
+//! on sqlx's libsqlite3-sys; the pool does everything else.
+
+mod writer;
 
 use std::fs::File;
 use std::os::unix::fs::OpenOptionsExt;
@@ -31,15 +37,17 @@ type Db = sqlx::Sqlite;
 type DbRow = SqliteRow;
 type DbConn = sqlx::SqliteConnection;
 
-/// The next audit `seq`: one past the last, gap-free (the transaction holds the only write
-/// lock).
-const NEXT_AUDIT_SEQ: &str = "(SELECT COALESCE(MAX(seq), 0) + 1 FROM audit_log)";
+/// The audit INSERT. The next `seq` is one past the last, gap-free (the transaction holds the
+/// only write lock). The `chain` column is derived from the project (migration 0015), so only a
+/// chain other than the derived one would be stored, in `chain_override`; every entry this
+/// release writes has the derived chain, so the column stays NULL.
+const INSERT_AUDIT_ENTRY: &str = insert_audit_entry_sql!(
+    "(SELECT COALESCE(MAX(seq), 0) + 1 FROM audit_log)",
+    "chain_override" = "NULLIF($1, COALESCE($8, ''))"
+);
 
-/// Where an audit entry's chain (`$1`) is written, and how: SQLite derives the `chain` column
-/// from the project (migration 0015), so only a chain other than the derived one would be
-/// stored, in `chain_override`; every entry this release writes has the derived chain.
-const AUDIT_CHAIN_COLUMN: &str = "chain_override";
-const AUDIT_CHAIN_VALUE: &str = "NULLIF($1, COALESCE($8, ''))";
+/// How long a write waits for SQLite's write lock (the pool's and the writer thread's).
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Removes the Digest nonce counts expired before `$1` (the transaction holds the only write
 /// lock, so nothing else holds them).
@@ -51,6 +59,9 @@ pub struct SqliteStore {
     pool: SqlitePool,
     /// Connections for the hottest small reads, run on the calling thread (none in memory).
     readers: Option<Arc<Readers>>,
+    /// The thread that runs group commits (none in memory); stopped when the last clone is
+    /// dropped.
+    writer: Option<Arc<writer::Writer>>,
     /// The shared lock on `<db>.serve.lock`, released when the last clone is dropped.
     _in_use: Option<Arc<File>>,
 }
@@ -86,7 +97,7 @@ impl SqliteStore {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(5));
+            .busy_timeout(BUSY_TIMEOUT);
         let in_use = match &path {
             Some(p) => Some(Arc::new(lock_file(p, "serve", Lock::Shared).await?)),
             None => None,
@@ -114,11 +125,17 @@ impl SqliteStore {
             .await
             .map_err(|e| StoreError::Internal(format!("migration failed: {}", printable(&e))))?;
         drop(migrating);
+        let path = path.filter(|_| plain_file);
+        let writer = match &path {
+            Some(p) => Some(Arc::new(writer::Writer::start(p.clone()).map_err(|e| {
+                StoreError::Internal(format!("starting the SQLite writer thread: {e}"))
+            })?)),
+            None => None,
+        };
         Ok(SqliteStore {
             pool,
-            readers: path
-                .filter(|_| plain_file)
-                .map(|path| Arc::new(Readers::new(path))),
+            readers: path.map(|path| Arc::new(Readers::new(path))),
+            writer,
             _in_use: in_use,
         })
     }
@@ -214,6 +231,7 @@ impl SqliteStore {
         ThreadSideStats {
             read_fallbacks: self.inline_fallbacks(),
             reads_handed_off: self.inline_handed_off(),
+            batch_fallbacks: self.writer_fallbacks(),
         }
     }
 
@@ -242,10 +260,47 @@ impl SqliteStore {
         self
     }
 
-    /// Releases the connections of [`Readers`] (the pool's are closed by `Store::close`).
-    pub(crate) fn close_readers(&self) {
+    /// Runs every group commit through sqlx from now on, as a store without a file does: for
+    /// tests that check the sqlx path of the batches that normally run on the writer thread.
+    pub fn without_thread_side_writes(mut self) -> SqliteStore {
+        if let Some(w) = self.writer.take() {
+            w.stop();
+        }
+        self
+    }
+
+    /// Group commits the writer thread ran ([`Store::commit_batch`]).
+    pub fn writer_batches(&self) -> u64 {
+        self.writer
+            .as_ref()
+            .map_or(0, |w| w.batches.load(std::sync::atomic::Ordering::Relaxed))
+    }
+
+    /// Group commits that took the sqlx path because the writer thread could not take them
+    /// (its connection would not open, the thread had stopped): zero in normal operation,
+    /// which the conformance suite checks.
+    pub fn writer_fallbacks(&self) -> u64 {
+        self.writer.as_ref().map_or(0, |w| {
+            w.fallbacks.load(std::sync::atomic::Ordering::Relaxed)
+        })
+    }
+
+    /// `batch` on the writer thread; `None` when it must take the sqlx path.
+    pub(crate) async fn commit_batch_on_writer(
+        &self,
+        batch: &[BatchWrite],
+    ) -> Option<StoreResult<Vec<Recorded>>> {
+        self.writer.as_ref()?.commit(batch).await
+    }
+
+    /// Releases the connections of [`Readers`] and stops the writer thread, once its batch is
+    /// done and its connection closed (the pool's are closed by `Store::close`).
+    pub(crate) async fn close_thread_side(&self) {
         if let Some(r) = &self.readers {
             r.close();
+        }
+        if let Some(w) = &self.writer {
+            w.close().await;
         }
     }
 
@@ -756,6 +811,189 @@ mod tests {
             store.cache_version().await.is_err(),
             "a closed store refuses"
         );
+    }
+
+    /// Group commits run on the writer thread (counted there, not as fallbacks) with the sqlx
+    /// path's outcomes, audit chaining and refusals; a batch the thread cannot take (the thread
+    /// gone) takes the sqlx path and is counted; a closed store refuses batches. A store in
+    /// memory has no writer thread.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn batches_run_on_the_writer_thread_until_closed() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("w.db")).await.unwrap();
+        let event = |n: i64| AuditEvent {
+            at_ms: 1_700_000_000_000 + n,
+            actor: "operator".into(),
+            source_ip: None,
+            action: format!("test.{n}"),
+            project_id: None,
+            target: None,
+            status: Some(200),
+            details: "{}".into(),
+        };
+        let nonce = |nc: u32| BatchWrite::DigestNonceCount {
+            nonce: "n0".into(),
+            nc,
+            expires: 2_000_000_000,
+            now: 1_700_000_000,
+        };
+        let cert = CertificateRecord {
+            serial: 7,
+            project_id: "000000000000000000000000".into(),
+            username: "nobody".into(),
+            subject: "CN=nobody".into(),
+            not_before: 1_700_000_000,
+            not_after: 1_800_000_000,
+            created_ms: 1_700_000_000_000,
+            cert_der: vec![0x30, 0x00],
+            ca_id: 1,
+            revocation: None,
+        };
+        let outcomes = store
+            .commit_batch(&[
+                BatchWrite::Audit(event(1)),
+                nonce(2),
+                nonce(1),
+                BatchWrite::Certificate(cert.clone(), event(2)),
+                BatchWrite::Audit(event(3)),
+            ])
+            .await
+            .unwrap();
+        assert_eq!(
+            outcomes,
+            [
+                Recorded::Yes,
+                Recorded::Yes,
+                Recorded::CountNotHigher,
+                Recorded::ProjectGone,
+                Recorded::Yes
+            ]
+        );
+        assert_eq!((store.writer_batches(), store.writer_fallbacks()), (1, 0));
+        let outcomes = store.commit_batch(&[nonce(2)]).await.unwrap();
+        assert_eq!(outcomes, [Recorded::CountNotHigher], "a count not higher");
+        assert_eq!((store.writer_batches(), store.writer_fallbacks()), (2, 0));
+
+        // The thread gone, the store still open: the sqlx path takes the batch, counted.
+        store.writer.as_ref().unwrap().lose_thread();
+        let outcomes = store
+            .commit_batch(&[nonce(3), BatchWrite::Audit(event(4))])
+            .await
+            .unwrap();
+        assert_eq!(outcomes, [Recorded::Yes, Recorded::Yes]);
+        assert_eq!((store.writer_batches(), store.writer_fallbacks()), (2, 1));
+        // One chain through both paths, heads saved by each.
+        let log = store
+            .list_audit(&AuditFilter::default(), 0, 100)
+            .await
+            .unwrap();
+        let actions: Vec<&str> = log.iter().map(|e| e.event.action.as_str()).collect();
+        assert_eq!(actions, ["test.1", "test.3", "test.4"]);
+        for (i, entry) in log.iter().enumerate() {
+            assert_eq!(entry.chain_seq, i as i64 + 1);
+            let prev = if i == 0 {
+                AuditEntry::genesis("")
+            } else {
+                log[i - 1].hash.clone()
+            };
+            assert_eq!(entry.prev_hash, prev);
+        }
+        let heads = store.audit_chain_heads().await.unwrap();
+        assert_eq!(heads.len(), 1);
+        assert_eq!(heads[0].chain_seq, 3);
+
+        Store::close(&store).await;
+        assert!(
+            store.commit_batch(&[nonce(4)]).await.is_err(),
+            "a closed store refuses"
+        );
+        assert_eq!(
+            store.writer_fallbacks(),
+            1,
+            "a closed store's batch is no fallback"
+        );
+
+        let memory = SqliteStore::open_url("sqlite::memory:").await.unwrap();
+        assert_eq!(
+            memory.commit_batch(&[nonce(1)]).await.unwrap(),
+            [Recorded::Yes]
+        );
+        assert_eq!((memory.writer_batches(), memory.writer_fallbacks()), (0, 0));
+        Store::close(&memory).await;
+    }
+
+    /// A batch that fails on the writer thread is rolled back whole (its audit entry is not
+    /// stored), answers the error the sqlx path would, and the writer goes on with the next
+    /// batch on the same thread (no fallback).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_failed_batch_on_the_writer_is_rolled_back_and_the_writer_goes_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f.db");
+        let store = SqliteStore::open(&path).await.unwrap();
+        // Someone else's trigger refuses one nonce (a failure neither path can foresee).
+        let side = rusqlite::Connection::open(&path).unwrap();
+        side.execute_batch(
+            "CREATE TRIGGER refuse_bad BEFORE INSERT ON digest_nonce_counts
+             WHEN NEW.nonce = 'bad' BEGIN SELECT RAISE(ABORT, 'refused by a trigger'); END",
+        )
+        .unwrap();
+        let event = AuditEvent {
+            at_ms: 1_700_000_000_000,
+            actor: "operator".into(),
+            source_ip: None,
+            action: "test.rolled-back".into(),
+            project_id: None,
+            target: None,
+            status: None,
+            details: "{}".into(),
+        };
+        let nonce = |name: &str| BatchWrite::DigestNonceCount {
+            nonce: name.into(),
+            nc: 1,
+            expires: 2_000_000_000,
+            now: 1_700_000_000,
+        };
+        let failed = store
+            .commit_batch(&[BatchWrite::Audit(event.clone()), nonce("bad")])
+            .await;
+        let via_writer = match failed {
+            Err(StoreError::Internal(text)) => text,
+            other => panic!("{other:?}"),
+        };
+        assert!(via_writer.contains("refused by a trigger"), "{via_writer}");
+        assert!(
+            store
+                .list_audit(&AuditFilter::default(), 0, 10)
+                .await
+                .unwrap()
+                .is_empty(),
+            "the batch's audit entry was rolled back with it"
+        );
+        assert_eq!((store.writer_batches(), store.writer_fallbacks()), (1, 0));
+
+        let outcomes = store
+            .commit_batch(&[BatchWrite::Audit(event.clone()), nonce("good")])
+            .await
+            .unwrap();
+        assert_eq!(outcomes, [Recorded::Yes, Recorded::Yes]);
+        assert_eq!((store.writer_batches(), store.writer_fallbacks()), (2, 0));
+        assert_eq!(
+            store
+                .list_audit(&AuditFilter::default(), 0, 10)
+                .await
+                .unwrap()
+                .len(),
+            1
+        );
+
+        // The sqlx path classifies the same failure the same way.
+        let store = store.without_thread_side_writes();
+        match store.commit_batch(&[nonce("bad")]).await {
+            Err(StoreError::Internal(text)) => assert!(text.contains("refused by a trigger")),
+            other => panic!("{other:?}"),
+        }
+        drop(side);
+        Store::close(&store).await;
     }
 
     #[test]

@@ -79,6 +79,7 @@ macro_rules! conformance_tests {
                 conformance::assert_audit_log_intact(&store).await;
                 assert_eq!(store.integrity_check().await.unwrap(), "ok");
                 assert_eq!(store.inline_fallbacks(), 0, "every thread-side read ran there");
+                assert_eq!(store.writer_fallbacks(), 0, "every batch ran on the writer thread");
                 store.close().await;
             }
         )*
@@ -98,18 +99,31 @@ async fn run_all_on_one_store() {
         0,
         "every thread-side read ran there"
     );
+    assert!(
+        store.writer_batches() > 0,
+        "the batches ran on the writer thread"
+    );
+    assert_eq!(
+        store.writer_fallbacks(),
+        0,
+        "every batch ran on the writer thread"
+    );
     store.close().await;
 }
 
-/// All checks again with every read through sqlx, as a store without a file (or a URL with
-/// options) reads: the path that the reads normally run on the calling thread fall back to.
+/// All checks again with every read and every batch through sqlx, as a store without a file
+/// (or a URL with options) runs them: the path that the reads on the calling thread and the
+/// batches on the writer thread fall back to.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn run_all_with_every_read_through_sqlx() {
+async fn run_all_with_everything_through_sqlx() {
     let (_dir, store) = fresh_store().await;
-    let store = store.without_thread_side_reads();
+    let store = store
+        .without_thread_side_reads()
+        .without_thread_side_writes();
     conformance::run_all(&store).await;
     assert_eq!(store.integrity_check().await.unwrap(), "ok");
     assert_eq!(store.inline_fallbacks(), 0);
+    assert_eq!(store.writer_batches(), 0);
     store.close().await;
 }
 

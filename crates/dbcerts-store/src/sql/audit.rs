@@ -4,7 +4,8 @@
 
 use std::collections::HashMap;
 
-use crate::{AuditEntry, AuditEvent};
+use crate::sql::BatchConn;
+use crate::{AuditEntry, AuditEvent, StoreResult};
 
 /// An `audit_log` row: the event's columns beside the entry's own.
 #[derive(sqlx::FromRow)]
@@ -56,171 +57,210 @@ pub(crate) struct ChainHead {
 }
 
 /// The heads of the chains a transaction appends to, each read once (under its lock) and then
-/// moved along by the appends; `save_audit_heads` records them before the commit.
+/// moved along by the appends; [`save_heads`] records them before the commit.
 #[derive(Default)]
 pub(crate) struct AuditHeads(pub HashMap<String, ChainHead>);
 
+/// A place in a chain as [`RECORDED_HEAD`] and [`LAST_CHAIN_ENTRY`] answer it: `seq`,
+/// `chain_seq`, `hash`.
+pub(crate) type ChainPlace = (i64, i64, Vec<u8>);
+
+/// The head `audit_chain_heads` records for the chain `$1`.
+pub(crate) const RECORDED_HEAD: &str =
+    "SELECT seq, chain_seq, hash FROM audit_chain_heads WHERE chain = $1";
+
+/// The log's last entry of the chain `$1`.
+pub(crate) const LAST_CHAIN_ENTRY: &str =
+    "SELECT seq, chain_seq, hash FROM audit_log WHERE chain = $1
+ ORDER BY chain_seq DESC LIMIT 1";
+
+/// Records where the chain `$1` ends: `chain_seq`, `seq`, `hash` (`$2` … `$4`).
+pub(crate) const SAVE_AUDIT_HEAD: &str =
+    "INSERT INTO audit_chain_heads (chain, chain_seq, seq, hash) VALUES ($1, $2, $3, $4)
+ ON CONFLICT (chain) DO UPDATE SET chain_seq = excluded.chain_seq, seq = excluded.seq,
+     hash = excluded.hash";
+
+/// The INSERT of one audit entry, returning its `seq`; `$next_seq` is the backend's SQL for the
+/// next `seq`, and `$chain_column` = `$chain_value` where and how it writes the entry's chain
+/// (string literals). Each backend names the result `INSERT_AUDIT_ENTRY`, the one text its
+/// appends run, on sqlx and on SQLite's writer thread alike. Parameters: chain, chain_seq,
+/// prev_seq, at_ms, actor, source_ip, action, project_id, target, status, details, prev_hash,
+/// hash.
+macro_rules! insert_audit_entry_sql {
+    ($next_seq:literal, $chain_column:literal = $chain_value:literal) => {
+        concat!(
+            "INSERT INTO audit_log (seq, ",
+            $chain_column,
+            ", chain_seq, prev_seq, at_ms, actor, source_ip, action, project_id,
+                        target, status, details, prev_hash, hash)
+ VALUES (",
+            $next_seq,
+            ", ",
+            $chain_value,
+            ", $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+ RETURNING seq"
+        )
+    };
+}
+
+/// One audit entry to insert ([`BatchConn::insert_audit_row`]).
+pub(crate) struct NewAuditRow<'a> {
+    pub chain: &'a str,
+    pub chain_seq: i64,
+    pub prev_seq: i64,
+    pub event: &'a AuditEvent,
+    pub prev_hash: &'a [u8],
+    pub hash: &'a [u8],
+}
+
+/// Records in `audit_chain_heads` where each chain in `heads` now ends. Every transaction that
+/// appends calls it before it commits.
+pub(crate) async fn save_heads<C: BatchConn>(conn: &mut C, heads: &AuditHeads) -> StoreResult<()> {
+    for (chain, head) in &heads.0 {
+        if head.chain_seq == 0 {
+            continue;
+        }
+        conn.save_audit_head(chain, head).await?;
+    }
+    Ok(())
+}
+
+/// Appends `event` to its chain, after the chain's head in `heads` (read the first time by
+/// [`read_head`], which may append a mismatch entry first), and moves that head to the new
+/// entry. The caller's transaction must hold the chain's write lock
+/// ([`WriteLock::Chain`](crate::sql::WriteLock::Chain)), so that no other writer appends to the
+/// chain meanwhile.
+pub(crate) async fn append<C: BatchConn>(
+    conn: &mut C,
+    heads: &mut AuditHeads,
+    event: &AuditEvent,
+) -> StoreResult<AuditEntry> {
+    let chain = AuditEntry::chain_of(event);
+    if !heads.0.contains_key(chain) {
+        read_head(conn, heads, event).await?;
+    }
+    insert_entry(conn, heads, event).await
+}
+
+/// Reads where `event`'s chain ends into `heads`: the head recorded in `audit_chain_heads`,
+/// which the log's last entry of the chain must match. When they differ, someone changed the
+/// log or the heads outside dbcerts. The append then goes on from the recorded head, so that
+/// entries cut off the chain's end stay a gap that `audit verify` reports (rather than being
+/// overwritten by new entries with their numbers), or from the log's last entry when that is
+/// further on (the head row deleted or moved back: nothing is lost from the log). Writes are not
+/// refused, so that tampering cannot stop the service; instead an `audit.chain.mismatch` entry
+/// saying what was found is appended to the chain first, and a warning is logged.
+async fn read_head<C: BatchConn>(
+    conn: &mut C,
+    heads: &mut AuditHeads,
+    event: &AuditEvent,
+) -> StoreResult<()> {
+    let chain = AuditEntry::chain_of(event);
+    let recorded = conn.chain_place(RECORDED_HEAD, chain).await?;
+    let last = conn.chain_place(LAST_CHAIN_ENTRY, chain).await?;
+    let from_recorded = match (&recorded, &last) {
+        (Some(r), Some(l)) => r.1 >= l.1,
+        (Some(_), None) => true,
+        (None, _) => false,
+    };
+    let base = if from_recorded { &recorded } else { &last };
+    let head = base.clone().map_or_else(
+        || ChainHead {
+            seq: 0,
+            chain_seq: 0,
+            hash: AuditEntry::genesis(chain),
+        },
+        |(seq, chain_seq, hash)| ChainHead {
+            seq,
+            chain_seq,
+            hash,
+        },
+    );
+    heads.0.insert(chain.to_owned(), head);
+    if recorded == last {
+        return Ok(());
+    }
+    let place = |p: &Option<ChainPlace>| {
+        p.as_ref().map(|(seq, chain_seq, hash)| {
+            serde_json::json!({"seq": seq, "chainSeq": chain_seq, "hash": AuditEntry::hex(hash)})
+        })
+    };
+    let details = serde_json::json!({
+        "recordedHead": place(&recorded),
+        "lastEntry": place(&last),
+        "chainedOnto": if from_recorded { "recordedHead" } else { "lastEntry" },
+    });
+    tracing::warn!(
+        chain,
+        %details,
+        "the audit chain's recorded head does not match its last entry: the log or its \
+         heads were changed outside dbcerts; run `dbcerts audit verify`"
+    );
+    let note = AuditEvent {
+        at_ms: event.at_ms,
+        actor: "dbcerts".to_owned(),
+        source_ip: None,
+        action: AuditEntry::CHAIN_MISMATCH.to_owned(),
+        project_id: event.project_id.clone(),
+        target: None,
+        status: None,
+        details: details.to_string(),
+    };
+    insert_entry(conn, heads, &note).await?;
+    Ok(())
+}
+
+/// Inserts `event` after its chain's head in `heads` and moves the head to it.
+async fn insert_entry<C: BatchConn>(
+    conn: &mut C,
+    heads: &mut AuditHeads,
+    event: &AuditEvent,
+) -> StoreResult<AuditEntry> {
+    let chain = AuditEntry::chain_of(event);
+    let head = heads.0.get_mut(chain).expect("the chain's head was read");
+    let chain_seq = head.chain_seq + 1;
+    let prev_hash = std::mem::take(&mut head.hash);
+    let hash = AuditEntry::chain_hash(&prev_hash, chain_seq, event);
+    let seq = conn
+        .insert_audit_row(&NewAuditRow {
+            chain,
+            chain_seq,
+            prev_seq: head.seq,
+            event,
+            prev_hash: &prev_hash,
+            hash: &hash,
+        })
+        .await?;
+    let prev_seq = std::mem::replace(&mut head.seq, seq);
+    head.chain_seq = chain_seq;
+    head.hash = hash.clone();
+    Ok(AuditEntry {
+        seq,
+        chain: chain.to_owned(),
+        chain_seq,
+        prev_seq,
+        event: event.clone(),
+        prev_hash,
+        hash,
+    })
+}
+
 macro_rules! sql_audit {
     ($store:ident [$($methods:tt)*] $($rest:ident)*) => {
-        use crate::sql::audit::{AuditHeads, AuditRow, ChainHead};
+        use crate::sql::audit::{AuditHeads, AuditRow};
 
-        /// Records in `audit_chain_heads` where each chain in `heads` now ends. Every transaction
-        /// that appends calls it before it commits.
+        /// [`crate::sql::audit::save_heads`] on the backend's connection.
         async fn save_audit_heads(conn: &mut DbConn, heads: &AuditHeads) -> StoreResult<()> {
-            for (chain, head) in &heads.0 {
-                if head.chain_seq == 0 {
-                    continue;
-                }
-                sqlx::query(
-                    "INSERT INTO audit_chain_heads (chain, chain_seq, seq, hash) VALUES ($1, $2, $3, $4)
-                     ON CONFLICT (chain) DO UPDATE SET chain_seq = excluded.chain_seq, seq = excluded.seq,
-                         hash = excluded.hash",
-                )
-                .bind(chain)
-                .bind(head.chain_seq)
-                .bind(head.seq)
-                .bind(&head.hash)
-                .execute(&mut *conn)
-                .await
-                .map_err(map_err)?;
-            }
-            Ok(())
+            crate::sql::audit::save_heads(conn, heads).await
         }
 
-        /// Appends `event` to its chain, after the chain's head in `heads` (read the first time
-        /// by [`read_audit_head`], which may append a mismatch entry first), and moves that head
-        /// to the new entry. The caller's transaction must hold the chain's write lock
-        /// ([`WriteLock::Chain`]), so that no other writer appends to the chain meanwhile.
+        /// [`crate::sql::audit::append`] on the backend's connection.
         async fn append_audit_in(
             conn: &mut DbConn,
             heads: &mut AuditHeads,
             event: &AuditEvent,
         ) -> StoreResult<AuditEntry> {
-            let chain = AuditEntry::chain_of(event);
-            if !heads.0.contains_key(chain) {
-                read_audit_head(conn, heads, event).await?;
-            }
-            insert_audit_entry(conn, heads, event).await
-        }
-
-        /// Reads where `event`'s chain ends into `heads`: the head recorded in
-        /// `audit_chain_heads`, which the log's last entry of the chain must match. When they
-        /// differ, someone changed the log or the heads outside dbcerts. The append then goes
-        /// on from the recorded head, so that entries cut off the chain's end stay a gap that
-        /// `audit verify` reports (rather than being overwritten by new entries with their
-        /// numbers), or from the log's last entry when that is further on (the head row deleted
-        /// or moved back: nothing is lost from the log). Writes are not refused, so that
-        /// tampering cannot stop the service; instead an `audit.chain.mismatch` entry saying
-        /// what was found is appended to the chain first, and a warning is logged.
-        async fn read_audit_head(
-            conn: &mut DbConn,
-            heads: &mut AuditHeads,
-            event: &AuditEvent,
-        ) -> StoreResult<()> {
-            let chain = AuditEntry::chain_of(event);
-            let recorded: Option<(i64, i64, Vec<u8>)> =
-                sqlx::query_as("SELECT seq, chain_seq, hash FROM audit_chain_heads WHERE chain = $1")
-                    .bind(chain)
-                    .fetch_optional(&mut *conn)
-                    .await
-                    .map_err(map_err)?;
-            let last: Option<(i64, i64, Vec<u8>)> = sqlx::query_as(
-                "SELECT seq, chain_seq, hash FROM audit_log WHERE chain = $1
-                 ORDER BY chain_seq DESC LIMIT 1",
-            )
-            .bind(chain)
-            .fetch_optional(&mut *conn)
-            .await
-            .map_err(map_err)?;
-            let from_recorded = match (&recorded, &last) {
-                (Some(r), Some(l)) => r.1 >= l.1,
-                (Some(_), None) => true,
-                (None, _) => false,
-            };
-            let base = if from_recorded { &recorded } else { &last };
-            let head = base.clone().map_or_else(
-                || ChainHead { seq: 0, chain_seq: 0, hash: AuditEntry::genesis(chain) },
-                |(seq, chain_seq, hash)| ChainHead { seq, chain_seq, hash },
-            );
-            heads.0.insert(chain.to_owned(), head);
-            if recorded == last {
-                return Ok(());
-            }
-            let place = |p: &Option<(i64, i64, Vec<u8>)>| {
-                p.as_ref().map(|(seq, chain_seq, hash)| {
-                    serde_json::json!({"seq": seq, "chainSeq": chain_seq, "hash": AuditEntry::hex(hash)})
-                })
-            };
-            let details = serde_json::json!({
-                "recordedHead": place(&recorded),
-                "lastEntry": place(&last),
-                "chainedOnto": if from_recorded { "recordedHead" } else { "lastEntry" },
-            });
-            tracing::warn!(
-                chain,
-                %details,
-                "the audit chain's recorded head does not match its last entry: the log or its \
-                 heads were changed outside dbcerts; run `dbcerts audit verify`"
-            );
-            let note = AuditEvent {
-                at_ms: event.at_ms,
-                actor: "dbcerts".to_owned(),
-                source_ip: None,
-                action: AuditEntry::CHAIN_MISMATCH.to_owned(),
-                project_id: event.project_id.clone(),
-                target: None,
-                status: None,
-                details: details.to_string(),
-            };
-            insert_audit_entry(conn, heads, &note).await?;
-            Ok(())
-        }
-
-        /// Inserts `event` after its chain's head in `heads` and moves the head to it.
-        async fn insert_audit_entry(
-            conn: &mut DbConn,
-            heads: &mut AuditHeads,
-            event: &AuditEvent,
-        ) -> StoreResult<AuditEntry> {
-            let chain = AuditEntry::chain_of(event);
-            let head = heads.0.get_mut(chain).expect("the chain's head was read");
-            let chain_seq = head.chain_seq + 1;
-            let prev_hash = std::mem::take(&mut head.hash);
-            let hash = AuditEntry::chain_hash(&prev_hash, chain_seq, event);
-            let seq: i64 = sqlx::query_scalar(&format!(
-                "INSERT INTO audit_log (seq, {AUDIT_CHAIN_COLUMN}, chain_seq, prev_seq, at_ms, actor, source_ip, action,
-                                        project_id, target, status, details, prev_hash, hash)
-                 VALUES ({NEXT_AUDIT_SEQ}, {AUDIT_CHAIN_VALUE}, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
-                 RETURNING seq"
-            ))
-            .bind(chain)
-            .bind(chain_seq)
-            .bind(head.seq)
-            .bind(event.at_ms)
-            .bind(&event.actor)
-            .bind(&event.source_ip)
-            .bind(&event.action)
-            .bind(&event.project_id)
-            .bind(&event.target)
-            .bind(event.status.map(i64::from))
-            .bind(&event.details)
-            .bind(&prev_hash)
-            .bind(&hash)
-            .fetch_one(&mut *conn)
-            .await
-            .map_err(map_err)?;
-            let prev_seq = std::mem::replace(&mut head.seq, seq);
-            head.chain_seq = chain_seq;
-            head.hash = hash.clone();
-            Ok(AuditEntry {
-                seq,
-                chain: chain.to_owned(),
-                chain_seq,
-                prev_seq,
-                event: event.clone(),
-                prev_hash,
-                hash,
-            })
+            crate::sql::audit::append(conn, heads, event).await
         }
 
         sql_impl!($store [$($methods)*

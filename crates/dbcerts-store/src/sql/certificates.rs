@@ -4,12 +4,14 @@
 
 use std::collections::BTreeMap;
 
+use crate::sql::BatchConn;
+use crate::sql::audit::{self, AuditHeads};
 use crate::sql::revocation::revocation_from;
-use crate::{BatchWrite, CertificateRecord, StoreError};
+use crate::{AuditEvent, BatchWrite, CertificateRecord, Recorded, StoreError, StoreResult};
 
 /// A batch's Digest nonce-count writes, by nonce in ascending order, each nonce's in batch
 /// order: `(index in the batch, nc, expires)`.
-pub(crate) fn nonce_writes(batch: &[BatchWrite]) -> BTreeMap<&str, Vec<(usize, u32, i64)>> {
+fn nonce_writes(batch: &[BatchWrite]) -> BTreeMap<&str, Vec<(usize, u32, i64)>> {
     let mut by_nonce: BTreeMap<&str, Vec<(usize, u32, i64)>> = BTreeMap::new();
     for (i, write) in batch.iter().enumerate() {
         if let BatchWrite::DigestNonceCount {
@@ -103,108 +105,133 @@ impl TryFrom<CertificateRow> for CertificateRecord {
     }
 }
 
+/// Inserts one certificate of a batch (`$1` … `$11`: serial, project, username, subject,
+/// not_before, not_after, created_ms, cert, ca_id, revoked_at, revocation_reason) unless its
+/// serial is taken, its project gone, or its project has no `MANAGED` X.509 user of its name.
+///
+/// Neither a taken serial (ON CONFLICT) nor a project or user deleted meanwhile (EXISTS) is an
+/// error here: either would abort the transaction that the rest of the batch shares. Each skips
+/// only its certificate. The user is checked here, not only by the server before it signs: the
+/// server may have read it from its read cache, which another node's deletion reaches a moment
+/// later; the deletion takes the project's lock, as this transaction does, so one of them sees
+/// the other. `$external` and `admin` are where the server looks for a certificate's user.
+pub(crate) const INSERT_CERTIFICATE: &str = "INSERT INTO certificates (serial, project_id, username, subject, not_before, not_after, created_ms, cert,
+                           ca_id, revoked_at, revocation_reason)
+ SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11
+ WHERE EXISTS (SELECT 1 FROM projects WHERE id = $2)
+   AND EXISTS (SELECT 1 FROM database_users
+               WHERE project_id = $2 AND database_name IN ('$external', 'admin')
+                 AND username = $3 AND x509_type = 'MANAGED')
+ ON CONFLICT (serial) DO NOTHING";
+
+/// Why [`INSERT_CERTIFICATE`] inserted nothing: the project (`$1`)'s rows, its users named `$2`,
+/// and those of them that are `MANAGED`.
+pub(crate) const CERTIFICATE_REFUSAL: &str = "SELECT (SELECT COUNT(*) FROM projects WHERE id = $1),
+        (SELECT COUNT(*) FROM database_users
+         WHERE project_id = $1 AND database_name IN ('$external', 'admin') AND username = $2),
+        (SELECT COUNT(*) FROM database_users
+         WHERE project_id = $1 AND database_name IN ('$external', 'admin') AND username = $2
+           AND x509_type = 'MANAGED')";
+
+/// Records that the Digest nonce `$1` was used with count `$2` (kept until `$3`): inserted, or
+/// raised; a count not higher changes no row.
+pub(crate) const RECORD_NONCE_COUNT: &str =
+    "INSERT INTO digest_nonce_counts (nonce, nc, expires) VALUES ($1, $2, $3)
+ ON CONFLICT (nonce) DO UPDATE SET nc = excluded.nc
+ WHERE digest_nonce_counts.nc < excluded.nc";
+
+/// Everything a group commit ([`crate::Store::commit_batch`]) does inside its transaction,
+/// which the caller begins (holding the batch's write locks) and commits: each write's outcome.
+pub(crate) async fn commit_batch_in<C: BatchConn>(
+    conn: &mut C,
+    batch: &[BatchWrite],
+) -> StoreResult<Vec<Recorded>> {
+    let mut heads = AuditHeads::default();
+    let mut outcomes = vec![Recorded::Yes; batch.len()];
+    for (outcome, write) in outcomes.iter_mut().zip(batch) {
+        match write {
+            BatchWrite::Audit(event) => {
+                audit::append(conn, &mut heads, event).await?;
+            }
+            BatchWrite::Certificate(c, event) => {
+                *outcome = insert_certificate_in(conn, &mut heads, c, event).await?;
+            }
+            BatchWrite::DigestNonceCount { .. } => {}
+        }
+    }
+    audit::save_heads(conn, &heads).await?;
+    // The nonce counts last, in nonce order: each upsert locks its row until the commit, and
+    // two batches (two nodes') that locked shared nonces in arrival order could each wait for
+    // the other (a deadlock, which PostgreSQL resolves by failing one whole batch). In one
+    // order, the one that waits holds nothing the other needs next.
+    let nonces = nonce_writes(batch);
+    for (nonce, writes) in &nonces {
+        // Each count is compared with the counts before it: those of earlier batches (in the
+        // table) and those earlier in this batch. One not above an earlier one of this batch is
+        // refused without a statement; only a new highest is written.
+        let mut highest: Option<u32> = None;
+        for &(i, nc, expires) in writes {
+            outcomes[i] = if highest.is_some_and(|h| nc <= h) {
+                Recorded::CountNotHigher
+            } else {
+                highest = Some(nc);
+                if conn.record_nonce_count(nonce, nc, expires).await? {
+                    Recorded::Yes
+                } else {
+                    Recorded::CountNotHigher
+                }
+            };
+        }
+    }
+    let prune_before = batch
+        .iter()
+        .filter_map(|w| match w {
+            BatchWrite::DigestNonceCount { now, .. } => Some(*now),
+            _ => None,
+        })
+        .max();
+    if let Some(now) = prune_before {
+        // Never waits: rows another transaction holds are left for a later batch.
+        conn.prune_nonce_counts(now).await?;
+    }
+    Ok(outcomes)
+}
+
+/// Inserts one certificate of a batch ([`INSERT_CERTIFICATE`]) and appends its audit entry
+/// when it was inserted, or says why not: the project first, then the user, else the serial.
+/// The caller holds the project's lock.
+async fn insert_certificate_in<C: BatchConn>(
+    conn: &mut C,
+    heads: &mut AuditHeads,
+    c: &CertificateRecord,
+    event: &AuditEvent,
+) -> StoreResult<Recorded> {
+    if conn.insert_certificate(c).await? {
+        audit::append(conn, heads, event).await?;
+        return Ok(Recorded::Yes);
+    }
+    let (project, users, managed) = conn.certificate_refusal(&c.project_id, &c.username).await?;
+    Ok(if project == 0 {
+        Recorded::ProjectGone
+    } else if users == 0 {
+        Recorded::UserGone
+    } else if managed == 0 {
+        Recorded::UserNotManaged
+    } else {
+        Recorded::SerialTaken
+    })
+}
+
 macro_rules! sql_certificates {
     ($store:ident [$($methods:tt)*] $($rest:ident)*) => {
-        use crate::sql::certificates::{CertificateRow, PageRow, UNEXPIRED_PAGE, nonce_writes};
-
-        /// Inserts one certificate of a batch unless its serial is taken, its project gone, or
-        /// its project has no `MANAGED` X.509 user of its name; appends its audit entry when it
-        /// was inserted. The caller holds the project's lock.
-        async fn insert_certificate_in(
-            conn: &mut DbConn,
-            heads: &mut AuditHeads,
-            c: &CertificateRecord,
-            audit: &AuditEvent,
-        ) -> StoreResult<Recorded> {
-            // Neither a taken serial (ON CONFLICT) nor a project or user deleted meanwhile
-            // (EXISTS) is an error here: either would abort the transaction that the rest of
-            // the batch shares. Each skips only its certificate. The user is checked here, not
-            // only by the server before it signs: the server may have read it from its read
-            // cache, which another node's deletion reaches a moment later; the deletion takes
-            // the project's lock, as this transaction does, so one of them sees the other.
-            // `$external` and `admin` are where the server looks for a certificate's user.
-            let done = sqlx::query(
-                "INSERT INTO certificates (serial, project_id, username, subject, not_before, not_after, created_ms, cert,
-                                           ca_id, revoked_at, revocation_reason)
-                 SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11
-                 WHERE EXISTS (SELECT 1 FROM projects WHERE id = $2)
-                   AND EXISTS (SELECT 1 FROM database_users
-                               WHERE project_id = $2 AND database_name IN ('$external', 'admin')
-                                 AND username = $3 AND x509_type = 'MANAGED')
-                 ON CONFLICT (serial) DO NOTHING",
-            )
-            .bind(c.serial)
-            .bind(&c.project_id)
-            .bind(&c.username)
-            .bind(&c.subject)
-            .bind(c.not_before)
-            .bind(c.not_after)
-            .bind(c.created_ms)
-            .bind(&c.cert_der)
-            .bind(c.ca_id)
-            .bind(c.revocation.map(|r| r.at))
-            .bind(c.revocation.map(|r| i64::from(r.reason.code())))
-            .execute(&mut *conn)
-            .await
-            .map_err(map_err)?;
-            if done.rows_affected() == 1 {
-                append_audit_in(&mut *conn, heads, audit).await?;
-                return Ok(Recorded::Yes);
-            }
-            // Why not: the project first, then the user, else the serial.
-            let (project, users, managed): (i64, i64, i64) = sqlx::query_as(
-                "SELECT (SELECT COUNT(*) FROM projects WHERE id = $1),
-                        (SELECT COUNT(*) FROM database_users
-                         WHERE project_id = $1 AND database_name IN ('$external', 'admin') AND username = $2),
-                        (SELECT COUNT(*) FROM database_users
-                         WHERE project_id = $1 AND database_name IN ('$external', 'admin') AND username = $2
-                           AND x509_type = 'MANAGED')",
-            )
-            .bind(&c.project_id)
-            .bind(&c.username)
-            .fetch_one(&mut *conn)
-            .await
-            .map_err(map_err)?;
-            Ok(if project == 0 {
-                Recorded::ProjectGone
-            } else if users == 0 {
-                Recorded::UserGone
-            } else if managed == 0 {
-                Recorded::UserNotManaged
-            } else {
-                Recorded::SerialTaken
-            })
-        }
-
-        /// Records that a Digest nonce was used with count `nc`, unless a count as high is
-        /// recorded already.
-        async fn record_nonce_count_in(
-            conn: &mut DbConn,
-            nonce: &str,
-            nc: u32,
-            expires: i64,
-        ) -> StoreResult<Recorded> {
-            // Inserted, or raised; a count not higher changes no row.
-            let done = sqlx::query(
-                "INSERT INTO digest_nonce_counts (nonce, nc, expires) VALUES ($1, $2, $3)
-                 ON CONFLICT (nonce) DO UPDATE SET nc = excluded.nc
-                 WHERE digest_nonce_counts.nc < excluded.nc",
-            )
-            .bind(nonce)
-            .bind(i64::from(nc))
-            .bind(expires)
-            .execute(&mut *conn)
-            .await
-            .map_err(map_err)?;
-            Ok(if done.rows_affected() == 1 {
-                Recorded::Yes
-            } else {
-                Recorded::CountNotHigher
-            })
-        }
+        use crate::sql::certificates::{CertificateRow, PageRow, UNEXPIRED_PAGE, commit_batch_in};
 
         sql_impl!($store [$($methods)*
             async fn commit_batch(&self, batch: &[BatchWrite]) -> StoreResult<Vec<Recorded>> {
+                // On SQLite, a file store's batches run on its writer thread: one hop each.
+                if let Some(done) = self.commit_batch_on_writer(batch).await {
+                    return done;
+                }
                 // The chains the batch appends to, and the project of each certificate (whose
                 // user it checks), locked: batches of other projects' writes (another node's)
                 // go on meanwhile. A batch of nonce counts alone (most of them under Digest
@@ -223,56 +250,7 @@ macro_rules! sql_certificates {
                     })
                     .collect();
                 let mut tx = self.write_tx(&locks).await?;
-                let mut heads = AuditHeads::default();
-                let mut outcomes = vec![Recorded::Yes; batch.len()];
-                for (outcome, write) in outcomes.iter_mut().zip(batch) {
-                    match write {
-                        BatchWrite::Audit(event) => {
-                            append_audit_in(&mut tx, &mut heads, event).await?;
-                        }
-                        BatchWrite::Certificate(c, audit) => {
-                            *outcome = insert_certificate_in(&mut tx, &mut heads, c, audit).await?;
-                        }
-                        BatchWrite::DigestNonceCount { .. } => {}
-                    }
-                }
-                save_audit_heads(&mut tx, &heads).await?;
-                // The nonce counts last, in nonce order: each upsert locks its row until the
-                // commit, and two batches (two nodes') that locked shared nonces in arrival
-                // order could each wait for the other (a deadlock, which PostgreSQL resolves
-                // by failing one whole batch). In one order, the one that waits holds nothing
-                // the other needs next.
-                let nonces = nonce_writes(batch);
-                for (nonce, writes) in &nonces {
-                    // Each count is compared with the counts before it: those of earlier batches
-                    // (in the table) and those earlier in this batch. One not above an earlier
-                    // one of this batch is refused without a statement; only a new highest is
-                    // written.
-                    let mut highest: Option<u32> = None;
-                    for &(i, nc, expires) in writes {
-                        outcomes[i] = if highest.is_some_and(|h| nc <= h) {
-                            Recorded::CountNotHigher
-                        } else {
-                            highest = Some(nc);
-                            record_nonce_count_in(&mut tx, nonce, nc, expires).await?
-                        };
-                    }
-                }
-                let prune_before = batch
-                    .iter()
-                    .filter_map(|w| match w {
-                        BatchWrite::DigestNonceCount { now, .. } => Some(*now),
-                        _ => None,
-                    })
-                    .max();
-                if let Some(now) = prune_before {
-                    // Never waits: rows another transaction holds are left for a later batch.
-                    sqlx::query(PRUNE_NONCE_COUNTS)
-                        .bind(now)
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(map_err)?;
-                }
+                let outcomes = commit_batch_in(&mut *tx, batch).await?;
                 tx.commit().await.map_err(map_err)?;
                 Ok(outcomes)
             }

@@ -1,11 +1,15 @@
 //! The SQL both adapters share, one file per area of the [`Store`](crate::Store) trait.
 //!
 //! Each backend module defines `Db`, `DbRow` and `DbConn` (its sqlx database, row and
-//! connection types), `map_err` (its error classification), `NEXT_AUDIT_SEQ` (the SQL
-//! expression of the next audit `seq`), `AUDIT_CHAIN_COLUMN` and `AUDIT_CHAIN_VALUE` (where and
-//! how an audit entry's chain is written), `PRUNE_NONCE_COUNTS` (the statement that removes expired
-//! Digest nonce counts without waiting) and a `write_tx` method (a transaction holding the
-//! [`WriteLock`]s it is given), then expands `sql_store!` for its store type. Statements use `$N` placeholders, which SQLite and PostgreSQL both accept, and only SQL
+//! connection types), `map_err` (its error classification), `INSERT_AUDIT_ENTRY` (its audit
+//! INSERT, from [`insert_audit_entry_sql!`] and its expression of the next `seq`),
+//! `PRUNE_NONCE_COUNTS` (the statement that removes expired Digest nonce counts without waiting)
+//! and a `write_tx` method (a transaction holding the [`WriteLock`]s it is given), then expands
+//! `sql_store!` for its store type.
+//!
+//! The statements of a group commit and of an audit append also run on SQLite's writer thread,
+//! on rusqlite: they are `const`s of their area, run by both through [`BatchConn`], and the
+//! logic around them (`commit_batch_in`, `append_audit`) is written once over that trait. Statements use `$N` placeholders, which SQLite and PostgreSQL both accept, and only SQL
 //! both dialects run the same way.
 //!
 //! The statements are written once but run on each backend's own types, so the code around
@@ -23,6 +27,178 @@
 
 #[macro_use]
 pub(crate) mod shared;
+
+use std::future::Future;
+
+use crate::sql::audit::{ChainHead, ChainPlace, NewAuditRow};
+use crate::{CertificateRecord, StoreResult};
+
+/// The statements of a group commit ([`crate::Store::commit_batch`]) and of an audit append, on
+/// a connection inside a write transaction: each backend's sqlx connection
+/// ([`sql_batch_conn!`]), and SQLite's writer thread's rusqlite connection. Each method runs
+/// one statement, whose text is a `const` both implementations use.
+pub(crate) trait BatchConn: Send {
+    /// [`certificates::INSERT_CERTIFICATE`]: whether the row was inserted.
+    fn insert_certificate(
+        &mut self,
+        c: &CertificateRecord,
+    ) -> impl Future<Output = StoreResult<bool>> + Send;
+
+    /// [`certificates::CERTIFICATE_REFUSAL`]: the project's rows, its users of the name, its
+    /// `MANAGED` users of the name.
+    fn certificate_refusal(
+        &mut self,
+        project_id: &str,
+        username: &str,
+    ) -> impl Future<Output = StoreResult<(i64, i64, i64)>> + Send;
+
+    /// [`certificates::RECORD_NONCE_COUNT`]: whether a row was inserted or raised.
+    fn record_nonce_count(
+        &mut self,
+        nonce: &str,
+        nc: u32,
+        expires: i64,
+    ) -> impl Future<Output = StoreResult<bool>> + Send;
+
+    /// The backend's `PRUNE_NONCE_COUNTS`.
+    fn prune_nonce_counts(&mut self, before: i64) -> impl Future<Output = StoreResult<()>> + Send;
+
+    /// [`audit::RECORDED_HEAD`] or [`audit::LAST_CHAIN_ENTRY`] (`statement`) of `chain`.
+    fn chain_place(
+        &mut self,
+        statement: &'static str,
+        chain: &str,
+    ) -> impl Future<Output = StoreResult<Option<ChainPlace>>> + Send;
+
+    /// The backend's `INSERT_AUDIT_ENTRY`: the new entry's `seq`.
+    fn insert_audit_row(
+        &mut self,
+        row: &NewAuditRow<'_>,
+    ) -> impl Future<Output = StoreResult<i64>> + Send;
+
+    /// [`audit::SAVE_AUDIT_HEAD`].
+    fn save_audit_head(
+        &mut self,
+        chain: &str,
+        head: &ChainHead,
+    ) -> impl Future<Output = StoreResult<()>> + Send;
+}
+
+/// [`BatchConn`] on the backend's sqlx connection.
+macro_rules! sql_batch_conn {
+    () => {
+        impl crate::sql::BatchConn for DbConn {
+            async fn insert_certificate(&mut self, c: &CertificateRecord) -> StoreResult<bool> {
+                let done = sqlx::query(crate::sql::certificates::INSERT_CERTIFICATE)
+                    .bind(c.serial)
+                    .bind(&c.project_id)
+                    .bind(&c.username)
+                    .bind(&c.subject)
+                    .bind(c.not_before)
+                    .bind(c.not_after)
+                    .bind(c.created_ms)
+                    .bind(&c.cert_der)
+                    .bind(c.ca_id)
+                    .bind(c.revocation.map(|r| r.at))
+                    .bind(c.revocation.map(|r| i64::from(r.reason.code())))
+                    .execute(&mut *self)
+                    .await
+                    .map_err(map_err)?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn certificate_refusal(
+                &mut self,
+                project_id: &str,
+                username: &str,
+            ) -> StoreResult<(i64, i64, i64)> {
+                sqlx::query_as(crate::sql::certificates::CERTIFICATE_REFUSAL)
+                    .bind(project_id)
+                    .bind(username)
+                    .fetch_one(&mut *self)
+                    .await
+                    .map_err(map_err)
+            }
+
+            async fn record_nonce_count(
+                &mut self,
+                nonce: &str,
+                nc: u32,
+                expires: i64,
+            ) -> StoreResult<bool> {
+                let done = sqlx::query(crate::sql::certificates::RECORD_NONCE_COUNT)
+                    .bind(nonce)
+                    .bind(i64::from(nc))
+                    .bind(expires)
+                    .execute(&mut *self)
+                    .await
+                    .map_err(map_err)?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn prune_nonce_counts(&mut self, before: i64) -> StoreResult<()> {
+                sqlx::query(PRUNE_NONCE_COUNTS)
+                    .bind(before)
+                    .execute(&mut *self)
+                    .await
+                    .map_err(map_err)?;
+                Ok(())
+            }
+
+            async fn chain_place(
+                &mut self,
+                statement: &'static str,
+                chain: &str,
+            ) -> StoreResult<Option<crate::sql::audit::ChainPlace>> {
+                sqlx::query_as(statement)
+                    .bind(chain)
+                    .fetch_optional(&mut *self)
+                    .await
+                    .map_err(map_err)
+            }
+
+            async fn insert_audit_row(
+                &mut self,
+                row: &crate::sql::audit::NewAuditRow<'_>,
+            ) -> StoreResult<i64> {
+                let event = row.event;
+                sqlx::query_scalar(INSERT_AUDIT_ENTRY)
+                    .bind(row.chain)
+                    .bind(row.chain_seq)
+                    .bind(row.prev_seq)
+                    .bind(event.at_ms)
+                    .bind(&event.actor)
+                    .bind(&event.source_ip)
+                    .bind(&event.action)
+                    .bind(&event.project_id)
+                    .bind(&event.target)
+                    .bind(event.status.map(i64::from))
+                    .bind(&event.details)
+                    .bind(row.prev_hash)
+                    .bind(row.hash)
+                    .fetch_one(&mut *self)
+                    .await
+                    .map_err(map_err)
+            }
+
+            async fn save_audit_head(
+                &mut self,
+                chain: &str,
+                head: &crate::sql::audit::ChainHead,
+            ) -> StoreResult<()> {
+                sqlx::query(crate::sql::audit::SAVE_AUDIT_HEAD)
+                    .bind(chain)
+                    .bind(head.chain_seq)
+                    .bind(head.seq)
+                    .bind(&head.hash)
+                    .execute(&mut *self)
+                    .await
+                    .map_err(map_err)?;
+                Ok(())
+            }
+        }
+    };
+}
 
 /// What a write transaction locks before its first statement, so that what it reads cannot go
 /// stale before it writes (docs/ARCHITECTURE.md, "Audit chains and PostgreSQL write locks").
@@ -111,6 +287,7 @@ macro_rules! sql_impl {
 macro_rules! sql_store {
     ($store:ident) => {
         sql_shared!($store);
+        sql_batch_conn!();
         sql_impl!($store []
             sql_server sql_orgs sql_api_keys sql_grants sql_service_accounts sql_audit
             sql_projects sql_cas sql_database_users sql_certificates sql_revocation sql_crls

@@ -14,7 +14,7 @@ macro_rules! sql_server {
             }
 
             async fn close(&self) {
-                self.close_readers();
+                self.close_thread_side().await;
                 self.pool.close().await;
             }
 
