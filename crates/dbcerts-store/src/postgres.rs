@@ -31,6 +31,61 @@ const INSERT_AUDIT_ENTRY: &str =
 const PRUNE_NONCE_COUNTS: &str = "DELETE FROM digest_nonce_counts WHERE nonce IN
      (SELECT nonce FROM digest_nonce_counts WHERE expires < $1 FOR UPDATE SKIP LOCKED)";
 
+/// A batch's certificates in one statement: [`crate::sql::certificates::INSERT_CERTIFICATE`]
+/// for each row of the arrays `$1` … `$11` (whose serials differ), with the same conditions;
+/// returns the serials inserted.
+const INSERT_CERTIFICATES: &str = "INSERT INTO certificates (serial, project_id, username, subject, not_before, not_after, created_ms, cert,
+                           ca_id, revoked_at, revocation_reason)
+ SELECT n.serial, n.project_id, n.username, n.subject, n.not_before, n.not_after, n.created_ms, n.cert,
+        n.ca_id, n.revoked_at, n.revocation_reason
+ FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::bigint[], $7::bigint[],
+             $8::bytea[], $9::bigint[], $10::bigint[], $11::bigint[])
+      AS n(serial, project_id, username, subject, not_before, not_after, created_ms, cert, ca_id,
+           revoked_at, revocation_reason)
+ WHERE EXISTS (SELECT 1 FROM projects WHERE id = n.project_id)
+   AND EXISTS (SELECT 1 FROM database_users
+               WHERE project_id = n.project_id AND database_name IN ('$external', 'admin')
+                 AND username = n.username AND x509_type = 'MANAGED')
+ ON CONFLICT (serial) DO NOTHING
+ RETURNING serial";
+
+/// Every chain of `$1`'s places in one statement, in `$1`'s order: its recorded head
+/// ([`crate::sql::audit::RECORDED_HEAD`]) and its last entry
+/// ([`crate::sql::audit::LAST_CHAIN_ENTRY`]), each `seq`, `chain_seq`, `hash` or NULLs.
+const CHAIN_PLACES: &str = "SELECT h.seq, h.chain_seq, h.hash, l.seq, l.chain_seq, l.hash
+ FROM unnest($1::text[]) WITH ORDINALITY AS c(chain, i)
+ LEFT JOIN audit_chain_heads h ON h.chain = c.chain
+ LEFT JOIN LATERAL (SELECT seq, chain_seq, hash FROM audit_log WHERE chain = c.chain
+                    ORDER BY chain_seq DESC LIMIT 1) AS l ON true
+ ORDER BY c.i";
+
+/// `$1` new audit `seq`s, from the sequence [`INSERT_AUDIT_ENTRY`] takes them from.
+const NEXT_AUDIT_SEQS: &str = "SELECT nextval('audit_log_seq') FROM generate_series(1, $1)";
+
+/// A batch's audit entries in one statement: [`INSERT_AUDIT_ENTRY`]'s columns as arrays (`$2` …
+/// `$14`) after their `seq`s (`$1`, from [`NEXT_AUDIT_SEQS`]).
+const INSERT_AUDIT_ENTRIES: &str = "INSERT INTO audit_log (seq, chain, chain_seq, prev_seq, at_ms, actor, source_ip, action, project_id,
+                       target, status, details, prev_hash, hash)
+ SELECT * FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::bigint[], $5::bigint[], $6::text[],
+                      $7::text[], $8::text[], $9::text[], $10::text[], $11::bigint[], $12::text[],
+                      $13::bytea[], $14::bytea[])";
+
+/// Every chain's head in one statement: [`crate::sql::audit::SAVE_AUDIT_HEAD`] for each row of
+/// the arrays `$1` … `$4` (whose chains differ).
+const SAVE_AUDIT_HEADS: &str = "INSERT INTO audit_chain_heads (chain, chain_seq, seq, hash)
+ SELECT * FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::bytea[])
+ ON CONFLICT (chain) DO UPDATE SET chain_seq = excluded.chain_seq, seq = excluded.seq,
+     hash = excluded.hash";
+
+/// A place read by [`CHAIN_PLACES`], from its three columns.
+fn chain_place(
+    seq: Option<i64>,
+    chain_seq: Option<i64>,
+    hash: Option<Vec<u8>>,
+) -> Option<crate::sql::audit::ChainPlace> {
+    Some((seq?, chain_seq?, hash?))
+}
+
 /// How long a request waits for a connection before the store answers `Unavailable`.
 pub const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
 
@@ -296,7 +351,111 @@ fn is_transient(code: &str) -> bool {
         || matches!(code, "40001" | "40P01" | "55P03" | "25006" | "58030")
 }
 
-sql_store!(PgStore);
+// A group commit's steps as one statement each: a constant number of round trips per batch.
+sql_store!(PgStore {
+    async fn insert_certificates(&mut self, certs: &[&CertificateRecord]) -> StoreResult<Vec<bool>> {
+        if certs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let col = |f: fn(&CertificateRecord) -> i64| certs.iter().map(|c| f(c)).collect::<Vec<i64>>();
+        let text = |f: fn(&CertificateRecord) -> &str| {
+            certs.iter().map(|c| f(c).to_owned()).collect::<Vec<String>>()
+        };
+        let inserted: Vec<i64> = sqlx::query_scalar(INSERT_CERTIFICATES)
+            .bind(col(|c| c.serial))
+            .bind(text(|c| &c.project_id))
+            .bind(text(|c| &c.username))
+            .bind(text(|c| &c.subject))
+            .bind(col(|c| c.not_before))
+            .bind(col(|c| c.not_after))
+            .bind(col(|c| c.created_ms))
+            .bind(certs.iter().map(|c| c.cert_der.clone()).collect::<Vec<Vec<u8>>>())
+            .bind(col(|c| c.ca_id))
+            .bind(certs.iter().map(|c| c.revocation.map(|r| r.at)).collect::<Vec<Option<i64>>>())
+            .bind(
+                certs
+                    .iter()
+                    .map(|c| c.revocation.map(|r| i64::from(r.reason.code())))
+                    .collect::<Vec<Option<i64>>>(),
+            )
+            .fetch_all(&mut *self)
+            .await
+            .map_err(map_err)?;
+        let inserted: std::collections::HashSet<i64> = inserted.into_iter().collect();
+        Ok(certs.iter().map(|c| inserted.contains(&c.serial)).collect())
+    }
+
+    async fn chain_places(
+        &mut self,
+        chains: &[&str],
+    ) -> StoreResult<Vec<(Option<crate::sql::audit::ChainPlace>, Option<crate::sql::audit::ChainPlace>)>> {
+        type PlacesRow = (
+            Option<i64>,
+            Option<i64>,
+            Option<Vec<u8>>,
+            Option<i64>,
+            Option<i64>,
+            Option<Vec<u8>>,
+        );
+        let rows: Vec<PlacesRow> = sqlx::query_as(CHAIN_PLACES)
+            .bind(chains)
+            .fetch_all(&mut *self)
+            .await
+            .map_err(map_err)?;
+        Ok(rows
+            .into_iter()
+            .map(|(hs, hc, hh, ls, lc, lh)| (chain_place(hs, hc, hh), chain_place(ls, lc, lh)))
+            .collect())
+    }
+
+    async fn insert_audit_rows(
+        &mut self,
+        rows: &[crate::sql::audit::BatchAuditRow<'_>],
+    ) -> StoreResult<Vec<i64>> {
+        let mut seqs: Vec<i64> = sqlx::query_scalar(NEXT_AUDIT_SEQS)
+            .bind(rows.len() as i64)
+            .fetch_all(&mut *self)
+            .await
+            .map_err(map_err)?;
+        // In the rows' order, as one INSERT each would have taken them.
+        seqs.sort_unstable();
+        let events = || rows.iter().map(|r| &*r.event);
+        sqlx::query(INSERT_AUDIT_ENTRIES)
+            .bind(&seqs)
+            .bind(rows.iter().map(|r| r.chain).collect::<Vec<&str>>())
+            .bind(rows.iter().map(|r| r.chain_seq).collect::<Vec<i64>>())
+            .bind(rows.iter().map(|r| r.prev.resolve(&seqs)).collect::<Vec<i64>>())
+            .bind(events().map(|e| e.at_ms).collect::<Vec<i64>>())
+            .bind(events().map(|e| e.actor.as_str()).collect::<Vec<&str>>())
+            .bind(events().map(|e| e.source_ip.as_deref()).collect::<Vec<Option<&str>>>())
+            .bind(events().map(|e| e.action.as_str()).collect::<Vec<&str>>())
+            .bind(events().map(|e| e.project_id.as_deref()).collect::<Vec<Option<&str>>>())
+            .bind(events().map(|e| e.target.as_deref()).collect::<Vec<Option<&str>>>())
+            .bind(events().map(|e| e.status.map(i64::from)).collect::<Vec<Option<i64>>>())
+            .bind(events().map(|e| e.details.as_str()).collect::<Vec<&str>>())
+            .bind(rows.iter().map(|r| r.prev_hash.as_slice()).collect::<Vec<&[u8]>>())
+            .bind(rows.iter().map(|r| r.hash.as_slice()).collect::<Vec<&[u8]>>())
+            .execute(&mut *self)
+            .await
+            .map_err(map_err)?;
+        Ok(seqs)
+    }
+
+    async fn save_audit_heads(
+        &mut self,
+        heads: &[(&str, crate::sql::audit::ChainHead)],
+    ) -> StoreResult<()> {
+        sqlx::query(SAVE_AUDIT_HEADS)
+            .bind(heads.iter().map(|(chain, _)| *chain).collect::<Vec<&str>>())
+            .bind(heads.iter().map(|(_, h)| h.chain_seq).collect::<Vec<i64>>())
+            .bind(heads.iter().map(|(_, h)| h.seq).collect::<Vec<i64>>())
+            .bind(heads.iter().map(|(_, h)| h.hash.as_slice()).collect::<Vec<&[u8]>>())
+            .execute(&mut *self)
+            .await
+            .map_err(map_err)?;
+        Ok(())
+    }
+});
 
 #[cfg(test)]
 mod tests {

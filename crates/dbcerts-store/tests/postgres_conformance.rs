@@ -199,6 +199,20 @@ async fn audit_truncation_survives_later_appends() {
     store.close().await;
 }
 
+/// A chain cut short stays found after a group commit appends to it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audit_truncation_survives_a_group_commit() {
+    let Some((url, store)) = fresh_store().await else {
+        return;
+    };
+    conformance::audit_truncation_survives_a_group_commit(
+        &store,
+        tamper_sql!(sqlx::PgConnection, url),
+    )
+    .await;
+    store.close().await;
+}
+
 /// A chain whose recorded head is deleted is found, also after its next append.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn audit_lost_head_is_found() {
@@ -493,5 +507,52 @@ async fn certificate_inserted_without_ca_id_gets_the_active_ca() {
         .unwrap()
         .unwrap();
     assert_eq!((c.ca_id, c.revocation), (ca.id, None));
+    store.close().await;
+}
+
+/// Counts the statements sqlx runs (its `sqlx::query` events) on the thread that sets it as
+/// its default subscriber: each is one round trip to the server.
+struct CountStatements(Arc<std::sync::atomic::AtomicU64>);
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for CountStatements {
+    fn on_event(&self, event: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
+        if event.metadata().target() == "sqlx::query" {
+            self.0.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// A group commit costs the same round trips whatever its size (issue 22): a batch of 50
+/// certificates over two projects (with as many audit entries alone and a refused certificate)
+/// runs as many statements as a batch of one. One statement each for the transaction, its
+/// locks, the certificates, the refused one's explanation, the chains' places, the new `seq`s,
+/// the audit entries and the heads.
+#[tokio::test(flavor = "current_thread")]
+async fn commit_batch_round_trips_do_not_grow_with_the_batch() {
+    use tracing_subscriber::layer::SubscriberExt;
+    let count = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let _guard = tracing::subscriber::set_default(
+        tracing_subscriber::registry().with(CountStatements(count.clone())),
+    );
+    let Some((_, store)) = fresh_store().await else {
+        return;
+    };
+    let mut statements = Vec::new();
+    for (n, k) in [(90, 1), (91, 50)] {
+        let (batch, outcomes) = conformance::mixed_batch(&store, n, k).await;
+        // Another test's thread may have cached sqlx's event sites as uninteresting while it
+        // registered them, before or while this thread's subscriber was added: recompute.
+        tracing::callsite::rebuild_interest_cache();
+        let before = count.load(Ordering::Relaxed);
+        assert_eq!(store.commit_batch(&batch).await.unwrap(), outcomes);
+        statements.push(count.load(Ordering::Relaxed) - before);
+    }
+    eprintln!("statements of a batch of 1 and of 50: {statements:?}");
+    assert!(statements[0] > 0, "sqlx's statements were counted");
+    assert_eq!(
+        statements[0], statements[1],
+        "a batch of 1 and a batch of 50"
+    );
+    conformance::assert_audit_log_intact(&store).await;
     store.close().await;
 }

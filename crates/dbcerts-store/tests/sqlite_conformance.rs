@@ -178,6 +178,19 @@ async fn audit_truncation_survives_later_appends() {
     store.close().await;
 }
 
+/// A chain cut short stays found after a group commit appends to it.
+#[tokio::test]
+async fn audit_truncation_survives_a_group_commit() {
+    let (dir, store) = fresh_store().await;
+    let url = format!("sqlite://{}", db_path(dir.path()).display());
+    conformance::audit_truncation_survives_a_group_commit(
+        &store,
+        tamper_sql!(sqlx::SqliteConnection, url),
+    )
+    .await;
+    store.close().await;
+}
+
 /// A chain whose recorded head is deleted is found, also after its next append.
 #[tokio::test]
 async fn audit_lost_head_is_found() {
@@ -887,5 +900,15 @@ async fn audit_chains_survive_migration_0015() {
         verify_audit_chains(&store).await.unwrap(),
         ChainCheck::Intact { entries: 5, .. }
     ));
+    store.close().await;
+}
+
+/// The batch of PostgreSQL's round-trip check gets the same outcomes on SQLite's writer thread.
+#[tokio::test]
+async fn mixed_batch_outcomes() {
+    let (_dir, store) = fresh_store().await;
+    let (batch, outcomes) = conformance::mixed_batch(&store, 90, 50).await;
+    assert_eq!(store.commit_batch(&batch).await.unwrap(), outcomes);
+    conformance::assert_audit_log_intact(&store).await;
     store.close().await;
 }

@@ -2,6 +2,7 @@
 //! project's, or the store chain for entries with no project; always under that chain's write
 //! lock, so that no other writer appends to it meanwhile), and listing them in `seq` order.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 use crate::sql::BatchConn;
@@ -142,14 +143,8 @@ pub(crate) async fn append<C: BatchConn>(
     insert_entry(conn, heads, event).await
 }
 
-/// Reads where `event`'s chain ends into `heads`: the head recorded in `audit_chain_heads`,
-/// which the log's last entry of the chain must match. When they differ, someone changed the
-/// log or the heads outside dbcerts. The append then goes on from the recorded head, so that
-/// entries cut off the chain's end stay a gap that `audit verify` reports (rather than being
-/// overwritten by new entries with their numbers), or from the log's last entry when that is
-/// further on (the head row deleted or moved back: nothing is lost from the log). Writes are not
-/// refused, so that tampering cannot stop the service; instead an `audit.chain.mismatch` entry
-/// saying what was found is appended to the chain first, and a warning is logged.
+/// Reads where `event`'s chain ends into `heads` ([`RECORDED_HEAD`], [`LAST_CHAIN_ENTRY`],
+/// then [`start_head`]), appending the mismatch entry [`start_head`] may write.
 async fn read_head<C: BatchConn>(
     conn: &mut C,
     heads: &mut AuditHeads,
@@ -158,12 +153,34 @@ async fn read_head<C: BatchConn>(
     let chain = AuditEntry::chain_of(event);
     let recorded = conn.chain_place(RECORDED_HEAD, chain).await?;
     let last = conn.chain_place(LAST_CHAIN_ENTRY, chain).await?;
-    let from_recorded = match (&recorded, &last) {
+    let (head, note) = start_head(&recorded, &last, event);
+    heads.0.insert(chain.to_owned(), head);
+    if let Some(note) = note {
+        insert_entry(conn, heads, &note).await?;
+    }
+    Ok(())
+}
+
+/// Where `event`'s chain ends, from the head recorded in `audit_chain_heads` and the log's last
+/// entry of the chain, which must match. When they differ, someone changed the log or the heads
+/// outside dbcerts. The append then goes on from the recorded head, so that entries cut off the
+/// chain's end stay a gap that `audit verify` reports (rather than being overwritten by new
+/// entries with their numbers), or from the log's last entry when that is further on (the head
+/// row deleted or moved back: nothing is lost from the log). Writes are not refused, so that
+/// tampering cannot stop the service; instead the `audit.chain.mismatch` entry returned beside
+/// the head, saying what was found, goes onto the chain first, and a warning is logged.
+fn start_head(
+    recorded: &Option<ChainPlace>,
+    last: &Option<ChainPlace>,
+    event: &AuditEvent,
+) -> (ChainHead, Option<AuditEvent>) {
+    let chain = AuditEntry::chain_of(event);
+    let from_recorded = match (recorded, last) {
         (Some(r), Some(l)) => r.1 >= l.1,
         (Some(_), None) => true,
         (None, _) => false,
     };
-    let base = if from_recorded { &recorded } else { &last };
+    let base = if from_recorded { recorded } else { last };
     let head = base.clone().map_or_else(
         || ChainHead {
             seq: 0,
@@ -176,9 +193,8 @@ async fn read_head<C: BatchConn>(
             hash,
         },
     );
-    heads.0.insert(chain.to_owned(), head);
     if recorded == last {
-        return Ok(());
+        return (head, None);
     }
     let place = |p: &Option<ChainPlace>| {
         p.as_ref().map(|(seq, chain_seq, hash)| {
@@ -186,8 +202,8 @@ async fn read_head<C: BatchConn>(
         })
     };
     let details = serde_json::json!({
-        "recordedHead": place(&recorded),
-        "lastEntry": place(&last),
+        "recordedHead": place(recorded),
+        "lastEntry": place(last),
         "chainedOnto": if from_recorded { "recordedHead" } else { "lastEntry" },
     });
     tracing::warn!(
@@ -206,8 +222,106 @@ async fn read_head<C: BatchConn>(
         status: None,
         details: details.to_string(),
     };
-    insert_entry(conn, heads, &note).await?;
-    Ok(())
+    (head, Some(note))
+}
+
+/// The `prev_seq` of an audit row of a batch: known, or the `seq` of an earlier row of the
+/// batch (by index), which its insert allocates.
+#[derive(Clone, Copy)]
+pub(crate) enum PrevSeq {
+    Known(i64),
+    Row(usize),
+}
+
+impl PrevSeq {
+    /// The `seq` this is, given those of the batch's rows inserted so far.
+    pub(crate) fn resolve(self, seqs: &[i64]) -> i64 {
+        match self {
+            PrevSeq::Known(seq) => seq,
+            PrevSeq::Row(i) => seqs[i],
+        }
+    }
+}
+
+/// One audit entry of a batch ([`BatchConn::insert_audit_rows`]), its `seq` still to come.
+pub(crate) struct BatchAuditRow<'a> {
+    pub chain: &'a str,
+    pub chain_seq: i64,
+    pub prev: PrevSeq,
+    pub event: Cow<'a, AuditEvent>,
+    pub prev_hash: Vec<u8>,
+    pub hash: Vec<u8>,
+}
+
+/// Appends `events` in their order, each to its chain, as [`append`] once each followed by
+/// [`save_heads`] would, with the same entries, `seq` order, mismatch entries and heads; but
+/// a step at a time for the whole batch: every chain's places, then every entry, then every
+/// head (one statement each on PostgreSQL). The caller's transaction holds every chain's lock.
+pub(crate) async fn append_all<C: BatchConn>(
+    conn: &mut C,
+    events: &[&AuditEvent],
+) -> StoreResult<()> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    let mut chains: Vec<&str> = Vec::new();
+    for event in events {
+        let chain = AuditEntry::chain_of(event);
+        if !chains.contains(&chain) {
+            chains.push(chain);
+        }
+    }
+    let places = conn.chain_places(&chains).await?;
+    let mut places: HashMap<&str, (Option<ChainPlace>, Option<ChainPlace>)> =
+        chains.iter().copied().zip(places).collect();
+    // Each chain's end as the rows are laid out: the previous row's seq, chain_seq, hash.
+    let mut ends: HashMap<&str, (PrevSeq, i64, Vec<u8>)> = HashMap::new();
+    let mut rows: Vec<BatchAuditRow<'_>> = Vec::new();
+    for &event in events {
+        let chain = AuditEntry::chain_of(event);
+        let mut pending = vec![Cow::Borrowed(event)];
+        if !ends.contains_key(chain) {
+            let (recorded, last) = places
+                .remove(chain)
+                .expect("every chain's places were read");
+            let (head, note) = start_head(&recorded, &last, event);
+            ends.insert(chain, (PrevSeq::Known(head.seq), head.chain_seq, head.hash));
+            if let Some(note) = note {
+                pending.insert(0, Cow::Owned(note));
+            }
+        }
+        let end = ends.get_mut(chain).expect("the chain's end was read");
+        for event in pending {
+            let chain_seq = end.1 + 1;
+            let prev_hash = std::mem::take(&mut end.2);
+            let hash = AuditEntry::chain_hash(&prev_hash, chain_seq, &event);
+            let prev = std::mem::replace(&mut end.0, PrevSeq::Row(rows.len()));
+            end.1 = chain_seq;
+            end.2 = hash.clone();
+            rows.push(BatchAuditRow {
+                chain,
+                chain_seq,
+                prev,
+                event,
+                prev_hash,
+                hash,
+            });
+        }
+    }
+    let seqs = conn.insert_audit_rows(&rows).await?;
+    let heads: Vec<(&str, ChainHead)> = chains
+        .iter()
+        .map(|chain| {
+            let (prev, chain_seq, hash) = ends.remove(chain).expect("every chain was appended to");
+            let head = ChainHead {
+                seq: prev.resolve(&seqs),
+                chain_seq,
+                hash,
+            };
+            (*chain, head)
+        })
+        .collect();
+    conn.save_audit_heads(&heads).await
 }
 
 /// Inserts `event` after its chain's head in `heads` and moves the head to it.

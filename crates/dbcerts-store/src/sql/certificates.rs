@@ -2,10 +2,10 @@
 //! journal's group commit), the per-user lists and counts, one certificate by serial, the last
 //! expiry a CA signed, and the per-project counts of certificates about to expire.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 
 use crate::sql::BatchConn;
-use crate::sql::audit::{self, AuditHeads};
+use crate::sql::audit;
 use crate::sql::revocation::revocation_from;
 use crate::{AuditEvent, BatchWrite, CertificateRecord, Recorded, StoreError, StoreResult};
 
@@ -142,24 +142,41 @@ pub(crate) const RECORD_NONCE_COUNT: &str =
 
 /// Everything a group commit ([`crate::Store::commit_batch`]) does inside its transaction,
 /// which the caller begins (holding the batch's write locks) and commits: each write's outcome.
+///
+/// A step at a time for the whole batch, so that PostgreSQL's connection can make each step one
+/// statement: the certificates ([`insert_certificates`]), why those refused were refused, the
+/// audit entries of the writes that were recorded, in batch order ([`audit::append_all`]), then
+/// the nonce counts.
 pub(crate) async fn commit_batch_in<C: BatchConn>(
     conn: &mut C,
     batch: &[BatchWrite],
 ) -> StoreResult<Vec<Recorded>> {
-    let mut heads = AuditHeads::default();
     let mut outcomes = vec![Recorded::Yes; batch.len()];
-    for (outcome, write) in outcomes.iter_mut().zip(batch) {
-        match write {
-            BatchWrite::Audit(event) => {
-                audit::append(conn, &mut heads, event).await?;
-            }
-            BatchWrite::Certificate(c, event) => {
-                *outcome = insert_certificate_in(conn, &mut heads, c, event).await?;
-            }
-            BatchWrite::DigestNonceCount { .. } => {}
+    let certs: Vec<(usize, &CertificateRecord)> = batch
+        .iter()
+        .enumerate()
+        .filter_map(|(i, w)| match w {
+            BatchWrite::Certificate(c, _) => Some((i, c)),
+            _ => None,
+        })
+        .collect();
+    let records: Vec<&CertificateRecord> = certs.iter().map(|&(_, c)| c).collect();
+    let inserted = insert_certificates(conn, &records).await?;
+    for (&(i, c), inserted) in certs.iter().zip(inserted) {
+        if !inserted {
+            outcomes[i] = certificate_refusal(conn, c).await?;
         }
     }
-    audit::save_heads(conn, &heads).await?;
+    let events: Vec<&AuditEvent> = batch
+        .iter()
+        .zip(&outcomes)
+        .filter_map(|(w, outcome)| match w {
+            BatchWrite::Audit(event) => Some(event),
+            BatchWrite::Certificate(_, event) if *outcome == Recorded::Yes => Some(event),
+            _ => None,
+        })
+        .collect();
+    audit::append_all(conn, &events).await?;
     // The nonce counts last, in nonce order: each upsert locks its row until the commit, and
     // two batches (two nodes') that locked shared nonces in arrival order could each wait for
     // the other (a deadlock, which PostgreSQL resolves by failing one whole batch). In one
@@ -197,19 +214,44 @@ pub(crate) async fn commit_batch_in<C: BatchConn>(
     Ok(outcomes)
 }
 
-/// Inserts one certificate of a batch ([`INSERT_CERTIFICATE`]) and appends its audit entry
-/// when it was inserted, or says why not: the project first, then the user, else the serial.
-/// The caller holds the project's lock.
-async fn insert_certificate_in<C: BatchConn>(
+/// Inserts `certs` ([`BatchConn::insert_certificates`]): whether each was inserted. Of those
+/// sharing a serial, the first is tried alone; the next only if it was not inserted, and so on
+/// (a later round, which a batch without repeated serials never needs), as though each were
+/// inserted in turn.
+async fn insert_certificates<C: BatchConn>(
     conn: &mut C,
-    heads: &mut AuditHeads,
-    c: &CertificateRecord,
-    event: &AuditEvent,
-) -> StoreResult<Recorded> {
-    if conn.insert_certificate(c).await? {
-        audit::append(conn, heads, event).await?;
-        return Ok(Recorded::Yes);
+    certs: &[&CertificateRecord],
+) -> StoreResult<Vec<bool>> {
+    let mut inserted = vec![false; certs.len()];
+    let mut pending: Vec<usize> = (0..certs.len()).collect();
+    while !pending.is_empty() {
+        let mut serials = HashSet::new();
+        let (round, later): (Vec<usize>, Vec<usize>) = pending
+            .iter()
+            .partition(|&&i| serials.insert(certs[i].serial));
+        let rows: Vec<&CertificateRecord> = round.iter().map(|&i| certs[i]).collect();
+        let done = conn.insert_certificates(&rows).await?;
+        let mut taken = HashSet::new();
+        for (&i, done) in round.iter().zip(done) {
+            inserted[i] = done;
+            if done {
+                taken.insert(certs[i].serial);
+            }
+        }
+        pending = later
+            .into_iter()
+            .filter(|&i| !taken.contains(&certs[i].serial))
+            .collect();
     }
+    Ok(inserted)
+}
+
+/// Why a certificate of a batch was not inserted: the project first, then the user, else the
+/// serial. The caller holds the project's lock.
+async fn certificate_refusal<C: BatchConn>(
+    conn: &mut C,
+    c: &CertificateRecord,
+) -> StoreResult<Recorded> {
     let (project, users, managed) = conn.certificate_refusal(&c.project_id, &c.username).await?;
     Ok(if project == 0 {
         Recorded::ProjectGone

@@ -30,7 +30,7 @@ pub(crate) mod shared;
 
 use std::future::Future;
 
-use crate::sql::audit::{ChainHead, ChainPlace, NewAuditRow};
+use crate::sql::audit::{BatchAuditRow, ChainHead, ChainPlace, NewAuditRow};
 use crate::{CertificateRecord, StoreResult};
 
 /// The statements of a group commit ([`crate::Store::commit_batch`]) and of an audit append, on
@@ -82,12 +82,90 @@ pub(crate) trait BatchConn: Send {
         chain: &str,
         head: &ChainHead,
     ) -> impl Future<Output = StoreResult<()>> + Send;
+
+    // The batch-granular steps of a group commit. Each defaults to its single-row statement
+    // once per row (SQLite, whose statements are calls on the same thread or the same file);
+    // PostgreSQL overrides each with one multi-row statement, so that a batch costs the same
+    // few round trips whatever its size (docs/ARCHITECTURE.md, "PostgreSQL's batch round
+    // trips").
+
+    /// [`Self::insert_certificate`] for each of `certs` (whose serials differ), in order:
+    /// whether each was inserted.
+    fn insert_certificates(
+        &mut self,
+        certs: &[&CertificateRecord],
+    ) -> impl Future<Output = StoreResult<Vec<bool>>> + Send {
+        async move {
+            let mut inserted = Vec::with_capacity(certs.len());
+            for c in certs {
+                inserted.push(self.insert_certificate(c).await?);
+            }
+            Ok(inserted)
+        }
+    }
+
+    /// For each of `chains` (distinct), in order: its recorded head ([`audit::RECORDED_HEAD`])
+    /// and its last entry ([`audit::LAST_CHAIN_ENTRY`]).
+    fn chain_places(
+        &mut self,
+        chains: &[&str],
+    ) -> impl Future<Output = StoreResult<Vec<(Option<ChainPlace>, Option<ChainPlace>)>>> + Send
+    {
+        async move {
+            let mut places = Vec::with_capacity(chains.len());
+            for chain in chains {
+                let recorded = self.chain_place(audit::RECORDED_HEAD, chain).await?;
+                let last = self.chain_place(audit::LAST_CHAIN_ENTRY, chain).await?;
+                places.push((recorded, last));
+            }
+            Ok(places)
+        }
+    }
+
+    /// Inserts `rows` with `seq`s ascending in their order: their `seq`s.
+    fn insert_audit_rows(
+        &mut self,
+        rows: &[BatchAuditRow<'_>],
+    ) -> impl Future<Output = StoreResult<Vec<i64>>> + Send {
+        async move {
+            let mut seqs: Vec<i64> = Vec::with_capacity(rows.len());
+            for row in rows {
+                let seq = self
+                    .insert_audit_row(&NewAuditRow {
+                        chain: row.chain,
+                        chain_seq: row.chain_seq,
+                        prev_seq: row.prev.resolve(&seqs),
+                        event: &row.event,
+                        prev_hash: &row.prev_hash,
+                        hash: &row.hash,
+                    })
+                    .await?;
+                seqs.push(seq);
+            }
+            Ok(seqs)
+        }
+    }
+
+    /// [`Self::save_audit_head`] for each of `heads` (distinct chains).
+    fn save_audit_heads(
+        &mut self,
+        heads: &[(&str, ChainHead)],
+    ) -> impl Future<Output = StoreResult<()>> + Send {
+        async move {
+            for (chain, head) in heads {
+                self.save_audit_head(chain, head).await?;
+            }
+            Ok(())
+        }
+    }
 }
 
 /// [`BatchConn`] on the backend's sqlx connection.
 macro_rules! sql_batch_conn {
-    () => {
+    ($($batch:tt)*) => {
         impl crate::sql::BatchConn for DbConn {
+            $($batch)*
+
             async fn insert_certificate(&mut self, c: &CertificateRecord) -> StoreResult<bool> {
                 let done = sqlx::query(crate::sql::certificates::INSERT_CERTIFICATE)
                     .bind(c.serial)
@@ -283,11 +361,12 @@ macro_rules! sql_impl {
     };
 }
 
-/// The whole `Store` implementation for `$store`, from every area's SQL.
+/// The whole `Store` implementation for `$store`, from every area's SQL; the methods in braces
+/// after it, if any, override [`BatchConn`]'s batch-granular defaults for its connection.
 macro_rules! sql_store {
-    ($store:ident) => {
+    ($store:ident $({ $($batch:tt)* })?) => {
         sql_shared!($store);
-        sql_batch_conn!();
+        sql_batch_conn!($($($batch)*)?);
         sql_impl!($store []
             sql_server sql_orgs sql_api_keys sql_grants sql_service_accounts sql_audit
             sql_projects sql_cas sql_database_users sql_certificates sql_revocation sql_crls

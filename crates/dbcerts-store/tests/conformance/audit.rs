@@ -735,6 +735,72 @@ where
     assert_audit_broken_at(store, entries[6].seq, &p, "missing").await;
 }
 
+/// The same cut, found by a group commit ([`Store::commit_batch`]) that appends to the cut chain
+/// twice around another chain's entry: the mismatch entry comes just before the chain's first
+/// new entry, `seq`s follow the batch's order, each entry's `prev_seq` is its chain's previous
+/// entry, and the saved head is where the next append goes on. `sql` as for
+/// [`audit_tampering_is_detected`].
+pub async fn audit_truncation_survives_a_group_commit<F, Fut>(store: &dyn Store, sql: F)
+where
+    F: Fn(&'static str, i64, Option<String>) -> Fut,
+    Fut: std::future::Future<Output = Option<String>>,
+{
+    let ns = Ns(78);
+    let (p, q) = (ns.project(0), ns.project(1));
+    let entries = interleave(store, ns, &[Some(&p), Some(&q)], 8).await;
+    for victim in [&entries[6], &entries[4]] {
+        sql(DELETE_ENTRY, victim.seq, None).await.unwrap();
+    }
+    let at = T0 * 1000 + 1;
+    let batch = [
+        BatchWrite::Audit(audit_event(&ns.actor(9), "first", Some(&p), at)),
+        BatchWrite::Audit(audit_event(&ns.actor(9), "other", Some(&q), at)),
+        BatchWrite::Audit(audit_event(&ns.actor(9), "second", Some(&p), at)),
+    ];
+    assert_eq!(
+        store.commit_batch(&batch).await.unwrap(),
+        vec![Recorded::Yes; 3]
+    );
+    let listed = store
+        .list_audit(&AuditFilter::default(), entries[7].seq, 100)
+        .await
+        .unwrap();
+    let got: Vec<(&str, &str, i64)> = listed
+        .iter()
+        .map(|e| (e.chain.as_str(), e.event.action.as_str(), e.chain_seq))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (p.as_str(), AuditEntry::CHAIN_MISMATCH, 5),
+            (p.as_str(), "first", 6),
+            (q.as_str(), "other", 5),
+            (p.as_str(), "second", 7),
+        ],
+        "in batch order, the mismatch entry just before the cut chain's first new entry"
+    );
+    assert!(listed.windows(2).all(|w| w[0].seq < w[1].seq));
+    let prev: Vec<i64> = listed.iter().map(|e| e.prev_seq).collect();
+    assert_eq!(
+        prev,
+        vec![entries[6].seq, listed[0].seq, entries[7].seq, listed[1].seq],
+        "each entry's prev_seq is its chain's previous entry (the recorded head for the first)"
+    );
+    let heads = store.audit_chain_heads().await.unwrap();
+    for (chain, last) in [(&p, &listed[3]), (&q, &listed[2])] {
+        let head = heads.iter().find(|h| &h.chain == chain).unwrap();
+        assert_eq!(
+            (head.chain_seq, head.seq, &head.hash),
+            (last.chain_seq, last.seq, &last.hash)
+        );
+    }
+    // Only the cut is broken: the batch's entries chain by hash.
+    assert_audit_broken_at(store, entries[6].seq, &p, "missing").await;
+    let e = audit_event(&ns.actor(9), "later", Some(&p), at + 1);
+    assert_eq!(store.append_audit(&e).await.unwrap().chain_seq, 8);
+    assert_audit_broken_at(store, entries[6].seq, &p, "missing").await;
+}
+
 /// Deletes the audit entry whose `seq` is `$1`.
 const DELETE_ENTRY: &str = "DELETE FROM audit_log WHERE seq = $1 RETURNING details";
 

@@ -445,6 +445,43 @@ pub async fn insert_certificate_appends_one_audit_entry(store: &dyn Store) {
     assert_audit_log_intact(store).await;
 }
 
+/// A group commit of `k` certificates spread over two projects, each with its own audit entry
+/// alone beside it, and one certificate of a missing project, set up in namespace `n`:
+/// the batch, and the outcomes [`Store::commit_batch`] must give it. For checks of what a batch
+/// costs whatever its size (PostgreSQL's round trips).
+pub async fn mixed_batch(store: &dyn Store, n: u64, k: u64) -> (Vec<BatchWrite>, Vec<Recorded>) {
+    let ns = Ns(n);
+    let projects = [
+        setup_project(store, ns, 0).await,
+        setup_project(store, ns, 1).await,
+    ];
+    for p in &projects {
+        managed_user(store, p, "CN=jo").await;
+    }
+    let mut batch = Vec::new();
+    let mut outcomes = Vec::new();
+    for i in 0..k {
+        let c = cert(
+            ns.serial(i as i64),
+            &projects[(i % 2) as usize],
+            "CN=jo",
+            T0,
+            T0 + 1000,
+        );
+        let request = AuditEvent {
+            action: "POST /request".into(),
+            ..issued(&c)
+        };
+        batch.push(BatchWrite::Certificate(c, request.clone()));
+        batch.push(BatchWrite::Audit(request));
+        outcomes.extend([Recorded::Yes, Recorded::Yes]);
+    }
+    let orphan = cert(ns.serial(k as i64), &ns.project(99), "CN=jo", T0, T0 + 1000);
+    batch.push(BatchWrite::Certificate(orphan.clone(), issued(&orphan)));
+    outcomes.push(Recorded::ProjectGone);
+    (batch, outcomes)
+}
+
 /// `commit_batch` (the server's group commit) records a batch in one transaction: a taken
 /// serial (stored before, or earlier in the same batch) and a missing project each skip only
 /// their certificate; the recorded certificates and the audit entries alone get consecutive
