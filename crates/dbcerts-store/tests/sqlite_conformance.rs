@@ -912,3 +912,49 @@ async fn mixed_batch_outcomes() {
     conformance::assert_audit_log_intact(&store).await;
     store.close().await;
 }
+
+/// A chain head edited outside dbcerts into another SQLite type (its hash as TEXT) does not stop
+/// the writer thread's group commits: the batch commits with an `audit.chain.mismatch` entry
+/// first, as the sqlx path reads it (review of stop 28: the writer refused such batches).
+#[tokio::test]
+async fn a_head_of_another_type_does_not_stop_group_commits() {
+    use dbcerts_store::{AuditEntry, BatchWrite, Recorded};
+    let (dir, store) = fresh_store().await;
+    let event = |action: &str| AuditEvent {
+        at_ms: 1_700_000_000_000,
+        actor: "operator".into(),
+        source_ip: None,
+        action: action.into(),
+        project_id: None,
+        target: None,
+        status: None,
+        details: "{}".into(),
+    };
+    let first = [BatchWrite::Audit(event("first"))];
+    assert_eq!(store.commit_batch(&first).await.unwrap(), [Recorded::Yes]);
+    let url = format!("sqlite://{}", db_path(dir.path()).display());
+    let db = sqlx::SqlitePool::connect(&url).await.unwrap();
+    sqlx::query("UPDATE audit_chain_heads SET hash = 'edited' WHERE chain = ''")
+        .execute(&db)
+        .await
+        .unwrap();
+    db.close().await;
+    let batches = store.writer_batches();
+    let next = [BatchWrite::Audit(event("next"))];
+    assert_eq!(store.commit_batch(&next).await.unwrap(), [Recorded::Yes]);
+    assert_eq!(
+        store.writer_batches(),
+        batches + 1,
+        "ran on the writer thread"
+    );
+    assert_eq!(store.writer_fallbacks(), 0);
+    let actions: Vec<String> = store
+        .list_audit(&AuditFilter::default(), 0, 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.event.action)
+        .collect();
+    assert_eq!(actions, ["first", AuditEntry::CHAIN_MISMATCH, "next"]);
+    store.close().await;
+}

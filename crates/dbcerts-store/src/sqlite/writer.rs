@@ -250,8 +250,31 @@ impl Tx<'_> {
     }
 }
 
-/// The output of a future that never waits: [`BatchConn`] on rusqlite runs each statement
-/// synchronously, so `commit_batch_in` over it finishes on its first poll.
+/// An integer column as SQLite's `sqlite3_column_int64` converts any value.
+fn as_integer(value: rusqlite::types::ValueRef<'_>) -> i64 {
+    use rusqlite::types::ValueRef;
+    match value {
+        ValueRef::Integer(n) => n,
+        ValueRef::Real(f) => f as i64,
+        ValueRef::Text(t) => std::str::from_utf8(t)
+            .ok()
+            .and_then(|t| t.trim().parse().ok())
+            .unwrap_or(0),
+        ValueRef::Blob(_) | ValueRef::Null => 0,
+    }
+}
+
+/// A blob column as SQLite's `sqlite3_column_blob` gives any value: a text's bytes too.
+fn as_bytes(value: rusqlite::types::ValueRef<'_>) -> Vec<u8> {
+    use rusqlite::types::ValueRef;
+    match value {
+        ValueRef::Blob(b) | ValueRef::Text(b) => b.to_vec(),
+        ValueRef::Integer(n) => n.to_string().into_bytes(),
+        ValueRef::Real(f) => f.to_string().into_bytes(),
+        ValueRef::Null => Vec::new(),
+    }
+}
+
 /// `params` named `$1`, `$2`, … in their order, for rusqlite to bind by those names: the shared
 /// statements' `$N` parameters then need not first appear in numeric order (sqlx binds them by
 /// number as well).
@@ -266,6 +289,8 @@ fn numbered<'a>(
     NAMES.iter().copied().zip(params.iter().copied()).collect()
 }
 
+/// The output of a future that never waits: [`BatchConn`] on rusqlite runs each statement
+/// synchronously, so `commit_batch_in` over it finishes on its first poll.
 fn ready<F: std::future::Future>(f: F) -> F::Output {
     let mut f = std::pin::pin!(f);
     let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
@@ -340,9 +365,18 @@ impl BatchConn for Tx<'_> {
         chain: &str,
     ) -> StoreResult<Option<ChainPlace>> {
         use rusqlite::OptionalExtension;
+        // Read as SQLite's own conversions (and sqlx) would, whatever type the columns hold: a
+        // head or entry edited outside dbcerts to another type must lead to the mismatch entry,
+        // as on the sqlx path, never to a refused batch (tampering must not stop issuance).
         let place = self.conn.prepare_cached(statement).and_then(|mut s| {
-            s.query_row([chain], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-                .optional()
+            s.query_row([chain], |r| {
+                Ok((
+                    as_integer(r.get_ref(0)?),
+                    as_integer(r.get_ref(1)?),
+                    as_bytes(r.get_ref(2)?),
+                ))
+            })
+            .optional()
         });
         place.map_err(|e| self.fail(e))
     }
